@@ -1,0 +1,29 @@
+//! Shared vocabulary of mcp-swarm, with no I/O: ids, secrets, the generated
+//! protocol, durations, the latency histogram, series of measurements, the
+//! scenario model and the report model.
+
+pub mod duration;
+pub mod error_kind;
+pub mod histogram;
+pub mod ids;
+pub mod proto;
+pub mod report;
+pub mod scenario;
+pub mod secret;
+pub mod series;
+
+pub use error_kind::ErrorKind;
+pub use histogram::LatencyHistogram;
+pub use secret::Secret;
+
+/// Version of the controller–agent protocol; `Register` refuses any other.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Metadata key that carries the cluster secret on every gRPC call.
+pub const SECRET_METADATA: &str = "x-mcp-swarm-secret";
+
+/// Metadata key that carries the agent id on `Attach`.
+pub const AGENT_METADATA: &str = "x-mcp-swarm-agent";
+
+/// Environment variable through which agents receive the cluster secret.
+pub const CLUSTER_SECRET_ENV: &str = "MCP_SWARM_CLUSTER_SECRET";

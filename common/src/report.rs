@@ -1,0 +1,439 @@
+//! The JSON report model: the framework's schema (`summary`, `workflows`,
+//! `users`, `baseline`) plus our sections. Serialize and Deserialize, so a
+//! written report can be re-rendered, compared and merged. Latencies are in
+//! seconds as in the framework; rates are percentages (97.3).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::histogram::LatencyHistogram;
+
+/// Bumped on any incompatible change of the JSON layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("report is not valid JSON for schema version {SCHEMA_VERSION}: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("report has schema_version {found}, this build reads {SCHEMA_VERSION}")]
+    Version { found: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub summary: Summary,
+    /// Non-baseline workflows by name.
+    pub workflows: BTreeMap<String, WorkflowReport>,
+    pub users: BTreeMap<String, UserReport>,
+    pub baseline: BaselineReport,
+    pub run: RunReport,
+    pub agents: Vec<AgentReport>,
+    pub auth: AuthReport,
+    pub mcp: McpReport,
+    pub generator: Vec<GeneratorReport>,
+    pub timeseries: Vec<TimeseriesPoint>,
+    pub thresholds: Vec<ThresholdResult>,
+    pub histograms: Histograms,
+}
+
+impl Report {
+    /// Reads a report written by `serde_json`, refusing other schema versions.
+    pub fn from_json(text: &str) -> Result<Report, ReportError> {
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: u32,
+        }
+        let Version { schema_version } = serde_json::from_str(text)?;
+        if schema_version != SCHEMA_VERSION {
+            return Err(ReportError::Version {
+                found: schema_version,
+            });
+        }
+        Ok(serde_json::from_str(text)?)
+    }
+
+    pub fn to_json_pretty(&self) -> Result<String, ReportError> {
+        Ok(serde_json::to_string_pretty(self)?)
+    }
+
+    /// True when every threshold passed (and vacuously when there are none).
+    pub fn thresholds_passed(&self) -> bool {
+        self.thresholds.iter().all(|t| t.passed)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Measured duration in seconds (warmup excluded).
+    pub duration: f64,
+    /// Executions of non-baseline workflows.
+    pub total_workflows: u64,
+    /// Tool calls made by baseline workflows.
+    pub total_baseline_ops: u64,
+    pub total_users: u64,
+    /// Every tool call of the run.
+    pub total_operations: u64,
+    pub failed_operations: u64,
+    /// `total_operations / duration`.
+    pub throughput_per_sec: f64,
+    /// Latency of every tool call.
+    pub latency: LatencyStats,
+}
+
+/// Latency summary in seconds, read from an HdrHistogram (never averaged
+/// across agents).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyStats {
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    pub median: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+impl LatencyStats {
+    pub fn from_histogram(h: &LatencyHistogram) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            min: us_to_secs(h.min_us()),
+            max: us_to_secs(h.max_us()),
+            // Rounded to the microsecond like every other figure, so reports
+            // stay stable and readable.
+            mean: h.mean_us().round() / 1e6,
+            median: us_to_secs(h.quantile_us(0.5)),
+            p90: us_to_secs(h.quantile_us(0.9)),
+            p95: us_to_secs(h.quantile_us(0.95)),
+            p99: us_to_secs(h.quantile_us(0.99)),
+        }
+    }
+}
+
+/// Microseconds as seconds; exact for the shortest decimal representation.
+pub fn us_to_secs(us: u64) -> f64 {
+    us as f64 / 1e6
+}
+
+/// `ok` out of `total` as a percentage, 0 when nothing ran.
+pub fn success_rate(ok: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        ok as f64 * 100.0 / total as f64
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowReport {
+    pub total_executions: u64,
+    pub successful_executions: u64,
+    pub failed_executions: u64,
+    pub success_rate: f64,
+    pub latency: LatencyStats,
+    /// Open model: latency from the intended start (coordinated omission
+    /// corrected); `null` in the closed model.
+    pub corrected_latency: Option<LatencyStats>,
+    /// Steps in scenario order.
+    pub step_latencies: OrderedMap<StepReport>,
+    /// Error kind (`tool_error`, `http_5xx`, …) → count.
+    pub errors_breakdown: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    pub total_executions: u64,
+    pub successful_executions: u64,
+    pub failed_executions: u64,
+    pub success_rate: f64,
+    pub latency: LatencyStats,
+    pub corrected_latency: Option<LatencyStats>,
+    pub errors_breakdown: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserReport {
+    pub total_operations: u64,
+    pub successful_operations: u64,
+    pub failed_operations: u64,
+    pub success_rate: f64,
+    pub latency: LatencyStats,
+    /// Tool → calls.
+    pub operations_breakdown: BTreeMap<String, u64>,
+    /// Error kind → count.
+    pub errors_breakdown: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaselineReport {
+    pub total_operations: u64,
+    pub successful_operations: u64,
+    pub failed_operations: u64,
+    pub success_rate: f64,
+    pub latency: LatencyStats,
+    /// Tool → its statistics.
+    pub operations: BTreeMap<String, OperationReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OperationReport {
+    pub total_operations: u64,
+    pub successful_operations: u64,
+    pub failed_operations: u64,
+    pub success_rate: f64,
+    pub latency: LatencyStats,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub target: String,
+    pub workload: String,
+    /// `closed, think time 0s` or `open, 10/s`.
+    pub load_model: String,
+    pub n_agents: u64,
+    pub n_users: u64,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub ended_at: String,
+    pub warmup_seconds: f64,
+    pub duration_seconds: f64,
+    pub interrupted: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentReport {
+    pub id: String,
+    pub name: String,
+    pub n_users: u64,
+    pub operations: u64,
+    pub failed_operations: u64,
+    /// Executions of non-baseline workflows.
+    pub workflows: u64,
+    pub lost: bool,
+    pub final_received: bool,
+    pub intervals_received: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuthReport {
+    pub login_method: String,
+    pub logins: u64,
+    pub login_failures: u64,
+    pub login_latency: LatencyStats,
+    /// Token refreshes the controller performed.
+    pub refreshes: u64,
+    pub refresh_failures: u64,
+    /// Refreshes agents asked for after a 401.
+    pub refresh_requests: u64,
+    /// 401/403 seen by agents plus auth failures seen by the controller.
+    pub auth_failures: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct McpReport {
+    /// Session openings (connect + initialize), kept apart from tool calls.
+    pub initializations: u64,
+    pub initialize_failures: u64,
+    pub initialize_latency: LatencyStats,
+    pub session_reinitializations: u64,
+    /// Failed tool calls by class.
+    pub errors: McpErrors,
+}
+
+/// Failed tool calls split by class: HTTP status (4xx, 5xx, 401/403),
+/// JSON-RPC error, tool `isError`, and the rest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpErrors {
+    pub http_status: u64,
+    pub jsonrpc: u64,
+    pub tool_is_error: u64,
+    pub timeout: u64,
+    pub transport: u64,
+    /// The call succeeded but an `expect` of the step did not hold.
+    pub expectation: u64,
+    /// Not attempted: an earlier step did not produce a needed value.
+    pub skipped: u64,
+}
+
+impl McpErrors {
+    pub fn total(&self) -> u64 {
+        self.http_status
+            + self.jsonrpc
+            + self.tool_is_error
+            + self.timeout
+            + self.transport
+            + self.expectation
+            + self.skipped
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorReport {
+    /// Agent name.
+    pub agent: String,
+    pub cpu_seconds: f64,
+    pub late_starts: u64,
+    pub max_lateness_ms: f64,
+    pub active_vusers: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimeseriesPoint {
+    /// End of the interval, seconds from the start of measurement.
+    pub t: f64,
+    /// Tool calls per second in the interval.
+    pub throughput: f64,
+    pub operations: u64,
+    /// Failed tool calls in the interval.
+    pub errors: u64,
+    pub workflows: BTreeMap<String, TimeseriesWorkflow>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimeseriesWorkflow {
+    /// Executions ended in the interval.
+    pub count: u64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    pub expression: String,
+    /// What was measured, in `unit`; `null` when it could not be (unknown
+    /// workflow, nothing ran).
+    pub observed: Option<f64>,
+    /// `s`, `%` or `/s`.
+    pub unit: String,
+    pub passed: bool,
+    /// Why the threshold could not be evaluated, when it could not.
+    pub note: Option<String>,
+}
+
+/// Base64 HdrHistogram V2 (µs) per series, so reports can be merged or
+/// compared exactly.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Histograms {
+    /// Workflow name → histogram (baseline workflows included).
+    pub workflows: BTreeMap<String, String>,
+    /// `workflow/step` → histogram.
+    pub steps: BTreeMap<String, String>,
+    /// `user/tool` → histogram, over every workflow.
+    pub operations: BTreeMap<String, String>,
+}
+
+/// A JSON object whose keys keep their insertion order (steps in scenario
+/// order), where a `BTreeMap` would sort them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrderedMap<V>(pub Vec<(String, V)>);
+
+impl<V> Default for OrderedMap<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<V> OrderedMap<V> {
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<V: Serialize> Serialize for OrderedMap<V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OrderedVisitor<V>(std::marker::PhantomData<V>);
+
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for OrderedVisitor<V> {
+            type Value = OrderedMap<V>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(access.size_hint().unwrap_or(0));
+                while let Some((k, v)) = access.next_entry::<String, V>()? {
+                    entries.push((k, v));
+                }
+                Ok(OrderedMap(entries))
+            }
+        }
+
+        deserializer.deserialize_map(OrderedVisitor(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordered_map_keeps_order_through_json() {
+        let map = OrderedMap(vec![("zeta".to_owned(), 1u64), ("alpha".to_owned(), 2)]);
+        let text = serde_json::to_string(&map).unwrap();
+        assert_eq!(text, r#"{"zeta":1,"alpha":2}"#);
+        let back: OrderedMap<u64> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, map);
+        assert_eq!(back.get("alpha"), Some(&2));
+    }
+
+    #[test]
+    fn latency_stats_are_seconds_from_the_histogram() {
+        let mut h = LatencyHistogram::new();
+        for us in [1_000, 2_000, 3_000, 4_000] {
+            h.record_us(us);
+        }
+        let s = LatencyStats::from_histogram(&h);
+        assert_eq!(s.min, 0.001);
+        assert_eq!(s.max, 0.004);
+        assert_eq!(s.median, 0.002);
+        assert_eq!(s.mean, 0.0025);
+        assert_eq!(
+            LatencyStats::from_histogram(&LatencyHistogram::new()),
+            LatencyStats::default()
+        );
+    }
+
+    #[test]
+    fn success_rate_is_a_percentage() {
+        assert_eq!(success_rate(0, 0), 0.0);
+        assert_eq!(success_rate(1, 4), 25.0);
+        assert_eq!(success_rate(4, 4), 100.0);
+    }
+
+    #[test]
+    fn other_schema_versions_are_refused() {
+        let err = Report::from_json(r#"{"schema_version": 2}"#).unwrap_err();
+        assert!(matches!(err, ReportError::Version { found: 2 }), "{err}");
+    }
+}

@@ -1,0 +1,213 @@
+//! The scenario model (SPEC §4): workflows of steps played by roles, and
+//! workloads that mix them. Parsed and fully checked from YAML at load time
+//! (errors name file, line and column); no I/O. The agent executes steps
+//! with the pure helpers re-exported here (template rendering, expectation
+//! checks, captures).
+
+mod compile;
+mod expect;
+mod jsonpath;
+mod locate;
+mod raw;
+mod template;
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub use expect::{Capture, Expect, JsonCheck, StepFailure, ToolOutput, extract_captures};
+pub use jsonpath::{JsonPath, Segment};
+pub use locate::{Location, ScenarioError};
+pub use template::{Bindings, Expr, Template, TemplateError, ValueTemplate};
+
+/// The built-in scenario library, compiled in.
+const BUILTIN_SOURCE: &str = include_str!("../../scenarios/builtin.yaml");
+const BUILTIN_ORIGIN: &str = "<builtin>/builtin.yaml";
+
+/// A parsed, checked scenario file.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    source: String,
+    digest: String,
+    default_workload: Option<String>,
+    workloads: Vec<Workload>,
+    workflows: Vec<Workflow>,
+}
+
+/// A named weighted mix of workflows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workload {
+    pub name: String,
+    pub mix: Vec<MixEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MixEntry {
+    pub workflow: String,
+    pub weight: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct Workflow {
+    pub name: String,
+    pub description: String,
+    /// Role names; a run plays role `i` with the `i`-th user of the execution.
+    pub roles: Vec<String>,
+    /// Single-user workflow whose steps are the report's baseline operations.
+    pub baseline: bool,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub name: String,
+    /// The MCP tool to call.
+    pub tool: String,
+    /// Who calls it: indexes into `Workflow::roles`. More than one only
+    /// when `parallel`, in which case every actor calls at the same time.
+    pub actors: Vec<usize>,
+    pub parallel: bool,
+    /// Renders to a JSON object.
+    pub args: ValueTemplate,
+    pub expect: Expect,
+    pub capture: Vec<Capture>,
+    /// Runs even after an earlier step failed (if its templates resolve).
+    pub always: bool,
+}
+
+impl Scenario {
+    /// Parses and checks a scenario; `origin` (a file path) prefixes errors.
+    pub fn parse(source: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+        let raw: raw::RawScenario =
+            serde_yaml::from_str(source).map_err(|e| ScenarioError::from_yaml(origin, &e))?;
+        let compiled = compile::compile(raw).map_err(|e| ScenarioError::at(origin, source, &e.path, e.message))?;
+        Ok(Scenario {
+            source: source.to_owned(),
+            digest: sha256_hex(source),
+            default_workload: compiled.default_workload,
+            workloads: compiled.workloads,
+            workflows: compiled.workflows,
+        })
+    }
+
+    /// The scenario compiled into this build (`common/scenarios/builtin.yaml`).
+    pub fn builtin() -> &'static Scenario {
+        static BUILTIN: OnceLock<Scenario> = OnceLock::new();
+        BUILTIN.get_or_init(|| {
+            // The file is compiled in and parsed by this crate's tests, so a
+            // failure here cannot reach a user.
+            Scenario::parse(BUILTIN_SOURCE, BUILTIN_ORIGIN).expect("built-in scenario is valid")
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Hex SHA-256 of the source text.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    pub fn workflow(&self, name: &str) -> Option<&Workflow> {
+        self.workflows.iter().find(|w| w.name == name)
+    }
+
+    pub fn workflows(&self) -> impl Iterator<Item = &Workflow> {
+        self.workflows.iter()
+    }
+
+    pub fn workloads(&self) -> impl Iterator<Item = &Workload> {
+        self.workloads.iter()
+    }
+
+    /// The workload to run. `None` is the scenario's default: its
+    /// `default_workload:`, else `mixed` if defined, else every workflow with
+    /// weight 1 (named `all`). A workflow name that is not a workload runs
+    /// that workflow alone.
+    pub fn resolve_workload(&self, name: Option<&str>) -> Result<Workload, ScenarioError> {
+        let name = match name {
+            Some(n) => n,
+            None => match &self.default_workload {
+                Some(d) => d.as_str(),
+                None if self.workloads.iter().any(|w| w.name == "mixed") => "mixed",
+                None => {
+                    return Ok(Workload {
+                        name: "all".to_owned(),
+                        mix: self
+                            .workflows
+                            .iter()
+                            .map(|w| MixEntry {
+                                workflow: w.name.clone(),
+                                weight: 1,
+                            })
+                            .collect(),
+                    });
+                }
+            },
+        };
+        if let Some(w) = self.workloads.iter().find(|w| w.name == name) {
+            return Ok(w.clone());
+        }
+        if let Some(wf) = self.workflow(name) {
+            return Ok(Workload {
+                name: wf.name.clone(),
+                mix: vec![MixEntry {
+                    workflow: wf.name.clone(),
+                    weight: 1,
+                }],
+            });
+        }
+        Err(ScenarioError::UnknownWorkload {
+            name: name.to_owned(),
+            available: compile::names(self.workloads.iter().map(|w| w.name.as_str())),
+        })
+    }
+}
+
+impl Workflow {
+    pub fn n_roles(&self) -> usize {
+        self.roles.len()
+    }
+
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+}
+
+impl Step {
+    /// The call's arguments for the actor playing `role`.
+    pub fn render_args(&self, bindings: &Bindings, role: usize) -> Result<Value, TemplateError> {
+        self.args.render(bindings, role)
+    }
+
+    /// Checks `output` against `expect` and extracts the captures, which
+    /// the caller binds (with the result) for later steps.
+    pub fn evaluate(
+        &self,
+        output: &ToolOutput,
+        bindings: &Bindings,
+        role: usize,
+    ) -> Result<Vec<(String, Value)>, StepFailure> {
+        self.expect.check(output, bindings, role)?;
+        if output.is_error {
+            // An expected error has nothing to capture.
+            return Ok(Vec::new());
+        }
+        extract_captures(&self.capture, output)
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    use std::fmt::Write as _;
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests;

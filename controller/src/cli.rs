@@ -1,0 +1,249 @@
+//! The command line: `controller start | cleanup | report`, every flag with an
+//! `MCP_SWARM_*` env var. Values stay optional here so that `config` can merge
+//! flags and env over a `--config` TOML file over the defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "controller",
+    version,
+    about = "Distributed load tester for OAuth-protected MCP servers"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Provision users, log them in, run the workload on the agents, report.
+    Start(Box<StartArgs>),
+    /// Delete test users left behind (`{prefix}_user_*`).
+    Cleanup(CleanupArgs),
+    /// Re-render the console report of a JSON report file.
+    Report(ReportArgs),
+}
+
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    common::duration::parse_duration(s).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoginMethod {
+    /// Headless Chromium fills the IdP's login form.
+    Browser,
+    /// Authorization code + PKCE over plain HTTP, posting the login form.
+    Direct,
+    /// Resource-owner password grant.
+    Password,
+    /// Client-credentials grant (one token for every user).
+    ClientCredentials,
+    /// Pre-acquired tokens per user.
+    TokensFile,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// The in-process mock target's admin API (default without --url).
+    Embedded,
+    /// Nextcloud's OCS provisioning API at --nextcloud-url (default with --url).
+    Nextcloud,
+    /// Existing users from --users-file (CSV username,password).
+    Static,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Logging flags shared by every subcommand.
+#[derive(Debug, Clone, Args, Default)]
+pub struct LogArgs {
+    /// Debug logging.
+    #[arg(short, long, env = "MCP_SWARM_VERBOSE", global = true)]
+    pub verbose: bool,
+    /// Log line format on stderr.
+    #[arg(long, value_enum, env = "MCP_SWARM_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct StartArgs {
+    /// TOML file with any of these flags as keys (`users = 10`, `duration = "1m"`).
+    #[arg(long, env = "MCP_SWARM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Number of test users [default: 2 per agent].
+    #[arg(short, long, env = "MCP_SWARM_USERS")]
+    pub users: Option<u32>,
+    /// Measured duration (500ms, 30s, 5m; a bare number is seconds) [default: 30s].
+    #[arg(short, long, env = "MCP_SWARM_DURATION", value_parser = duration_arg)]
+    pub duration: Option<Duration>,
+    /// Warmup before measuring, excluded from the report [default: 5s].
+    #[arg(short, long, env = "MCP_SWARM_WARMUP", value_parser = duration_arg)]
+    pub warmup: Option<Duration>,
+    /// MCP endpoint of an external target; without it an embedded mock target runs in-process.
+    #[arg(long, env = "MCP_SWARM_URL")]
+    pub url: Option<url::Url>,
+    /// Write the JSON report here.
+    #[arg(short, long, env = "MCP_SWARM_OUTPUT")]
+    pub output: Option<PathBuf>,
+    /// Workload: mixed, sharing, collaboration, baseline, or one of --scenario [default: mixed].
+    #[arg(long, env = "MCP_SWARM_WORKLOAD")]
+    pub workload: Option<String>,
+    /// Prefix of the test user names (`{prefix}_user_{n}`) [default: loadtest].
+    #[arg(long, env = "MCP_SWARM_USER_PREFIX")]
+    pub user_prefix: Option<String>,
+    /// Delete the created users at the end (default).
+    #[arg(long, env = "MCP_SWARM_CLEANUP", num_args = 0..=1, default_missing_value = "true",
+          overrides_with = "no_cleanup")]
+    pub cleanup: Option<bool>,
+    /// Keep the created users.
+    #[arg(long, env = "MCP_SWARM_NO_CLEANUP", overrides_with = "cleanup")]
+    pub no_cleanup: bool,
+    /// Number of agents [default: 1].
+    #[arg(long, env = "MCP_SWARM_AGENTS")]
+    pub agents: Option<u32>,
+    /// Wait for --agents agents started elsewhere instead of spawning them.
+    #[arg(long, env = "MCP_SWARM_NO_SPAWN")]
+    pub no_spawn: bool,
+    /// gRPC address agents dial [default: 127.0.0.1:0 when spawning, 0.0.0.0:7000 with --no-spawn].
+    #[arg(long, env = "MCP_SWARM_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Agent executable to spawn [default: `agent` beside this executable].
+    #[arg(long, env = "MCP_SWARM_AGENT_BIN")]
+    pub agent_bin: Option<PathBuf>,
+    /// How long to wait for agents to register and become ready [default: 120s].
+    #[arg(long, env = "MCP_SWARM_AGENT_TIMEOUT", value_parser = duration_arg)]
+    pub agent_timeout: Option<Duration>,
+    /// Scenario YAML file whose workflows and workloads replace the built-in ones.
+    #[arg(long, env = "MCP_SWARM_SCENARIO")]
+    pub scenario: Option<PathBuf>,
+    /// Pause between workflows of a user in the closed model [default: 0s].
+    #[arg(long, env = "MCP_SWARM_THINK_TIME", value_parser = duration_arg)]
+    pub think_time: Option<Duration>,
+    /// Open model: workflow starts per second across the cluster.
+    #[arg(long, env = "MCP_SWARM_RATE")]
+    pub rate: Option<f64>,
+    /// Pass/fail criterion (repeatable): 'note_share.p95<500ms', 'error_rate<1%'.
+    #[arg(long = "threshold", env = "MCP_SWARM_THRESHOLD", value_delimiter = ',')]
+    pub thresholds: Vec<String>,
+    /// How users get tokens [default: direct].
+    #[arg(long, value_enum, env = "MCP_SWARM_LOGIN")]
+    pub login: Option<LoginMethod>,
+    /// Where users come from [default: embedded without --url, nextcloud with it].
+    #[arg(long, value_enum, env = "MCP_SWARM_PROVIDER")]
+    pub provider: Option<ProviderKind>,
+    /// Nextcloud base URL for --provider nextcloud (admin from NEXTCLOUD_ADMIN_USER/PASSWORD).
+    #[arg(long, env = "MCP_SWARM_NEXTCLOUD_URL")]
+    pub nextcloud_url: Option<url::Url>,
+    /// CSV of username,password for --provider static.
+    #[arg(long, env = "MCP_SWARM_USERS_FILE")]
+    pub users_file: Option<PathBuf>,
+    /// Directory of the user journal [default: .mcp-swarm].
+    #[arg(long, env = "MCP_SWARM_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// OAuth client id instead of dynamic client registration (secret from MCP_SWARM_CLIENT_SECRET).
+    #[arg(long, env = "MCP_SWARM_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// OAuth scope to request [default: the resource's scopes_supported].
+    #[arg(long, env = "MCP_SWARM_SCOPE")]
+    pub scope: Option<String>,
+    /// Most logins (and user creations) at once [default: 32].
+    #[arg(long, env = "MCP_SWARM_LOGIN_CONCURRENCY")]
+    pub login_concurrency: Option<u32>,
+    /// Name of the login form's user field [default: user].
+    #[arg(long, env = "MCP_SWARM_LOGIN_USER_FIELD")]
+    pub login_user_field: Option<String>,
+    /// Name of the login form's password field [default: password].
+    #[arg(long, env = "MCP_SWARM_LOGIN_PASSWORD_FIELD")]
+    pub login_password_field: Option<String>,
+    /// Timeout of one MCP request on the agents [default: 30s].
+    #[arg(long, env = "MCP_SWARM_REQUEST_TIMEOUT", value_parser = duration_arg)]
+    pub request_timeout: Option<Duration>,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CleanupArgs {
+    /// Prefix of the users to delete (`{prefix}_user_*`) [default: loadtest].
+    #[arg(long, env = "MCP_SWARM_USER_PREFIX")]
+    pub prefix: Option<String>,
+    /// Only list what would be deleted.
+    #[arg(long, env = "MCP_SWARM_DRY_RUN")]
+    pub dry_run: bool,
+    /// Where users live [default: nextcloud].
+    #[arg(long, value_enum, env = "MCP_SWARM_PROVIDER")]
+    pub provider: Option<ProviderKind>,
+    /// Nextcloud base URL (admin from NEXTCLOUD_ADMIN_USER/PASSWORD).
+    #[arg(long, env = "MCP_SWARM_NEXTCLOUD_URL")]
+    pub nextcloud_url: Option<url::Url>,
+    /// Directory of the user journal [default: .mcp-swarm].
+    #[arg(long, env = "MCP_SWARM_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// A JSON report written by `controller start -o`.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl Command {
+    pub fn log_args(&self) -> &LogArgs {
+        match self {
+            Command::Start(a) => &a.log,
+            Command::Cleanup(a) => &a.log,
+            Command::Report(a) => &a.log,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_framework_flags() {
+        let cli = Cli::try_parse_from([
+            "controller", "start", "-u", "4", "-d", "300", "-w", "500ms", "--no-cleanup",
+            "--threshold", "error_rate<1%", "--threshold", "note_share.p95<500ms",
+        ])
+        .unwrap();
+        let Command::Start(a) = cli.command else { panic!("not start") };
+        assert_eq!(a.users, Some(4));
+        assert_eq!(a.duration, Some(Duration::from_secs(300)));
+        assert_eq!(a.warmup, Some(Duration::from_millis(500)));
+        assert!(a.no_cleanup);
+        assert_eq!(a.thresholds.len(), 2);
+    }
+
+    #[test]
+    fn bad_duration_names_the_flag() {
+        let err = Cli::try_parse_from(["controller", "start", "-d", "3x"]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("--duration"), "{text}");
+        assert!(text.contains("500ms"), "{text}");
+    }
+}

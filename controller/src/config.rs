@@ -1,0 +1,495 @@
+//! `RunConfig`: one struct for a run, merged from flags and env (clap) over a
+//! `--config` TOML file over the defaults, with secrets read from env only.
+//! Every check that needs no network happens here or in `run::prepare`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use common::Secret;
+use serde::Deserialize;
+
+use crate::cli::{LogArgs, LogFormat, LoginMethod, ProviderKind, StartArgs};
+
+pub const DEFAULT_USER_PREFIX: &str = "loadtest";
+pub const DEFAULT_STATE_DIR: &str = ".mcp-swarm";
+pub const USERS_PER_AGENT: u32 = 2;
+pub const DEFAULT_LISTEN_SPAWN: &str = "127.0.0.1:0";
+pub const DEFAULT_LISTEN_NO_SPAWN: &str = "0.0.0.0:7000";
+
+pub const CLIENT_SECRET_ENV: &str = "MCP_SWARM_CLIENT_SECRET";
+pub const NEXTCLOUD_ADMIN_USER_ENV: &str = "NEXTCLOUD_ADMIN_USER";
+pub const NEXTCLOUD_ADMIN_PASSWORD_ENV: &str = "NEXTCLOUD_ADMIN_PASSWORD";
+
+/// Where the MCP server under test is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetConfig {
+    /// Start the mock target in-process on loopback.
+    Embedded,
+    External { mcp_url: url::Url },
+}
+
+/// Where users come from; admin credentials only from env.
+#[derive(Debug, Clone)]
+pub enum ProviderConfig {
+    Embedded,
+    Nextcloud {
+        base_url: url::Url,
+        admin: AdminCredentials,
+    },
+    Static {
+        users_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminCredentials {
+    pub user: String,
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub enum AgentsMode {
+    /// Spawn local agent processes from this executable.
+    Spawn { agent_bin: PathBuf },
+    /// Wait for agents started elsewhere; they must know this secret.
+    NoSpawn { cluster_secret: Secret },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LoadModel {
+    Closed { think_time: Duration },
+    /// Workflow starts per second across the cluster.
+    Open { rate_per_sec: f64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginConfig {
+    pub method: LoginMethod,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub scope: Option<String>,
+    pub concurrency: usize,
+    pub form: FormFields,
+}
+
+/// Names of the IdP login form's fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormFields {
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub n_users: u32,
+    pub n_agents: u32,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub target: TargetConfig,
+    pub output: Option<PathBuf>,
+    pub workload: Option<String>,
+    pub user_prefix: String,
+    pub cleanup: bool,
+    pub agents: AgentsMode,
+    pub listen: SocketAddr,
+    pub agent_timeout: Duration,
+    pub scenario_file: Option<PathBuf>,
+    pub load: LoadModel,
+    pub thresholds: Vec<String>,
+    pub login: LoginConfig,
+    pub provider: ProviderConfig,
+    pub state_dir: PathBuf,
+    pub request_timeout: Duration,
+}
+
+/// Keys of a `--config` TOML file: the long flag names with `_` for `-`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    users: Option<u32>,
+    duration: Option<DurationValue>,
+    warmup: Option<DurationValue>,
+    url: Option<url::Url>,
+    output: Option<PathBuf>,
+    workload: Option<String>,
+    user_prefix: Option<String>,
+    cleanup: Option<bool>,
+    agents: Option<u32>,
+    no_spawn: Option<bool>,
+    listen: Option<SocketAddr>,
+    agent_bin: Option<PathBuf>,
+    agent_timeout: Option<DurationValue>,
+    scenario: Option<PathBuf>,
+    think_time: Option<DurationValue>,
+    rate: Option<f64>,
+    #[serde(default, alias = "threshold")]
+    thresholds: Vec<String>,
+    login: Option<LoginMethod>,
+    provider: Option<ProviderKind>,
+    nextcloud_url: Option<url::Url>,
+    users_file: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    client_id: Option<String>,
+    scope: Option<String>,
+    login_concurrency: Option<u32>,
+    login_user_field: Option<String>,
+    login_password_field: Option<String>,
+    request_timeout: Option<DurationValue>,
+    verbose: Option<bool>,
+    log_format: Option<LogFormat>,
+}
+
+/// A duration in TOML: `"30s"` or a number of seconds.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DurationValue {
+    Seconds(f64),
+    Text(String),
+}
+
+impl DurationValue {
+    fn resolve(&self, key: &str, file: &Path) -> anyhow::Result<Duration> {
+        match self {
+            DurationValue::Seconds(s) => Duration::try_from_secs_f64(*s)
+                .with_context(|| format!("{key} in {}: not a valid number of seconds", file.display())),
+            DurationValue::Text(t) => common::duration::parse_duration(t)
+                .with_context(|| format!("{key} in {}", file.display())),
+        }
+    }
+}
+
+/// Reads the environment; a seam so tests do not touch the process env.
+pub trait Env {
+    fn var(&self, key: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.is_empty())
+    }
+}
+
+/// Logging settings after merging the file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogConfig {
+    pub verbose: bool,
+    pub format: LogFormat,
+}
+
+impl RunConfig {
+    /// Merges flags/env over the `--config` file over defaults and checks
+    /// everything that can be checked without the network.
+    pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, LogConfig)> {
+        let (file, file_path) = match &args.config {
+            Some(path) => (load_file(path)?, path.clone()),
+            None => (FileConfig::default(), PathBuf::new()),
+        };
+        let fdur = |v: &Option<DurationValue>, key: &str| -> anyhow::Result<Option<Duration>> {
+            v.as_ref().map(|d| d.resolve(key, &file_path)).transpose()
+        };
+
+        let log = LogConfig {
+            verbose: args.log.verbose || file.verbose.unwrap_or(false),
+            format: args.log.log_format.or(file.log_format).unwrap_or_default(),
+        };
+
+        let n_agents = args.agents.or(file.agents).unwrap_or(1);
+        if n_agents == 0 {
+            bail!("--agents must be at least 1");
+        }
+        let n_users = args
+            .users
+            .or(file.users)
+            .unwrap_or(USERS_PER_AGENT * n_agents);
+        if n_users == 0 {
+            bail!("--users must be at least 1");
+        }
+        let duration = args
+            .duration
+            .or(fdur(&file.duration, "duration")?)
+            .unwrap_or(Duration::from_secs(30));
+        if duration.is_zero() {
+            bail!("--duration must be more than 0 (e.g. -d 30s)");
+        }
+        let warmup = args
+            .warmup
+            .or(fdur(&file.warmup, "warmup")?)
+            .unwrap_or(Duration::from_secs(5));
+        let url = args.url.clone().or(file.url);
+        if let Some(u) = &url
+            && !matches!(u.scheme(), "http" | "https")
+        {
+            bail!("--url {u}: must be an http:// or https:// MCP endpoint");
+        }
+        let target = match url {
+            Some(mcp_url) => TargetConfig::External { mcp_url },
+            None => TargetConfig::Embedded,
+        };
+
+        let no_spawn = args.no_spawn || file.no_spawn.unwrap_or(false);
+        let agents = if no_spawn {
+            let secret = env.var(common::CLUSTER_SECRET_ENV).with_context(|| {
+                format!(
+                    "--no-spawn needs the cluster secret in {}: generate one (e.g. `openssl rand -hex 32`) and give the same value to every agent",
+                    common::CLUSTER_SECRET_ENV
+                )
+            })?;
+            AgentsMode::NoSpawn {
+                cluster_secret: Secret::new(secret),
+            }
+        } else {
+            let agent_bin = match args.agent_bin.clone().or(file.agent_bin) {
+                Some(p) => p,
+                None => std::env::current_exe()
+                    .context("cannot find this executable to locate the agent beside it; pass --agent-bin")?
+                    .with_file_name(format!("agent{}", std::env::consts::EXE_SUFFIX)),
+            };
+            AgentsMode::Spawn { agent_bin }
+        };
+        let listen = match args.listen.or(file.listen) {
+            Some(a) => a,
+            None => {
+                let default = if no_spawn {
+                    DEFAULT_LISTEN_NO_SPAWN
+                } else {
+                    DEFAULT_LISTEN_SPAWN
+                };
+                default.parse().context("default listen address")?
+            }
+        };
+
+        let think_time = args
+            .think_time
+            .or(fdur(&file.think_time, "think_time")?)
+            .unwrap_or(Duration::ZERO);
+        let load = match args.rate.or(file.rate) {
+            Some(rate) if !(rate.is_finite() && rate > 0.0) => {
+                bail!("--rate {rate}: must be a positive number of workflow starts per second")
+            }
+            Some(rate_per_sec) => LoadModel::Open { rate_per_sec },
+            None => LoadModel::Closed { think_time },
+        };
+
+        let mut thresholds = file.thresholds;
+        thresholds.extend(args.thresholds.iter().cloned());
+
+        let method = args.login.or(file.login).unwrap_or(LoginMethod::Direct);
+        let login = LoginConfig {
+            method,
+            client_id: args.client_id.clone().or(file.client_id),
+            client_secret: env.var(CLIENT_SECRET_ENV).map(Secret::new),
+            scope: args.scope.clone().or(file.scope),
+            concurrency: args
+                .login_concurrency
+                .or(file.login_concurrency)
+                .unwrap_or(32)
+                .max(1) as usize,
+            form: FormFields {
+                user: args
+                    .login_user_field
+                    .clone()
+                    .or(file.login_user_field)
+                    .unwrap_or_else(|| "user".into()),
+                password: args
+                    .login_password_field
+                    .clone()
+                    .or(file.login_password_field)
+                    .unwrap_or_else(|| "password".into()),
+            },
+        };
+
+        let provider_kind = args.provider.or(file.provider).unwrap_or(match target {
+            TargetConfig::Embedded => ProviderKind::Embedded,
+            TargetConfig::External { .. } => ProviderKind::Nextcloud,
+        });
+        let provider = match provider_kind {
+            ProviderKind::Embedded => {
+                if target != TargetConfig::Embedded {
+                    bail!("--provider embedded only works with the embedded mock target (no --url); use --provider nextcloud or static");
+                }
+                ProviderConfig::Embedded
+            }
+            ProviderKind::Nextcloud => {
+                let base_url = args.nextcloud_url.clone().or(file.nextcloud_url).context(
+                    "--provider nextcloud needs --nextcloud-url (the Nextcloud base URL, e.g. https://cloud.example.com)",
+                )?;
+                ProviderConfig::Nextcloud {
+                    base_url,
+                    admin: admin_from_env(env)?,
+                }
+            }
+            ProviderKind::Static => {
+                let users_file = args.users_file.clone().or(file.users_file).context(
+                    "--provider static needs --users-file (a CSV of username,password lines)",
+                )?;
+                ProviderConfig::Static { users_file }
+            }
+        };
+
+        let cleanup = if args.no_cleanup {
+            false
+        } else {
+            args.cleanup.or(file.cleanup).unwrap_or(true)
+        };
+
+        let config = RunConfig {
+            n_users,
+            n_agents,
+            duration,
+            warmup,
+            target,
+            output: args.output.clone().or(file.output),
+            workload: args.workload.clone().or(file.workload),
+            user_prefix: args
+                .user_prefix
+                .clone()
+                .or(file.user_prefix)
+                .unwrap_or_else(|| DEFAULT_USER_PREFIX.into()),
+            cleanup,
+            agents,
+            listen,
+            agent_timeout: args
+                .agent_timeout
+                .or(fdur(&file.agent_timeout, "agent_timeout")?)
+                .unwrap_or(Duration::from_secs(120)),
+            scenario_file: args.scenario.clone().or(file.scenario),
+            load,
+            thresholds,
+            login,
+            provider,
+            state_dir: args
+                .state_dir
+                .clone()
+                .or(file.state_dir)
+                .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            request_timeout: args
+                .request_timeout
+                .or(fdur(&file.request_timeout, "request_timeout")?)
+                .unwrap_or(Duration::from_secs(30)),
+        };
+        validate_prefix(&config.user_prefix)?;
+        Ok((config, log))
+    }
+}
+
+/// Admin credentials of the Nextcloud OCS API, from env only.
+pub fn admin_from_env(env: &dyn Env) -> anyhow::Result<AdminCredentials> {
+    let password = env.var(NEXTCLOUD_ADMIN_PASSWORD_ENV).with_context(|| {
+        format!("the nextcloud provider needs the admin password in {NEXTCLOUD_ADMIN_PASSWORD_ENV} (and the user in {NEXTCLOUD_ADMIN_USER_ENV}, default admin)")
+    })?;
+    Ok(AdminCredentials {
+        user: env
+            .var(NEXTCLOUD_ADMIN_USER_ENV)
+            .unwrap_or_else(|| "admin".into()),
+        password: Secret::new(password),
+    })
+}
+
+/// User names become URL path segments and search terms: keep them plain.
+pub fn validate_prefix(prefix: &str) -> anyhow::Result<()> {
+    if prefix.is_empty()
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        bail!("--user-prefix {prefix:?}: use letters, digits, '-', '_' or '.'");
+    }
+    Ok(())
+}
+
+pub fn log_config(args: &LogArgs) -> LogConfig {
+    LogConfig {
+        verbose: args.verbose,
+        format: args.log_format.unwrap_or_default(),
+    }
+}
+
+fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --config {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("--config {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct MapEnv(HashMap<&'static str, &'static str>);
+    impl Env for MapEnv {
+        fn var(&self, key: &str) -> Option<String> {
+            self.0.get(key).map(|v| v.to_string())
+        }
+    }
+
+    fn args(f: impl FnOnce(&mut StartArgs)) -> StartArgs {
+        let mut a = StartArgs::default();
+        f(&mut a);
+        a
+    }
+
+    #[test]
+    fn defaults() {
+        let (c, _) = RunConfig::resolve(&args(|a| a.agents = Some(3)), &MapEnv(HashMap::new())).unwrap();
+        assert_eq!(c.n_users, 6);
+        assert_eq!(c.duration, Duration::from_secs(30));
+        assert_eq!(c.warmup, Duration::from_secs(5));
+        assert!(c.cleanup);
+        assert_eq!(c.target, TargetConfig::Embedded);
+        assert!(matches!(c.provider, ProviderConfig::Embedded));
+        assert_eq!(c.listen.to_string(), "127.0.0.1:0");
+        assert_eq!(c.load, LoadModel::Closed { think_time: Duration::ZERO });
+    }
+
+    #[test]
+    fn file_under_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "users = 10\nduration = \"1m\"\nwarmup = 2\nthreshold = [\"error_rate<1%\"]\n").unwrap();
+        let a = args(|a| {
+            a.config = Some(path.clone());
+            a.users = Some(4);
+        });
+        let (c, _) = RunConfig::resolve(&a, &MapEnv(HashMap::new())).unwrap();
+        assert_eq!(c.n_users, 4);
+        assert_eq!(c.duration, Duration::from_secs(60));
+        assert_eq!(c.warmup, Duration::from_secs(2));
+        assert_eq!(c.thresholds, vec!["error_rate<1%".to_string()]);
+    }
+
+    #[test]
+    fn unknown_file_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "userz = 10\n").unwrap();
+        let err = RunConfig::resolve(&args(|a| a.config = Some(path.clone())), &MapEnv(HashMap::new()))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("userz"), "{err:#}");
+    }
+
+    #[test]
+    fn no_spawn_needs_secret() {
+        let err = RunConfig::resolve(&args(|a| a.no_spawn = true), &MapEnv(HashMap::new())).unwrap_err();
+        assert!(format!("{err:#}").contains("MCP_SWARM_CLUSTER_SECRET"));
+        let env = MapEnv(HashMap::from([("MCP_SWARM_CLUSTER_SECRET", "s")]));
+        let (c, _) = RunConfig::resolve(&args(|a| a.no_spawn = true), &env).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:7000");
+    }
+
+    #[test]
+    fn nextcloud_needs_url_and_admin() {
+        let a = args(|a| a.url = Some("http://x/mcp".parse().unwrap()));
+        let err = RunConfig::resolve(&a, &MapEnv(HashMap::new())).unwrap_err();
+        assert!(format!("{err:#}").contains("--nextcloud-url"));
+        let a = args(|a| {
+            a.url = Some("http://x/mcp".parse().unwrap());
+            a.nextcloud_url = Some("http://x".parse().unwrap());
+        });
+        let err = RunConfig::resolve(&a, &MapEnv(HashMap::new())).unwrap_err();
+        assert!(format!("{err:#}").contains("NEXTCLOUD_ADMIN_PASSWORD"));
+    }
+}

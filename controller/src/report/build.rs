@@ -1,0 +1,406 @@
+//! Builds the report from the agents' series: merge every agent's set first,
+//! then read counts and percentiles from the merged HdrHistograms (never an
+//! average of per-agent percentiles).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use common::ErrorKind;
+use common::LatencyHistogram;
+use common::report::{
+    AgentReport, AuthReport, BaselineReport, GeneratorReport, Histograms, LatencyStats, McpErrors,
+    McpReport, OperationReport, OrderedMap, Report, RunReport, SCHEMA_VERSION, StepReport, Summary,
+    TimeseriesPoint, TimeseriesWorkflow, UserReport, WorkflowReport, success_rate,
+};
+use common::series::{SeriesKind, SeriesSet, SeriesStats};
+
+use super::input::{AgentResult, IntervalPoint, ReportInput};
+use crate::thresholds;
+
+/// Interval width assumed when two points share a time (agents report every
+/// second).
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+
+pub fn build_report(input: &ReportInput) -> Report {
+    let mut merged = SeriesSet::default();
+    for agent in &input.agents {
+        merged.merge(&agent.series);
+    }
+    let baseline: BTreeSet<&str> = input.baseline_workflows.iter().map(String::as_str).collect();
+    let is_baseline = |workflow: &str| baseline.contains(workflow);
+
+    let workflows = workflow_reports(&merged, input, &is_baseline);
+    let users = user_reports(&merged, &input.users);
+    let baseline_report = baseline_report(&merged, &is_baseline);
+
+    let mut all_ops = SeriesStats::default();
+    for (_, stats) in merged.iter_kind(SeriesKind::Operation) {
+        all_ops.merge(stats);
+    }
+    let duration_secs = input.run.duration.as_secs_f64();
+    let summary = Summary {
+        duration: duration_secs,
+        total_workflows: workflows.values().map(|w| w.total_executions).sum(),
+        total_baseline_ops: baseline_report.total_operations,
+        total_users: users.len() as u64,
+        total_operations: all_ops.total(),
+        failed_operations: all_ops.failed,
+        throughput_per_sec: per_second(all_ops.total(), input.run.duration),
+        latency: LatencyStats::from_histogram(&all_ops.histogram),
+    };
+
+    let mut report = Report {
+        schema_version: SCHEMA_VERSION,
+        summary,
+        workflows,
+        users,
+        baseline: baseline_report,
+        run: run_report(input),
+        agents: input
+            .agents
+            .iter()
+            .map(|a| agent_report(a, &is_baseline))
+            .collect(),
+        auth: auth_report(input),
+        mcp: mcp_report(&merged, input),
+        generator: input.agents.iter().map(generator_report).collect(),
+        timeseries: timeseries(&input.intervals, &is_baseline),
+        thresholds: Vec::new(),
+        histograms: histograms(&merged),
+    };
+    report.thresholds = thresholds::evaluate(&input.thresholds, &report);
+    report
+}
+
+fn per_second(n: u64, over: Duration) -> f64 {
+    let secs = over.as_secs_f64();
+    if secs > 0.0 { n as f64 / secs } else { 0.0 }
+}
+
+fn corrected(stats: &SeriesStats) -> Option<LatencyStats> {
+    (!stats.corrected.is_empty()).then(|| LatencyStats::from_histogram(&stats.corrected))
+}
+
+fn errors_breakdown(errors: &BTreeMap<ErrorKind, u64>) -> BTreeMap<String, u64> {
+    errors
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(kind, n)| (kind.as_str().to_owned(), *n))
+        .collect()
+}
+
+fn step_report(stats: &SeriesStats) -> StepReport {
+    StepReport {
+        total_executions: stats.total(),
+        successful_executions: stats.ok,
+        failed_executions: stats.failed,
+        success_rate: success_rate(stats.ok, stats.total()),
+        latency: LatencyStats::from_histogram(&stats.histogram),
+        corrected_latency: corrected(stats),
+        errors_breakdown: errors_breakdown(&stats.errors),
+    }
+}
+
+fn operation_report(stats: &SeriesStats) -> OperationReport {
+    OperationReport {
+        total_operations: stats.total(),
+        successful_operations: stats.ok,
+        failed_operations: stats.failed,
+        success_rate: success_rate(stats.ok, stats.total()),
+        latency: LatencyStats::from_histogram(&stats.histogram),
+    }
+}
+
+/// Non-baseline workflows: those that ran, and those the scenario lists
+/// (with zeros), each with its steps in scenario order.
+fn workflow_reports(
+    merged: &SeriesSet,
+    input: &ReportInput,
+    is_baseline: &dyn Fn(&str) -> bool,
+) -> BTreeMap<String, WorkflowReport> {
+    let mut totals: BTreeMap<&str, SeriesStats> = BTreeMap::new();
+    for name in input.step_order.keys() {
+        totals.entry(name.as_str()).or_default();
+    }
+    for (key, stats) in merged.iter_kind(SeriesKind::Workflow) {
+        totals.entry(key.workflow.as_str()).or_default().merge(stats);
+    }
+    let mut steps: BTreeMap<(&str, &str), SeriesStats> = BTreeMap::new();
+    for (workflow, names) in &input.step_order {
+        for step in names {
+            steps.entry((workflow.as_str(), step.as_str())).or_default();
+        }
+    }
+    for (key, stats) in merged.iter_kind(SeriesKind::Step) {
+        steps
+            .entry((key.workflow.as_str(), key.step.as_str()))
+            .or_default()
+            .merge(stats);
+    }
+    totals
+        .into_iter()
+        .filter(|(name, _)| !is_baseline(name))
+        .map(|(name, stats)| {
+            let order = input.step_order.get(name).map(Vec::as_slice).unwrap_or(&[]);
+            // Scenario order first, then steps the scenario did not list.
+            let mut ordered: Vec<(String, StepReport)> = Vec::new();
+            for step in order {
+                if let Some(s) = steps.get(&(name, step.as_str())) {
+                    if !ordered.iter().any(|(n, _)| n == step) {
+                        ordered.push((step.clone(), step_report(s)));
+                    }
+                }
+            }
+            for ((_, step), s) in steps.range((name, "")..).take_while(|((w, _), _)| *w == name) {
+                if !order.iter().any(|o| o == step) {
+                    ordered.push(((*step).to_owned(), step_report(s)));
+                }
+            }
+            let report = WorkflowReport {
+                total_executions: stats.total(),
+                successful_executions: stats.ok,
+                failed_executions: stats.failed,
+                success_rate: success_rate(stats.ok, stats.total()),
+                latency: LatencyStats::from_histogram(&stats.histogram),
+                corrected_latency: corrected(&stats),
+                step_latencies: OrderedMap(ordered),
+                errors_breakdown: errors_breakdown(&stats.errors),
+            };
+            (name.to_owned(), report)
+        })
+        .collect()
+}
+
+/// Every user of the run (with zeros if idle) plus any user seen in a series.
+fn user_reports(merged: &SeriesSet, users: &[String]) -> BTreeMap<String, UserReport> {
+    let mut per_user: BTreeMap<&str, (SeriesStats, BTreeMap<String, u64>)> = users
+        .iter()
+        .map(|u| (u.as_str(), Default::default()))
+        .collect();
+    for (key, stats) in merged.iter_kind(SeriesKind::Operation) {
+        let (total, tools) = per_user.entry(key.user.as_str()).or_default();
+        total.merge(stats);
+        *tools.entry(key.operation.clone()).or_default() += stats.total();
+    }
+    per_user
+        .into_iter()
+        .map(|(user, (stats, tools))| {
+            let report = UserReport {
+                total_operations: stats.total(),
+                successful_operations: stats.ok,
+                failed_operations: stats.failed,
+                success_rate: success_rate(stats.ok, stats.total()),
+                latency: LatencyStats::from_histogram(&stats.histogram),
+                operations_breakdown: tools,
+                errors_breakdown: errors_breakdown(&stats.errors),
+            };
+            (user.to_owned(), report)
+        })
+        .collect()
+}
+
+fn baseline_report(merged: &SeriesSet, is_baseline: &dyn Fn(&str) -> bool) -> BaselineReport {
+    let mut total = SeriesStats::default();
+    let mut tools: BTreeMap<&str, SeriesStats> = BTreeMap::new();
+    for (key, stats) in merged.iter_kind(SeriesKind::Operation) {
+        if is_baseline(&key.workflow) {
+            total.merge(stats);
+            tools.entry(key.operation.as_str()).or_default().merge(stats);
+        }
+    }
+    BaselineReport {
+        total_operations: total.total(),
+        successful_operations: total.ok,
+        failed_operations: total.failed,
+        success_rate: success_rate(total.ok, total.total()),
+        latency: LatencyStats::from_histogram(&total.histogram),
+        operations: tools
+            .into_iter()
+            .map(|(tool, s)| (tool.to_owned(), operation_report(&s)))
+            .collect(),
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn run_report(input: &ReportInput) -> RunReport {
+    let run = &input.run;
+    RunReport {
+        target: run.target.clone(),
+        workload: run.workload.clone(),
+        load_model: run.load_model.clone(),
+        n_agents: run.n_agents as u64,
+        n_users: run.n_users as u64,
+        started_at: rfc3339(run.started_at),
+        ended_at: rfc3339(run.ended_at),
+        warmup_seconds: run.warmup.as_secs_f64(),
+        duration_seconds: run.duration.as_secs_f64(),
+        interrupted: run.interrupted,
+    }
+}
+
+fn agent_report(agent: &AgentResult, is_baseline: &dyn Fn(&str) -> bool) -> AgentReport {
+    let mut operations = 0;
+    let mut failed_operations = 0;
+    for (_, s) in agent.series.iter_kind(SeriesKind::Operation) {
+        operations += s.total();
+        failed_operations += s.failed;
+    }
+    let workflows = agent
+        .series
+        .iter_kind(SeriesKind::Workflow)
+        .filter(|(k, _)| !is_baseline(&k.workflow))
+        .map(|(_, s)| s.total())
+        .sum();
+    AgentReport {
+        id: agent.id.to_string(),
+        name: agent.name.clone(),
+        n_users: agent.n_users as u64,
+        operations,
+        failed_operations,
+        workflows,
+        lost: agent.lost,
+        final_received: agent.final_received,
+        intervals_received: agent.intervals_received,
+    }
+}
+
+fn generator_report(agent: &AgentResult) -> GeneratorReport {
+    let g = &agent.generator;
+    GeneratorReport {
+        agent: agent.name.clone(),
+        cpu_seconds: g.cpu_seconds,
+        late_starts: g.late_starts,
+        max_lateness_ms: g.max_lateness_us as f64 / 1e3,
+        active_vusers: g.active_vusers,
+    }
+}
+
+fn auth_report(input: &ReportInput) -> AuthReport {
+    let auth = &input.auth;
+    let agents_auth_failures: u64 = input.agents.iter().map(|a| a.mcp.auth_failures).sum();
+    AuthReport {
+        login_method: auth.login_method.clone(),
+        logins: auth.logins_ok,
+        login_failures: auth.logins_failed,
+        login_latency: LatencyStats::from_histogram(&auth.login_latency),
+        refreshes: auth.refreshes,
+        refresh_failures: auth.refresh_failures,
+        refresh_requests: input.agents.iter().map(|a| a.mcp.refresh_requests).sum(),
+        auth_failures: auth.auth_failures + agents_auth_failures,
+    }
+}
+
+fn mcp_report(merged: &SeriesSet, input: &ReportInput) -> McpReport {
+    let mut init = SeriesStats::default();
+    for (_, s) in merged.iter_kind(SeriesKind::McpInitialize) {
+        init.merge(s);
+    }
+    let mut errors = McpErrors::default();
+    for (_, s) in merged.iter_kind(SeriesKind::Operation) {
+        for (kind, n) in &s.errors {
+            let class = match kind {
+                ErrorKind::Http4xx | ErrorKind::Http5xx | ErrorKind::Auth => &mut errors.http_status,
+                ErrorKind::JsonRpc => &mut errors.jsonrpc,
+                ErrorKind::Tool => &mut errors.tool_is_error,
+                ErrorKind::Timeout => &mut errors.timeout,
+                ErrorKind::Transport => &mut errors.transport,
+                ErrorKind::Expectation => &mut errors.expectation,
+                ErrorKind::Skipped => &mut errors.skipped,
+            };
+            *class += n;
+        }
+    }
+    McpReport {
+        initializations: init.total(),
+        initialize_failures: init.failed,
+        initialize_latency: LatencyStats::from_histogram(&init.histogram),
+        session_reinitializations: input
+            .agents
+            .iter()
+            .map(|a| a.mcp.session_reinitializations)
+            .sum(),
+        errors,
+    }
+}
+
+fn timeseries(intervals: &[IntervalPoint], is_baseline: &dyn Fn(&str) -> bool) -> Vec<TimeseriesPoint> {
+    let mut previous = Duration::ZERO;
+    intervals
+        .iter()
+        .map(|point| {
+            let width = point.at.saturating_sub(previous);
+            let width = if width.is_zero() { DEFAULT_INTERVAL } else { width };
+            previous = point.at;
+            let mut operations = 0;
+            let mut errors = 0;
+            for (_, s) in point.series.iter_kind(SeriesKind::Operation) {
+                operations += s.total();
+                errors += s.failed;
+            }
+            let mut workflows: BTreeMap<&str, LatencyHistogram> = BTreeMap::new();
+            let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+            for (key, s) in point.series.iter_kind(SeriesKind::Workflow) {
+                if is_baseline(&key.workflow) || s.total() == 0 {
+                    continue;
+                }
+                workflows.entry(&key.workflow).or_default().merge(&s.histogram);
+                *counts.entry(&key.workflow).or_default() += s.total();
+            }
+            TimeseriesPoint {
+                t: point.at.as_secs_f64(),
+                throughput: per_second(operations, width),
+                operations,
+                errors,
+                workflows: workflows
+                    .into_iter()
+                    .map(|(name, h)| {
+                        let stats = TimeseriesWorkflow {
+                            count: counts.get(name).copied().unwrap_or(0),
+                            p50: common::report::us_to_secs(h.quantile_us(0.5)),
+                            p95: common::report::us_to_secs(h.quantile_us(0.95)),
+                            p99: common::report::us_to_secs(h.quantile_us(0.99)),
+                        };
+                        (name.to_owned(), stats)
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+fn histograms(merged: &SeriesSet) -> Histograms {
+    let mut workflows: BTreeMap<String, LatencyHistogram> = BTreeMap::new();
+    let mut steps: BTreeMap<String, LatencyHistogram> = BTreeMap::new();
+    let mut operations: BTreeMap<String, LatencyHistogram> = BTreeMap::new();
+    for (key, stats) in &merged.series {
+        let (map, name) = match key.kind {
+            SeriesKind::Workflow => (&mut workflows, key.workflow.clone()),
+            SeriesKind::Step => (&mut steps, format!("{}/{}", key.workflow, key.step)),
+            SeriesKind::Operation => (&mut operations, format!("{}/{}", key.user, key.operation)),
+            SeriesKind::McpInitialize => continue,
+        };
+        if !stats.histogram.is_empty() {
+            map.entry(name).or_default().merge(&stats.histogram);
+        }
+    }
+    let encode = |map: BTreeMap<String, LatencyHistogram>| -> BTreeMap<String, String> {
+        map.into_iter()
+            .filter_map(|(name, h)| match h.to_base64() {
+                Ok(text) => Some((name, text)),
+                Err(e) => {
+                    // Losing one exact histogram must not lose the report.
+                    tracing::warn!(series = %name, error = %e, "histogram left out of the report");
+                    None
+                }
+            })
+            .collect()
+    };
+    Histograms {
+        workflows: encode(workflows),
+        steps: encode(steps),
+        operations: encode(operations),
+    }
+}

@@ -1,0 +1,263 @@
+//! The console report: the framework's layout (banner, summary, WORKFLOW
+//! STATISTICS, PER-USER STATISTICS, BASELINE OPERATIONS, same column widths
+//! and `0.2341s` latencies) followed by our sections (AGENTS, AUTH, MCP,
+//! THRESHOLDS).
+
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+
+use common::report::{LatencyStats, Report, ThresholdResult};
+
+const WIDTH: usize = 80;
+const TITLE: &str = "MCP-SWARM LOAD TEST RESULTS";
+
+/// Renders the report as the text printed at the end of a run.
+pub fn render_console(report: &Report) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = write_report(&mut out, report);
+    out
+}
+
+fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
+    let banner = "=".repeat(WIDTH);
+    writeln!(out, "{banner}")?;
+    writeln!(out, "{TITLE}")?;
+    writeln!(out, "{banner}")?;
+    if r.run.interrupted {
+        writeln!(out, "RUN INTERRUPTED: partial results")?;
+    }
+    writeln!(out)?;
+    writeln!(out, "Duration: {:.2}s", r.summary.duration)?;
+    writeln!(out, "Total Users: {}", r.summary.total_users)?;
+    writeln!(out, "Total Workflows Executed: {}", r.summary.total_workflows)?;
+    writeln!(out, "Total Baseline Operations: {}", r.summary.total_baseline_ops)?;
+    writeln!(
+        out,
+        "Total Operations: {} ({} failed, {:.1} ops/s)",
+        r.summary.total_operations, r.summary.failed_operations, r.summary.throughput_per_sec
+    )?;
+    writeln!(out, "Target: {}", r.run.target)?;
+    writeln!(out, "Workload: {} ({})", r.run.workload, r.run.load_model)?;
+
+    if !r.workflows.is_empty() {
+        section(out, "WORKFLOW STATISTICS")?;
+        writeln!(
+            out,
+            "{:<30}{:>8}{:>9}{:>9}{:>11}{:>11}",
+            "Workflow", "Total", "Success", "Rate", "P50", "P95"
+        )?;
+        rule(out)?;
+        let mut corrected = false;
+        for (name, w) in &r.workflows {
+            corrected |= w.corrected_latency.is_some();
+            let lat = w.corrected_latency.as_ref().unwrap_or(&w.latency);
+            writeln!(
+                out,
+                "{:<30}{:>8}{:>9}{:>8.1}%{:>9.4}s{:>9.4}s",
+                name, w.total_executions, w.successful_executions, w.success_rate, lat.median, lat.p95
+            )?;
+        }
+        if corrected {
+            writeln!(out, "(open model: latencies from the intended start)")?;
+        }
+    }
+
+    if !r.users.is_empty() {
+        section(out, "PER-USER STATISTICS")?;
+        writeln!(
+            out,
+            "{:<20}{:>11}{:>11}{:>9}{:>9}{:>11}",
+            "User", "Total Ops", "Success", "Errors", "Rate", "P50"
+        )?;
+        rule(out)?;
+        let mut users: Vec<_> = r.users.iter().collect();
+        users.sort_by(|a, b| natural_cmp(a.0, b.0));
+        for (name, u) in users {
+            writeln!(
+                out,
+                "{:<20}{:>12}{:>11}{:>9}{:>8.1}%{:>9.4}s",
+                name,
+                u.total_operations,
+                u.successful_operations,
+                u.failed_operations,
+                u.success_rate,
+                u.latency.median
+            )?;
+        }
+    }
+
+    let b = &r.baseline;
+    if b.total_operations > 0 {
+        section(out, "BASELINE OPERATIONS")?;
+        writeln!(out, "Total Operations: {}", b.total_operations)?;
+        writeln!(out, "Success Rate: {:.1}%", b.success_rate)?;
+        writeln!(
+            out,
+            "Latency: min={:.4}s, p50={:.4}s, p95={:.4}s, max={:.4}s",
+            b.latency.min, b.latency.median, b.latency.p95, b.latency.max
+        )?;
+    }
+
+    write_agents(out, r)?;
+    write_auth(out, r)?;
+    write_mcp(out, r)?;
+    if !r.thresholds.is_empty() {
+        section(out, "THRESHOLDS")?;
+        for t in &r.thresholds {
+            writeln!(out, "{}", threshold_line(t))?;
+        }
+    }
+    writeln!(out, "{banner}")
+}
+
+fn rule(out: &mut String) -> std::fmt::Result {
+    writeln!(out, "{}", "-".repeat(WIDTH))
+}
+
+fn section(out: &mut String, title: &str) -> std::fmt::Result {
+    writeln!(out)?;
+    rule(out)?;
+    writeln!(out, "{title}")?;
+    rule(out)
+}
+
+fn write_agents(out: &mut String, r: &Report) -> std::fmt::Result {
+    if r.agents.is_empty() {
+        return Ok(());
+    }
+    section(out, "AGENTS")?;
+    writeln!(
+        out,
+        "{:<20}{:>7}{:>10}{:>9}{:>11}{:>8}{:>7}  {}",
+        "Agent", "Users", "Ops", "Errors", "Workflows", "CPU s", "Late", "Status"
+    )?;
+    rule(out)?;
+    for a in &r.agents {
+        let generator = r.generator.iter().find(|g| g.agent == a.name);
+        let cpu = generator.map_or(0.0, |g| g.cpu_seconds);
+        let late = generator.map_or(0, |g| g.late_starts);
+        let status = match (a.lost, a.final_received) {
+            (false, true) => "ok",
+            (false, false) => "no final report",
+            (true, true) => "LOST (final report received)",
+            (true, false) => "LOST (intervals only)",
+        };
+        writeln!(
+            out,
+            "{:<20}{:>7}{:>10}{:>9}{:>11}{:>8.1}{:>7}  {}",
+            a.name, a.n_users, a.operations, a.failed_operations, a.workflows, cpu, late, status
+        )?;
+    }
+    Ok(())
+}
+
+fn write_auth(out: &mut String, r: &Report) -> std::fmt::Result {
+    let a = &r.auth;
+    section(out, "AUTH")?;
+    writeln!(out, "Login Method: {}", a.login_method)?;
+    writeln!(
+        out,
+        "Logins: {} ({} failed), p50={:.4}s, p95={:.4}s",
+        a.logins, a.login_failures, a.login_latency.median, a.login_latency.p95
+    )?;
+    writeln!(
+        out,
+        "Token Refreshes: {} ({} failed, {} requested by agents)",
+        a.refreshes, a.refresh_failures, a.refresh_requests
+    )?;
+    writeln!(out, "Auth Failures: {}", a.auth_failures)
+}
+
+fn write_mcp(out: &mut String, r: &Report) -> std::fmt::Result {
+    let m = &r.mcp;
+    section(out, "MCP")?;
+    writeln!(
+        out,
+        "Sessions Initialized: {} ({} failed), {}",
+        m.initializations,
+        m.initialize_failures,
+        p50_p95(&m.initialize_latency)
+    )?;
+    writeln!(out, "Session Re-initializations: {}", m.session_reinitializations)?;
+    let e = &m.errors;
+    let classes = [
+        ("http_status", e.http_status),
+        ("jsonrpc", e.jsonrpc),
+        ("tool_is_error", e.tool_is_error),
+        ("timeout", e.timeout),
+        ("transport", e.transport),
+        ("expectation", e.expectation),
+        ("skipped", e.skipped),
+    ];
+    let listed: Vec<String> = classes
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name}={n}"))
+        .collect();
+    if listed.is_empty() {
+        writeln!(out, "Errors: none")
+    } else {
+        writeln!(out, "Errors: {}", listed.join(", "))
+    }
+}
+
+fn p50_p95(l: &LatencyStats) -> String {
+    format!("p50={:.4}s, p95={:.4}s", l.median, l.p95)
+}
+
+fn threshold_line(t: &ThresholdResult) -> String {
+    let verdict = if t.passed { "PASS" } else { "FAIL" };
+    let observed = match (t.observed, t.unit.as_str()) {
+        (Some(v), "s") => format!("observed {v:.4}s"),
+        (Some(v), "%") => format!("observed {v:.2}%"),
+        (Some(v), unit) => format!("observed {v:.2}{unit}"),
+        (None, _) => format!(
+            "not measured: {}",
+            t.note.as_deref().unwrap_or("no value")
+        ),
+    };
+    format!("{verdict}  {:<36}{observed}", t.expression)
+}
+
+/// Orders `user_2` before `user_10`: runs of digits compare as numbers.
+fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a, b);
+    loop {
+        match (a.chars().next(), b.chars().next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let end_a = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
+                let end_b = b.find(|c: char| !c.is_ascii_digit()).unwrap_or(b.len());
+                let (na, nb) = (a[..end_a].trim_start_matches('0'), b[..end_b].trim_start_matches('0'));
+                let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                a = &a[end_a..];
+                b = &b[end_b..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(&y);
+                }
+                a = &a[x.len_utf8()..];
+                b = &b[y.len_utf8()..];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order_of_user_names() {
+        let mut names = vec!["u_10", "u_2", "u_1", "a", "u_02x", "u_2a"];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(names, vec!["a", "u_1", "u_2", "u_02x", "u_2a", "u_10"]);
+    }
+}

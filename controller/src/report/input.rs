@@ -1,0 +1,136 @@
+//! What the report is built from: domain types the run fills in from the
+//! agents' final reports and interval deltas (no proto types here).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use common::LatencyHistogram;
+use common::ids::AgentId;
+use common::series::SeriesSet;
+
+use crate::thresholds::Threshold;
+
+/// Everything `build_report` needs, gathered once the run is over.
+#[derive(Clone, Debug, Default)]
+pub struct ReportInput {
+    pub run: RunInfo,
+    pub agents: Vec<AgentResult>,
+    /// Cluster-wide interval deltas (every agent's delta for that second
+    /// merged), in time order, measurement window only (no warmup).
+    pub intervals: Vec<IntervalPoint>,
+    pub auth: AuthInput,
+    /// Every user of the run, so users without operations still show (with 0).
+    pub users: Vec<String>,
+    /// Workflows flagged `baseline` in the scenario: their tool calls make the
+    /// BASELINE section and they are left out of the workflow statistics.
+    pub baseline_workflows: Vec<String>,
+    /// Workflow → step names in scenario order, to list steps in that order.
+    pub step_order: BTreeMap<String, Vec<String>>,
+    pub thresholds: Vec<Threshold>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunInfo {
+    /// MCP endpoint of the target.
+    pub target: String,
+    /// Workload or scenario name (`mixed`, `sharing`, a scenario file's name).
+    pub workload: String,
+    /// Human description: `closed, think time 0s` or `open, 10/s`.
+    pub load_model: String,
+    pub n_users: usize,
+    pub n_agents: usize,
+    /// When the run started (warmup included).
+    pub started_at: SystemTime,
+    /// When the run ended.
+    pub ended_at: SystemTime,
+    pub warmup: Duration,
+    /// Length of the measurement window actually run (shorter than asked
+    /// when interrupted); throughput is computed over it.
+    pub duration: Duration,
+    pub interrupted: bool,
+    /// `browser`, `direct`, `password`, `client-credentials`, `tokens-file`.
+    pub login_method: String,
+}
+
+impl Default for RunInfo {
+    fn default() -> Self {
+        Self {
+            target: String::new(),
+            workload: String::new(),
+            load_model: String::new(),
+            n_users: 0,
+            n_agents: 0,
+            started_at: SystemTime::UNIX_EPOCH,
+            ended_at: SystemTime::UNIX_EPOCH,
+            warmup: Duration::ZERO,
+            duration: Duration::ZERO,
+            interrupted: false,
+            login_method: String::new(),
+        }
+    }
+}
+
+/// One agent's contribution.
+#[derive(Clone, Debug)]
+pub struct AgentResult {
+    pub id: AgentId,
+    pub name: String,
+    pub n_users: usize,
+    /// The agent went away before the end of the run.
+    pub lost: bool,
+    /// Its `FinalReport` arrived (then `series` is that cumulative set).
+    pub final_received: bool,
+    /// The `FinalReport`'s cumulative set; for an agent without one, the sum
+    /// of the interval deltas received from it.
+    pub series: SeriesSet,
+    pub generator: GeneratorSummary,
+    pub mcp: McpCounters,
+    pub intervals_received: u64,
+}
+
+/// How the agent's load generator itself fared, so a saturated agent is not
+/// mistaken for a slow server.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GeneratorSummary {
+    pub cpu_seconds: f64,
+    /// Workflow starts that began later than intended (open model).
+    pub late_starts: u64,
+    pub max_lateness_us: u64,
+    pub active_vusers: u64,
+}
+
+/// MCP-level counters an agent keeps beside its series.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct McpCounters {
+    pub session_reinitializations: u64,
+    /// 401/403 answers the agent got from the MCP server.
+    pub auth_failures: u64,
+    /// Token refreshes the agent asked the controller for.
+    pub refresh_requests: u64,
+}
+
+/// Cluster-wide delta of one interval.
+#[derive(Clone, Debug, Default)]
+pub struct IntervalPoint {
+    /// End of the interval, as an offset from the start of measurement. The
+    /// interval spans from the previous point's `at` (or 0) to this one.
+    pub at: Duration,
+    pub series: SeriesSet,
+}
+
+/// What the controller saw of logins and token refreshes.
+#[derive(Clone, Debug, Default)]
+pub struct AuthInput {
+    pub login_method: String,
+    /// Latency of each successful login (whole OAuth flow).
+    pub login_latency: LatencyHistogram,
+    pub logins_ok: u64,
+    pub logins_failed: u64,
+    /// Refreshes the controller performed.
+    pub refreshes: u64,
+    pub refresh_failures: u64,
+    /// Auth failures the controller itself saw (rejected refresh, revoked
+    /// token). The agents' 401/403 come from `AgentResult::mcp` and are
+    /// added to it in the report.
+    pub auth_failures: u64,
+}

@@ -1,0 +1,56 @@
+//! The run's report: built from what agents measured (`build`), printed in
+//! the framework's console layout (`console`) and written as JSON.
+
+pub mod build;
+pub mod console;
+pub mod input;
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+pub use build::build_report;
+pub use common::report::Report;
+pub use console::render_console;
+pub use input::{
+    AgentResult, AuthInput, GeneratorSummary, IntervalPoint, McpCounters, ReportInput, RunInfo,
+};
+
+/// Writes the report as pretty JSON, atomically: a temporary file beside the
+/// target, synced, then renamed over it, so a reader never sees half a report.
+pub fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
+    let text = report.to_json_pretty().context("serializing the report")?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .with_context(|| format!("report path {} has no file name", path.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.write_all(b"\n"))
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads a JSON report written by `write_json`.
+pub fn read_json(path: &Path) -> anyhow::Result<Report> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Report::from_json(&text).with_context(|| format!("reading report {}", path.display()))
+}

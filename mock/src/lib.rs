@@ -1,0 +1,218 @@
+//! The mock target: an OAuth 2.1 authorization server plus a protected, Nextcloud-like MCP server
+//! and a Nextcloud-shaped admin API, all served from one listener (see SPEC §7).
+//!
+//! Code map: `oauth/` (AS endpoints, JWTs, client/code/token store), `mcp/` (bearer guard, faults,
+//! tools), `state/` (users, files, notes, shares), `admin` (OCS provisioning API), `cli` (the
+//! `mock-target` binary).
+
+use std::future::IntoFuture;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+mod admin;
+pub mod cli;
+mod mcp;
+mod oauth;
+mod secret;
+mod state;
+
+pub use secret::Secret;
+
+/// How long open connections (SSE streams) may keep the server alive after shutdown is asked.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Scopes the authorization server knows; the MCP endpoint requires [`MCP_SCOPE`].
+pub const SCOPES: [&str; 5] = ["openid", "profile", "email", "offline_access", "mcp:tools"];
+pub const MCP_SCOPE: &str = "mcp:tools";
+
+/// Knobs of the mock target. `Debug` never prints passwords.
+#[derive(Clone)]
+pub struct MockConfig {
+    /// Users created at start: (name, password).
+    pub users: Vec<(String, String)>,
+    pub token_ttl: Duration,
+    /// `GET /authorize` with `login_hint` of an existing user issues a code without a form.
+    pub auto_approve: bool,
+    /// Show a consent page after login.
+    pub consent: bool,
+    /// Sleep before each MCP request is handled.
+    pub latency: Duration,
+    /// Fraction of MCP `tools/call` POSTs answered with HTTP 503.
+    pub error_rate: f64,
+    /// `initialize` beyond this many live sessions gets HTTP 503.
+    pub max_sessions: Option<usize>,
+    pub admin_user: String,
+    pub admin_password: String,
+    /// `Host` headers the MCP endpoint accepts; empty = any host.
+    pub allowed_hosts: Vec<String>,
+    /// Base URL to advertise instead of `http://<bound addr>`.
+    pub public_url: Option<url::Url>,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            users: Vec::new(),
+            token_ttl: Duration::from_secs(3600),
+            auto_approve: false,
+            consent: false,
+            latency: Duration::ZERO,
+            error_rate: 0.0,
+            max_sessions: None,
+            admin_user: "admin".into(),
+            admin_password: "admin".into(),
+            allowed_hosts: Vec::new(),
+            public_url: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for MockConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let users: Vec<(&str, Secret)> = self
+            .users
+            .iter()
+            .map(|(name, _)| (name.as_str(), Secret::default()))
+            .collect();
+        f.debug_struct("MockConfig")
+            .field("users", &users)
+            .field("token_ttl", &self.token_ttl)
+            .field("auto_approve", &self.auto_approve)
+            .field("consent", &self.consent)
+            .field("latency", &self.latency)
+            .field("error_rate", &self.error_rate)
+            .field("max_sessions", &self.max_sessions)
+            .field("admin_user", &self.admin_user)
+            .field("admin_password", &Secret::default())
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+/// A running mock target. Its URLs never end with a slash.
+#[derive(Debug)]
+pub struct MockTarget {
+    /// The OAuth issuer (`http://127.0.0.1:PORT` or the public URL).
+    pub issuer: String,
+    /// The protected MCP endpoint, `{issuer}/mcp`; also the token audience.
+    pub mcp_url: String,
+    /// The Nextcloud base URL: the OCS API lives at `{admin_url}/ocs/v2.php/cloud/users`.
+    pub admin_url: String,
+    app: Arc<App>,
+    task: JoinHandle<()>,
+}
+
+impl MockTarget {
+    /// Waits until the server has stopped (after the shutdown token is cancelled).
+    pub async fn wait(self) {
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "mock target task failed");
+        }
+    }
+
+    /// How many MCP requests the `error_rate` fault has failed so far.
+    pub fn injected_errors(&self) -> u64 {
+        self.app.faults.injected_errors()
+    }
+}
+
+/// Everything the handlers share. Locks are std mutexes never held across `.await`; when both
+/// are needed, `data` is taken and released before `auth`.
+pub(crate) struct App {
+    pub issuer: String,
+    pub mcp_url: String,
+    pub token_ttl: Duration,
+    pub auto_approve: bool,
+    pub consent: bool,
+    pub admin_user: String,
+    pub admin_password: Secret,
+    pub keys: oauth::jwt::Keys,
+    pub auth: Mutex<oauth::store::AuthStore>,
+    pub data: Mutex<state::Data>,
+    pub faults: mcp::faults::Faults,
+}
+
+impl App {
+    pub fn data(&self) -> MutexGuard<'_, state::Data> {
+        lock(&self.data)
+    }
+
+    pub fn auth(&self) -> MutexGuard<'_, oauth::store::AuthStore> {
+        lock(&self.auth)
+    }
+
+    /// The protected-resource metadata URL put into `WWW-Authenticate` challenges.
+    pub fn resource_metadata_url(&self) -> String {
+        format!("{}/.well-known/oauth-protected-resource/mcp", self.issuer)
+    }
+}
+
+/// Locks a mutex, recovering from poisoning: our critical sections leave the data consistent.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Starts the mock target on `listener` and returns at once; the server runs until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: MockConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<MockTarget> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&config.error_rate),
+        "error_rate must be between 0 and 1, got {}",
+        config.error_rate
+    );
+    let addr = listener.local_addr()?;
+    let issuer = match &config.public_url {
+        Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+        None => format!("http://{addr}"),
+    };
+    let mcp_url = format!("{issuer}/mcp");
+    let mut data = state::Data::default();
+    for (name, password) in &config.users {
+        data.add_user(name, Secret::new(password.clone()), name, &format!("{name}@benchmark.local"), Vec::new())
+            .map_err(|e| anyhow::anyhow!("user {name}: {e}"))?;
+    }
+    let app = Arc::new(App {
+        issuer: issuer.clone(),
+        mcp_url: mcp_url.clone(),
+        token_ttl: config.token_ttl,
+        auto_approve: config.auto_approve,
+        consent: config.consent,
+        admin_user: config.admin_user.clone(),
+        admin_password: Secret::new(config.admin_password.clone()),
+        keys: oauth::jwt::Keys::generate(),
+        auth: Mutex::new(oauth::store::AuthStore::default()),
+        data: Mutex::new(data),
+        faults: mcp::faults::Faults::new(config.latency, config.error_rate, config.max_sessions),
+    });
+    let router = oauth::router(app.clone())
+        .merge(admin::router(app.clone()))
+        .merge(mcp::router(app.clone(), &config, shutdown.clone()));
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+    let task = tokio::spawn(async move {
+        tokio::select! {
+            result = server => if let Err(e) = result {
+                tracing::error!(error = %e, "mock target server failed");
+            },
+            () = async { shutdown.cancelled().await; tokio::time::sleep(DRAIN_TIMEOUT).await } => {
+                tracing::warn!("mock target: open connections did not drain in time, stopping anyway");
+            }
+        }
+    });
+    tracing::info!(%issuer, "mock target listening");
+    Ok(MockTarget {
+        issuer: issuer.clone(),
+        mcp_url,
+        admin_url: issuer,
+        app,
+        task,
+    })
+}

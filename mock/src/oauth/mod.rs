@@ -1,0 +1,261 @@
+//! The OAuth 2.1 authorization server: routes, discovery metadata, JWKS, dynamic client
+//! registration, the shared error type and client authentication.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+
+use crate::{App, SCOPES, Secret};
+
+mod authorize;
+pub mod jwt;
+pub mod store;
+mod token;
+
+use store::{Client, random_token};
+
+pub const GRANT_TYPES: [&str; 4] = ["authorization_code", "refresh_token", "password", "client_credentials"];
+const AUTH_METHODS: [&str; 3] = ["none", "client_secret_basic", "client_secret_post"];
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/.well-known/oauth-authorization-server", get(metadata))
+        .route("/.well-known/openid-configuration", get(metadata))
+        .route("/jwks", get(jwks))
+        .route("/register", post(register))
+        .route("/authorize", get(authorize::authorize).post(authorize::login))
+        .route("/login", post(authorize::login))
+        .route("/consent", post(authorize::consent))
+        .route("/token", post(token::token))
+        .route("/introspect", post(token::introspect))
+        .route("/revoke", post(token::revoke))
+        .route("/userinfo", get(token::userinfo).post(token::userinfo))
+        .with_state(app)
+}
+
+/// An RFC 6749 error response: JSON `{error, error_description}`, never cached.
+#[derive(Debug)]
+pub struct OAuthError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub description: String,
+}
+
+impl OAuthError {
+    pub fn new(error: &'static str, description: impl Into<String>) -> Self {
+        let status = if error == "invalid_client" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
+        Self { status, error, description: description.into() }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.error, "error_description": self.description });
+        let mut response = (self.status, no_store(), axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"mock-target\""));
+        }
+        response
+    }
+}
+
+pub fn no_store() -> [(header::HeaderName, &'static str); 2] {
+    [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")]
+}
+
+/// Parses an `application/x-www-form-urlencoded` body; the first value of a name wins.
+pub fn parse_form(body: &[u8]) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    out
+}
+
+/// Decodes `Authorization: Basic` into (user, password), form-urldecoding both per RFC 6749 §2.3.1.
+pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(B64.decode(encoded.trim()).ok()?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    let unescape = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Some((unescape(user), unescape(password)))
+}
+
+/// Authenticates the client of a token, introspection or revocation request.
+pub fn authenticate_client(
+    app: &App,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<Client, OAuthError> {
+    let (id, secret) = match basic_credentials(headers) {
+        Some((id, secret)) => (id, Some(secret)),
+        None => match form.get("client_id") {
+            Some(id) => (id.clone(), form.get("client_secret").cloned()),
+            None => return Err(OAuthError::new("invalid_client", "client authentication required")),
+        },
+    };
+    let client = app
+        .auth()
+        .clients
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| OAuthError::new("invalid_client", "unknown client"))?;
+    match (&client.secret, secret) {
+        (None, _) => Ok(client),
+        (Some(expected), Some(given)) if expected.matches(&given) => Ok(client),
+        (Some(_), Some(_)) => Err(OAuthError::new("invalid_client", "wrong client secret")),
+        (Some(_), None) => Err(OAuthError::new("invalid_client", "client secret required")),
+    }
+}
+
+/// Checks `requested` (space-separated) against what the client may get; `None` = all of it.
+pub fn resolve_scope(requested: Option<&str>, allowed: &str) -> Result<String, OAuthError> {
+    let Some(requested) = requested.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(allowed.to_owned());
+    };
+    for scope in requested.split_whitespace() {
+        if !allowed.split_whitespace().any(|a| a == scope) {
+            return Err(OAuthError::new("invalid_scope", format!("scope {scope} is not allowed")));
+        }
+    }
+    Ok(requested.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// RFC 8707: a `resource`, if given, must name our MCP endpoint.
+pub fn check_resource(app: &App, resource: Option<&str>) -> Result<(), OAuthError> {
+    match resource {
+        Some(r) if r.trim_end_matches('/') != app.mcp_url => {
+            Err(OAuthError::new("invalid_target", format!("unknown resource {r}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn metadata(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let i = &app.issuer;
+    axum::Json(json!({
+        "issuer": i,
+        "authorization_endpoint": format!("{i}/authorize"),
+        "token_endpoint": format!("{i}/token"),
+        "registration_endpoint": format!("{i}/register"),
+        "introspection_endpoint": format!("{i}/introspect"),
+        "revocation_endpoint": format!("{i}/revoke"),
+        "jwks_uri": format!("{i}/jwks"),
+        "userinfo_endpoint": format!("{i}/userinfo"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": GRANT_TYPES,
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "scopes_supported": SCOPES,
+        "authorization_response_iss_parameter_supported": true,
+        "id_token_signing_alg_values_supported": ["EdDSA"],
+        "subject_types_supported": ["public"],
+    }))
+}
+
+async fn jwks(State(app): State<Arc<App>>) -> impl IntoResponse {
+    axum::Json(app.keys.jwks())
+}
+
+fn registration_error(error: &'static str, description: impl Into<String>) -> Response {
+    let body = json!({ "error": error, "error_description": description.into() });
+    (StatusCode::BAD_REQUEST, no_store(), axum::Json(body)).into_response()
+}
+
+fn valid_redirect_uri(uri: &str) -> bool {
+    url::Url::parse(uri).is_ok_and(|u| u.fragment().is_none())
+}
+
+/// RFC 7591 dynamic client registration.
+async fn register(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let Ok(meta) = serde_json::from_slice::<Value>(&body) else {
+        return registration_error("invalid_client_metadata", "body must be a JSON object");
+    };
+    let strings = |key: &str| -> Option<Vec<String>> {
+        meta.get(key)?.as_array()?.iter().map(|v| v.as_str().map(str::to_owned)).collect()
+    };
+    let Some(redirect_uris) = strings("redirect_uris").filter(|r| !r.is_empty()) else {
+        return registration_error("invalid_redirect_uri", "redirect_uris must be a non-empty array of strings");
+    };
+    if let Some(bad) = redirect_uris.iter().find(|u| !valid_redirect_uri(u)) {
+        return registration_error("invalid_redirect_uri", format!("invalid redirect URI {bad}"));
+    }
+    let grant_types = match meta.get("grant_types") {
+        None => vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+        Some(_) => match strings("grant_types") {
+            Some(g) if !g.is_empty() => g,
+            _ => return registration_error("invalid_client_metadata", "grant_types must be an array of strings"),
+        },
+    };
+    if let Some(bad) = grant_types.iter().find(|g| !GRANT_TYPES.contains(&g.as_str())) {
+        return registration_error("invalid_client_metadata", format!("unsupported grant type {bad}"));
+    }
+    if let Some(types) = meta.get("response_types")
+        && strings("response_types").is_none_or(|r| r.iter().any(|t| t != "code"))
+    {
+        return registration_error("invalid_client_metadata", format!("unsupported response_types {types}"));
+    }
+    let auth_method = match meta.get("token_endpoint_auth_method") {
+        None => "client_secret_basic".to_owned(),
+        Some(Value::String(m)) if AUTH_METHODS.contains(&m.as_str()) => m.clone(),
+        Some(m) => return registration_error("invalid_client_metadata", format!("unsupported token_endpoint_auth_method {m}")),
+    };
+    let scope = match meta.get("scope") {
+        None => SCOPES.join(" "),
+        Some(Value::String(s)) => match resolve_scope(Some(s), &SCOPES.join(" ")) {
+            Ok(s) => s,
+            Err(e) => return registration_error("invalid_client_metadata", e.description),
+        },
+        Some(_) => return registration_error("invalid_client_metadata", "scope must be a string"),
+    };
+    let name = meta.get("client_name").and_then(Value::as_str).map(str::to_owned);
+    let secret = (auth_method != "none").then(|| Secret::new(random_token()));
+    let client = Client {
+        id: uuid::Uuid::new_v4().to_string(),
+        secret: secret.clone(),
+        redirect_uris,
+        grant_types,
+        auth_method,
+        name,
+        scope,
+        issued_at: crate::state::now_secs(),
+    };
+    let mut out = meta.as_object().cloned().unwrap_or_default();
+    out.insert("client_id".into(), json!(client.id));
+    out.insert("client_id_issued_at".into(), json!(client.issued_at));
+    out.insert("redirect_uris".into(), json!(client.redirect_uris));
+    out.insert("grant_types".into(), json!(client.grant_types));
+    out.insert("response_types".into(), json!(["code"]));
+    out.insert("token_endpoint_auth_method".into(), json!(client.auth_method));
+    out.insert("scope".into(), json!(client.scope));
+    if let Some(secret) = &secret {
+        out.insert("client_secret".into(), json!(secret.expose()));
+        out.insert("client_secret_expires_at".into(), json!(0));
+    }
+    tracing::debug!(client_id = %client.id, public = client.is_public(), "registered client");
+    app.auth().clients.insert(client.id.clone(), client);
+    (StatusCode::CREATED, no_store(), axum::Json(Value::Object(out))).into_response()
+}
