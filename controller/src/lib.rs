@@ -1,5 +1,109 @@
 //! The mcp-swarm controller: provisions users, logs them in, plans and drives
 //! the run over gRPC, merges what agents measure into the report.
+//!
+//! Code map: `cli` and `config` (flags, env, TOML → `RunConfig`), `target`
+//! (embedded mock or `--url`), `provision/` (users and their journal),
+//! `login/` (discovery, DCR, login methods), `plan` (pure: users → groups →
+//! agents), `registry`, `service` + `convert` (the gRPC edge),
+//! `messages` (what crosses it, as domain types), `spawn` (local agents),
+//! `tokens` (refresh), `run/` (the orchestration), `report/` and
+//! `thresholds` (the output).
 
+pub mod cli;
+pub mod config;
+pub mod convert;
+pub mod login;
+pub mod messages;
+pub mod plan;
+pub mod provision;
+pub mod registry;
 pub mod report;
+pub mod run;
+pub mod service;
+pub mod spawn;
+pub mod target;
 pub mod thresholds;
+pub mod tokens;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{CleanupArgs, Cli, Command, LogFormat};
+use crate::config::{LogConfig, ProcessEnv, RunConfig};
+
+/// Runs one command to its exit code; `shutdown` is the process's root token
+/// (cancelled on Ctrl-C).
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Start(args) => {
+            let (config, log) = RunConfig::resolve(&args, &ProcessEnv)?;
+            init_tracing(log);
+            let prepared = run::prepare(config)?;
+            run::execute(prepared, shutdown).await
+        }
+        Command::Cleanup(args) => {
+            init_tracing(config::log_config(&args.log));
+            cleanup(&args).await
+        }
+        Command::Report(args) => {
+            init_tracing(config::log_config(&args.log));
+            let report = report::read_json(&args.file)?;
+            println!("{}", report::render_console(&report));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn cleanup(args: &CleanupArgs) -> anyhow::Result<ExitCode> {
+    use crate::cli::ProviderKind;
+    let prefix = args
+        .prefix
+        .clone()
+        .unwrap_or_else(|| config::DEFAULT_USER_PREFIX.into());
+    config::validate_prefix(&prefix)?;
+    let provider = match args.provider.unwrap_or(ProviderKind::Nextcloud) {
+        ProviderKind::Nextcloud => {
+            let base = args.nextcloud_url.as_ref().context(
+                "cleanup needs --nextcloud-url (the Nextcloud base URL; admin from NEXTCLOUD_ADMIN_USER/NEXTCLOUD_ADMIN_PASSWORD)",
+            )?;
+            let admin = config::admin_from_env(&ProcessEnv)?;
+            provision::Provider::Ocs(provision::OcsProvider::new(base, admin.user, admin.password)?)
+        }
+        ProviderKind::Embedded => {
+            anyhow::bail!("--provider embedded: the embedded target's users vanish with its run; nothing to clean up")
+        }
+        ProviderKind::Static => {
+            anyhow::bail!("--provider static: users from --users-file are never created or deleted")
+        }
+    };
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| config::DEFAULT_STATE_DIR.into());
+    let journal = if state_dir.is_dir() {
+        Some(provision::Journal::open(&state_dir)?)
+    } else {
+        None
+    };
+    run::users::cleanup_command(&provider, journal.as_ref(), &prefix, args.dry_run).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs to stderr: `info` for our crates (`debug` with -v), `warn` for the
+/// rest, unless `RUST_LOG` says otherwise. Safe to call twice (tests).
+pub fn init_tracing(log: LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let ours = if log.verbose { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("warn,controller={ours},mock={ours}"))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -94,7 +94,6 @@ impl std::fmt::Debug for MockConfig {
 }
 
 /// A running mock target. Its URLs never end with a slash.
-#[derive(Debug)]
 pub struct MockTarget {
     /// The OAuth issuer (`http://127.0.0.1:PORT` or the public URL).
     pub issuer: String,
@@ -104,6 +103,16 @@ pub struct MockTarget {
     pub admin_url: String,
     app: Arc<App>,
     task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for MockTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockTarget")
+            .field("issuer", &self.issuer)
+            .field("mcp_url", &self.mcp_url)
+            .field("admin_url", &self.admin_url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MockTarget {

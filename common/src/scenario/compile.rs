@@ -33,6 +33,7 @@ fn err<T>(path: Vec<Segment>, message: impl Into<String>) -> Result<T> {
 }
 
 pub(crate) struct Compiled {
+    pub description: String,
     pub default_workload: Option<String>,
     pub workloads: Vec<Workload>,
     pub workflows: Vec<Workflow>,
@@ -96,6 +97,7 @@ pub(crate) fn compile(raw: RawScenario) -> Result<Compiled> {
         );
     }
     Ok(Compiled {
+        description: raw.description,
         default_workload: raw.default_workload,
         workloads,
         workflows,

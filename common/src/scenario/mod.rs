@@ -30,6 +30,7 @@ const BUILTIN_ORIGIN: &str = "<builtin>/builtin.yaml";
 pub struct Scenario {
     source: String,
     digest: String,
+    description: String,
     default_workload: Option<String>,
     workloads: Vec<Workload>,
     workflows: Vec<Workflow>,
@@ -85,6 +86,7 @@ impl Scenario {
         Ok(Scenario {
             source: source.to_owned(),
             digest: sha256_hex(source),
+            description: compiled.description,
             default_workload: compiled.default_workload,
             workloads: compiled.workloads,
             workflows: compiled.workflows,
@@ -103,6 +105,11 @@ impl Scenario {
 
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The file's top-level `description:` (may be empty).
+    pub fn description(&self) -> &str {
+        &self.description
     }
 
     /// Hex SHA-256 of the source text.

@@ -302,21 +302,6 @@ impl ValueTemplate {
             ),
         })
     }
-
-    pub(crate) fn templates(&self) -> Vec<&Template> {
-        let mut out = Vec::new();
-        self.collect(&mut out);
-        out
-    }
-
-    fn collect<'a>(&'a self, out: &mut Vec<&'a Template>) {
-        match self {
-            ValueTemplate::Fixed(_) => {}
-            ValueTemplate::Text(t) => out.push(t),
-            ValueTemplate::Array(items) => items.iter().for_each(|t| t.collect(out)),
-            ValueTemplate::Object(fields) => fields.iter().for_each(|(_, t)| t.collect(out)),
-        }
-    }
 }
 
 /// Everything templates of one workflow execution can refer to.

@@ -19,7 +19,7 @@ use crate::{App, SCOPES, Secret};
 mod authorize;
 pub mod jwt;
 pub mod store;
-mod token;
+pub mod token;
 
 use store::{Client, random_token};
 

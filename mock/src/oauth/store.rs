@@ -100,7 +100,6 @@ pub struct Family {
 pub struct AccessRecord {
     pub sub: String,
     pub exp: u64,
-    pub family: Option<u64>,
 }
 
 /// What `/token` returns.
@@ -176,7 +175,7 @@ impl AuthStore {
         };
         let access_token = Secret::new(minter.keys.sign(&claims));
         self.access
-            .insert(claims.jti.clone(), AccessRecord { sub: sub.to_owned(), exp: claims.exp, family });
+            .insert(claims.jti.clone(), AccessRecord { sub: sub.to_owned(), exp: claims.exp });
         let mut refresh_token = None;
         if let Some(id) = family
             && let Some(fam) = self.families.get_mut(&id)

@@ -1,0 +1,187 @@
+//! Scenario parsing tests: the built-in scenario, workload resolution, and
+//! one table row per kind of error a user can make.
+
+use super::*;
+
+const ORIGIN: &str = "test.yaml";
+
+/// A valid two-role workflow to build error cases from.
+const BASE: &str = r#"
+workflows:
+  share:
+    roles: [owner, reader]
+    steps:
+      - name: create
+        as: owner
+        tool: nc_notes_create_note
+        args: { title: "t-{{ uuid }}", content: "x", category: c }
+        capture: { note_id: "$.id" }
+      - name: read
+        as: reader
+        tool: nc_notes_get_note
+        args: { note_id: "{{ note_id }}" }
+"#;
+
+/// Parses `yaml` and asserts the error contains `expected` (and a location
+/// when `line` is given).
+fn check(yaml: &str, expected: &str, line: Option<usize>) {
+    let err = match Scenario::parse(yaml, ORIGIN) {
+        Ok(_) => panic!("expected an error containing {expected:?}, parsed fine:\n{yaml}"),
+        Err(e) => e,
+    };
+    let text = err.to_string();
+    assert!(text.starts_with(ORIGIN), "{text}");
+    assert!(text.contains(expected), "expected {expected:?} in: {text}");
+    if let Some(line) = line {
+        assert_eq!(err.location().map(|l| l.line), Some(line), "{text}");
+        assert!(text.starts_with(&format!("{ORIGIN}:{line}:")), "{text}");
+    }
+}
+
+#[test]
+fn base_parses() {
+    let s = Scenario::parse(BASE, ORIGIN).unwrap();
+    let wf = s.workflow("share").unwrap();
+    assert_eq!(wf.n_roles(), 2);
+    assert_eq!(wf.steps[1].actors, vec![1]);
+    // No workloads: every workflow with weight 1.
+    let w = s.resolve_workload(None).unwrap();
+    assert_eq!(w.name, "all");
+    assert_eq!(w.mix, vec![MixEntry { workflow: "share".into(), weight: 1 }]);
+}
+
+#[test]
+fn errors() {
+    let cases: &[(&str, &str, Option<usize>)] = &[
+        // YAML syntax.
+        ("workflows: [", "test.yaml:", None),
+        // Unknown top-level key (deny_unknown_fields).
+        ("workflowz: {}\n", "unknown field `workflowz`", Some(1)),
+        // Unknown step key.
+        (
+            &BASE.replace("        as: reader\n", "        as: reader\n        expext: {}\n"),
+            "unknown field `expext`",
+            Some(13),
+        ),
+        ("version: 2\nworkflows: {}\n", "unsupported scenario version 2", Some(1)),
+        ("workflows: {}\n", "`workflows:` is empty", Some(1)),
+        // Unknown role in `as`.
+        (&BASE.replace("as: reader", "as: writer"), "unknown role `writer`", Some(12)),
+        // Missing `as` in a multi-role workflow.
+        (&BASE.replace("        as: reader\n", ""), "add `as:`", Some(11)),
+        // Several roles without parallel.
+        (&BASE.replace("as: reader", "as: all"), "must say `parallel: true`", Some(12)),
+        // Duplicate step name.
+        (&BASE.replace("name: read", "name: create"), "duplicate step name", Some(11)),
+        // Unknown step in a template.
+        (
+            &BASE.replace("\"{{ note_id }}\"", "\"{{ steps.nope.result.id }}\""),
+            "no earlier step named `nope`",
+            Some(14),
+        ),
+        // Unknown capture.
+        (&BASE.replace("\"{{ note_id }}\"", "\"{{ note }}\""), "`note` is not captured", Some(14)),
+        // Template syntax.
+        (&BASE.replace("\"{{ note_id }}\"", "\"{{ note_id\""), "without a closing", Some(14)),
+        // Bad JSON path in a capture.
+        (&BASE.replace("\"$.id\"", "\"id\""), "must start with `$`", Some(10)),
+        // Reserved capture name.
+        (&BASE.replace("{ note_id: \"$.id\" }", "{ uuid: \"$.id\" }"), "reserved", Some(10)),
+        // Duplicate role.
+        (&BASE.replace("[owner, reader]", "[owner, owner]"), "lists role `owner` twice", Some(4)),
+        // Baseline with two roles.
+        (&BASE.replace("    roles:", "    baseline: true\n    roles:"), "exactly one role", Some(4)),
+        // Unknown workflow in a workload.
+        (&format!("{BASE}workloads:\n  w: {{ share: 1, nope: 2 }}\n"), "unknown workflow `nope`", Some(16)),
+        // Zero total weight.
+        (&format!("{BASE}workloads:\n  w: {{ share: 0 }}\n"), "total weight of 0", Some(16)),
+        // Unknown default workload.
+        (&format!("{BASE}default_workload: heavy\n"), "default_workload `heavy`", Some(15)),
+        // Duplicate mapping key.
+        (&format!("{BASE}workloads:\n  w: {{ share: 1, share: 2 }}\n"), "duplicate", None),
+        // Capture on a parallel step.
+        (
+            &BASE.replace("        as: owner\n", "        as: all\n        parallel: true\n"),
+            "cannot capture",
+            Some(11),
+        ),
+        // args not a mapping.
+        (&BASE.replace("{ note_id: \"{{ note_id }}\" }", "[1, 2]"), "must be a mapping", Some(14)),
+        // Bad JSON path in expect.
+        (
+            &format!("{BASE}        expect: {{ json: {{ \"$.a[\": 1 }} }}\n"),
+            "missing `]`",
+            Some(15),
+        ),
+        // other.name in a one-role workflow.
+        (
+            "workflows:\n  solo:\n    steps:\n      - { name: a, tool: t, args: { x: \"{{ other.name }}\" } }\n",
+            "needs a second role",
+            Some(4),
+        ),
+        // Bad exists check.
+        (
+            &format!("{BASE}        expect: {{ json: {{ \"$.a\": {{ exists: 1 }} }} }}\n"),
+            "`{exists: true}`",
+            Some(15),
+        ),
+    ];
+    for (yaml, expected, line) in cases {
+        check(yaml, expected, *line);
+    }
+}
+
+#[test]
+fn builtin_parses_and_is_stable() {
+    let s = Scenario::builtin();
+    let names: Vec<&str> = s.workflows().map(|w| w.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["note_share", "collaborative_edit", "file_share", "permission_escalation", "baseline"]
+    );
+    for wf in s.workflows() {
+        assert!(wf.n_roles() <= 2, "{}", wf.name);
+    }
+    assert!(s.workflow("baseline").unwrap().baseline);
+    assert_eq!(s.digest().len(), 64);
+    assert_eq!(Scenario::parse(s.source(), "again").unwrap().digest(), s.digest());
+    let mixed = s.resolve_workload(None).unwrap();
+    assert_eq!(mixed.name, "mixed");
+    let weights: Vec<(&str, u32)> = mixed.mix.iter().map(|m| (m.workflow.as_str(), m.weight)).collect();
+    assert_eq!(
+        weights,
+        [("baseline", 50), ("note_share", 30), ("collaborative_edit", 15), ("file_share", 5)]
+    );
+    for name in ["sharing", "collaboration", "baseline"] {
+        assert_eq!(s.resolve_workload(Some(name)).unwrap().name, name);
+    }
+    // A workflow name runs that workflow alone.
+    assert_eq!(s.resolve_workload(Some("file_share")).unwrap().mix.len(), 1);
+    let err = s.resolve_workload(Some("heavy")).unwrap_err().to_string();
+    assert!(err.contains("mixed, sharing, collaboration, baseline"), "{err}");
+}
+
+/// Runs a built-in workflow's templates against fake results, as the agent
+/// would, to catch references that only fail at run time.
+#[test]
+fn builtin_note_share_renders() {
+    let wf = Scenario::builtin().workflow("note_share").unwrap();
+    let mut b = Bindings::new(vec!["alice".into(), "bob".into()], "u1".into(), 0);
+    let create = &wf.steps[0];
+    let args = create.render_args(&b, 0).unwrap();
+    assert_eq!(args["title"], "note-u1");
+    assert_eq!(args["content"], "hello from alice");
+    let out = ToolOutput::new(false, r#"{"id": 5, "title": "note-u1"}"#.into(), None);
+    for (k, v) in create.evaluate(&out, &b, 0).unwrap() {
+        b.set_capture(&k, v);
+    }
+    b.set_result("create_note", out.json.clone());
+    let share = wf.step("share_note").unwrap().render_args(&b, 0).unwrap();
+    assert_eq!(share["path"], "/Notes/loadtest/note-u1.txt");
+    assert_eq!(share["share_with"], "bob");
+    let read = wf.step("read_shared_note").unwrap();
+    assert_eq!(read.render_args(&b, 1).unwrap()["note_id"], 5);
+    assert!(read.evaluate(&out, &b, 1).is_ok());
+    let bad = ToolOutput::new(true, "403 Forbidden: no".into(), None);
+    assert_eq!(read.evaluate(&bad, &b, 1).unwrap_err().kind(), crate::ErrorKind::Tool);
+}

@@ -1,0 +1,283 @@
+//! `--login direct`: authorization code + PKCE (S256) by plain HTTP. Follows
+//! the IdP's redirects by hand, posts its login form (and consent form),
+//! and reads the code from the redirect to `REDIRECT_URI` without following it.
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use super::form::{Form, parse_forms};
+use super::{Authenticator, LoginError, REDIRECT_URI, TokenSet};
+use crate::provision::{TestUser, random_secret};
+
+/// Most redirects and form posts in one login before giving up.
+const MAX_HOPS: usize = 12;
+
+/// A login's cookies (no cookie store in our reqwest build; one IdP host).
+#[derive(Default)]
+struct CookieJar(Vec<(String, String)>);
+
+impl CookieJar {
+    fn absorb(&mut self, resp: &reqwest::Response) {
+        for v in resp.headers().get_all(reqwest::header::SET_COOKIE) {
+            let Ok(v) = v.to_str() else { continue };
+            let pair = v.split(';').next().unwrap_or("");
+            let Some((name, value)) = pair.split_once('=') else { continue };
+            let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
+            self.0.retain(|(n, _)| *n != name);
+            if !value.is_empty() {
+                self.0.push((name, value));
+            }
+        }
+    }
+
+    fn header(&self) -> Option<String> {
+        (!self.0.is_empty()).then(|| {
+            self.0
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+}
+
+pub fn pkce_challenge(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+enum Next {
+    Get(url::Url),
+    Post(url::Url, Vec<(String, String)>),
+}
+
+pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, LoginError> {
+    let name = user.name.to_string();
+    let flow = |message: String| LoginError::Flow {
+        user: name.clone(),
+        message,
+    };
+    let verifier = random_secret(64);
+    let state = random_secret(32);
+    let mut authorize = auth.endpoints.authorization_endpoint.clone();
+    {
+        let mut q = authorize.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &auth.client().client_id)
+            .append_pair("redirect_uri", REDIRECT_URI)
+            .append_pair("code_challenge", &pkce_challenge(verifier.expose()))
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", state.expose())
+            .append_pair("resource", &auth.endpoints.resource);
+        if let Some(scope) = auth.scope() {
+            q.append_pair("scope", scope);
+        }
+    }
+    let redirect = url::Url::parse(REDIRECT_URI).map_err(|e| flow(e.to_string()))?;
+    let fields = auth.form_fields();
+    let mut jar = CookieJar::default();
+    let mut next = Next::Get(authorize);
+    let mut posted_credentials = false;
+    let mut posted_consent = false;
+    for _ in 0..MAX_HOPS {
+        let (url, req) = match next {
+            Next::Get(url) => (url.clone(), auth.http().get(url)),
+            Next::Post(url, form) => (url.clone(), auth.http().post(url).form(&form)),
+        };
+        let req = match jar.header() {
+            Some(c) => req.header(reqwest::header::COOKIE, c),
+            None => req,
+        };
+        let resp = req
+            .header("Accept", "text/html,application/xhtml+xml")
+            .send()
+            .await
+            .map_err(|e| flow(format!("{}: {}", strip_query(&url), super::discovery::error_chain(&e))))?;
+        jar.absorb(&resp);
+        let status = resp.status();
+        if status.is_redirection() {
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| flow(format!("HTTP {status} without Location from {}", strip_query(&url))))?;
+            let target = url
+                .join(location)
+                .map_err(|e| flow(format!("bad Location {location:?}: {e}")))?;
+            if same_endpoint(&target, &redirect) {
+                let code = read_callback(&target, state.expose(), &auth.endpoints.issuer, &name)?;
+                return exchange(auth, &name, &code, verifier.expose()).await;
+            }
+            next = Next::Get(target);
+            continue;
+        }
+        if !status.is_success() {
+            let body = resp.text().await.unwrap_or_default();
+            return Err(flow(format!(
+                "HTTP {status} from {}{}",
+                strip_query(&url),
+                oauth_error_in(&body).map(|e| format!(": {e}")).unwrap_or_default()
+            )));
+        }
+        let body = resp.text().await.map_err(|e| flow(e.to_string()))?;
+        let forms = parse_forms(&body);
+        if let Some(form) = forms.iter().find(|f| f.has_field(&fields.password)) {
+            if posted_credentials {
+                return Err(LoginError::OAuth {
+                    user: name.clone(),
+                    stage: "login form",
+                    error: "credentials_rejected".into(),
+                    description: Some("the IdP showed its login form again after the credentials were posted".into()),
+                });
+            }
+            posted_credentials = true;
+            let mut values = form.fields();
+            set_field(&mut values, &fields.user, user.name.as_str());
+            set_field(&mut values, &fields.password, user.password.expose());
+            if !form.has_field(&fields.user) {
+                return Err(flow(format!(
+                    "the login form has no field {:?} (set --login-user-field)",
+                    fields.user
+                )));
+            }
+            if let Some(b) = form.buttons.first()
+                && let (Some(n), Some(v)) = (&b.name, &b.value)
+            {
+                values.push((n.clone(), v.clone()));
+            }
+            next = submit(&url, form, values).map_err(flow)?;
+            continue;
+        }
+        if let Some((form, button)) = forms.iter().find_map(|f| f.allow_button().map(|b| (f, b))) {
+            if posted_consent {
+                return Err(flow("the consent page came back after allowing".into()));
+            }
+            posted_consent = true;
+            let mut values = form.fields();
+            if let (Some(n), Some(v)) = (&button.name, &button.value) {
+                values.push((n.clone(), v.clone()));
+            }
+            next = submit(&url, form, values).map_err(flow)?;
+            continue;
+        }
+        return Err(flow(format!(
+            "{} answered a page with neither a login form (field {:?}) nor a consent button",
+            strip_query(&url),
+            fields.password
+        )));
+    }
+    Err(flow(format!("no authorization code after {MAX_HOPS} redirects and forms")))
+}
+
+fn set_field(values: &mut Vec<(String, String)>, name: &str, value: &str) {
+    match values.iter_mut().find(|(n, _)| n == name) {
+        Some(slot) => slot.1 = value.to_owned(),
+        None => values.push((name.to_owned(), value.to_owned())),
+    }
+}
+
+fn submit(page: &url::Url, form: &Form, values: Vec<(String, String)>) -> Result<Next, String> {
+    let action = match form.action.as_deref() {
+        Some(a) if !a.is_empty() => page.join(a).map_err(|e| format!("bad form action {a:?}: {e}"))?,
+        _ => page.clone(),
+    };
+    if form.method == "get" {
+        let mut u = action;
+        u.query_pairs_mut().clear().extend_pairs(values);
+        Ok(Next::Get(u))
+    } else {
+        Ok(Next::Post(action, values))
+    }
+}
+
+fn same_endpoint(a: &url::Url, b: &url::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+        && a.path() == b.path()
+}
+
+/// Checks `state` (and `iss`, RFC 9207) and returns the code.
+fn read_callback(target: &url::Url, state: &str, issuer: &str, user: &str) -> Result<String, LoginError> {
+    let get = |k: &str| target.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
+    if let Some(error) = get("error") {
+        return Err(LoginError::OAuth {
+            user: user.to_owned(),
+            stage: "authorization",
+            error,
+            description: get("error_description"),
+        });
+    }
+    let flow = |message: &str| LoginError::Flow {
+        user: user.to_owned(),
+        message: message.to_owned(),
+    };
+    if get("state").as_deref() != Some(state) {
+        return Err(flow("the authorization response's state does not match the request (CSRF?)"));
+    }
+    if let Some(iss) = get("iss")
+        && iss.trim_end_matches('/') != issuer.trim_end_matches('/')
+    {
+        return Err(flow(&format!(
+            "the authorization response's iss {iss:?} is not the issuer {issuer:?} (mix-up attack?)"
+        )));
+    }
+    get("code").ok_or_else(|| flow("the redirect carries no code"))
+}
+
+async fn exchange(auth: &Authenticator, user: &str, code: &str, verifier: &str) -> Result<TokenSet, LoginError> {
+    let form = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code.to_owned()),
+        ("redirect_uri", REDIRECT_URI.to_owned()),
+        ("code_verifier", verifier.to_owned()),
+        ("resource", auth.endpoints.resource.clone()),
+    ];
+    auth.token_request(user, "code exchange", form).await
+}
+
+fn strip_query(u: &url::Url) -> String {
+    let mut u = u.clone();
+    u.set_query(None);
+    u.to_string()
+}
+
+/// An OAuth `error` in a JSON or text body, for the error message.
+fn oauth_error_in(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let e = v.get("error")?.as_str()?.to_owned();
+    Some(match v.get("error_description").and_then(|d| d.as_str()) {
+        Some(d) => format!("{e} ({d})"),
+        None => e,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_matches_rfc7636_appendix_b() {
+        assert_eq!(
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn callback_checks_state_and_iss() {
+        let u = |q: &str| url::Url::parse(&format!("{REDIRECT_URI}?{q}")).unwrap();
+        assert_eq!(read_callback(&u("code=c&state=s&iss=http://as"), "s", "http://as/", "u").unwrap(), "c");
+        assert!(read_callback(&u("code=c&state=x"), "s", "http://as", "u").is_err());
+        assert!(read_callback(&u("code=c&state=s&iss=http://evil"), "s", "http://as", "u").is_err());
+        let e = read_callback(&u("error=access_denied&state=s"), "s", "http://as", "u").unwrap_err();
+        assert!(e.to_string().contains("access_denied"), "{e}");
+    }
+
+    #[test]
+    fn cookie_header() {
+        let mut jar = CookieJar::default();
+        jar.0.push(("a".into(), "1".into()));
+        jar.0.push(("b".into(), "2".into()));
+        assert_eq!(jar.header().as_deref(), Some("a=1; b=2"));
+    }
+}

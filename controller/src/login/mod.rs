@@ -1,0 +1,372 @@
+//! Getting tokens for test users: discovery, the OAuth client (DCR or
+//! `--client-id`), the login methods, and refresh.
+
+pub mod direct;
+pub mod discovery;
+pub mod form;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::ids::UserName;
+use common::{LatencyHistogram, Secret};
+use futures::StreamExt;
+use serde::Deserialize;
+
+use crate::cli::LoginMethod;
+use crate::config::LoginConfig;
+use crate::provision::TestUser;
+pub use discovery::Endpoints;
+
+/// Where the IdP sends the browser back; direct login reads the code from
+/// the `Location` header and never connects here.
+pub const REDIRECT_URI: &str = "http://127.0.0.1:53682/callback";
+
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("OAuth discovery from {url}: {message}")]
+    Discovery { url: String, message: String },
+    #[error("dynamic client registration at {url}: {message}")]
+    Registration { url: String, message: String },
+    #[error("login of {user}: {stage} failed: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    OAuth {
+        user: String,
+        stage: &'static str,
+        /// The OAuth error code (`invalid_grant`, `access_denied`) or what went wrong.
+        error: String,
+        description: Option<String>,
+    },
+    #[error("login of {user}: {message}")]
+    Flow { user: String, message: String },
+    #[error("--login {0}: not yet supported; use --login direct or --login password")]
+    Unsupported(&'static str),
+}
+
+/// A user's tokens; `Debug` redacts them.
+#[derive(Clone)]
+pub struct TokenSet {
+    pub access: Secret,
+    pub refresh: Option<Secret>,
+    pub expires_at: Option<SystemTime>,
+}
+
+impl fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("access", &self.access)
+            .field("has_refresh", &self.refresh.is_some())
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl TokenSet {
+    /// Unix ms of expiry; 0 = unknown (as the protocol has it).
+    pub fn expires_at_ms(&self) -> i64 {
+        self.expires_at
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+}
+
+/// The OAuth client the controller logs users in with.
+#[derive(Clone)]
+pub struct OAuthClient {
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+}
+
+impl fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct OAuthErrorBody {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// Logs users in and refreshes their tokens against one authorization server.
+pub struct Authenticator {
+    http: reqwest::Client,
+    pub endpoints: Endpoints,
+    client: OAuthClient,
+    method: LoginMethod,
+    scope: Option<String>,
+    form: crate::config::FormFields,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("endpoints", &self.endpoints)
+            .field("client", &self.client)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Outcome of logging in every user.
+pub struct LoginOutcome {
+    pub tokens: BTreeMap<UserName, TokenSet>,
+    pub latency: LatencyHistogram,
+    pub failures: Vec<LoginError>,
+}
+
+impl Authenticator {
+    /// Discovers the endpoints and registers a client (unless `--client-id`).
+    pub async fn setup(config: &LoginConfig, mcp_url: &url::Url) -> Result<Authenticator, LoginError> {
+        match config.method {
+            LoginMethod::Direct | LoginMethod::Password => {}
+            LoginMethod::Browser => return Err(LoginError::Unsupported("browser")),
+            LoginMethod::ClientCredentials => return Err(LoginError::Unsupported("client-credentials")),
+            LoginMethod::TokensFile => return Err(LoginError::Unsupported("tokens-file")),
+        }
+        let http = reqwest::Client::builder()
+            .timeout(HTTP_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| LoginError::Discovery {
+                url: mcp_url.to_string(),
+                message: discovery::error_chain(&e),
+            })?;
+        let endpoints = discovery::discover(&http, mcp_url).await?;
+        let scope = config.scope.clone().or_else(|| {
+            (!endpoints.scopes_supported.is_empty()).then(|| endpoints.scopes_supported.join(" "))
+        });
+        let client = match &config.client_id {
+            Some(id) => OAuthClient {
+                client_id: id.clone(),
+                client_secret: config.client_secret.clone(),
+            },
+            None => register_client(&http, &endpoints, config.method, scope.as_deref()).await?,
+        };
+        tracing::info!(issuer = %endpoints.issuer, client_id = %client.client_id, "OAuth client ready");
+        Ok(Authenticator {
+            http,
+            endpoints,
+            client,
+            method: config.method,
+            scope,
+            form: config.form.clone(),
+        })
+    }
+
+    pub fn method(&self) -> LoginMethod {
+        self.method
+    }
+
+    /// Logs one user in with the configured method.
+    pub async fn login(&self, user: &TestUser) -> Result<TokenSet, LoginError> {
+        match self.method {
+            LoginMethod::Password => self.password_grant(user).await,
+            _ => direct::login(self, user).await,
+        }
+    }
+
+    /// Logs every user in, `concurrency` at once, timing each login.
+    pub async fn login_all(self: &Arc<Self>, users: &[TestUser], concurrency: usize) -> LoginOutcome {
+        let results: Vec<_> = futures::stream::iter(users)
+            .map(|u| async move {
+                let started = Instant::now();
+                let r = self.login(u).await;
+                (u.name.clone(), started.elapsed(), r)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        let mut outcome = LoginOutcome {
+            tokens: BTreeMap::new(),
+            latency: LatencyHistogram::new(),
+            failures: Vec::new(),
+        };
+        for (name, elapsed, r) in results {
+            match r {
+                Ok(t) => {
+                    outcome.latency.record(elapsed);
+                    outcome.tokens.insert(name, t);
+                }
+                Err(e) => outcome.failures.push(e),
+            }
+        }
+        outcome
+    }
+
+    /// A fresh token for `user`: the refresh grant if there is a refresh
+    /// token, else (or when it is refused) a new login.
+    pub async fn refresh(&self, user: &TestUser, current: Option<&TokenSet>) -> Result<TokenSet, LoginError> {
+        if let Some(refresh) = current.and_then(|t| t.refresh.as_ref()) {
+            let mut form = vec![
+                ("grant_type", "refresh_token".to_owned()),
+                ("refresh_token", refresh.expose().to_owned()),
+                ("resource", self.endpoints.resource.clone()),
+            ];
+            if let Some(scope) = &self.scope {
+                form.push(("scope", scope.clone()));
+            }
+            match self.token_request(user.name.as_str(), "refresh", form).await {
+                Ok(mut t) => {
+                    if t.refresh.is_none() {
+                        t.refresh = Some(refresh.clone());
+                    }
+                    return Ok(t);
+                }
+                Err(e) => tracing::debug!(user = %user.name, error = %e, "refresh refused; logging in again"),
+            }
+        }
+        self.login(user).await
+    }
+
+    async fn password_grant(&self, user: &TestUser) -> Result<TokenSet, LoginError> {
+        let mut form = vec![
+            ("grant_type", "password".to_owned()),
+            ("username", user.name.to_string()),
+            ("password", user.password.expose().to_owned()),
+            ("resource", self.endpoints.resource.clone()),
+        ];
+        if let Some(scope) = &self.scope {
+            form.push(("scope", scope.clone()));
+        }
+        self.token_request(user.name.as_str(), "password grant", form).await
+    }
+
+    /// POSTs to the token endpoint with client authentication.
+    pub(crate) async fn token_request(
+        &self,
+        user: &str,
+        stage: &'static str,
+        mut form: Vec<(&'static str, String)>,
+    ) -> Result<TokenSet, LoginError> {
+        form.push(("client_id", self.client.client_id.clone()));
+        let mut req = self.http.post(self.endpoints.token_endpoint.clone());
+        if let Some(secret) = &self.client.client_secret {
+            req = req.basic_auth(&self.client.client_id, Some(secret.expose()));
+        }
+        let resp = req
+            .header("Accept", "application/json")
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| LoginError::Flow {
+                user: user.to_owned(),
+                message: format!("{stage}: {}", discovery::error_chain(&e)),
+            })?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let (error, description) = match serde_json::from_str::<OAuthErrorBody>(&body) {
+                Ok(b) => (b.error, b.error_description),
+                Err(_) => (format!("HTTP {status}"), None),
+            };
+            return Err(LoginError::OAuth {
+                user: user.to_owned(),
+                stage,
+                error,
+                description,
+            });
+        }
+        let t: TokenResponse = serde_json::from_str(&body).map_err(|e| LoginError::Flow {
+            user: user.to_owned(),
+            message: format!("{stage}: the token endpoint's answer is not a token response: {e}"),
+        })?;
+        Ok(TokenSet {
+            access: Secret::new(t.access_token),
+            refresh: t.refresh_token.map(Secret::new),
+            expires_at: t
+                .expires_in
+                .map(|s| SystemTime::now() + Duration::from_secs(s)),
+        })
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(crate) fn client(&self) -> &OAuthClient {
+        &self.client
+    }
+
+    pub(crate) fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    pub(crate) fn form_fields(&self) -> &crate::config::FormFields {
+        &self.form
+    }
+}
+
+#[derive(Deserialize)]
+struct RegistrationResponse {
+    client_id: String,
+    #[serde(default)]
+    client_secret: Option<String>,
+}
+
+/// RFC 7591 registration of one public client for the whole run.
+async fn register_client(
+    http: &reqwest::Client,
+    endpoints: &Endpoints,
+    method: LoginMethod,
+    scope: Option<&str>,
+) -> Result<OAuthClient, LoginError> {
+    let url = endpoints.registration_endpoint.clone().ok_or_else(|| LoginError::Registration {
+        url: endpoints.issuer.clone(),
+        message: "the authorization server offers no registration_endpoint: pass --client-id (and MCP_SWARM_CLIENT_SECRET if confidential)".into(),
+    })?;
+    let err = |message: String| LoginError::Registration {
+        url: url.to_string(),
+        message,
+    };
+    let mut grant_types = vec!["authorization_code", "refresh_token"];
+    if method == LoginMethod::Password {
+        grant_types.push("password");
+    }
+    let mut body = serde_json::json!({
+        "client_name": "mcp-swarm",
+        "redirect_uris": [REDIRECT_URI],
+        "grant_types": grant_types,
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    });
+    if let Some(scope) = scope {
+        body["scope"] = scope.into();
+    }
+    let resp = http
+        .post(url.clone())
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| err(discovery::error_chain(&e)))?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        let detail = serde_json::from_str::<OAuthErrorBody>(&text)
+            .map(|b| format!("{}{}", b.error, b.error_description.map(|d| format!(" ({d})")).unwrap_or_default()))
+            .unwrap_or_else(|_| format!("HTTP {status}"));
+        return Err(err(detail));
+    }
+    let r: RegistrationResponse = serde_json::from_str(&text).map_err(|e| err(format!("unexpected answer: {e}")))?;
+    Ok(OAuthClient {
+        client_id: r.client_id,
+        client_secret: r.client_secret.map(Secret::new),
+    })
+}

@@ -1,0 +1,122 @@
+//! The agents of a run: who registered and whether their stream is attached.
+//! Registration is refused once the run has all the agents it asked for.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use common::ids::AgentId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Registered,
+    Attached,
+    Detached,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("the run already has its {0} agents")]
+    Full(usize),
+    #[error("unknown agent id {0}: call Register first")]
+    Unknown(AgentId),
+    #[error("agent {0} is already attached (or was detached): register again")]
+    NotAttachable(AgentId),
+}
+
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    slot: Slot,
+}
+
+pub struct Registry {
+    capacity: usize,
+    inner: Mutex<BTreeMap<AgentId, Entry>>,
+}
+
+impl Registry {
+    pub fn new(capacity: usize) -> Registry {
+        Registry {
+            capacity,
+            inner: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<AgentId, Entry>> {
+        // A panic while holding this lock leaves a consistent map: keep going.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn register(&self, name: &str) -> Result<AgentId, RegistryError> {
+        let mut agents = self.lock();
+        if agents.len() >= self.capacity {
+            return Err(RegistryError::Full(self.capacity));
+        }
+        let id = AgentId::new(format!("{}-{}", agents.len() + 1, sanitize(name)));
+        agents.insert(
+            id.clone(),
+            Entry {
+                name: name.to_owned(),
+                slot: Slot::Registered,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Marks the agent attached; returns its name.
+    pub fn attach(&self, id: &AgentId) -> Result<String, RegistryError> {
+        let mut agents = self.lock();
+        let entry = agents
+            .get_mut(id)
+            .ok_or_else(|| RegistryError::Unknown(id.clone()))?;
+        match entry.slot {
+            Slot::Registered => {
+                entry.slot = Slot::Attached;
+                Ok(entry.name.clone())
+            }
+            Slot::Attached | Slot::Detached => Err(RegistryError::NotAttachable(id.clone())),
+        }
+    }
+
+    pub fn detach(&self, id: &AgentId) {
+        if let Some(e) = self.lock().get_mut(id) {
+            e.slot = Slot::Detached;
+        }
+    }
+
+    pub fn slot(&self, id: &AgentId) -> Option<Slot> {
+        self.lock().get(id).map(|e| e.slot)
+    }
+
+    pub fn n_registered(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(64)
+        .collect();
+    if s.is_empty() { "agent".into() } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_past_capacity_and_double_attach() {
+        let r = Registry::new(2);
+        let a = r.register("agent-0").unwrap();
+        let b = r.register("agent 1!").unwrap();
+        assert_eq!(b.as_str(), "2-agent1");
+        assert_eq!(r.register("x"), Err(RegistryError::Full(2)));
+        assert_eq!(r.attach(&a).unwrap(), "agent-0");
+        assert!(matches!(r.attach(&a), Err(RegistryError::NotAttachable(_))));
+        assert!(matches!(r.attach(&AgentId::from("nope")), Err(RegistryError::Unknown(_))));
+        r.detach(&b);
+        assert_eq!(r.slot(&b), Some(Slot::Detached));
+    }
+}

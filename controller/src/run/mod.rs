@@ -1,0 +1,407 @@
+//! `controller start`: check everything, start the target and the gRPC
+//! service, create and log in users while agents register, plan, assign,
+//! start, collect, report, and clean up whatever happened.
+
+pub mod session;
+pub mod users;
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use common::scenario::{Scenario, Workload};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{AgentsMode, LoadModel, RunConfig};
+use crate::login::{Authenticator, TokenSet};
+use crate::messages::{Assignment, RunSettings, VuserGroup, VuserSpec};
+use crate::plan::{Plan, PlanInput};
+use crate::provision::random_secret;
+use crate::registry::Registry;
+use crate::report::{self, AuthInput, ReportInput, RunInfo};
+use crate::service::{self, SwarmService};
+use crate::spawn::AgentProcesses;
+use crate::target::Target;
+use crate::thresholds::Threshold;
+use crate::tokens::TokenKeeper;
+use session::Session;
+use users::UserPool;
+
+/// Exit code when a threshold failed.
+pub const EXIT_THRESHOLD: u8 = 3;
+/// Extra time after the run's end for final reports, on top of the request timeout.
+const DRAIN_MARGIN: Duration = Duration::from_secs(10);
+/// How long spawned agents get to exit after the run.
+const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the gRPC server and tasks get to stop.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A run checked from end to end before anything starts.
+pub struct Prepared {
+    pub config: RunConfig,
+    pub scenario: Scenario,
+    pub workload: Workload,
+    pub plan: Plan,
+    pub thresholds: Vec<Threshold>,
+}
+
+/// Every check that needs no network: scenario, workload, plan, thresholds,
+/// files. Errors name the flag and the fix.
+pub fn prepare(config: RunConfig) -> anyhow::Result<Prepared> {
+    let scenario = match &config.scenario_file {
+        Some(path) => {
+            let source = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --scenario {}", path.display()))?;
+            Scenario::parse(&source, &path.display().to_string()).context("--scenario")?
+        }
+        None => Scenario::builtin().clone(),
+    };
+    let workload = scenario
+        .resolve_workload(config.workload.as_deref())
+        .with_context(|| {
+            let known: Vec<&str> = scenario.workloads().map(|w| w.name.as_str()).collect();
+            format!(
+                "--workload {}: use one of {} or a workflow name",
+                config.workload.as_deref().unwrap_or("(default)"),
+                known.join(", ")
+            )
+        })?;
+    let roles: Vec<usize> = workload
+        .mix
+        .iter()
+        .filter(|m| m.weight > 0)
+        .map(|m| {
+            scenario
+                .workflow(&m.workflow)
+                .map(|w| w.roles.len())
+                .with_context(|| format!("workload {} names unknown workflow {}", workload.name, m.workflow))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let (Some(&group_size), Some(&min_roles)) = (roles.iter().max(), roles.iter().min()) else {
+        bail!("workload {} has no workflow with a positive weight", workload.name);
+    };
+    let plan = crate::plan::plan(&PlanInput {
+        n_users: config.n_users as usize,
+        n_agents: config.n_agents as usize,
+        group_size,
+        min_roles,
+        rate_per_sec: match config.load {
+            LoadModel::Open { rate_per_sec } => Some(rate_per_sec),
+            LoadModel::Closed { .. } => None,
+        },
+    })
+    .with_context(|| format!("workload {}", workload.name))?;
+    let thresholds = config
+        .thresholds
+        .iter()
+        .map(|t| Threshold::parse(t).context("--threshold"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(out) = &config.output
+        && let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        bail!("--output {}: directory {} does not exist", out.display(), dir.display());
+    }
+    if let crate::config::ProviderConfig::Static { users_file } = &config.provider {
+        crate::provision::StaticUsers::load(users_file, config.n_users)?;
+    }
+    if let AgentsMode::Spawn { agent_bin } = &config.agents
+        && !agent_bin.is_file()
+    {
+        bail!(
+            "agent executable not found at {}: build it (`cargo build --workspace`) or pass --agent-bin",
+            agent_bin.display()
+        );
+    }
+    Ok(Prepared {
+        config,
+        scenario,
+        workload,
+        plan,
+        thresholds,
+    })
+}
+
+/// Runs a prepared run to its exit code.
+pub async fn execute(prepared: Prepared, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
+    let tasks = TaskTracker::new();
+    let run_token = shutdown.child_token();
+    // The target outlives a Ctrl-C until users are deleted: its own token.
+    let target_token = CancellationToken::new();
+    let target = Target::start(&prepared.config.target, &target_token).await?;
+    let result = with_target(&prepared, &target, &run_token, &tasks).await;
+    target.stop().await;
+    target_token.cancel();
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, tasks.wait()).await.is_err() {
+        tracing::debug!("some tasks were still running at exit");
+    }
+    result
+}
+
+async fn with_target(
+    p: &Prepared,
+    target: &Target,
+    cancel: &CancellationToken,
+    tasks: &TaskTracker,
+) -> anyhow::Result<ExitCode> {
+    let config = &p.config;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on --listen {}", config.listen))?;
+    let local = listener.local_addr().context("the gRPC listener's address")?;
+    tracing::info!("listening for agents on http://{local}");
+
+    let secret = match &config.agents {
+        AgentsMode::Spawn { .. } => random_secret(48),
+        AgentsMode::NoSpawn { cluster_secret } => cluster_secret.clone(),
+    };
+    let registry = Arc::new(Registry::new(config.n_agents as usize));
+    let (events_tx, events_rx) = mpsc::channel(1024);
+    let server_token = CancellationToken::new();
+    let service = SwarmService::new(
+        registry,
+        events_tx,
+        Scenario::builtin().digest().to_owned(),
+        tasks.clone(),
+        server_token.clone(),
+    );
+    let server = tasks.spawn(service::serve(listener, service, secret.clone(), server_token.clone()));
+
+    let mut processes = match &config.agents {
+        AgentsMode::Spawn { agent_bin } => {
+            let url = format!("http://{}", service::dial_address(local));
+            Some(AgentProcesses::spawn(agent_bin, config.n_agents, &url, &secret)?)
+        }
+        AgentsMode::NoSpawn { .. } => None,
+    };
+
+    let mut pool = UserPool::new(config, target)?;
+    let mut session = Session::new(events_rx);
+    let result = drive(p, target, &mut pool, &mut session, processes.as_mut(), cancel, tasks).await;
+
+    // Whatever happened: stop agents, delete users, stop the server.
+    session.stop_all("run over").await;
+    session.close();
+    if config.cleanup {
+        pool.cleanup(config.login.concurrency).await;
+    } else if !pool.created.is_empty() {
+        tracing::info!(
+            n_users = pool.created.len(),
+            "users kept (--no-cleanup); remove them with `controller cleanup --prefix {}`",
+            config.user_prefix
+        );
+    }
+    if let Some(p) = processes {
+        p.finish(AGENT_EXIT_TIMEOUT).await;
+    }
+    server_token.cancel();
+    match tokio::time::timeout(SHUTDOWN_TIMEOUT, server).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "gRPC server error"),
+        Err(_) => tracing::debug!("gRPC server still draining at exit"),
+        _ => {}
+    }
+    result
+}
+
+async fn drive(
+    p: &Prepared,
+    target: &Target,
+    pool: &mut UserPool,
+    session: &mut Session,
+    processes: Option<&mut AgentProcesses>,
+    cancel: &CancellationToken,
+    tasks: &TaskTracker,
+) -> anyhow::Result<ExitCode> {
+    let config = &p.config;
+    let concurrency = config.login.concurrency;
+    let hint = match config.agents {
+        AgentsMode::Spawn { .. } => "see the agents' logs above".to_owned(),
+        AgentsMode::NoSpawn { .. } => format!(
+            "start them with `agent --controller http://<this host>:<port> --name NAME` and the same {}",
+            common::CLUSTER_SECRET_ENV
+        ),
+    };
+
+    // Users (create, discover, log in) while agents register.
+    let users = async {
+        let (auth, created) = tokio::join!(
+            Authenticator::setup(&config.login, &target.mcp_url),
+            pool.create(concurrency)
+        );
+        created?;
+        let auth = Arc::new(auth?);
+        let outcome = pool.login(&auth, concurrency).await?;
+        anyhow::Ok((auth, outcome))
+    };
+    let agents = session.wait_attached(config.n_agents as usize, config.agent_timeout, processes, cancel, &hint);
+    let ((auth, logins), ()) = tokio::select! {
+        r = async { tokio::try_join!(users, agents) } => r?,
+        () = cancel.cancelled() => bail!("interrupted before the run started"),
+    };
+
+    let assignments = assignments(p, target, &pool.users, &logins.tokens);
+    session.assign(assignments).await?;
+    session.wait_ready(config.agent_timeout, cancel).await?;
+    let schedule = session.start(config.warmup, config.duration).await?;
+    tracing::info!(
+        warmup = %common::duration::format_duration(config.warmup),
+        duration = %common::duration::format_duration(config.duration),
+        "run started"
+    );
+
+    let mut tokens = TokenKeeper::new(auth.clone(), &pool.users, logins.tokens.clone());
+    let drain = config.request_timeout + DRAIN_MARGIN;
+    let collected = session.collect(schedule, drain, &mut tokens, tasks, cancel).await;
+
+    let measured = collected
+        .ended_at
+        .duration_since(schedule.measure_from)
+        .unwrap_or_default()
+        .min(config.duration);
+    let input = ReportInput {
+        run: RunInfo {
+            target: target.mcp_url.to_string(),
+            workload: p.workload.name.clone(),
+            load_model: load_model_text(&config.load),
+            n_users: pool.users.len(),
+            n_agents: config.n_agents as usize,
+            started_at: schedule.started_at,
+            ended_at: collected.ended_at,
+            warmup: config.warmup,
+            duration: if collected.interrupted { measured } else { config.duration },
+            interrupted: collected.interrupted,
+            login_method: login_method_text(auth.method()),
+        },
+        agents: session.results(),
+        intervals: session.intervals(),
+        auth: AuthInput {
+            login_method: login_method_text(auth.method()),
+            logins_ok: logins.latency.len(),
+            logins_failed: logins.failures.len() as u64,
+            login_latency: logins.latency,
+            refreshes: tokens.refreshes,
+            refresh_failures: tokens.refresh_failures,
+            auth_failures: tokens.refresh_failures,
+        },
+        users: pool.users.iter().map(|u| u.name.to_string()).collect(),
+        baseline_workflows: p
+            .scenario
+            .workflows()
+            .filter(|w| w.baseline)
+            .map(|w| w.name.clone())
+            .collect(),
+        step_order: p
+            .scenario
+            .workflows()
+            .map(|w| (w.name.clone(), w.steps.iter().map(|s| s.name.clone()).collect()))
+            .collect::<BTreeMap<_, _>>(),
+        thresholds: p.thresholds.clone(),
+    };
+    let report = report::build_report(&input);
+    println!("{}", report::render_console(&report));
+    if let Some(path) = &config.output {
+        report::write_json(&report, path)?;
+        tracing::info!(path = %path.display(), "JSON report written");
+    }
+    let lost: Vec<&str> = session
+        .agents
+        .values()
+        .filter(|a| a.phase == session::Phase::Lost)
+        .map(|a| a.name.as_str())
+        .collect();
+    if !lost.is_empty() {
+        tracing::warn!(agents = ?lost, "some agents were lost; the report keeps what they sent");
+    }
+    if collected.interrupted {
+        bail!("the run was interrupted; the report above covers what was measured");
+    }
+    if !report.thresholds_passed() {
+        tracing::warn!("a threshold failed");
+        return Ok(ExitCode::from(EXIT_THRESHOLD));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Each agent's slice: its groups with tokens, the mix and its load share.
+fn assignments(
+    p: &Prepared,
+    target: &Target,
+    users: &[crate::provision::TestUser],
+    tokens: &BTreeMap<common::ids::UserName, TokenSet>,
+) -> Vec<Assignment> {
+    let run_id = uuid::Uuid::new_v4();
+    let mut group_index = 0u32;
+    p.plan
+        .agents
+        .iter()
+        .enumerate()
+        .map(|(i, share)| {
+            let groups = share
+                .groups
+                .iter()
+                .map(|g| {
+                    group_index += 1;
+                    VuserGroup {
+                        index: group_index - 1,
+                        users: g
+                            .iter()
+                            .filter_map(|&u| users.get(u))
+                            .map(|u| {
+                                let t = tokens.get(&u.name);
+                                VuserSpec {
+                                    index: u.index,
+                                    name: u.name.clone(),
+                                    access_token: t.map(|t| t.access.clone()).unwrap_or_default(),
+                                    expires_at_ms: t.map_or(0, TokenSet::expires_at_ms),
+                                }
+                            })
+                            .collect(),
+                    }
+                })
+                .collect();
+            let load = match (p.config.load, share.rate_per_sec) {
+                (LoadModel::Open { .. }, Some(rate_per_sec)) => LoadModel::Open { rate_per_sec },
+                (load, _) => load,
+            };
+            Assignment {
+                id: format!("{run_id}-{i}"),
+                settings: RunSettings {
+                    mcp_url: target.mcp_url.to_string(),
+                    scenario_source: p.scenario.source().to_owned(),
+                    scenario_digest: p.scenario.digest().to_owned(),
+                    mix: p
+                        .workload
+                        .mix
+                        .iter()
+                        .map(|m| (m.workflow.clone(), m.weight))
+                        .collect(),
+                    load,
+                    request_timeout: p.config.request_timeout,
+                },
+                groups,
+            }
+        })
+        .collect()
+}
+
+fn load_model_text(load: &LoadModel) -> String {
+    match load {
+        LoadModel::Closed { think_time } => format!(
+            "closed, think time {}",
+            common::duration::format_duration(*think_time)
+        ),
+        LoadModel::Open { rate_per_sec } => format!("open, {rate_per_sec}/s"),
+    }
+}
+
+fn login_method_text(m: crate::cli::LoginMethod) -> String {
+    use clap::ValueEnum;
+    m.to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
+}

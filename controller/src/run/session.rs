@@ -1,0 +1,487 @@
+//! The run as the agents see it: attach, assign, ready, start, collect.
+//! Tracks each agent's phase and what it sent, notices lost agents, answers
+//! refresh requests, and keeps everything received for the report.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::bail;
+use common::ids::{AgentId, UserName};
+use common::series::{SeriesKind, SeriesSet};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::messages::{
+    AgentEvent, Assignment, FinalData, FromAgent, ReadyReport, StartCommand, ToAgent,
+};
+use crate::report::{AgentResult, GeneratorSummary, IntervalPoint, McpCounters};
+use crate::spawn::AgentProcesses;
+use crate::tokens::TokenKeeper;
+
+/// An agent silent this long is lost (heartbeats come every second).
+pub const AGENT_LOST_AFTER: Duration = Duration::from_secs(5);
+/// Agents start this long after `Start` is sent, all at the same instant.
+pub const START_DELAY: Duration = Duration::from_millis(300);
+/// After `Stop`, how long agents get to send their final reports.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the live status line is printed.
+pub const STATUS_EVERY: Duration = Duration::from_secs(5);
+const TICK: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Attached,
+    Assigned,
+    Ready,
+    Running,
+    /// Its `FinalReport` arrived.
+    Finished,
+    Lost,
+}
+
+pub struct AgentState {
+    pub name: String,
+    pub phase: Phase,
+    outbound: Option<mpsc::Sender<ToAgent>>,
+    last_seen: Instant,
+    pub users: Vec<UserName>,
+    pub ready: Option<ReadyReport>,
+    /// Interval deltas of the measurement window, summed: the stand-in for
+    /// the final report of a lost agent.
+    measured: SeriesSet,
+    /// Every delta since start, for the live status.
+    live_ops: u64,
+    live_errors: u64,
+    intervals_received: u64,
+    generator: GeneratorSummary,
+    final_data: Option<FinalData>,
+}
+
+impl AgentState {
+    fn finished(&self) -> bool {
+        matches!(self.phase, Phase::Finished | Phase::Lost)
+    }
+
+    /// The one place phases change; returns whether the change was allowed.
+    fn transition(&mut self, to: Phase) -> bool {
+        use Phase::*;
+        let ok = match (self.phase, to) {
+            (Attached, Assigned) | (Assigned, Ready) | (Ready, Running) => true,
+            (Attached | Assigned | Ready | Running, Finished) => true,
+            (from, Lost) => from != Finished && from != Lost,
+            _ => false,
+        };
+        if ok {
+            self.phase = to;
+            if matches!(to, Finished | Lost) {
+                // Dropping the sender ends the stream once the agent is done.
+                self.outbound = None;
+            }
+        }
+        ok
+    }
+}
+
+/// Times of the run, fixed at `Start`.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub started_at: SystemTime,
+    pub measure_from: SystemTime,
+    pub end_at: SystemTime,
+}
+
+pub struct Session {
+    events: mpsc::Receiver<AgentEvent>,
+    pub agents: BTreeMap<AgentId, AgentState>,
+    /// Attach order: the plan's agent `i` is `order[i]`.
+    pub order: Vec<AgentId>,
+    user_agent: BTreeMap<UserName, AgentId>,
+    /// Cluster-wide deltas per second of the measurement window.
+    timeline: BTreeMap<u64, SeriesSet>,
+    pub failures: Vec<String>,
+}
+
+pub struct Collected {
+    pub interrupted: bool,
+    pub ended_at: SystemTime,
+}
+
+impl Session {
+    pub fn new(events: mpsc::Receiver<AgentEvent>) -> Session {
+        Session {
+            events,
+            agents: BTreeMap::new(),
+            order: Vec::new(),
+            user_agent: BTreeMap::new(),
+            timeline: BTreeMap::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// Waits until `n` agents have attached.
+    pub async fn wait_attached(
+        &mut self,
+        n: usize,
+        timeout: Duration,
+        mut processes: Option<&mut AgentProcesses>,
+        cancel: &CancellationToken,
+        hint: &str,
+    ) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut tick = tokio::time::interval(TICK);
+        while self.order.len() < n {
+            tokio::select! {
+                () = cancel.cancelled() => bail!("interrupted while waiting for agents"),
+                () = tokio::time::sleep_until(deadline) => bail!(
+                    "only {} of {n} agents attached within {}: {hint}",
+                    self.order.len(),
+                    common::duration::format_duration(timeout)
+                ),
+                _ = tick.tick() => {
+                    if let Some(p) = processes.as_deref_mut()
+                        && let Some(exit) = p.exited()
+                    {
+                        bail!("{exit} before attaching (see its log above)");
+                    }
+                }
+                ev = self.events.recv() => match ev {
+                    Some(ev) => self.handle_pre_start(ev)?,
+                    None => bail!("the gRPC service stopped"),
+                },
+            }
+        }
+        tracing::info!(n_agents = n, "all agents attached");
+        Ok(())
+    }
+
+    /// Events before `Start`: attachment, readiness, liveness.
+    fn handle_pre_start(&mut self, ev: AgentEvent) -> anyhow::Result<()> {
+        match ev {
+            AgentEvent::Attached { agent, name, outbound } => {
+                tracing::info!(agent = %agent, "agent attached");
+                self.order.push(agent.clone());
+                self.agents.insert(
+                    agent,
+                    AgentState {
+                        name,
+                        phase: Phase::Attached,
+                        outbound: Some(outbound),
+                        last_seen: Instant::now(),
+                        users: Vec::new(),
+                        ready: None,
+                        measured: SeriesSet::default(),
+                        live_ops: 0,
+                        live_errors: 0,
+                        intervals_received: 0,
+                        generator: GeneratorSummary::default(),
+                        final_data: None,
+                    },
+                );
+            }
+            AgentEvent::Message { agent, message } => {
+                let Some(state) = self.agents.get_mut(&agent) else { return Ok(()) };
+                state.last_seen = Instant::now();
+                match message {
+                    FromAgent::Ready(r) => {
+                        if r.sessions_failed > 0 {
+                            tracing::warn!(agent = %agent, failed = r.sessions_failed, open = r.sessions_open,
+                                samples = ?r.failure_samples, "some MCP sessions failed to open");
+                        }
+                        state.ready = Some(r);
+                        state.transition(Phase::Ready);
+                    }
+                    FromAgent::Failure { message } => {
+                        bail!("agent {} failed: {message}", state.name);
+                    }
+                    _ => {}
+                }
+            }
+            AgentEvent::Detached { agent, reason } => {
+                let name = self.agents.get(&agent).map_or(agent.to_string(), |s| s.name.clone());
+                bail!(
+                    "agent {name} went away before the run started{}",
+                    reason.map(|r| format!(": {r}")).unwrap_or_default()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends each agent its assignment; `assignments[i]` goes to `order[i]`.
+    pub async fn assign(&mut self, assignments: Vec<Assignment>) -> anyhow::Result<()> {
+        for (id, a) in self.order.clone().iter().zip(assignments) {
+            let users: Vec<UserName> = a.groups.iter().flat_map(|g| g.users.iter().map(|u| u.name.clone())).collect();
+            for u in &users {
+                self.user_agent.insert(u.clone(), id.clone());
+            }
+            let Some(state) = self.agents.get_mut(id) else { continue };
+            state.users = users;
+            send(state, ToAgent::Assignment(Box::new(a))).await?;
+            state.transition(Phase::Assigned);
+        }
+        Ok(())
+    }
+
+    /// Waits until every agent has opened its sessions.
+    pub async fn wait_ready(&mut self, timeout: Duration, cancel: &CancellationToken) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.agents.values().any(|a| a.phase != Phase::Ready) {
+            tokio::select! {
+                () = cancel.cancelled() => bail!("interrupted while agents were opening MCP sessions"),
+                () = tokio::time::sleep_until(deadline) => {
+                    let waiting: Vec<&str> = self.agents.values().filter(|a| a.phase != Phase::Ready).map(|a| a.name.as_str()).collect();
+                    bail!("agents {} not ready within {}", waiting.join(", "), common::duration::format_duration(timeout));
+                }
+                ev = self.events.recv() => match ev {
+                    Some(ev) => self.handle_pre_start(ev)?,
+                    None => bail!("the gRPC service stopped"),
+                },
+            }
+        }
+        let open: u32 = self.agents.values().filter_map(|a| a.ready.as_ref()).map(|r| r.sessions_open).sum();
+        if open == 0 {
+            let samples: Vec<String> = self
+                .agents
+                .values()
+                .filter_map(|a| a.ready.as_ref())
+                .flat_map(|r| r.failure_samples.iter().cloned())
+                .take(3)
+                .collect();
+            bail!("no agent could open an MCP session: {}", samples.join("; "));
+        }
+        tracing::info!(sessions = open, "all agents ready");
+        Ok(())
+    }
+
+    /// Tells every agent when to start; returns the schedule.
+    pub async fn start(&mut self, warmup: Duration, duration: Duration) -> anyhow::Result<Schedule> {
+        let started_at = SystemTime::now() + START_DELAY;
+        let cmd = StartCommand {
+            start_at: started_at,
+            warmup,
+            duration,
+        };
+        for state in self.agents.values_mut() {
+            send(state, ToAgent::Start(cmd)).await?;
+            state.transition(Phase::Running);
+        }
+        Ok(Schedule {
+            started_at,
+            measure_from: started_at + warmup,
+            end_at: started_at + warmup + duration,
+        })
+    }
+
+    /// Runs until every agent has sent its final report or is lost, the
+    /// drain deadline passes, or `cancel` fires (then agents are stopped).
+    pub async fn collect(
+        &mut self,
+        schedule: Schedule,
+        drain: Duration,
+        tokens: &mut TokenKeeper,
+        tasks: &TaskTracker,
+        cancel: &CancellationToken,
+    ) -> Collected {
+        let until_end = schedule.end_at.duration_since(SystemTime::now()).unwrap_or_default();
+        let mut deadline = tokio::time::Instant::now() + until_end + drain;
+        let mut stopped = false;
+        let mut interrupted = false;
+        let mut tick = tokio::time::interval(TICK);
+        let mut next_status = Instant::now() + STATUS_EVERY;
+        while !self.agents.values().all(AgentState::finished) {
+            tokio::select! {
+                () = cancel.cancelled(), if !interrupted => {
+                    tracing::warn!("interrupted: stopping agents and collecting their final reports");
+                    interrupted = true;
+                    stopped = true;
+                    self.stop_all("interrupted").await;
+                    deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    if stopped {
+                        for state in self.agents.values_mut().filter(|a| !a.finished()) {
+                            tracing::warn!(agent = %state.name, "no final report: reporting it as lost");
+                            state.transition(Phase::Lost);
+                        }
+                        break;
+                    }
+                    tracing::warn!("agents overran the run: stopping them");
+                    stopped = true;
+                    self.stop_all("run over").await;
+                    deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
+                }
+                _ = tick.tick() => {
+                    self.check_lost();
+                    if Instant::now() >= next_status {
+                        next_status += STATUS_EVERY;
+                        self.print_status(&schedule);
+                    }
+                }
+                Some(result) = tokens.results.recv() => {
+                    if let Some(update) = tokens.finish(result) {
+                        let agent = self.user_agent.get(&update.user).cloned();
+                        if let Some(state) = agent.and_then(|a| self.agents.get_mut(&a)) {
+                            let _ = send(state, ToAgent::TokenUpdate(update)).await;
+                        }
+                    }
+                }
+                ev = self.events.recv() => match ev {
+                    Some(ev) => self.handle_running(ev, &schedule, tokens, tasks),
+                    None => break,
+                },
+            }
+        }
+        Collected {
+            interrupted,
+            ended_at: SystemTime::now(),
+        }
+    }
+
+    fn handle_running(&mut self, ev: AgentEvent, schedule: &Schedule, tokens: &mut TokenKeeper, tasks: &TaskTracker) {
+        match ev {
+            AgentEvent::Attached { agent, .. } => {
+                tracing::warn!(agent = %agent, "agent attached after the start; ignored");
+            }
+            AgentEvent::Message { agent, message } => {
+                let Some(state) = self.agents.get_mut(&agent) else { return };
+                state.last_seen = Instant::now();
+                match message {
+                    FromAgent::Interval(i) => {
+                        state.intervals_received += 1;
+                        state.generator = i.generator.clone();
+                        for (_, s) in i.series.iter_kind(SeriesKind::Operation) {
+                            state.live_ops += s.total();
+                            state.live_errors += s.failed;
+                        }
+                        // Deltas whose middle falls in the measurement window.
+                        let middle = i.start + i.length / 2;
+                        if let Ok(offset) = middle.duration_since(schedule.measure_from)
+                            && middle <= schedule.end_at + Duration::from_secs(1)
+                        {
+                            state.measured.merge(&i.series);
+                            let bucket = self.timeline.entry(offset.as_secs()).or_default();
+                            merge_without_users(bucket, &i.series);
+                        }
+                    }
+                    FromAgent::Final(f) => {
+                        tracing::info!(agent = %state.name, interrupted = f.interrupted, "final report received");
+                        state.generator = f.generator.clone();
+                        state.final_data = Some(f);
+                        state.transition(Phase::Finished);
+                    }
+                    FromAgent::RefreshRequest { user } => tokens.request(&user, tasks),
+                    FromAgent::Failure { message } => {
+                        tracing::warn!(agent = %state.name, %message, "agent reported a failure");
+                        self.failures.push(format!("{}: {message}", state.name));
+                    }
+                    FromAgent::Heartbeat { .. } | FromAgent::Ready(_) => {}
+                }
+            }
+            AgentEvent::Detached { agent, reason } => {
+                if let Some(state) = self.agents.get_mut(&agent)
+                    && !state.finished()
+                {
+                    tracing::warn!(agent = %state.name, reason = reason.as_deref().unwrap_or("stream closed"),
+                        "agent left without a final report: reporting it as lost");
+                    state.transition(Phase::Lost);
+                }
+            }
+        }
+    }
+
+    fn check_lost(&mut self) {
+        for state in self.agents.values_mut() {
+            if !state.finished() && state.last_seen.elapsed() > AGENT_LOST_AFTER {
+                tracing::warn!(agent = %state.name, silent = ?state.last_seen.elapsed(), "agent lost");
+                state.transition(Phase::Lost);
+            }
+        }
+    }
+
+    fn print_status(&self, schedule: &Schedule) {
+        let elapsed = SystemTime::now().duration_since(schedule.started_at).unwrap_or_default();
+        let ops: u64 = self.agents.values().map(|a| a.live_ops).sum();
+        let errors: u64 = self.agents.values().map(|a| a.live_errors).sum();
+        let running = self.agents.values().filter(|a| a.phase == Phase::Running).count();
+        let lost = self.agents.values().filter(|a| a.phase == Phase::Lost).count();
+        let phase = if SystemTime::now() < schedule.measure_from { "warmup" } else { "measuring" };
+        tracing::info!(
+            "[{:>4}s {phase}] operations {ops} ({:.1}/s), errors {errors}, agents running {running}/{}{}",
+            elapsed.as_secs(),
+            ops as f64 / elapsed.as_secs_f64().max(0.001),
+            self.agents.len(),
+            if lost > 0 { format!(", lost {lost}") } else { String::new() }
+        );
+    }
+
+    pub async fn stop_all(&mut self, reason: &str) {
+        for state in self.agents.values_mut().filter(|a| !a.finished()) {
+            let _ = send(state, ToAgent::Stop { reason: reason.to_owned() }).await;
+        }
+    }
+
+    /// Ends every stream (agents see the end and exit).
+    pub fn close(&mut self) {
+        for state in self.agents.values_mut() {
+            state.outbound = None;
+        }
+    }
+
+    /// What each agent contributed, for the report.
+    pub fn results(&self) -> Vec<AgentResult> {
+        self.order
+            .iter()
+            .filter_map(|id| self.agents.get(id).map(|s| (id, s)))
+            .map(|(id, s)| {
+                let (series, mcp) = match &s.final_data {
+                    Some(f) => (f.series.clone(), f.mcp.clone()),
+                    None => (s.measured.clone(), McpCounters::default()),
+                };
+                AgentResult {
+                    id: id.clone(),
+                    name: s.name.clone(),
+                    n_users: s.users.len(),
+                    lost: s.phase == Phase::Lost,
+                    final_received: s.final_data.is_some(),
+                    series,
+                    generator: s.generator.clone(),
+                    mcp,
+                    intervals_received: s.intervals_received,
+                }
+            })
+            .collect()
+    }
+
+    /// The cluster timeline, one point per second of the measurement window.
+    pub fn intervals(&self) -> Vec<IntervalPoint> {
+        self.timeline
+            .iter()
+            .map(|(second, series)| IntervalPoint {
+                at: Duration::from_secs(second + 1),
+                series: series.clone(),
+            })
+            .collect()
+    }
+}
+
+async fn send(state: &mut AgentState, msg: ToAgent) -> anyhow::Result<()> {
+    match &state.outbound {
+        Some(tx) => tx
+            .send(msg)
+            .await
+            .map_err(|_| anyhow::anyhow!("agent {} is gone", state.name)),
+        None => bail!("agent {} is not attached", state.name),
+    }
+}
+
+/// The timeline keeps operations per tool, not per user (it is per second).
+fn merge_without_users(into: &mut SeriesSet, from: &SeriesSet) {
+    for kind in [SeriesKind::Workflow, SeriesKind::Step, SeriesKind::Operation] {
+        for (key, stats) in from.iter_kind(kind) {
+            let mut key = key.clone();
+            key.user.clear();
+            into.entry(key).merge(stats);
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The run's users: choosing the provider, creating users (journaled first),
+//! logging them in, and deleting them at the end whatever happened.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use common::ids::UserName;
+
+use crate::config::{ProviderConfig, RunConfig};
+use crate::login::{Authenticator, LoginOutcome};
+use crate::provision::{
+    self, Journal, OcsProvider, Provider, ProvisionError, StaticUsers, TestUser, UserProvider,
+};
+use crate::target::Target;
+
+/// Most errors quoted in one message.
+const ERRORS_SHOWN: usize = 3;
+/// Bound on deleting users at the end.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Users of the run and what must be undone.
+pub struct UserPool {
+    pub provider: Provider,
+    pub journal: Option<Journal>,
+    pub users: Vec<TestUser>,
+    /// Created by us (to delete at the end).
+    pub created: Vec<UserName>,
+}
+
+pub fn provider_for(config: &ProviderConfig, target: &Target) -> anyhow::Result<Provider> {
+    Ok(match config {
+        ProviderConfig::Embedded => {
+            let e = target
+                .embedded
+                .as_ref()
+                .context("--provider embedded needs the embedded mock target (no --url)")?;
+            Provider::Ocs(OcsProvider::new(&e.admin_url, e.admin.user.clone(), e.admin.password.clone())?)
+        }
+        ProviderConfig::Nextcloud { base_url, admin } => {
+            Provider::Ocs(OcsProvider::new(base_url, admin.user.clone(), admin.password.clone())?)
+        }
+        ProviderConfig::Static { .. } => Provider::Static(StaticUsers),
+    })
+}
+
+impl UserPool {
+    /// Picks the users (generated or from `--users-file`); creates nothing yet.
+    pub fn new(config: &RunConfig, target: &Target) -> anyhow::Result<UserPool> {
+        let provider = provider_for(&config.provider, target)?;
+        let users = match &config.provider {
+            ProviderConfig::Static { users_file } => StaticUsers::load(users_file, config.n_users)?,
+            _ => (1..=config.n_users)
+                .map(|i| TestUser::generate(&config.user_prefix, i))
+                .collect(),
+        };
+        // The embedded target's users die with this process: nothing to journal.
+        let journal = match (&config.provider, provider.manages_users()) {
+            (ProviderConfig::Nextcloud { .. }, true) => Some(Journal::open(&config.state_dir).with_context(|| {
+                format!("opening the user journal in --state-dir {}", config.state_dir.display())
+            })?),
+            _ => None,
+        };
+        Ok(UserPool {
+            provider,
+            journal,
+            users,
+            created: Vec::new(),
+        })
+    }
+
+    /// Creates every user (journaled and fsynced first), `concurrency` at once.
+    pub async fn create(&mut self, concurrency: usize) -> anyhow::Result<()> {
+        if !self.provider.manages_users() {
+            return Ok(());
+        }
+        let names: Vec<UserName> = self.users.iter().map(|u| u.name.clone()).collect();
+        if let Some(j) = &self.journal {
+            j.record_created(&self.provider.location(), &names)
+                .with_context(|| format!("writing the user journal {}", j.path().display()))?;
+        }
+        let started = std::time::Instant::now();
+        let (created, errors) = provision::create_all(&self.provider, &self.users, concurrency).await;
+        self.created = created;
+        if !errors.is_empty() {
+            bail!(summarize("could not create", self.users.len(), &errors));
+        }
+        tracing::info!(n_users = self.created.len(), elapsed = ?started.elapsed(), "users created");
+        Ok(())
+    }
+
+    pub async fn login(&self, auth: &Arc<Authenticator>, concurrency: usize) -> anyhow::Result<LoginOutcome> {
+        let started = std::time::Instant::now();
+        let outcome = auth.login_all(&self.users, concurrency).await;
+        if !outcome.failures.is_empty() {
+            bail!(summarize("could not log in", self.users.len(), &outcome.failures));
+        }
+        tracing::info!(n_users = outcome.tokens.len(), elapsed = ?started.elapsed(), "users logged in");
+        Ok(outcome)
+    }
+
+    /// Deletes what we created (bounded); reports but does not fail on errors.
+    pub async fn cleanup(&mut self, concurrency: usize) {
+        if self.created.is_empty() {
+            return;
+        }
+        let names = std::mem::take(&mut self.created);
+        let work = provision::delete_all(&self.provider, &names, concurrency);
+        match tokio::time::timeout(CLEANUP_TIMEOUT, work).await {
+            Ok((deleted, errors)) => {
+                if let Some(j) = &self.journal
+                    && let Err(e) = j.record_deleted(&self.provider.location(), &deleted)
+                {
+                    tracing::warn!(error = %e, "could not update the user journal");
+                }
+                if errors.is_empty() {
+                    tracing::info!(n_users = deleted.len(), "users deleted");
+                } else {
+                    tracing::warn!(
+                        "{}; run `controller cleanup` to retry",
+                        summarize("could not delete", names.len(), &errors)
+                    );
+                }
+            }
+            Err(_) => tracing::warn!(
+                "deleting users took longer than {CLEANUP_TIMEOUT:?}; run `controller cleanup` to finish"
+            ),
+        }
+    }
+}
+
+fn summarize<E: std::fmt::Display>(what: &str, n_total: usize, errors: &[E]) -> String {
+    let shown: Vec<String> = errors.iter().take(ERRORS_SHOWN).map(ToString::to_string).collect();
+    let more = errors.len().saturating_sub(ERRORS_SHOWN);
+    format!(
+        "{what} {} of {n_total} users: {}{}",
+        errors.len(),
+        shown.join("; "),
+        if more > 0 { format!("; and {more} more") } else { String::new() }
+    )
+}
+
+/// `controller cleanup`: deletes `{prefix}_user_*` through the provider and
+/// whatever the journal still lists for it.
+pub async fn cleanup_command(
+    provider: &Provider,
+    journal: Option<&Journal>,
+    prefix: &str,
+    dry_run: bool,
+) -> anyhow::Result<usize> {
+    let name_prefix = provision::name_prefix(prefix);
+    let mut names: Vec<UserName> = provider
+        .list(&name_prefix)
+        .await
+        .map_err(|e: ProvisionError| anyhow::anyhow!(e))
+        .context("listing users")?;
+    let location = provider.location();
+    if let Some(j) = journal {
+        let pending = j.pending().context("reading the user journal")?;
+        if let Some(users) = pending.get(&location) {
+            for u in users {
+                if !names.contains(u) {
+                    names.push(u.clone());
+                }
+            }
+        }
+    }
+    names.sort();
+    if dry_run {
+        for n in &names {
+            println!("would delete {n}");
+        }
+        println!("{} users would be deleted", names.len());
+        return Ok(names.len());
+    }
+    let (deleted, errors) = provision::delete_all(provider, &names, 32).await;
+    if let Some(j) = journal {
+        j.record_deleted(&location, &deleted)
+            .context("updating the user journal")?;
+    }
+    println!("deleted {} users", deleted.len());
+    if !errors.is_empty() {
+        bail!(summarize("could not delete", names.len(), &errors));
+    }
+    Ok(deleted.len())
+}

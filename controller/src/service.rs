@@ -1,0 +1,240 @@
+//! The tonic `Swarm` server agents dial: checks the cluster secret on every
+//! call, refuses protocol or scenario mismatches at `Register`, and turns
+//! each `Attach` stream into `AgentEvent`s for the run (and `ToAgent`
+//! commands back into the stream). With `convert`, the only proto user.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::Secret;
+use common::ids::AgentId;
+use common::proto;
+use common::proto::swarm_server::{Swarm, SwarmServer};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::codec::CompressionEncoding;
+use tonic::service::interceptor::InterceptedService;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::convert;
+use crate::messages::{AgentEvent, ToAgent};
+use crate::registry::{Registry, RegistryError};
+
+/// How often agents must send a heartbeat.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// Largest message accepted from an agent (final reports of many users).
+const MAX_DECODING_BYTES: usize = 256 * 1024 * 1024;
+/// Depth of each agent's outbound queue.
+const OUTBOUND_QUEUE: usize = 64;
+
+/// Everything `Register` and `Attach` need.
+pub struct SwarmService {
+    registry: Arc<Registry>,
+    events: mpsc::Sender<AgentEvent>,
+    scenario_digest: String,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl SwarmService {
+    pub fn new(
+        registry: Arc<Registry>,
+        events: mpsc::Sender<AgentEvent>,
+        scenario_digest: String,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> SwarmService {
+        SwarmService {
+            registry,
+            events,
+            scenario_digest,
+            tasks,
+            shutdown,
+        }
+    }
+}
+
+impl From<RegistryError> for Status {
+    fn from(e: RegistryError) -> Status {
+        match e {
+            RegistryError::Full(_) => Status::resource_exhausted(e.to_string()),
+            RegistryError::Unknown(_) => Status::not_found(e.to_string()),
+            RegistryError::NotAttachable(_) => Status::failed_precondition(e.to_string()),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Swarm for SwarmService {
+    async fn register(
+        &self,
+        request: Request<proto::RegisterRequest>,
+    ) -> Result<Response<proto::RegisterResponse>, Status> {
+        let req = request.into_inner();
+        if req.protocol_version != common::PROTOCOL_VERSION {
+            tracing::warn!(agent = %req.agent_name, theirs = req.protocol_version, "agent refused: protocol version");
+            return Err(Status::failed_precondition(format!(
+                "protocol version mismatch: agent speaks {}, controller speaks {}; build agent and controller from the same commit",
+                req.protocol_version,
+                common::PROTOCOL_VERSION
+            )));
+        }
+        if req.scenario_digest != self.scenario_digest {
+            tracing::warn!(agent = %req.agent_name, "agent refused: scenario digest");
+            return Err(Status::failed_precondition(format!(
+                "built-in scenario mismatch: agent has {}, controller has {}; build agent and controller from the same commit",
+                short(&req.scenario_digest),
+                short(&self.scenario_digest)
+            )));
+        }
+        let id = self.registry.register(&req.agent_name).inspect_err(|e| {
+            tracing::warn!(agent = %req.agent_name, error = %e, "agent refused");
+        })?;
+        tracing::info!(agent = %req.agent_name, id = %id, version = %req.agent_version, "agent registered");
+        Ok(Response::new(proto::RegisterResponse {
+            agent_id: id.to_string(),
+            heartbeat_interval_ms: HEARTBEAT_INTERVAL.as_millis() as u32,
+        }))
+    }
+
+    type AttachStream = ReceiverStream<Result<proto::ControllerMessage, Status>>;
+
+    async fn attach(
+        &self,
+        request: Request<Streaming<proto::AgentMessage>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        let id = request
+            .metadata()
+            .get(common::AGENT_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .map(AgentId::from)
+            .ok_or_else(|| {
+                Status::invalid_argument(format!("Attach needs the agent id in {}", common::AGENT_METADATA))
+            })?;
+        let name = self.registry.attach(&id)?;
+        let mut inbound = request.into_inner();
+
+        let (proto_tx, proto_rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let (domain_tx, mut domain_rx) = mpsc::channel::<ToAgent>(OUTBOUND_QUEUE);
+        self.events
+            .send(AgentEvent::Attached {
+                agent: id.clone(),
+                name,
+                outbound: domain_tx,
+            })
+            .await
+            .map_err(|_| Status::unavailable("the run is over"))?;
+
+        // Outbound: domain commands → proto messages, until the run drops
+        // its sender (then the stream ends) or the agent is gone.
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    msg = domain_rx.recv() => match msg {
+                        Some(m) => m,
+                        None => break,
+                    },
+                };
+                for m in convert::to_proto(&msg) {
+                    if proto_tx.send(Ok(m)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+
+        // Inbound: proto messages → events for the run.
+        let events = self.events.clone();
+        let registry = self.registry.clone();
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            let reason = loop {
+                let next = tokio::select! {
+                    () = shutdown.cancelled() => break Some("controller shutting down".to_owned()),
+                    next = inbound.message() => next,
+                };
+                match next {
+                    Ok(Some(msg)) => match convert::from_proto(msg) {
+                        Ok(Some(message)) => {
+                            if events
+                                .send(AgentEvent::Message {
+                                    agent: id.clone(),
+                                    message,
+                                })
+                                .await
+                                .is_err()
+                            {
+                                break None;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(agent = %id, error = %e, "undecodable histogram from agent; message dropped");
+                        }
+                    },
+                    Ok(None) => break None,
+                    Err(status) => break Some(format!("stream error: {}", status.message())),
+                }
+            };
+            registry.detach(&id);
+            let _ = events
+                .send(AgentEvent::Detached { agent: id, reason })
+                .await;
+        });
+
+        Ok(Response::new(ReceiverStream::new(proto_rx)))
+    }
+}
+
+fn short(digest: &str) -> &str {
+    if digest.is_empty() {
+        return "(none)";
+    }
+    &digest[..digest.len().min(12)]
+}
+
+/// Serves the swarm on `listener` until `shutdown`; every call must carry `secret`.
+pub async fn serve(
+    listener: TcpListener,
+    service: SwarmService,
+    secret: Secret,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let server = SwarmServer::new(service)
+        .send_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(MAX_DECODING_BYTES);
+    let check = move |req: Request<()>| -> Result<Request<()>, Status> {
+        match req
+            .metadata()
+            .get(common::SECRET_METADATA)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(given) if secret.matches(given) => Ok(req),
+            _ => Err(Status::unauthenticated(format!(
+                "missing or wrong cluster secret: give the agent the controller's {}",
+                common::CLUSTER_SECRET_ENV
+            ))),
+        }
+    };
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .add_service(InterceptedService::new(server, check))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await
+}
+
+/// The address to tell agents: `0.0.0.0` is not dialable, loopback is.
+pub fn dial_address(local: SocketAddr) -> SocketAddr {
+    if local.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], local.port()))
+    } else {
+        local
+    }
+}

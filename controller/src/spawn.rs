@@ -1,0 +1,71 @@
+//! Local agent processes for `--agents N` (without `--no-spawn`): started
+//! beside the controller with the cluster secret in their environment,
+//! killed when dropped, waited for (bounded) at the end.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use common::Secret;
+use tokio::process::{Child, Command};
+
+pub struct AgentProcesses {
+    children: Vec<(String, Child)>,
+}
+
+impl AgentProcesses {
+    /// Starts `n` agents dialing `controller_url`; the secret goes in the
+    /// environment, never in argv.
+    pub fn spawn(bin: &Path, n: u32, controller_url: &str, secret: &Secret) -> anyhow::Result<AgentProcesses> {
+        if !bin.is_file() {
+            anyhow::bail!(
+                "agent executable not found at {}: build it (`cargo build -p mcp-swarm-agent`, or `cargo build --workspace`) or pass --agent-bin",
+                bin.display()
+            );
+        }
+        let mut children = Vec::new();
+        for i in 0..n {
+            let name = format!("agent-{i}");
+            let child = Command::new(bin)
+                .arg("--controller")
+                .arg(controller_url)
+                .arg("--name")
+                .arg(&name)
+                .env(common::CLUSTER_SECRET_ENV, secret.expose())
+                .stdin(Stdio::null())
+                .stdout(Stdio::inherit())
+                .stderr(Stdio::inherit())
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("starting {} as {name}", bin.display()))?;
+            tracing::debug!(agent = %name, pid = ?child.id(), "agent spawned");
+            children.push((name, child));
+        }
+        Ok(AgentProcesses { children })
+    }
+
+    /// The first agent that has exited, with how.
+    pub fn exited(&mut self) -> Option<String> {
+        self.children.iter_mut().find_map(|(name, child)| match child.try_wait() {
+            Ok(Some(status)) => Some(format!("{name} exited ({status})")),
+            _ => None,
+        })
+    }
+
+    /// Waits up to `timeout` for every agent to exit, then kills the rest.
+    pub async fn finish(mut self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        for (name, child) in &mut self.children {
+            match tokio::time::timeout_at(deadline, child.wait()).await {
+                Ok(Ok(status)) if status.success() => {}
+                Ok(Ok(status)) => tracing::warn!(agent = %name, %status, "agent exited with failure"),
+                Ok(Err(e)) => tracing::warn!(agent = %name, error = %e, "waiting for agent"),
+                Err(_) => {
+                    tracing::warn!(agent = %name, "agent still running; killing it");
+                    let _ = child.kill().await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! End-to-end runs of real processes: `controller start` spawning agents
+//! against the embedded and a standalone mock target, and `--no-spawn` with
+//! agents started by hand.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+/// Every e2e run is bounded well below this.
+const RUN_TIMEOUT: Duration = Duration::from_secs(90);
+
+#[test]
+fn three_spawned_agents_against_the_embedded_mock() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run.json");
+    let mut c = Proc::spawn(
+        "controller",
+        controller(&[
+            "start", "--agents", "3", "--users", "6", "--duration", "3s", "--warmup", "1s",
+            "-o", out.to_str().unwrap(),
+        ]),
+    );
+    let status = c.wait(RUN_TIMEOUT);
+    assert!(status.success(), "exit {status}\nstderr:\n{}", c.stderr());
+    assert!(c.stdout().contains("WORKFLOW STATISTICS"), "stdout:\n{}", c.stdout());
+    let report = read_report(&out);
+    assert_healthy_report(&report, 6, 3);
+    assert_eq!(report["run"]["n_agents"], 3);
+    assert_eq!(report["auth"]["logins"], 6);
+}
+
+#[test]
+fn standalone_mock_users_are_deleted_at_the_end() {
+    let mock = MockTarget::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run.json");
+    let state = dir.path().join("state");
+    let prefix = "e2e";
+    let mut cmd = controller(&[
+        "start", "--agents", "2", "--users", "4", "--duration", "2s", "--warmup", "500ms",
+        "--url", &mock.mcp_url, "--provider", "nextcloud", "--nextcloud-url", &mock.admin_url,
+        "--user-prefix", prefix, "--state-dir", state.to_str().unwrap(),
+        "--workload", "sharing", "-o", out.to_str().unwrap(),
+    ]);
+    cmd.env("NEXTCLOUD_ADMIN_USER", "admin")
+        .env("NEXTCLOUD_ADMIN_PASSWORD", &mock.admin_password);
+    let mut c = Proc::spawn("controller", cmd);
+    let status = c.wait(RUN_TIMEOUT);
+    assert!(status.success(), "exit {status}\nstderr:\n{}", c.stderr());
+    let report = read_report(&out);
+    assert_healthy_report(&report, 4, 2);
+    assert!(report["workflows"].as_object().unwrap().keys().any(|k| k == "note_share" || k == "file_share"));
+    assert_eq!(mock.list_users(&format!("{prefix}_user_")), Vec::<String>::new(), "users left behind");
+    // The journal is empty once every user is deleted.
+    let journal = std::fs::read_to_string(state.join("users.jsonl")).unwrap();
+    assert_eq!(journal, "");
+}
+
+#[test]
+fn no_spawn_waits_for_agents_started_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run.json");
+    let secret = "no-spawn-test-secret";
+    let mut cmd = controller(&[
+        "start", "--no-spawn", "--agents", "2", "--listen", "127.0.0.1:0", "--duration", "2s",
+        "--warmup", "500ms", "--agent-timeout", "30s", "-o", out.to_str().unwrap(),
+    ]);
+    cmd.env("MCP_SWARM_CLUSTER_SECRET", secret);
+    let mut c = Proc::spawn("controller", cmd);
+    let url = listening_url(&c);
+    let mut agents: Vec<Proc> = (0..2)
+        .map(|i| Proc::spawn(&format!("agent-{i}"), agent(&url, &format!("remote-{i}"), secret)))
+        .collect();
+    let status = c.wait(RUN_TIMEOUT);
+    assert!(status.success(), "exit {status}\nstderr:\n{}", c.stderr());
+    for a in &mut agents {
+        let s = a.wait(Duration::from_secs(20));
+        assert!(s.success(), "{} exit {s}", a.name);
+    }
+    assert_healthy_report(&read_report(&out), 4, 2);
+}
+
+#[test]
+fn an_agent_with_the_wrong_secret_is_refused() {
+    let mut cmd = controller(&[
+        "start", "--no-spawn", "--agents", "1", "--listen", "127.0.0.1:0", "--duration", "1s",
+        "--agent-timeout", "4s",
+    ]);
+    cmd.env("MCP_SWARM_CLUSTER_SECRET", "right-secret");
+    let mut c = Proc::spawn("controller", cmd);
+    let url = listening_url(&c);
+    let mut a = Proc::spawn("agent", agent(&url, "intruder", "wrong-secret"));
+    let s = a.wait(Duration::from_secs(20));
+    assert!(!s.success(), "agent with a wrong secret exited 0");
+    let status = c.wait(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1));
+    assert!(c.stderr().contains("0 of 1 agents attached"), "stderr:\n{}", c.stderr());
+    assert!(
+        a.stderr().to_lowercase().contains("secret") || a.stderr().contains("Unauthenticated"),
+        "agent stderr should say why:\n{}",
+        a.stderr()
+    );
+}

@@ -1,0 +1,116 @@
+//! The JSON report against the committed schema (controller/report.schema.json):
+//! a realistic report validates, drift is caught, and JSON round-trips.
+
+mod report_support;
+
+use common::report::Report;
+use controller::report::{build_report, read_json, write_json};
+use serde_json::Value;
+
+fn schema() -> Value {
+    let text = include_str!("../report.schema.json");
+    serde_json::from_str(text).expect("schema is JSON")
+}
+
+fn validator() -> jsonschema::Validator {
+    jsonschema::draft202012::new(&schema()).expect("schema compiles")
+}
+
+fn errors(instance: &Value) -> Vec<String> {
+    validator()
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect()
+}
+
+fn realistic_json() -> Value {
+    let report = build_report(&report_support::realistic_input());
+    serde_json::to_value(&report).expect("report serializes")
+}
+
+#[test]
+fn realistic_report_matches_the_schema() {
+    let json = realistic_json();
+    assert_eq!(errors(&json), Vec::<String>::new());
+    // The fixture covers every section, so the schema is exercised in full.
+    for key in ["workflows", "users", "timeseries", "thresholds", "agents", "generator"] {
+        let non_empty = match &json[key] {
+            Value::Object(m) => !m.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            _ => false,
+        };
+        assert!(non_empty, "{key} is empty in the fixture");
+    }
+}
+
+#[test]
+fn empty_report_matches_the_schema() {
+    let report = build_report(&controller::report::ReportInput::default());
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(errors(&json), Vec::<String>::new());
+}
+
+#[test]
+fn drift_is_caught() {
+    let cases: [(&str, fn(&mut Value)); 6] = [
+        ("missing top-level key", |j| {
+            j.as_object_mut().unwrap().remove("auth");
+        }),
+        ("missing summary key", |j| {
+            j["summary"].as_object_mut().unwrap().remove("total_users");
+        }),
+        ("unknown key in a workflow", |j| {
+            j["workflows"]["note_share"]["p95"] = Value::from(1.0);
+        }),
+        ("latency not a number", |j| {
+            j["users"]["loadtest_user_1"]["latency"]["p95"] = Value::from("fast");
+        }),
+        ("unknown error kind", |j| {
+            j["workflows"]["note_share"]["errors_breakdown"]["oops"] = Value::from(1);
+        }),
+        ("rate over 100", |j| {
+            j["baseline"]["success_rate"] = Value::from(100.5);
+        }),
+    ];
+    for (what, mutate) in cases {
+        let mut json = realistic_json();
+        mutate(&mut json);
+        assert!(!validator().is_valid(&json), "{what}: should not validate");
+    }
+}
+
+#[test]
+fn json_round_trips() {
+    let report = build_report(&report_support::realistic_input());
+    let text = report.to_json_pretty().unwrap();
+    let back = Report::from_json(&text).unwrap();
+    assert_eq!(back, report);
+    assert_eq!(back.to_json_pretty().unwrap(), text);
+    // Steps keep scenario order through JSON.
+    let steps: Vec<&str> = back.workflows["note_share"]
+        .step_latencies
+        .iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        steps,
+        ["create_note", "share_note", "list_shared_with_me", "read_shared_note"]
+    );
+}
+
+#[test]
+fn write_json_is_atomic_and_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.json");
+    let report = build_report(&report_support::realistic_input());
+    write_json(&report, &path).unwrap();
+    write_json(&report, &path).unwrap();
+    assert_eq!(read_json(&path).unwrap(), report);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["run.json"], "no temporary file left behind");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(errors(&json), Vec::<String>::new());
+}

@@ -1,0 +1,231 @@
+//! Test cluster harness: real `controller`, `agent` and `mock-target`
+//! processes on 127.0.0.1 port 0, output captured, killed on drop.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A binary built beside `controller` (`agent`, `mock-target`).
+pub fn sibling_bin(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_controller"))
+        .with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} not found: run `cargo test --workspace` so the {name} binary is built",
+        path.display()
+    );
+    path
+}
+
+pub fn controller_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_controller"))
+}
+
+/// A child process whose stdout and stderr are collected; killed on drop.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn pump(name: String, stream: impl Read + Send + 'static, sink: Arc<Mutex<String>>, echo: bool) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if echo {
+                eprintln!("[{name}] {line}");
+            }
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        pump(name.to_owned(), child.stdout.take().unwrap(), stdout.clone(), false);
+        pump(name.to_owned(), child.stderr.take().unwrap(), stderr.clone(), true);
+        Proc {
+            name: name.to_owned(),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits for the first stdout or stderr line containing `needle`.
+    pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for text in [self.stdout(), self.stderr()] {
+                if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+                    return line.to_owned();
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no line with {needle:?} within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                self.name,
+                self.stdout(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for exit (killing the process past `timeout`, which fails the test).
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the pumps drain.
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "{} did not exit within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                    self.name,
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A standalone `mock-target` on 127.0.0.1:0.
+pub struct MockTarget {
+    pub proc: Proc,
+    pub mcp_url: String,
+    pub admin_url: String,
+    pub admin_password: String,
+}
+
+impl MockTarget {
+    pub fn start() -> MockTarget {
+        let admin_password = format!("pw-{}", std::process::id());
+        let mut cmd = Command::new(sibling_bin("mock-target"));
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .env("MOCK_TARGET_ADMIN_PASSWORD", &admin_password);
+        let proc = Proc::spawn("mock-target", cmd);
+        let line = proc.wait_for_line("mcp_url", Duration::from_secs(20));
+        let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("mock-target line {line:?}: {e}"));
+        MockTarget {
+            mcp_url: v["mcp_url"].as_str().unwrap().to_owned(),
+            admin_url: v["admin_url"].as_str().unwrap().to_owned(),
+            proc,
+            admin_password,
+        }
+    }
+
+    /// Users on the mock whose name starts with `prefix`.
+    pub fn list_users(&self, prefix: &str) -> Vec<String> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let resp = reqwest::Client::new()
+                .get(format!("{}/ocs/v2.php/cloud/users", self.admin_url))
+                .query(&[("search", prefix)])
+                .basic_auth("admin", Some(&self.admin_password))
+                .header("OCS-APIRequest", "true")
+                .header("Accept", "application/json")
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success(), "list users: {}", resp.status());
+            let v: serde_json::Value = resp.json().await.unwrap();
+            v["ocs"]["data"]["users"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default()
+        })
+    }
+}
+
+/// A `controller` command with a clean environment for our variables.
+pub fn controller(args: &[&str]) -> Command {
+    let mut cmd = Command::new(controller_bin());
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MCP_SWARM_") || k.starts_with("NEXTCLOUD_ADMIN") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+pub fn agent(controller_url: &str, name: &str, secret: &str) -> Command {
+    let mut cmd = Command::new(sibling_bin("agent"));
+    cmd.args(["--controller", controller_url, "--name", name])
+        .env("MCP_SWARM_CLUSTER_SECRET", secret);
+    cmd
+}
+
+/// The `http://ADDR` from the controller's "listening for agents on" line.
+pub fn listening_url(proc: &Proc) -> String {
+    let line = proc.wait_for_line("listening for agents on", Duration::from_secs(20));
+    let start = line.find("http://").expect("URL in the listening line");
+    line[start..].split_whitespace().next().unwrap().trim_end_matches('"').to_owned()
+}
+
+pub fn read_report(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("report {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Checks what every run should show: workflows ran with high success,
+/// every user and every agent did work.
+pub fn assert_healthy_report(report: &serde_json::Value, n_users: usize, n_agents: usize) {
+    let users = report["users"].as_object().expect("users");
+    assert_eq!(users.len(), n_users, "users: {users:?}");
+    for (name, u) in users {
+        assert!(u["total_operations"].as_u64().unwrap() > 0, "user {name} has no operations");
+    }
+    let agents = report["agents"].as_array().expect("agents");
+    assert_eq!(agents.len(), n_agents);
+    for a in agents {
+        assert!(!a["lost"].as_bool().unwrap(), "agent lost: {a}");
+        assert!(a["final_received"].as_bool().unwrap(), "no final report: {a}");
+        assert!(a["operations"].as_u64().unwrap() > 0, "agent did nothing: {a}");
+    }
+    let summary = &report["summary"];
+    let total = summary["total_operations"].as_u64().unwrap();
+    let failed = summary["failed_operations"].as_u64().unwrap();
+    assert!(total > 0);
+    assert!((failed as f64) < 0.01 * total as f64, "{failed} of {total} operations failed");
+    let workflows = report["workflows"].as_object().expect("workflows");
+    assert!(!workflows.is_empty(), "no workflow ran");
+    for (name, w) in workflows {
+        let n = w["total_executions"].as_u64().unwrap();
+        if n >= 20 {
+            assert!(w["success_rate"].as_f64().unwrap() > 99.0, "workflow {name}: {w}");
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The admin API, shaped like Nextcloud's OCS provisioning API (`/ocs/v{1,2}.php/cloud/users`),
+//! behind admin Basic auth: create, list by search, get and delete users.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::oauth::{basic_credentials, parse_form};
+use crate::{App, Secret};
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/ocs/{api}/cloud/users", get(list_users).post(create_user))
+        .route("/ocs/{api}/cloud/users/{id}", get(get_user).delete(delete_user))
+        .with_state(app)
+}
+
+/// An OCS envelope. v2 answers with the real HTTP status and statuscode 200 on success; v1
+/// always answers HTTP 200 with statuscode 100 on success, as Nextcloud does.
+fn ocs(api: &str, status: StatusCode, statuscode: u32, message: &str, data: Value) -> Response {
+    let v1 = api == "v1.php";
+    let ok = status.is_success();
+    let statuscode = match (ok, v1) {
+        (true, true) => 100,
+        (true, false) => 200,
+        (false, _) => statuscode,
+    };
+    let body = json!({ "ocs": {
+        "meta": { "status": if ok { "ok" } else { "failure" }, "statuscode": statuscode, "message": message },
+        "data": data,
+    }});
+    let http_status = if v1 && status != StatusCode::UNAUTHORIZED { StatusCode::OK } else { status };
+    (http_status, axum::Json(body)).into_response()
+}
+
+/// Checks admin Basic auth and the API version; errors are finished responses.
+fn admit(app: &App, api: &str, headers: &HeaderMap) -> Result<(), Response> {
+    if api != "v1.php" && api != "v2.php" {
+        return Err(StatusCode::NOT_FOUND.into_response());
+    }
+    let ok = basic_credentials(headers)
+        .is_some_and(|(user, password)| user == app.admin_user && app.admin_password.matches(&password));
+    if ok {
+        Ok(())
+    } else {
+        Err(ocs(api, StatusCode::UNAUTHORIZED, 997, "Current user is not logged in", json!([])))
+    }
+}
+
+async fn create_user(State(app): State<Arc<App>>, Path(api): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(response) = admit(&app, &api, &headers) {
+        return response;
+    }
+    let groups: Vec<String> = url::form_urlencoded::parse(&body)
+        .filter(|(k, _)| k == "groups[]" || k == "groups")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    let form = parse_form(&body);
+    let field = |k: &str| form.get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let (Some(userid), Some(password)) = (field("userid"), form.get("password").filter(|p| !p.is_empty())) else {
+        return ocs(&api, StatusCode::BAD_REQUEST, 101, "userid and password are required", json!([]));
+    };
+    let display = field("displayName").unwrap_or_else(|| userid.clone());
+    let email = field("email").unwrap_or_default();
+    let added = app.data().add_user(&userid, Secret::new(password.clone()), &display, &email, groups);
+    match added {
+        Ok(()) => {
+            tracing::debug!(%userid, "admin created user");
+            ocs(&api, StatusCode::OK, 200, "OK", json!({ "id": userid }))
+        }
+        Err(crate::state::NcError::Conflict(_)) => {
+            ocs(&api, StatusCode::BAD_REQUEST, 102, "User already exists", json!([]))
+        }
+        Err(e) => ocs(&api, StatusCode::BAD_REQUEST, 101, &e.to_string(), json!([])),
+    }
+}
+
+async fn list_users(
+    State(app): State<Arc<App>>,
+    Path(api): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Err(response) = admit(&app, &api, &headers) {
+        return response;
+    }
+    let query = parse_form(query.unwrap_or_default().as_bytes());
+    let search = query.get("search").map(|s| s.to_lowercase()).unwrap_or_default();
+    let limit = query.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(usize::MAX);
+    let offset = query.get("offset").and_then(|o| o.parse::<usize>().ok()).unwrap_or(0);
+    let users: Vec<String> = app
+        .data()
+        .user_ids()
+        .filter(|id| id.to_lowercase().contains(&search))
+        .skip(offset)
+        .take(limit)
+        .cloned()
+        .collect();
+    ocs(&api, StatusCode::OK, 200, "OK", json!({ "users": users }))
+}
+
+async fn get_user(State(app): State<Arc<App>>, Path((api, id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    if let Err(response) = admit(&app, &api, &headers) {
+        return response;
+    }
+    let data = app.data();
+    match data.user(&id) {
+        Some(user) => {
+            let body = json!({
+                "id": id,
+                "enabled": true,
+                "displayname": user.display_name,
+                "email": user.email,
+                "groups": user.groups,
+            });
+            ocs(&api, StatusCode::OK, 200, "OK", body)
+        }
+        None => ocs(&api, StatusCode::NOT_FOUND, 998, "User does not exist", json!([])),
+    }
+}
+
+async fn delete_user(State(app): State<Arc<App>>, Path((api, id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    if let Err(response) = admit(&app, &api, &headers) {
+        return response;
+    }
+    let deleted = app.data().delete_user(&id);
+    if !deleted {
+        return ocs(&api, StatusCode::NOT_FOUND, 998, "User does not exist", json!([]));
+    }
+    app.auth().revoke_subject(&id);
+    tracing::debug!(%id, "admin deleted user");
+    ocs(&api, StatusCode::OK, 200, "OK", json!([]))
+}

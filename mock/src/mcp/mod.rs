@@ -1,0 +1,185 @@
+//! The protected MCP endpoint: rmcp's Streamable HTTP service behind a guard that checks bearer
+//! tokens, binds sessions to users and injects faults; plus the RFC 9728 resource metadata.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::oauth::token::{BearerError, bearer, verify_access};
+use crate::{App, MCP_SCOPE, MockConfig, SCOPES, lock};
+
+pub mod faults;
+mod tools;
+
+/// Largest MCP POST body the guard buffers to look at the JSON-RPC method.
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// The authenticated caller of an MCP request, put into the request extensions by the guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user: String,
+}
+
+struct Guard {
+    app: Arc<App>,
+    sessions: Arc<LocalSessionManager>,
+    /// session id → the user who created it.
+    owners: Mutex<HashMap<String, String>>,
+}
+
+pub fn router(app: Arc<App>, config: &MockConfig, shutdown: CancellationToken) -> Router {
+    let sessions = Arc::new(LocalSessionManager::default());
+    let mut server_config =
+        StreamableHttpServerConfig::default().with_cancellation_token(shutdown.child_token());
+    server_config = if config.allowed_hosts.is_empty() {
+        server_config.disable_allowed_hosts()
+    } else {
+        // Our own loopback and public names stay allowed next to the configured ones.
+        let mut hosts = config.allowed_hosts.clone();
+        hosts.extend(["localhost", "127.0.0.1", "::1"].map(String::from));
+        if let Some(host) = config.public_url.as_ref().and_then(|u| u.host_str()) {
+            hosts.push(host.to_owned());
+        }
+        server_config.with_allowed_hosts(hosts)
+    };
+    let tools_app = app.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(tools::NcServer::new(tools_app.clone())),
+        sessions.clone(),
+        server_config,
+    );
+    let guard = Arc::new(Guard { app: app.clone(), sessions, owners: Mutex::new(HashMap::new()) });
+    let mcp = Router::new()
+        .nest_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(guard, guard_mcp));
+    Router::new()
+        .route("/.well-known/oauth-protected-resource", get(resource_metadata))
+        .route("/.well-known/oauth-protected-resource/mcp", get(resource_metadata))
+        .with_state(app)
+        .merge(mcp)
+}
+
+async fn resource_metadata(State(app): State<Arc<App>>) -> impl IntoResponse {
+    axum::Json(json!({
+        "resource": app.mcp_url,
+        "authorization_servers": [app.issuer],
+        "scopes_supported": SCOPES,
+        "bearer_methods_supported": ["header"],
+        "resource_name": "mcp-swarm mock Nextcloud MCP server",
+    }))
+}
+
+fn unauthorized(app: &App, error: Option<BearerError>) -> Response {
+    let metadata = app.resource_metadata_url();
+    let challenge = match error {
+        None => format!("Bearer resource_metadata=\"{metadata}\""),
+        Some(e) => format!(
+            "Bearer error=\"invalid_token\", error_description=\"{e}\", resource_metadata=\"{metadata}\""
+        ),
+    };
+    let body = json!({
+        "error": if error.is_some() { "invalid_token" } else { "unauthorized" },
+        "error_description": error.map_or("a bearer token is required".to_owned(), |e| e.to_string()),
+    });
+    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], axum::Json(body)).into_response()
+}
+
+fn insufficient_scope(app: &App) -> Response {
+    let challenge = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"{MCP_SCOPE}\", resource_metadata=\"{}\"",
+        app.resource_metadata_url()
+    );
+    let body = json!({ "error": "insufficient_scope", "error_description": format!("scope {MCP_SCOPE} is required") });
+    (StatusCode::FORBIDDEN, [(header::WWW_AUTHENTICATE, challenge)], axum::Json(body)).into_response()
+}
+
+fn unavailable(reason: &'static str) -> Response {
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, reason).into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// The JSON-RPC method of a single-message body, if any.
+fn rpc_method(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        method: Option<String>,
+    }
+    serde_json::from_slice::<Peek>(body).ok()?.method
+}
+
+async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    let app = &guard.app;
+    let Some(token) = bearer(req.headers()) else {
+        return unauthorized(app, None);
+    };
+    let claims = match verify_access(app, token) {
+        Ok(claims) => claims,
+        Err(e) => return unauthorized(app, Some(e)),
+    };
+    if !claims.scope.split_whitespace().any(|s| s == MCP_SCOPE) {
+        return insufficient_scope(app);
+    }
+    let user = claims.sub;
+    let session = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if let Some(sid) = &session
+        && lock(&guard.owners).get(sid).is_some_and(|owner| *owner != user)
+    {
+        tracing::debug!(user, "refused a session owned by another user");
+        return (StatusCode::FORBIDDEN, "this session belongs to another user").into_response();
+    }
+    let faults = &app.faults;
+    if !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    let (parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    let mut req = if method == Method::POST {
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+        };
+        match rpc_method(&bytes).as_deref() {
+            Some("initialize") => {
+                if let Some(max) = faults.max_sessions
+                    && guard.sessions.sessions.read().await.len() >= max
+                {
+                    return unavailable("too many sessions");
+                }
+            }
+            Some("tools/call") if faults.should_fail() => return unavailable("injected fault"),
+            _ => {}
+        }
+        Request::from_parts(parts, Body::from(bytes))
+    } else {
+        Request::from_parts(parts, body)
+    };
+    req.extensions_mut().insert(Principal { user: user.clone() });
+    let response = next.run(req).await;
+    match &session {
+        None => {
+            if let Some(sid) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+                lock(&guard.owners).insert(sid.to_owned(), user);
+            }
+        }
+        Some(sid) => {
+            let gone = response.status() == StatusCode::NOT_FOUND
+                || (method == Method::DELETE && response.status().is_success());
+            if gone {
+                lock(&guard.owners).remove(sid);
+            }
+        }
+    }
+    response
+}
