@@ -1,1 +1,446 @@
-//! agent
+//! The mcp-swarm agent: dials the controller, receives an assignment of
+//! users, holds one MCP session per user, runs the assigned workflows under
+//! the assigned load model and streams measurements back (SPEC §4, §5).
+//!
+//! Code map: `link` (gRPC) and `convert` (proto ↔ `messages`) are the only
+//! modules that see generated types; `prepare` turns an assignment into open
+//! sessions; `runner` drives the load with `pacing`; `steps` executes one
+//! workflow over `session`s; `recorder` collects series per task.
+
+pub mod convert;
+pub mod link;
+pub mod messages;
+pub mod pacing;
+pub mod prepare;
+pub mod recorder;
+pub mod runner;
+pub mod session;
+pub mod steps;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use common::Secret;
+use common::ids::UserName;
+use common::scenario::Scenario;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::link::{Link, LinkConfig, LinkReceiver, LinkSender};
+use crate::messages::{AgentEvent, ControllerEvent, RunSettings, StartPlan, unix_ms};
+use crate::prepare::{Assignment, ChunkAssembler, OpenedSessions};
+use crate::recorder::Recorder;
+use crate::runner::{GeneratorCounters, Run};
+use crate::session::{McpCounters, SessionContext, UserToken};
+
+/// Refresh requests queued towards the controller before new ones are dropped.
+const REFRESH_QUEUE: usize = 1024;
+/// How long to wait for the controller to close the stream after the final report.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How long background tasks get to finish at exit.
+const TASKS_EXIT_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Command line of `agent`; every flag can also come from `MCP_SWARM_AGENT_*`.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "agent",
+    version,
+    about = "mcp-swarm load agent: holds MCP sessions for the users a controller assigns and runs their workflows",
+    after_help = "The cluster secret comes from the MCP_SWARM_CLUSTER_SECRET environment variable."
+)]
+pub struct Cli {
+    /// gRPC address of the controller, e.g. http://10.0.0.5:7000.
+    #[arg(long, env = "MCP_SWARM_AGENT_CONTROLLER")]
+    pub controller: String,
+    /// Name shown in reports (default: host name and process id).
+    #[arg(long, env = "MCP_SWARM_AGENT_NAME")]
+    pub name: Option<String>,
+    /// Most vusers this agent accepts; 0 = no limit.
+    #[arg(long, env = "MCP_SWARM_AGENT_CAPACITY", default_value_t = 0)]
+    pub capacity: u32,
+    #[arg(long, env = "MCP_SWARM_AGENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// How long to keep trying to reach the controller (500ms, 30s, 5m; a bare number is seconds).
+    #[arg(long, env = "MCP_SWARM_AGENT_CONNECT_TIMEOUT", default_value = "30s", value_parser = common::duration::parse_duration)]
+    pub connect_timeout: Duration,
+    /// Compress messages to the controller with gzip (the controller must accept gzip).
+    #[arg(long, env = "MCP_SWARM_AGENT_GRPC_GZIP")]
+    pub grpc_gzip: bool,
+}
+
+/// Everything `run` needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub controller: String,
+    pub name: String,
+    pub capacity: u32,
+    pub connect_timeout: Duration,
+    pub cluster_secret: Secret,
+    pub grpc_gzip: bool,
+}
+
+impl Config {
+    pub fn from_cli(cli: Cli, cluster_secret: Secret) -> Config {
+        Config {
+            controller: cli.controller,
+            name: cli.name.unwrap_or_else(default_name),
+            capacity: cli.capacity,
+            connect_timeout: cli.connect_timeout,
+            cluster_secret,
+            grpc_gzip: cli.grpc_gzip,
+        }
+    }
+}
+
+/// The cluster secret from `MCP_SWARM_CLUSTER_SECRET`.
+pub fn secret_from_env() -> anyhow::Result<Secret> {
+    match std::env::var(common::CLUSTER_SECRET_ENV) {
+        Ok(s) if !s.is_empty() => Ok(Secret::new(s)),
+        _ => anyhow::bail!(
+            "{} is not set: export the cluster secret the controller uses (it is never taken from the command line)",
+            common::CLUSTER_SECRET_ENV
+        ),
+    }
+}
+
+fn default_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "agent".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // `try_init` fails only if a subscriber is already set (tests); keep that one.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// An assignment with its sessions open, waiting for `Start`.
+struct Prepared {
+    scenario: Arc<Scenario>,
+    settings: RunSettings,
+    sessions: OpenedSessions,
+}
+
+/// How the control loop ended.
+enum Ending {
+    /// The run finished (or was stopped); send the final report.
+    Finished { interrupted: bool },
+}
+
+/// Runs the agent until its run is over, `Stop` arrives, or `shutdown` is
+/// cancelled. Errors: unreachable or refusing controller, a broken stream,
+/// an unusable assignment.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let link = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        link = link::connect(&LinkConfig {
+            controller: config.controller.clone(),
+            agent_name: config.name.clone(),
+            capacity: config.capacity,
+            connect_timeout: config.connect_timeout,
+            secret: config.cluster_secret.clone(),
+            scenario_digest: Scenario::builtin().digest().to_owned(),
+            gzip: config.grpc_gzip,
+        }) => link?,
+    };
+    let Link {
+        agent_id,
+        heartbeat_interval,
+        sender,
+        mut receiver,
+    } = link;
+    tracing::info!(%agent_id, name = %config.name, controller = %config.controller, "registered with the controller");
+
+    let agent = shutdown.child_token();
+    let tasks = TaskTracker::new();
+    let generator = Arc::new(GeneratorCounters::default());
+    let counters = Arc::new(McpCounters::default());
+    let recorder = Recorder::new();
+    tasks.spawn(heartbeats(sender.clone(), heartbeat_interval, generator.clone(), agent.clone()));
+    let (refresh_tx, refresh_rx) = mpsc::channel(REFRESH_QUEUE);
+    tasks.spawn(forward_refreshes(refresh_rx, sender.clone(), agent.clone()));
+
+    let mut machine = Machine {
+        config: &config,
+        sender: sender.clone(),
+        refresh_tx,
+        counters: counters.clone(),
+        recorder: recorder.clone(),
+        generator: generator.clone(),
+        assembler: ChunkAssembler::default(),
+        tokens: HashMap::new(),
+        preparing: None,
+        prepared: None,
+        pending_start: None,
+        running: None,
+        stop_run: agent.child_token(),
+    };
+    let ended = machine.control_loop(&mut receiver, &shutdown).await;
+    let prepared = machine.prepared.take();
+    let stop_run = machine.stop_run.clone();
+    drop(machine);
+
+    let result = match ended {
+        Ok(Ending::Finished { interrupted }) => {
+            let final_report = AgentEvent::Final {
+                series: recorder.cumulative(),
+                generator: generator.snapshot(),
+                mcp: counters.snapshot(),
+                interrupted,
+            };
+            let sent = sender.send(final_report).await;
+            tracing::info!(interrupted, "final report sent");
+            sent.context("could not send the final report")
+        }
+        Err(e) => {
+            stop_run.cancel();
+            Err(e)
+        }
+    };
+
+    if let Some(prepared) = prepared {
+        close_sessions(prepared.sessions).await;
+    }
+    agent.cancel();
+    tasks.close();
+    let _ = tokio::time::timeout(TASKS_EXIT_TIMEOUT, tasks.wait()).await;
+    drop(sender);
+    if result.is_ok() {
+        // Our half is closed; give the controller a moment to take the final report and hang up.
+        let _ = tokio::time::timeout(CLOSE_WAIT, async { while let Ok(Some(_)) = receiver.next().await {} }).await;
+    }
+    result
+}
+
+/// The agent's state between controller messages.
+struct Machine<'c> {
+    config: &'c Config,
+    sender: LinkSender,
+    refresh_tx: mpsc::Sender<UserName>,
+    counters: Arc<McpCounters>,
+    recorder: Arc<Recorder>,
+    generator: Arc<GeneratorCounters>,
+    assembler: ChunkAssembler,
+    tokens: HashMap<UserName, Arc<UserToken>>,
+    preparing: Option<JoinHandle<anyhow::Result<Prepared>>>,
+    prepared: Option<Prepared>,
+    /// A `Start` that arrived while sessions were still opening.
+    pending_start: Option<StartPlan>,
+    running: Option<JoinHandle<bool>>,
+    stop_run: CancellationToken,
+}
+
+/// Awaits an optional task; pending forever when there is none.
+async fn join_opt<T>(handle: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match handle {
+        Some(h) => h.await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Machine<'_> {
+    async fn control_loop(&mut self, receiver: &mut LinkReceiver, shutdown: &CancellationToken) -> anyhow::Result<Ending> {
+        let mut shutting_down = false;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled(), if !shutting_down => {
+                    tracing::info!("shutdown requested");
+                    shutting_down = true;
+                    if self.running.is_none() {
+                        return Ok(Ending::Finished { interrupted: true });
+                    }
+                    self.stop_run.cancel();
+                }
+                event = receiver.next() => match event? {
+                    None => anyhow::bail!("the controller closed the stream before the run ended"),
+                    Some(event) => {
+                        if let Some(ending) = self.handle(event).await? {
+                            return Ok(ending);
+                        }
+                    }
+                },
+                prepared = join_opt(&mut self.preparing) => {
+                    self.preparing = None;
+                    let prepared = match prepared.context("session setup panicked")? {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let _ = self.sender.send(AgentEvent::Failure { message: format!("{e:#}") }).await;
+                            return Err(e);
+                        }
+                    };
+                    self.prepared = Some(prepared);
+                    if let Some(plan) = self.pending_start.take() {
+                        self.start(plan);
+                    }
+                }
+                interrupted = join_opt(&mut self.running) => {
+                    self.running = None;
+                    let interrupted = interrupted.context("the run panicked")?;
+                    return Ok(Ending::Finished { interrupted });
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, event: ControllerEvent) -> anyhow::Result<Option<Ending>> {
+        match event {
+            ControllerEvent::Assignment(chunk) => {
+                if self.preparing.is_some() || self.prepared.is_some() {
+                    tracing::warn!(assignment = %chunk.id, "ignoring an assignment: this agent already has one");
+                    return Ok(None);
+                }
+                if let Some(assignment) = self.assembler.add(chunk)? {
+                    self.prepare(assignment)?;
+                }
+            }
+            ControllerEvent::Start(plan) => {
+                if self.running.is_some() {
+                    tracing::warn!("ignoring a second Start");
+                } else if self.prepared.is_some() {
+                    self.start(plan);
+                } else if self.preparing.is_some() {
+                    self.pending_start = Some(plan);
+                } else {
+                    anyhow::bail!("the controller sent Start before any assignment");
+                }
+            }
+            ControllerEvent::TokenUpdate { user, token } => match self.tokens.get(&user) {
+                Some(t) => {
+                    tracing::debug!(%user, "token updated");
+                    t.set(token);
+                }
+                None => tracing::warn!(%user, "token update for a user this agent does not hold"),
+            },
+            ControllerEvent::Stop { reason } => {
+                tracing::info!(%reason, "the controller stopped the run");
+                if self.running.is_none() {
+                    return Ok(Some(Ending::Finished { interrupted: true }));
+                }
+                self.stop_run.cancel();
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks the assignment and opens its sessions in the background; sends `Ready` when done.
+    fn prepare(&mut self, assignment: Assignment) -> anyhow::Result<()> {
+        let Assignment { id, settings, groups } = assignment;
+        let n_users: usize = groups.iter().map(Vec::len).sum();
+        if self.config.capacity > 0 && n_users > self.config.capacity as usize {
+            tracing::warn!(n_users, capacity = self.config.capacity, "assignment exceeds this agent's capacity");
+        }
+        let scenario = Arc::new(prepare::load_scenario(&settings)?);
+        let headers = prepare::headers(&settings)?;
+        self.tokens = groups
+            .iter()
+            .flatten()
+            .map(|u| (u.name.clone(), UserToken::new(u.name.clone(), u.token.clone())))
+            .collect();
+        let ctx = Arc::new(SessionContext {
+            http: session::http_client().context("could not build the HTTP client")?,
+            mcp_url: settings.mcp_url.clone(),
+            headers,
+            counters: self.counters.clone(),
+            refresh: self.refresh_tx.clone(),
+        });
+        let tokens = self.tokens.clone();
+        let recorder = self.recorder.clone();
+        let sender = self.sender.clone();
+        tracing::info!(assignment = %id, n_users, groups = groups.len(), mcp_url = %settings.mcp_url, "opening MCP sessions");
+        self.preparing = Some(tokio::spawn(async move {
+            let timeout = prepare::request_timeout(&settings);
+            let sessions = prepare::open_sessions(&ctx, &groups, &tokens, timeout, &recorder).await;
+            tracing::info!(open = sessions.open_count(), failed = sessions.failed, "MCP sessions ready");
+            sender
+                .send(AgentEvent::Ready {
+                    assignment_id: id,
+                    sessions_open: sessions.open_count(),
+                    sessions_failed: sessions.failed,
+                    failure_samples: sessions.failure_samples.clone(),
+                })
+                .await
+                .context("could not send Ready")?;
+            Ok(Prepared {
+                scenario,
+                settings,
+                sessions,
+            })
+        }));
+        Ok(())
+    }
+
+    fn start(&mut self, plan: StartPlan) {
+        let Some(prepared) = &self.prepared else { return };
+        let run = Run {
+            scenario: prepared.scenario.clone(),
+            mix: prepared.settings.mix.clone(),
+            load: prepared.settings.load,
+            request_timeout: prepare::request_timeout(&prepared.settings),
+            groups: prepared.sessions.groups.clone(),
+            plan,
+            recorder: self.recorder.clone(),
+            generator: self.generator.clone(),
+        };
+        self.running = Some(tokio::spawn(runner::run(run, self.sender.clone(), self.stop_run.clone())));
+    }
+}
+
+async fn close_sessions(sessions: OpenedSessions) {
+    let all: Vec<_> = sessions.groups.into_iter().flatten().collect();
+    let closing = all.into_iter().filter_map(|s| Arc::try_unwrap(s).ok()).map(|s| s.close());
+    futures::future::join_all(closing).await;
+}
+
+async fn heartbeats(sender: LinkSender, every: Duration, generator: Arc<GeneratorCounters>, done: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let beat = AgentEvent::Heartbeat {
+            sent_at_ms: unix_ms(),
+            active_vusers: generator.snapshot().active_vusers,
+        };
+        if sender.send(beat).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn forward_refreshes(mut rx: mpsc::Receiver<UserName>, sender: LinkSender, done: CancellationToken) {
+    loop {
+        let user = tokio::select! {
+            _ = done.cancelled() => return,
+            user = rx.recv() => match user {
+                Some(u) => u,
+                None => return,
+            },
+        };
+        tracing::debug!(%user, "asking the controller for a fresh token");
+        if sender.send(AgentEvent::RefreshRequest { user }).await.is_err() {
+            return;
+        }
+    }
+}

@@ -317,3 +317,144 @@ fn parse_rate(text: &str) -> Result<f64, String> {
     let number = text.strip_suffix("/s").unwrap_or(text);
     parse_number(number).ok_or_else(|| format!("throughput limit {text:?} is not a number (per second)"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use common::ErrorKind;
+    use common::series::{SeriesKey, SeriesSet};
+
+    use super::*;
+    use crate::report::{AgentResult, ReportInput, build_report};
+
+    fn check(expression: &str, expected: Result<(Scope, Metric, Comparison, f64), &str>) {
+        let got = Threshold::parse(expression).map(|t| (t.scope, t.metric, t.comparison, t.limit));
+        match (got, expected) {
+            (Ok(got), Ok(expected)) => assert_eq!(got, expected, "{expression}"),
+            (Err(e), Err(fragment)) => {
+                let text = e.to_string();
+                assert!(text.contains(fragment), "{expression}: {text:?} lacks {fragment:?}");
+                assert!(text.contains(expression.trim()), "{text:?} names the expression");
+                assert!(text.contains("accepted forms"), "{text:?} lists the forms");
+            }
+            (got, expected) => panic!("{expression}: got {got:?}, expected {expected:?}"),
+        }
+    }
+
+    fn wf(name: &str) -> Scope {
+        Scope::Workflow(name.to_owned())
+    }
+
+    #[test]
+    fn parses_the_accepted_forms() {
+        use Comparison::*;
+        use Metric::*;
+        use Quantile::*;
+        check("note_share.p95<500ms", Ok((wf("note_share"), Latency(P95), Less, 0.5)));
+        check("error_rate<1%", Ok((Scope::Run, ErrorRate, Less, 1.0)));
+        check("workflow_success>99%", Ok((Scope::Run, WorkflowSuccess, Greater, 99.0)));
+        check("p99<2s", Ok((Scope::Run, Latency(P99), Less, 2.0)));
+        check("note_share.success>99%", Ok((wf("note_share"), Success, Greater, 99.0)));
+        check("throughput>50", Ok((Scope::Run, Throughput, Greater, 50.0)));
+        check("throughput >= 12.5/s", Ok((Scope::Run, Throughput, GreaterOrEqual, 12.5)));
+        check(" p50 <= 250us ", Ok((Scope::Run, Latency(P50), LessOrEqual, 0.00025)));
+        check("median<1m", Ok((Scope::Run, Latency(P50), Less, 60.0)));
+        check("a.b.max<1.5s", Ok((wf("a.b"), Latency(Max), Less, 1.5)));
+        check("baseline.mean<100ms", Ok((Scope::Baseline, Latency(Mean), Less, 0.1)));
+        check("file_share.workflow_success>=95.5%", Ok((wf("file_share"), Success, GreaterOrEqual, 95.5)));
+        check("note_share.error_rate<0.5%", Ok((wf("note_share"), ErrorRate, Less, 0.5)));
+    }
+
+    #[test]
+    fn rejects_with_a_clear_error() {
+        check("p95=500ms", Err("no comparison operator"));
+        check("p97<1s", Err("unknown metric \"p97\""));
+        check("<1s", Err("no metric"));
+        check(".p95<1s", Err("empty workflow name"));
+        check("p95<500", Err("needs a unit"));
+        check("p95<5h", Err("unknown latency unit"));
+        check("p95<-1s", Err("needs a unit"));
+        check("error_rate<1", Err("must be a percentage"));
+        check("error_rate<101%", Err("between 0 and 100"));
+        check("throughput>fast", Err("not a number"));
+        check("baseline.workflow_success>1%", Err("baseline.success"));
+    }
+
+    fn report(failed_note_shares: u64) -> common::report::Report {
+        let mut series = SeriesSet::default();
+        for i in 0..100u64 {
+            let latency = Duration::from_millis(100 + i);
+            let key = SeriesKey::workflow("note_share");
+            if i < failed_note_shares {
+                series.entry(key).record_failure(latency, ErrorKind::Tool);
+            } else {
+                series.entry(key).record_ok(latency);
+            }
+            series
+                .entry(SeriesKey::operation("note_share", "u1", "nc_notes_create_note"))
+                .record_ok(Duration::from_millis(10));
+        }
+        let mut input = ReportInput::default();
+        input.run.duration = Duration::from_secs(10);
+        input.agents.push(AgentResult {
+            id: "a1".into(),
+            name: "a1".to_owned(),
+            n_users: 1,
+            lost: false,
+            final_received: true,
+            series,
+            generator: Default::default(),
+            mcp: Default::default(),
+            intervals_received: 10,
+        });
+        build_report(&input)
+    }
+
+    #[test]
+    fn evaluates_against_a_report() {
+        let r = report(2);
+        let cases: [(&str, Option<f64>, bool); 8] = [
+            ("note_share.p95<500ms", Some(0.195), true),
+            ("note_share.p50>150ms", Some(0.149), false),
+            ("note_share.success>97%", Some(98.0), true),
+            ("note_share.success>99%", Some(98.0), false),
+            ("workflow_success>=98%", Some(98.0), true),
+            ("error_rate<1%", Some(0.0), true),
+            ("throughput>5", Some(10.0), true),
+            ("note_share.throughput>20", Some(10.0), false),
+        ];
+        for (expression, observed, passed) in cases {
+            let result = Threshold::parse(expression).unwrap().evaluate(&r);
+            match (result.observed, observed) {
+                (Some(got), Some(want)) => {
+                    assert!((got - want).abs() < 0.001, "{expression}: observed {got}, want {want}")
+                }
+                (got, want) => assert_eq!(got, want, "{expression}"),
+            }
+            assert_eq!(result.passed, passed, "{expression}: {result:?}");
+            assert_eq!(result.expression, expression);
+        }
+    }
+
+    #[test]
+    fn unmeasurable_thresholds_fail_and_say_why() {
+        let r = report(0);
+        let cases = [
+            ("unknown.p95<1s", "unknown workflow \"unknown\" (workflows in this report: note_share)"),
+            ("baseline.p95<1s", "no baseline operations"),
+            ("baseline.success>1%", "no baseline operations"),
+        ];
+        for (expression, note) in cases {
+            let result = Threshold::parse(expression).unwrap().evaluate(&r);
+            assert!(!result.passed, "{expression}");
+            assert_eq!(result.observed, None, "{expression}");
+            let got = result.note.unwrap_or_default();
+            assert!(got.contains(note), "{expression}: {got:?}");
+        }
+        let empty = build_report(&ReportInput::default());
+        let result = Threshold::parse("error_rate<1%").unwrap().evaluate(&empty);
+        assert!(!result.passed);
+        assert_eq!(result.note.as_deref(), Some("no operations were measured"));
+    }
+}

@@ -1,0 +1,184 @@
+//! The gRPC link to the controller: dial with backoff, `Register`, then one
+//! `Attach` stream. Outbound messages go through a bounded channel whose
+//! receiver is the request stream; a failed send means the controller is gone.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use common::ids::AgentId;
+use common::proto;
+use common::proto::swarm_client::SwarmClient;
+use common::Secret;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::convert;
+use crate::messages::{AgentEvent, ControllerEvent};
+
+/// First retry delay when the controller is not reachable yet; doubles up to `MAX_BACKOFF`.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Outbound messages buffered before senders wait.
+const OUTBOUND_CAPACITY: usize = 256;
+/// Assignments can be large (thousands of users with tokens).
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Heartbeat interval when the controller does not say.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// What `connect` needs.
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    pub controller: String,
+    pub agent_name: String,
+    pub capacity: u32,
+    pub connect_timeout: Duration,
+    pub secret: Secret,
+    pub scenario_digest: String,
+    /// Compress outbound messages with gzip (the controller must accept it).
+    pub gzip: bool,
+}
+
+/// Sends to the controller; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct LinkSender {
+    tx: mpsc::Sender<proto::AgentMessage>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the controller stream is closed")]
+pub struct LinkClosed;
+
+impl LinkSender {
+    pub async fn send(&self, event: AgentEvent) -> Result<(), LinkClosed> {
+        let msg = match convert::agent_message(event) {
+            Ok(msg) => msg,
+            Err(e) => {
+                // Only a histogram that cannot be encoded gets here: a bug, not the peer's fault.
+                tracing::error!(error = %e, "could not encode a message for the controller");
+                return Ok(());
+            }
+        };
+        self.tx.send(msg).await.map_err(|_| LinkClosed)
+    }
+}
+
+/// Receives from the controller.
+pub struct LinkReceiver {
+    stream: tonic::Streaming<proto::ControllerMessage>,
+}
+
+impl LinkReceiver {
+    /// The next event; `Ok(None)` when the controller closed the stream.
+    pub async fn next(&mut self) -> anyhow::Result<Option<ControllerEvent>> {
+        loop {
+            let msg = self
+                .stream
+                .message()
+                .await
+                .context("the controller stream broke")?;
+            let Some(msg) = msg else { return Ok(None) };
+            if let Some(event) = convert::decode(msg)? {
+                return Ok(Some(event));
+            }
+        }
+    }
+}
+
+pub struct Link {
+    pub agent_id: AgentId,
+    pub heartbeat_interval: Duration,
+    pub sender: LinkSender,
+    pub receiver: LinkReceiver,
+}
+
+/// Dials (retrying until `connect_timeout`), registers and attaches.
+pub async fn connect(config: &LinkConfig) -> anyhow::Result<Link> {
+    let channel = dial(config).await?;
+    let secret = MetadataValue::try_from(config.secret.expose())
+        .context("the cluster secret is not a valid gRPC metadata value (use printable ASCII)")?;
+    let secret_for_calls = secret.clone();
+    let mut client = SwarmClient::with_interceptor(channel, move |mut req: tonic::Request<()>| {
+        req.metadata_mut().insert(common::SECRET_METADATA, secret_for_calls.clone());
+        Ok(req)
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    .accept_compressed(CompressionEncoding::Gzip);
+    if config.gzip {
+        client = client.send_compressed(CompressionEncoding::Gzip);
+    }
+
+    let registered = client
+        .register(convert::register_request(
+            &config.agent_name,
+            config.capacity,
+            &config.scenario_digest,
+        ))
+        .await
+        .map_err(|status| refused(&status))?
+        .into_inner();
+    let agent_id = AgentId::new(registered.agent_id);
+    let heartbeat_interval = match registered.heartbeat_interval_ms {
+        0 => DEFAULT_HEARTBEAT,
+        ms => Duration::from_millis(u64::from(ms)),
+    };
+
+    let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    request.metadata_mut().insert(
+        common::AGENT_METADATA,
+        MetadataValue::try_from(agent_id.as_str()).context("the controller returned an agent id that is not valid metadata")?,
+    );
+    let stream = client
+        .attach(request)
+        .await
+        .map_err(|status| refused(&status))
+        .context("attach")?
+        .into_inner();
+    Ok(Link {
+        agent_id,
+        heartbeat_interval,
+        sender: LinkSender { tx },
+        receiver: LinkReceiver { stream },
+    })
+}
+
+fn refused(status: &tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the controller refused this agent ({:?}): {}",
+        status.code(),
+        status.message()
+    )
+}
+
+async fn dial(config: &LinkConfig) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(config.controller.clone())
+        .with_context(|| format!("invalid controller URL {:?}", config.controller))?
+        .connect_timeout(config.connect_timeout.min(Duration::from_secs(5)))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(10));
+    let deadline = Instant::now() + config.connect_timeout;
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        match endpoint.connect().await {
+            Ok(channel) => return Ok(channel),
+            Err(e) if Instant::now() + backoff < deadline => {
+                tracing::debug!(error = %e, controller = %config.controller, "controller not reachable yet; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)).with_context(|| {
+                    format!(
+                        "could not reach the controller at {} within {:?}",
+                        config.controller, config.connect_timeout
+                    )
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The agent's domain view of the protocol: what the controller tells it and
+//! what it reports. `convert` maps these to and from the generated types.
+
+use std::time::Duration;
+
+use common::Secret;
+use common::ids::UserName;
+use common::scenario::MixEntry;
+use common::series::SeriesSet;
+
+use crate::session::McpStats;
+
+/// One chunk of an `Assignment`, as received.
+#[derive(Debug)]
+pub struct AssignmentChunk {
+    pub id: String,
+    pub index: u32,
+    pub count: u32,
+    /// Only in chunk 0.
+    pub settings: Option<RunSettings>,
+    /// (group index, users) pairs; a group may continue in a later chunk.
+    pub groups: Vec<(u32, Vec<VuserSpec>)>,
+}
+
+/// How to run, from chunk 0. The scenario is still source text here.
+#[derive(Clone, Debug)]
+pub struct RunSettings {
+    pub mcp_url: String,
+    pub scenario_source: String,
+    pub scenario_digest: String,
+    pub mix: Vec<MixEntry>,
+    pub load: LoadModel,
+    pub request_timeout: Duration,
+    /// Extra non-secret HTTP headers for MCP requests.
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LoadModel {
+    /// Every vuser loops with this pause between workflows.
+    Closed { think_time: Duration },
+    /// This agent's share of workflow starts per second.
+    Open { rate_per_sec: f64 },
+}
+
+#[derive(Clone, Debug)]
+pub struct VuserSpec {
+    pub name: UserName,
+    pub token: Secret,
+}
+
+/// When the load starts (unix ms, wall clock) and how long each phase lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartPlan {
+    pub start_at_ms: i64,
+    pub warmup: Duration,
+    pub duration: Duration,
+}
+
+#[derive(Debug)]
+pub enum ControllerEvent {
+    Assignment(AssignmentChunk),
+    Start(StartPlan),
+    TokenUpdate { user: UserName, token: Secret },
+    Stop { reason: String },
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GeneratorStats {
+    pub cpu_seconds: f64,
+    pub late_starts: u64,
+    pub max_lateness_us: u64,
+    pub active_vusers: u32,
+}
+
+#[derive(Debug)]
+pub enum AgentEvent {
+    Ready {
+        assignment_id: String,
+        sessions_open: u32,
+        sessions_failed: u32,
+        failure_samples: Vec<String>,
+    },
+    Heartbeat {
+        sent_at_ms: i64,
+        active_vusers: u32,
+    },
+    Interval {
+        seq: u64,
+        interval_start_ms: i64,
+        interval: Duration,
+        series: SeriesSet,
+        generator: GeneratorStats,
+    },
+    Final {
+        series: SeriesSet,
+        generator: GeneratorStats,
+        mcp: McpStats,
+        interrupted: bool,
+    },
+    RefreshRequest {
+        user: UserName,
+    },
+    Failure {
+        message: String,
+    },
+}
+
+/// Unix time in ms.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

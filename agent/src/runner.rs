@@ -1,0 +1,330 @@
+//! Runs the load of one assignment: waits for the start time, drives vusers
+//! (closed model) or a fixed-rate generator (open model), keeps warmup out of
+//! the measurements, streams interval deltas every second, and drains
+//! in-flight workflows at the end or on `Stop`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::scenario::{MixEntry, Scenario, Workflow};
+use common::series::SeriesKey;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::link::LinkSender;
+use crate::messages::{AgentEvent, GeneratorStats, LoadModel, StartPlan, unix_ms};
+use crate::pacing::{self, Picker};
+use crate::recorder::{Recorder, Sample};
+use crate::session::McpSession;
+use crate::steps::run_workflow;
+
+/// Interval of the live deltas.
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// Open model: most workflows in flight at once; later starts wait (and count as late).
+pub const MAX_IN_FLIGHT: usize = 4096;
+/// After the drain timeout, how long cancelled workflows get to unwind.
+const CANCEL_GRACE: Duration = Duration::from_secs(1);
+
+/// Counters behind `GeneratorStats`, shared by the load tasks.
+#[derive(Debug, Default)]
+pub struct GeneratorCounters {
+    pub late_starts: AtomicU64,
+    pub max_lateness_us: AtomicU64,
+    /// Closed model: looping vusers; open model: workflows in flight.
+    pub active_vusers: AtomicU32,
+}
+
+impl GeneratorCounters {
+    pub fn snapshot(&self) -> GeneratorStats {
+        GeneratorStats {
+            cpu_seconds: pacing::cpu_seconds(),
+            late_starts: self.late_starts.load(Ordering::Relaxed),
+            max_lateness_us: self.max_lateness_us.load(Ordering::Relaxed),
+            active_vusers: self.active_vusers.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Everything one run needs.
+pub struct Run {
+    pub scenario: Arc<Scenario>,
+    pub mix: Vec<MixEntry>,
+    pub load: LoadModel,
+    pub request_timeout: Duration,
+    /// Open sessions by group; multi-user workflows stay inside a group.
+    pub groups: Vec<Vec<Arc<McpSession>>>,
+    pub plan: StartPlan,
+    pub recorder: Arc<Recorder>,
+    pub generator: Arc<GeneratorCounters>,
+}
+
+/// The measured window: workflows starting inside it are recorded.
+#[derive(Clone, Copy, Debug)]
+struct Phase {
+    measure_start: Instant,
+    end: Instant,
+}
+
+impl Phase {
+    fn measures(&self, started: Instant) -> bool {
+        started >= self.measure_start && started < self.end
+    }
+}
+
+/// What load tasks share.
+struct Ctx {
+    scenario: Arc<Scenario>,
+    mix: Vec<MixEntry>,
+    request_timeout: Duration,
+    start: Instant,
+    phase: Phase,
+    /// Cancelled when no new workflow may start.
+    starting: CancellationToken,
+    /// Cancelled to abandon workflows in flight.
+    abandon: CancellationToken,
+    recorder: Arc<Recorder>,
+    generator: Arc<GeneratorCounters>,
+}
+
+/// Runs the load until the end of the plan or until `stop` is cancelled;
+/// returns whether it was interrupted.
+pub async fn run(run: Run, sender: LinkSender, stop: CancellationToken) -> bool {
+    let delay_ms = u64::try_from(run.plan.start_at_ms - unix_ms()).unwrap_or(0);
+    let start = Instant::now() + Duration::from_millis(delay_ms);
+    let measure_start = start + run.plan.warmup;
+    let phase = Phase {
+        measure_start,
+        end: measure_start + run.plan.duration,
+    };
+    let ctx = Arc::new(Ctx {
+        scenario: run.scenario,
+        mix: run.mix,
+        request_timeout: run.request_timeout,
+        start,
+        phase,
+        starting: stop.child_token(),
+        abandon: CancellationToken::new(),
+        recorder: run.recorder.clone(),
+        generator: run.generator.clone(),
+    });
+    tracing::info!(
+        start_in_ms = delay_ms,
+        warmup = ?run.plan.warmup,
+        duration = ?run.plan.duration,
+        load = ?run.load,
+        "run scheduled"
+    );
+
+    let tracker = TaskTracker::new();
+    match run.load {
+        LoadModel::Closed { think_time } => {
+            let mut task = 0;
+            for group in run.groups {
+                let group = Arc::new(group);
+                for me in 0..group.len() {
+                    tracker.spawn(vuser(ctx.clone(), group.clone(), me, think_time, task));
+                    task += 1;
+                }
+            }
+        }
+        LoadModel::Open { rate_per_sec } => {
+            tracker.spawn(open_generator(ctx.clone(), run.groups, rate_per_sec, tracker.clone()));
+        }
+    }
+
+    let reporting = CancellationToken::new();
+    let reporter = tokio::spawn(report_intervals(
+        ctx.clone(),
+        run.plan,
+        sender,
+        reporting.clone(),
+    ));
+
+    tokio::select! {
+        _ = tokio::time::sleep_until(phase.end) => {}
+        _ = stop.cancelled() => {}
+    }
+    let interrupted = stop.is_cancelled();
+    ctx.starting.cancel();
+    if interrupted {
+        tracing::info!("stopping early: abandoning workflows in flight");
+        ctx.abandon.cancel();
+    }
+    tracker.close();
+    if tokio::time::timeout(ctx.request_timeout, tracker.wait()).await.is_err() {
+        tracing::warn!(drain_timeout = ?ctx.request_timeout, "workflows still in flight after the drain timeout; abandoning them");
+        ctx.abandon.cancel();
+        let _ = tokio::time::timeout(CANCEL_GRACE, tracker.wait()).await;
+    }
+    reporting.cancel();
+    if let Err(e) = reporter.await {
+        tracing::warn!(error = %e, "interval reporter failed");
+    }
+    interrupted
+}
+
+/// Closed model: one user looping over workflows with think time.
+async fn vuser(ctx: Arc<Ctx>, group: Arc<Vec<Arc<McpSession>>>, me: usize, think: Duration, task: usize) {
+    let Some(picker) = Picker::new(&ctx.scenario, &ctx.mix, group.len()) else {
+        tracing::warn!(group_size = group.len(), "no workflow of the mix fits this group; vuser idle");
+        return;
+    };
+    tokio::select! {
+        _ = ctx.starting.cancelled() => return,
+        _ = tokio::time::sleep_until(ctx.start) => {}
+    }
+    let mut rng = StdRng::from_rng(&mut rand::rng());
+    ctx.generator.active_vusers.fetch_add(1, Ordering::Relaxed);
+    let mut iteration: u64 = 0;
+    while !ctx.starting.is_cancelled() {
+        let wf = picker.pick(&mut rng);
+        let offset = usize::try_from(iteration).unwrap_or(0);
+        let sessions = cast(&group, me, wf, offset);
+        execute(&ctx, wf, &sessions, iteration, None, task).await;
+        iteration += 1;
+        let pause = pacing::jittered(think, &mut rng);
+        if pause.is_zero() {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::select! {
+                _ = ctx.starting.cancelled() => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+    ctx.generator.active_vusers.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// The sessions playing `wf`'s roles: `me` first, then partners from the group.
+fn cast(group: &[Arc<McpSession>], me: usize, wf: &Workflow, offset: usize) -> Vec<Arc<McpSession>> {
+    let mut sessions = Vec::with_capacity(wf.n_roles());
+    sessions.push(group[me].clone());
+    for p in pacing::partners(me, group.len(), wf.n_roles().saturating_sub(1), offset) {
+        sessions.push(group[p].clone());
+    }
+    sessions
+}
+
+/// Open model: starts workflows on a fixed schedule with random initiators.
+async fn open_generator(ctx: Arc<Ctx>, groups: Vec<Vec<Arc<McpSession>>>, rate: f64, tracker: TaskTracker) {
+    let Some(gap) = pacing::open_interval(rate) else {
+        tracing::info!("open model with rate 0: nothing to start");
+        return;
+    };
+    let members: Vec<(usize, usize)> = groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, users)| (0..users.len()).map(move |m| (g, m)))
+        .collect();
+    if members.is_empty() {
+        return;
+    }
+    let groups: Vec<Arc<Vec<Arc<McpSession>>>> = groups.into_iter().map(Arc::new).collect();
+    let pickers: Vec<Option<Picker<'_>>> = groups
+        .iter()
+        .map(|g| Picker::new(&ctx.scenario, &ctx.mix, g.len()))
+        .collect();
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut rng = StdRng::from_rng(&mut rand::rng());
+    let mut n: u32 = 0;
+    loop {
+        let intended = ctx.start + gap * n;
+        n = n.saturating_add(1);
+        tokio::select! {
+            _ = ctx.starting.cancelled() => break,
+            _ = tokio::time::sleep_until(intended) => {}
+        }
+        let permit = tokio::select! {
+            _ = ctx.starting.cancelled() => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let lateness = Instant::now().saturating_duration_since(intended);
+        if lateness > pacing::LATE_START && ctx.phase.measures(intended) {
+            ctx.generator.late_starts.fetch_add(1, Ordering::Relaxed);
+            let us = u64::try_from(lateness.as_micros()).unwrap_or(u64::MAX);
+            ctx.generator.max_lateness_us.fetch_max(us, Ordering::Relaxed);
+        }
+        let (g, me) = members[rng.random_range(0..members.len())];
+        let Some(picker) = &pickers[g] else { continue };
+        let wf_name = picker.pick(&mut rng).name.clone();
+        let offset = rng.random_range(0..usize::MAX);
+        let group = groups[g].clone();
+        let ctx2 = ctx.clone();
+        let iteration = u64::from(n);
+        tracker.spawn(async move {
+            let _permit = permit;
+            // Looked up again so the task owns nothing borrowed from the generator.
+            let Some(wf) = ctx2.scenario.workflow(&wf_name) else { return };
+            let sessions = cast(&group, me, wf, offset);
+            ctx2.generator.active_vusers.fetch_add(1, Ordering::Relaxed);
+            execute(&ctx2, wf, &sessions, iteration, Some(intended), iteration as usize).await;
+            ctx2.generator.active_vusers.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// Runs one workflow and records it if it started in the measured window.
+async fn execute(
+    ctx: &Ctx,
+    wf: &Workflow,
+    sessions: &[Arc<McpSession>],
+    iteration: u64,
+    intended: Option<Instant>,
+    task: usize,
+) {
+    let began = Instant::now();
+    let record = ctx.phase.measures(intended.unwrap_or(began));
+    let uuid = uuid::Uuid::new_v4().simple().to_string();
+    let outcome = tokio::select! {
+        _ = ctx.abandon.cancelled() => return,
+        o = run_workflow(wf, sessions, uuid, iteration, ctx.request_timeout) => o,
+    };
+    if !record {
+        return;
+    }
+    let mut samples = outcome.samples;
+    samples.push(Sample {
+        key: SeriesKey::workflow(&wf.name),
+        latency: outcome.latency,
+        corrected: intended.map(|i| i.elapsed()),
+        error: outcome.error,
+    });
+    ctx.recorder.record(task, samples);
+}
+
+/// Sends the delta of every interval from the start of measurement.
+async fn report_intervals(ctx: Arc<Ctx>, plan: StartPlan, sender: LinkSender, done: CancellationToken) {
+    let first = ctx.phase.measure_start + REPORT_INTERVAL;
+    let mut ticks = tokio::time::interval_at(first, REPORT_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let measure_start_ms = plan.start_at_ms + i64::try_from(plan.warmup.as_millis()).unwrap_or(0);
+    let interval_ms = i64::try_from(REPORT_INTERVAL.as_millis()).unwrap_or(1000);
+    let mut seq: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let series = ctx.recorder.take_delta();
+        let event = AgentEvent::Interval {
+            seq,
+            interval_start_ms: measure_start_ms + i64::try_from(seq).unwrap_or(0) * interval_ms,
+            interval: REPORT_INTERVAL,
+            series,
+            generator: ctx.generator.snapshot(),
+        };
+        if sender.send(event).await.is_err() {
+            tracing::debug!("controller gone; interval reports stop");
+            return;
+        }
+        seq += 1;
+    }
+}
