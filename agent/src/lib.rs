@@ -151,17 +151,18 @@ enum Ending {
 /// cancelled. Errors: unreachable or refusing controller, a broken stream,
 /// an unusable assignment.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let link_config = LinkConfig {
+        controller: config.controller.clone(),
+        agent_name: config.name.clone(),
+        capacity: config.capacity,
+        connect_timeout: config.connect_timeout,
+        secret: config.cluster_secret.clone(),
+        scenario_digest: Scenario::builtin().digest().to_owned(),
+        gzip: config.grpc_gzip,
+    };
     let link = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        link = link::connect(&LinkConfig {
-            controller: config.controller.clone(),
-            agent_name: config.name.clone(),
-            capacity: config.capacity,
-            connect_timeout: config.connect_timeout,
-            secret: config.cluster_secret.clone(),
-            scenario_digest: Scenario::builtin().digest().to_owned(),
-            gzip: config.grpc_gzip,
-        }) => link?,
+        link = link::connect(&link_config) => link?,
     };
     let Link {
         agent_id,

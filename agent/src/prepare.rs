@@ -158,13 +158,16 @@ pub async fn open_sessions(
     timeout: Duration,
     recorder: &Recorder,
 ) -> OpenedSessions {
-    let jobs = groups.iter().enumerate().flat_map(|(g, users)| {
-        users.iter().enumerate().filter_map(move |(i, u)| {
-            tokens.get(&u.name).map(|t| (g, i, t.clone()))
-        })
-    });
+    let mut jobs = Vec::new();
+    for (g, users) in groups.iter().enumerate() {
+        for (i, u) in users.iter().enumerate() {
+            if let Some(t) = tokens.get(&u.name) {
+                jobs.push((g, i, t.clone(), ctx.clone()));
+            }
+        }
+    }
     let results: Vec<_> = futures::stream::iter(jobs)
-        .map(|(g, i, token)| async move { (g, i, McpSession::open(ctx, token, timeout).await) })
+        .map(move |(g, i, token, ctx)| async move { (g, i, McpSession::open(&ctx, token, timeout).await) })
         .buffer_unordered(OPEN_CONCURRENCY)
         .collect()
         .await;

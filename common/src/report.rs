@@ -127,7 +127,19 @@ pub fn success_rate(ok: u64, total: u64) -> f64 {
     if total == 0 {
         0.0
     } else {
-        ok as f64 * 100.0 / total as f64
+        round6(ok as f64 * 100.0 / total as f64)
+    }
+}
+
+/// Rounds a derived figure (rate, throughput) to 6 decimals: far below what
+/// anyone reads, and short enough that the JSON text parses back to the very
+/// same `f64` (serde_json's default float parsing is exact only for short
+/// mantissas), so reports round-trip exactly.
+pub fn round6(x: f64) -> f64 {
+    if x.is_finite() {
+        (x * 1e6).round() / 1e6
+    } else {
+        x
     }
 }
 
@@ -430,6 +442,7 @@ mod tests {
         assert_eq!(success_rate(0, 0), 0.0);
         assert_eq!(success_rate(1, 4), 25.0);
         assert_eq!(success_rate(4, 4), 100.0);
+        assert_eq!(success_rate(2, 3), 66.666667);
     }
 
     #[test]

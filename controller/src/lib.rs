@@ -101,6 +101,7 @@ pub fn init_tracing(log: LogConfig) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match log.format {
         LogFormat::Text => builder.try_init(),

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use common::report::{LatencyStats, Report};
+use common::report::{LatencyStats, Report, round6};
 
 pub use common::report::ThresholdResult;
 
@@ -169,7 +169,9 @@ impl Threshold {
         let metric = match (&scope, metric) {
             (Scope::Workflow(_), Metric::WorkflowSuccess) => Metric::Success,
             (Scope::Baseline, Metric::WorkflowSuccess) => {
-                return Err(err("baseline has no workflow_success; use baseline.success".to_owned()));
+                return Err(err(
+                    "baseline has no workflow_success; use baseline.success".to_owned(),
+                ));
             }
             (_, m) => m,
         };
@@ -199,7 +201,8 @@ impl Threshold {
         };
         ThresholdResult {
             expression: self.expression.clone(),
-            observed,
+            // Compared unrounded; rounded only so the JSON round-trips.
+            observed: observed.map(round6),
             unit: self.metric.unit().to_owned(),
             passed: observed.is_some_and(|v| self.comparison.holds(v, self.limit)),
             note,
@@ -230,11 +233,14 @@ impl Threshold {
                     Metric::Latency(q) if s.total_operations > 0 => Ok(q.of(&s.latency)),
                     Metric::Latency(_) => Err("no operations were measured".to_owned()),
                     Metric::Success => rate(ok, s.total_operations, "operations"),
-                    Metric::ErrorRate => rate(s.failed_operations, s.total_operations, "operations"),
+                    Metric::ErrorRate => {
+                        rate(s.failed_operations, s.total_operations, "operations")
+                    }
                     Metric::WorkflowSuccess => {
-                        let (ok, total) = report.workflows.values().fold((0, 0), |(ok, total), w| {
-                            (ok + w.successful_executions, total + w.total_executions)
-                        });
+                        let (ok, total) =
+                            report.workflows.values().fold((0, 0), |(ok, total), w| {
+                                (ok + w.successful_executions, total + w.total_executions)
+                            });
                         rate(ok, total, "workflow executions")
                     }
                     Metric::Throughput => per_second(s.total_operations),
@@ -245,7 +251,11 @@ impl Threshold {
                     let known: Vec<&str> = report.workflows.keys().map(String::as_str).collect();
                     return Err(format!(
                         "unknown workflow {name:?} (workflows in this report: {})",
-                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
                     ));
                 };
                 match self.metric {
@@ -256,7 +266,9 @@ impl Threshold {
                     Metric::Success | Metric::WorkflowSuccess => {
                         rate(w.successful_executions, w.total_executions, "executions")
                     }
-                    Metric::ErrorRate => rate(w.failed_executions, w.total_executions, "executions"),
+                    Metric::ErrorRate => {
+                        rate(w.failed_executions, w.total_executions, "executions")
+                    }
                     Metric::Throughput => per_second(w.total_executions),
                 }
             }
@@ -265,12 +277,16 @@ impl Threshold {
                 match self.metric {
                     Metric::Latency(q) if b.total_operations > 0 => Ok(q.of(&b.latency)),
                     Metric::Latency(_) => Err("no baseline operations were measured".to_owned()),
-                    Metric::Success | Metric::WorkflowSuccess => {
-                        rate(b.successful_operations, b.total_operations, "baseline operations")
-                    }
-                    Metric::ErrorRate => {
-                        rate(b.failed_operations, b.total_operations, "baseline operations")
-                    }
+                    Metric::Success | Metric::WorkflowSuccess => rate(
+                        b.successful_operations,
+                        b.total_operations,
+                        "baseline operations",
+                    ),
+                    Metric::ErrorRate => rate(
+                        b.failed_operations,
+                        b.total_operations,
+                        "baseline operations",
+                    ),
                     Metric::Throughput => per_second(b.total_operations),
                 }
             }
@@ -293,13 +309,18 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| format!("latency limit {text:?} needs a unit (500ms, 2s)"))?;
     let (number, unit) = text.split_at(split);
-    let value = parse_number(number).ok_or_else(|| format!("latency limit {text:?} is not a number"))?;
+    let value =
+        parse_number(number).ok_or_else(|| format!("latency limit {text:?} is not a number"))?;
     let scale = match unit.trim() {
         "us" | "µs" => 1e-6,
         "ms" => 1e-3,
         "s" => 1.0,
         "m" | "min" => 60.0,
-        other => return Err(format!("unknown latency unit {other:?} (use us, ms, s or m)")),
+        other => {
+            return Err(format!(
+                "unknown latency unit {other:?} (use us, ms, s or m)"
+            ));
+        }
     };
     Ok(value * scale)
 }
@@ -315,7 +336,8 @@ fn parse_percent(text: &str) -> Result<f64, String> {
 
 fn parse_rate(text: &str) -> Result<f64, String> {
     let number = text.strip_suffix("/s").unwrap_or(text);
-    parse_number(number).ok_or_else(|| format!("throughput limit {text:?} is not a number (per second)"))
+    parse_number(number)
+        .ok_or_else(|| format!("throughput limit {text:?} is not a number (per second)"))
 }
 
 #[cfg(test)]
@@ -334,8 +356,14 @@ mod tests {
             (Ok(got), Ok(expected)) => assert_eq!(got, expected, "{expression}"),
             (Err(e), Err(fragment)) => {
                 let text = e.to_string();
-                assert!(text.contains(fragment), "{expression}: {text:?} lacks {fragment:?}");
-                assert!(text.contains(expression.trim()), "{text:?} names the expression");
+                assert!(
+                    text.contains(fragment),
+                    "{expression}: {text:?} lacks {fragment:?}"
+                );
+                assert!(
+                    text.contains(expression.trim()),
+                    "{text:?} names the expression"
+                );
                 assert!(text.contains("accepted forms"), "{text:?} lists the forms");
             }
             (got, expected) => panic!("{expression}: got {got:?}, expected {expected:?}"),
@@ -351,19 +379,43 @@ mod tests {
         use Comparison::*;
         use Metric::*;
         use Quantile::*;
-        check("note_share.p95<500ms", Ok((wf("note_share"), Latency(P95), Less, 0.5)));
+        check(
+            "note_share.p95<500ms",
+            Ok((wf("note_share"), Latency(P95), Less, 0.5)),
+        );
         check("error_rate<1%", Ok((Scope::Run, ErrorRate, Less, 1.0)));
-        check("workflow_success>99%", Ok((Scope::Run, WorkflowSuccess, Greater, 99.0)));
+        check(
+            "workflow_success>99%",
+            Ok((Scope::Run, WorkflowSuccess, Greater, 99.0)),
+        );
         check("p99<2s", Ok((Scope::Run, Latency(P99), Less, 2.0)));
-        check("note_share.success>99%", Ok((wf("note_share"), Success, Greater, 99.0)));
+        check(
+            "note_share.success>99%",
+            Ok((wf("note_share"), Success, Greater, 99.0)),
+        );
         check("throughput>50", Ok((Scope::Run, Throughput, Greater, 50.0)));
-        check("throughput >= 12.5/s", Ok((Scope::Run, Throughput, GreaterOrEqual, 12.5)));
-        check(" p50 <= 250us ", Ok((Scope::Run, Latency(P50), LessOrEqual, 0.00025)));
+        check(
+            "throughput >= 12.5/s",
+            Ok((Scope::Run, Throughput, GreaterOrEqual, 12.5)),
+        );
+        check(
+            " p50 <= 250us ",
+            Ok((Scope::Run, Latency(P50), LessOrEqual, 0.00025)),
+        );
         check("median<1m", Ok((Scope::Run, Latency(P50), Less, 60.0)));
         check("a.b.max<1.5s", Ok((wf("a.b"), Latency(Max), Less, 1.5)));
-        check("baseline.mean<100ms", Ok((Scope::Baseline, Latency(Mean), Less, 0.1)));
-        check("file_share.workflow_success>=95.5%", Ok((wf("file_share"), Success, GreaterOrEqual, 95.5)));
-        check("note_share.error_rate<0.5%", Ok((wf("note_share"), ErrorRate, Less, 0.5)));
+        check(
+            "baseline.mean<100ms",
+            Ok((Scope::Baseline, Latency(Mean), Less, 0.1)),
+        );
+        check(
+            "file_share.workflow_success>=95.5%",
+            Ok((wf("file_share"), Success, GreaterOrEqual, 95.5)),
+        );
+        check(
+            "note_share.error_rate<0.5%",
+            Ok((wf("note_share"), ErrorRate, Less, 0.5)),
+        );
     }
 
     #[test]
@@ -374,7 +426,7 @@ mod tests {
         check(".p95<1s", Err("empty workflow name"));
         check("p95<500", Err("needs a unit"));
         check("p95<5h", Err("unknown latency unit"));
-        check("p95<-1s", Err("needs a unit"));
+        check("p95<-1s", Err("is not a number"));
         check("error_rate<1", Err("must be a percentage"));
         check("error_rate<101%", Err("between 0 and 100"));
         check("throughput>fast", Err("not a number"));
@@ -392,7 +444,11 @@ mod tests {
                 series.entry(key).record_ok(latency);
             }
             series
-                .entry(SeriesKey::operation("note_share", "u1", "nc_notes_create_note"))
+                .entry(SeriesKey::operation(
+                    "note_share",
+                    "u1",
+                    "nc_notes_create_note",
+                ))
                 .record_ok(Duration::from_millis(10));
         }
         let mut input = ReportInput::default();
@@ -428,7 +484,10 @@ mod tests {
             let result = Threshold::parse(expression).unwrap().evaluate(&r);
             match (result.observed, observed) {
                 (Some(got), Some(want)) => {
-                    assert!((got - want).abs() < 0.001, "{expression}: observed {got}, want {want}")
+                    assert!(
+                        (got - want).abs() < 0.001,
+                        "{expression}: observed {got}, want {want}"
+                    )
                 }
                 (got, want) => assert_eq!(got, want, "{expression}"),
             }
@@ -441,7 +500,10 @@ mod tests {
     fn unmeasurable_thresholds_fail_and_say_why() {
         let r = report(0);
         let cases = [
-            ("unknown.p95<1s", "unknown workflow \"unknown\" (workflows in this report: note_share)"),
+            (
+                "unknown.p95<1s",
+                "unknown workflow \"unknown\" (workflows in this report: note_share)",
+            ),
             ("baseline.p95<1s", "no baseline operations"),
             ("baseline.success>1%", "no baseline operations"),
         ];

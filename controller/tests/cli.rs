@@ -25,7 +25,9 @@ fn bad_input_fails_early() {
     check(&["start", "--scenario", "/nonexistent/s.yaml"], 1, &["cannot read --scenario /nonexistent/s.yaml"]);
     check(&["start", "--threshold", "p95<<1"], 1, &["--threshold", "invalid threshold"]);
     check(&["start", "--no-spawn"], 1, &["MCP_SWARM_CLUSTER_SECRET"]);
-    check(&["start", "--login", "browser", "--agent-bin", "/nonexistent/agent"], 1, &["agent executable not found"]);
+    check(&["start", "--login", "browser"], 1, &["--login browser", "not yet supported"]);
+    check(&["start", "--agent-bin", "/nonexistent/agent"], 1, &["agent executable not found", "--agent-bin"]);
+    check(&["report", "/nonexistent/run.json"], 1, &["/nonexistent/run.json"]);
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");

@@ -29,6 +29,11 @@ fn three_spawned_agents_against_the_embedded_mock() {
     assert_healthy_report(&report, 6, 3);
     assert_eq!(report["run"]["n_agents"], 3);
     assert_eq!(report["auth"]["logins"], 6);
+
+    // `controller report` re-renders the same console report.
+    let mut r = Proc::spawn("controller report", controller(&["report", out.to_str().unwrap()]));
+    assert!(r.wait(Duration::from_secs(20)).success(), "{}", r.stderr());
+    assert!(r.stdout().contains("WORKFLOW STATISTICS"), "{}", r.stdout());
 }
 
 #[test]

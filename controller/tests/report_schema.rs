@@ -33,7 +33,14 @@ fn realistic_report_matches_the_schema() {
     let json = realistic_json();
     assert_eq!(errors(&json), Vec::<String>::new());
     // The fixture covers every section, so the schema is exercised in full.
-    for key in ["workflows", "users", "timeseries", "thresholds", "agents", "generator"] {
+    for key in [
+        "workflows",
+        "users",
+        "timeseries",
+        "thresholds",
+        "agents",
+        "generator",
+    ] {
         let non_empty = match &json[key] {
             Value::Object(m) => !m.is_empty(),
             Value::Array(a) => !a.is_empty(),
@@ -52,7 +59,8 @@ fn empty_report_matches_the_schema() {
 
 #[test]
 fn drift_is_caught() {
-    let cases: [(&str, fn(&mut Value)); 6] = [
+    type Mutation = fn(&mut Value);
+    let cases: [(&str, Mutation); 6] = [
         ("missing top-level key", |j| {
             j.as_object_mut().unwrap().remove("auth");
         }),
@@ -94,7 +102,12 @@ fn json_round_trips() {
         .collect();
     assert_eq!(
         steps,
-        ["create_note", "share_note", "list_shared_with_me", "read_shared_note"]
+        [
+            "create_note",
+            "share_note",
+            "list_shared_with_me",
+            "read_shared_note"
+        ]
     );
 }
 

@@ -17,7 +17,10 @@ use crate::{App, Secret};
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/ocs/{api}/cloud/users", get(list_users).post(create_user))
-        .route("/ocs/{api}/cloud/users/{id}", get(get_user).delete(delete_user))
+        .route(
+            "/ocs/{api}/cloud/users/{id}",
+            get(get_user).delete(delete_user),
+        )
         .with_state(app)
 }
 
@@ -35,49 +38,94 @@ fn ocs(api: &str, status: StatusCode, statuscode: u32, message: &str, data: Valu
         "meta": { "status": if ok { "ok" } else { "failure" }, "statuscode": statuscode, "message": message },
         "data": data,
     }});
-    let http_status = if v1 && status != StatusCode::UNAUTHORIZED { StatusCode::OK } else { status };
+    let http_status = if v1 && status != StatusCode::UNAUTHORIZED {
+        StatusCode::OK
+    } else {
+        status
+    };
     (http_status, axum::Json(body)).into_response()
 }
 
 /// Checks admin Basic auth and the API version; errors are finished responses.
-fn admit(app: &App, api: &str, headers: &HeaderMap) -> Result<(), Response> {
+fn admit(app: &App, api: &str, headers: &HeaderMap) -> Result<(), Box<Response>> {
     if api != "v1.php" && api != "v2.php" {
-        return Err(StatusCode::NOT_FOUND.into_response());
+        return Err(Box::new(StatusCode::NOT_FOUND.into_response()));
     }
-    let ok = basic_credentials(headers)
-        .is_some_and(|(user, password)| user == app.admin_user && app.admin_password.matches(&password));
+    let ok = basic_credentials(headers).is_some_and(|(user, password)| {
+        user == app.admin_user && app.admin_password.matches(&password)
+    });
     if ok {
         Ok(())
     } else {
-        Err(ocs(api, StatusCode::UNAUTHORIZED, 997, "Current user is not logged in", json!([])))
+        Err(Box::new(ocs(
+            api,
+            StatusCode::UNAUTHORIZED,
+            997,
+            "Current user is not logged in",
+            json!([]),
+        )))
     }
 }
 
-async fn create_user(State(app): State<Arc<App>>, Path(api): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn create_user(
+    State(app): State<Arc<App>>,
+    Path(api): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(response) = admit(&app, &api, &headers) {
-        return response;
+        return *response;
     }
     let groups: Vec<String> = url::form_urlencoded::parse(&body)
         .filter(|(k, _)| k == "groups[]" || k == "groups")
         .map(|(_, v)| v.into_owned())
         .collect();
     let form = parse_form(&body);
-    let field = |k: &str| form.get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    let (Some(userid), Some(password)) = (field("userid"), form.get("password").filter(|p| !p.is_empty())) else {
-        return ocs(&api, StatusCode::BAD_REQUEST, 101, "userid and password are required", json!([]));
+    let field = |k: &str| {
+        form.get(k)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let (Some(userid), Some(password)) = (
+        field("userid"),
+        form.get("password").filter(|p| !p.is_empty()),
+    ) else {
+        return ocs(
+            &api,
+            StatusCode::BAD_REQUEST,
+            101,
+            "userid and password are required",
+            json!([]),
+        );
     };
     let display = field("displayName").unwrap_or_else(|| userid.clone());
     let email = field("email").unwrap_or_default();
-    let added = app.data().add_user(&userid, Secret::new(password.clone()), &display, &email, groups);
+    let added = app.data().add_user(
+        &userid,
+        Secret::new(password.clone()),
+        &display,
+        &email,
+        groups,
+    );
     match added {
         Ok(()) => {
             tracing::debug!(%userid, "admin created user");
             ocs(&api, StatusCode::OK, 200, "OK", json!({ "id": userid }))
         }
-        Err(crate::state::NcError::Conflict(_)) => {
-            ocs(&api, StatusCode::BAD_REQUEST, 102, "User already exists", json!([]))
-        }
-        Err(e) => ocs(&api, StatusCode::BAD_REQUEST, 101, &e.to_string(), json!([])),
+        Err(crate::state::NcError::Conflict(_)) => ocs(
+            &api,
+            StatusCode::BAD_REQUEST,
+            102,
+            "User already exists",
+            json!([]),
+        ),
+        Err(e) => ocs(
+            &api,
+            StatusCode::BAD_REQUEST,
+            101,
+            &e.to_string(),
+            json!([]),
+        ),
     }
 }
 
@@ -88,12 +136,21 @@ async fn list_users(
     RawQuery(query): RawQuery,
 ) -> Response {
     if let Err(response) = admit(&app, &api, &headers) {
-        return response;
+        return *response;
     }
     let query = parse_form(query.unwrap_or_default().as_bytes());
-    let search = query.get("search").map(|s| s.to_lowercase()).unwrap_or_default();
-    let limit = query.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(usize::MAX);
-    let offset = query.get("offset").and_then(|o| o.parse::<usize>().ok()).unwrap_or(0);
+    let search = query
+        .get("search")
+        .map(|s| s.to_lowercase())
+        .unwrap_or_default();
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(usize::MAX);
+    let offset = query
+        .get("offset")
+        .and_then(|o| o.parse::<usize>().ok())
+        .unwrap_or(0);
     let users: Vec<String> = app
         .data()
         .user_ids()
@@ -105,9 +162,13 @@ async fn list_users(
     ocs(&api, StatusCode::OK, 200, "OK", json!({ "users": users }))
 }
 
-async fn get_user(State(app): State<Arc<App>>, Path((api, id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn get_user(
+    State(app): State<Arc<App>>,
+    Path((api, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(response) = admit(&app, &api, &headers) {
-        return response;
+        return *response;
     }
     let data = app.data();
     match data.user(&id) {
@@ -121,17 +182,33 @@ async fn get_user(State(app): State<Arc<App>>, Path((api, id)): Path<(String, St
             });
             ocs(&api, StatusCode::OK, 200, "OK", body)
         }
-        None => ocs(&api, StatusCode::NOT_FOUND, 998, "User does not exist", json!([])),
+        None => ocs(
+            &api,
+            StatusCode::NOT_FOUND,
+            998,
+            "User does not exist",
+            json!([]),
+        ),
     }
 }
 
-async fn delete_user(State(app): State<Arc<App>>, Path((api, id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn delete_user(
+    State(app): State<Arc<App>>,
+    Path((api, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(response) = admit(&app, &api, &headers) {
-        return response;
+        return *response;
     }
     let deleted = app.data().delete_user(&id);
     if !deleted {
-        return ocs(&api, StatusCode::NOT_FOUND, 998, "User does not exist", json!([]));
+        return ocs(
+            &api,
+            StatusCode::NOT_FOUND,
+            998,
+            "User does not exist",
+            json!([]),
+        );
     }
     app.auth().revoke_subject(&id);
     tracing::debug!(%id, "admin deleted user");

@@ -67,7 +67,8 @@ fn parse_user(s: &str) -> Result<(String, String), String> {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"));
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|e| format!("invalid duration {s:?}: {e}"));
     }
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
@@ -190,7 +191,10 @@ mod tests {
 
     #[test]
     fn users_and_rates() {
-        assert_eq!(parse_user("alice:pw:x"), Ok(("alice".into(), "pw:x".into())));
+        assert_eq!(
+            parse_user("alice:pw:x"),
+            Ok(("alice".into(), "pw:x".into()))
+        );
         assert!(parse_user("alice").is_err());
         assert!(parse_rate("0.5").is_ok());
         assert!(parse_rate("2").is_err());

@@ -184,8 +184,14 @@ pub async fn serve(
     let mcp_url = format!("{issuer}/mcp");
     let mut data = state::Data::default();
     for (name, password) in &config.users {
-        data.add_user(name, Secret::new(password.clone()), name, &format!("{name}@benchmark.local"), Vec::new())
-            .map_err(|e| anyhow::anyhow!("user {name}: {e}"))?;
+        data.add_user(
+            name,
+            Secret::new(password.clone()),
+            name,
+            &format!("{name}@benchmark.local"),
+            Vec::new(),
+        )
+        .map_err(|e| anyhow::anyhow!("user {name}: {e}"))?;
     }
     let app = Arc::new(App {
         issuer: issuer.clone(),

@@ -17,7 +17,14 @@ impl Drop for Killed {
 #[tokio::test]
 async fn binary_prints_urls_and_serves_metadata() {
     let child = Command::new(env!("CARGO_BIN_EXE_mock-target"))
-        .args(["--listen", "127.0.0.1:0", "--user", "alice:pw", "--token-ttl", "30s"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--user",
+            "alice:pw",
+            "--token-ttl",
+            "30s",
+        ])
         .env_remove("MOCK_TARGET_ADMIN_PASSWORD")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -41,7 +48,10 @@ async fn binary_prints_urls_and_serves_metadata() {
     assert_eq!(urls["mcp_url"], format!("{issuer}/mcp"));
     assert_eq!(urls["admin_url"], issuer);
     let meta: serde_json::Value = tokio::time::timeout(Duration::from_secs(10), async {
-        reqwest::get(format!("{issuer}/.well-known/oauth-authorization-server")).await?.json().await
+        reqwest::get(format!("{issuer}/.well-known/oauth-authorization-server"))
+            .await?
+            .json()
+            .await
     })
     .await
     .expect("timeout")

@@ -10,12 +10,23 @@ use mock::MockConfig;
 use serde_json::{Value, json};
 
 fn config() -> MockConfig {
-    MockConfig { users: users(), consent: true, ..MockConfig::default() }
+    MockConfig {
+        users: users(),
+        consent: true,
+        ..MockConfig::default()
+    }
 }
 
 fn resource_metadata_url(challenge: &str) -> String {
-    let start = challenge.find("resource_metadata=\"").expect("resource_metadata") + 19;
-    challenge[start..].split('"').next().unwrap_or_default().to_owned()
+    let start = challenge
+        .find("resource_metadata=\"")
+        .expect("resource_metadata")
+        + 19;
+    challenge[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -26,20 +37,37 @@ async fn discovery_login_and_shared_notes_between_two_users() {
     let (status, challenge) = h.raw_initialize(None).await;
     assert_eq!(status, 401);
     let prm_url = resource_metadata_url(&challenge.expect("WWW-Authenticate"));
-    let prm: Value = within(h.http.get(&prm_url).send()).await.expect("prm").json().await.expect("json");
-    assert_eq!(prm["resource"], h.target.mcp_url.as_str());
-    let as_url = prm["authorization_servers"][0].as_str().expect("AS").to_owned();
-    let meta: Value = within(h.http.get(format!("{as_url}/.well-known/oauth-authorization-server")).send())
+    let prm: Value = within(h.http.get(&prm_url).send())
         .await
-        .expect("meta")
+        .expect("prm")
         .json()
         .await
         .expect("json");
+    assert_eq!(prm["resource"], h.target.mcp_url.as_str());
+    let as_url = prm["authorization_servers"][0]
+        .as_str()
+        .expect("AS")
+        .to_owned();
+    let meta: Value = within(
+        h.http
+            .get(format!("{as_url}/.well-known/oauth-authorization-server"))
+            .send(),
+    )
+    .await
+    .expect("meta")
+    .json()
+    .await
+    .expect("json");
     assert_eq!(meta["issuer"], h.target.issuer.as_str());
     assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
-    assert_eq!(meta["authorization_response_iss_parameter_supported"], json!(true));
+    assert_eq!(
+        meta["authorization_response_iss_parameter_supported"],
+        json!(true)
+    );
     assert_eq!(meta["registration_endpoint"], h.url("/register").as_str());
-    let client_id = h.register_public(&["authorization_code", "refresh_token"]).await;
+    let client_id = h
+        .register_public(&["authorization_code", "refresh_token"])
+        .await;
 
     // A wrong password re-renders the form with an error.
     let p = pkce();
@@ -52,7 +80,9 @@ async fn discovery_login_and_shared_notes_between_two_users() {
             ("code_challenge_method", "S256"),
         ])
         .await;
-    let (status, _, html) = h.submit(&html, &[("user", "alice"), ("password", "nope")]).await;
+    let (status, _, html) = h
+        .submit(&html, &[("user", "alice"), ("password", "nope")])
+        .await;
     assert_eq!(status, 401);
     assert!(html.contains("Wrong login or password") && html.contains("name=\"csrf_token\""));
 
@@ -73,43 +103,96 @@ async fn discovery_login_and_shared_notes_between_two_users() {
     assert_eq!(tools.len(), 17);
     assert!(tools.iter().any(|t| t.name == "nc_notes_append_content"));
 
-    let note = ok(&alice, "nc_notes_create_note", json!({"title": "Plan", "content": "v1", "category": "Work"})).await;
+    let note = ok(
+        &alice,
+        "nc_notes_create_note",
+        json!({"title": "Plan", "content": "v1", "category": "Work"}),
+    )
+    .await;
     let id = note["id"].as_u64().expect("id");
     assert_eq!(note["category"], "Work");
-    fails(&bob, "nc_notes_get_note", json!({"note_id": id})).await.starts_with("404 Not Found");
-    let share = ok(&alice, "nc_share_create", json!({"path": "/Notes/Work/Plan.txt", "share_with": "bob", "permissions": 1})).await;
+    let hidden = fails(&bob, "nc_notes_get_note", json!({"note_id": id})).await;
+    assert!(hidden.starts_with("404 Not Found"), "{hidden}");
+    let share = ok(
+        &alice,
+        "nc_share_create",
+        json!({"path": "/Notes/Work/Plan.txt", "share_with": "bob", "permissions": 1}),
+    )
+    .await;
     assert_eq!(share["file_target"], "/Plan.txt");
     assert_eq!(share["item_type"], "file");
     let share_id = share["id"].as_u64().expect("share id");
 
-    let seen = ok(&bob, "nc_notes_get_note", json!({"note_id": id.to_string()})).await;
+    let seen = ok(
+        &bob,
+        "nc_notes_get_note",
+        json!({"note_id": id.to_string()}),
+    )
+    .await;
     assert_eq!(seen["content"], "v1");
-    let refused = fails(&bob, "nc_notes_update_note", json!({"note_id": id, "etag": seen["etag"], "content": "x"})).await;
+    let refused = fails(
+        &bob,
+        "nc_notes_update_note",
+        json!({"note_id": id, "etag": seen["etag"], "content": "x"}),
+    )
+    .await;
     assert!(refused.starts_with("403 Forbidden"), "{refused}");
     let via_dav = ok(&bob, "nc_webdav_read_file", json!({"path": "/Plan.txt"})).await;
     assert_eq!(via_dav["content"], "v1");
     let with_me = ok(&bob, "nc_share_list", json!({"shared_with_me": true})).await;
     assert_eq!(with_me["shares"].as_array().map(Vec::len), Some(1));
 
-    ok(&alice, "nc_share_update", json!({"share_id": share_id, "permissions": 3})).await;
-    let appended = ok(&bob, "nc_notes_append_content", json!({"note_id": id, "content": "from bob"})).await;
+    ok(
+        &alice,
+        "nc_share_update",
+        json!({"share_id": share_id, "permissions": 3}),
+    )
+    .await;
+    let appended = ok(
+        &bob,
+        "nc_notes_append_content",
+        json!({"note_id": id, "content": "from bob"}),
+    )
+    .await;
     assert_eq!(appended["content"], "v1\nfrom bob");
     assert_ne!(appended["etag"], note["etag"]);
-    let stale = fails(&alice, "nc_notes_update_note", json!({"note_id": id, "etag": note["etag"], "content": "v2"})).await;
+    let stale = fails(
+        &alice,
+        "nc_notes_update_note",
+        json!({"note_id": id, "etag": note["etag"], "content": "v2"}),
+    )
+    .await;
     assert!(stale.starts_with("412 Precondition Failed"), "{stale}");
-    let updated = ok(&alice, "nc_notes_update_note", json!({"note_id": id, "etag": appended["etag"], "content": "v2"})).await;
+    let updated = ok(
+        &alice,
+        "nc_notes_update_note",
+        json!({"note_id": id, "etag": appended["etag"], "content": "v2"}),
+    )
+    .await;
     assert_eq!(updated["content"], "v2");
     let found = ok(&alice, "nc_notes_search_notes", json!({"query": "plan"})).await;
     assert_eq!(found["results"][0]["id"], id);
-    let missing = fails(&alice, "nc_share_create", json!({"path": "/Notes/Work/Plan.txt", "share_with": "carol"})).await;
+    let missing = fails(
+        &alice,
+        "nc_share_create",
+        json!({"path": "/Notes/Work/Plan.txt", "share_with": "carol"}),
+    )
+    .await;
     assert!(missing.starts_with("404"), "{missing}");
-    let not_mine = fails(&bob, "nc_share_create", json!({"path": "/nothing.txt", "share_with": "alice"})).await;
+    let not_mine = fails(
+        &bob,
+        "nc_share_create",
+        json!({"path": "/nothing.txt", "share_with": "alice"}),
+    )
+    .await;
     assert!(not_mine.starts_with("404"), "{not_mine}");
 
-    // Malformed arguments are JSON-RPC errors, not tool results.
-    let args = json!({"note_id": "abc"}).as_object().cloned().unwrap_or_default();
-    let err = within(alice.call_tool(rmcp::model::CallToolRequestParams::new("nc_notes_get_note").with_arguments(args))).await;
-    assert!(err.is_err());
+    // Malformed arguments: rmcp 3.11 reports them as tool errors (SEP-1303), with no status prefix.
+    let malformed = fails(&alice, "nc_notes_get_note", json!({"note_id": "abc"})).await;
+    assert!(
+        malformed.starts_with("failed to deserialize parameters"),
+        "{malformed}"
+    );
 
     let _ = within(alice.cancel()).await;
     let _ = within(bob.cancel()).await;
@@ -120,87 +203,183 @@ async fn files_tools_behave_like_webdav() {
     let h = start(config()).await;
     let client_id = h.register_public(&["password"]).await;
     let token = h.password_token(&client_id, "alice", "alice-pw").await;
-    let alice = h.mcp(token["access_token"].as_str().unwrap_or_default()).await;
+    let alice = h
+        .mcp(token["access_token"].as_str().unwrap_or_default())
+        .await;
 
-    ok(&alice, "nc_webdav_create_directory", json!({"path": "/Docs"})).await;
-    let dup = fails(&alice, "nc_webdav_create_directory", json!({"path": "/Docs"})).await;
+    ok(
+        &alice,
+        "nc_webdav_create_directory",
+        json!({"path": "/Docs"}),
+    )
+    .await;
+    let dup = fails(
+        &alice,
+        "nc_webdav_create_directory",
+        json!({"path": "/Docs"}),
+    )
+    .await;
     assert!(dup.starts_with("405"), "{dup}");
-    let w = ok(&alice, "nc_webdav_write_file", json!({"path": "/Docs/a.txt", "content": "hello"})).await;
+    let w = ok(
+        &alice,
+        "nc_webdav_write_file",
+        json!({"path": "/Docs/a.txt", "content": "hello"}),
+    )
+    .await;
     assert_eq!(w["status_code"], 201);
-    let w2 = ok(&alice, "nc_webdav_write_file", json!({"path": "/Docs/a.txt", "content": "hi", "if_match": w["etag"]})).await;
+    let w2 = ok(
+        &alice,
+        "nc_webdav_write_file",
+        json!({"path": "/Docs/a.txt", "content": "hi", "if_match": w["etag"]}),
+    )
+    .await;
     assert_eq!(w2["status_code"], 204);
-    let stale = fails(&alice, "nc_webdav_write_file", json!({"path": "/Docs/a.txt", "content": "x", "if_match": w["etag"]})).await;
+    let stale = fails(
+        &alice,
+        "nc_webdav_write_file",
+        json!({"path": "/Docs/a.txt", "content": "x", "if_match": w["etag"]}),
+    )
+    .await;
     assert!(stale.starts_with("412"), "{stale}");
     let read = ok(&alice, "nc_webdav_read_file", json!({"path": "Docs/a.txt"})).await;
-    assert_eq!((read["content"].as_str(), read["size"].as_u64()), (Some("hi"), Some(2)));
+    assert_eq!(
+        (read["content"].as_str(), read["size"].as_u64()),
+        (Some("hi"), Some(2))
+    );
     let list = ok(&alice, "nc_webdav_list_directory", json!({})).await;
     assert_eq!(list["files"][0]["name"], "Docs");
     assert_eq!(list["files"][0]["is_directory"], true);
-    ok(&alice, "nc_webdav_move_resource", json!({"source_path": "/Docs", "destination_path": "/Archive"})).await;
-    let moved = ok(&alice, "nc_webdav_list_directory", json!({"path": "/Archive"})).await;
+    ok(
+        &alice,
+        "nc_webdav_move_resource",
+        json!({"source_path": "/Docs", "destination_path": "/Archive"}),
+    )
+    .await;
+    let moved = ok(
+        &alice,
+        "nc_webdav_list_directory",
+        json!({"path": "/Archive"}),
+    )
+    .await;
     assert_eq!(moved["files"][0]["path"], "/Archive/a.txt");
-    ok(&alice, "nc_webdav_delete_resource", json!({"path": "/Archive"})).await;
-    let gone = fails(&alice, "nc_webdav_read_file", json!({"path": "/Archive/a.txt"})).await;
+    ok(
+        &alice,
+        "nc_webdav_delete_resource",
+        json!({"path": "/Archive"}),
+    )
+    .await;
+    let gone = fails(
+        &alice,
+        "nc_webdav_read_file",
+        json!({"path": "/Archive/a.txt"}),
+    )
+    .await;
     assert!(gone.starts_with("404"), "{gone}");
     let _ = within(alice.cancel()).await;
 }
 
 #[tokio::test]
 async fn refresh_rotation_reuse_expiry_and_revocation() {
-    let h = start(MockConfig { token_ttl: Duration::from_secs(1), ..config() }).await;
-    let client_id = h.register_public(&["authorization_code", "refresh_token", "password"]).await;
+    let h = start(MockConfig {
+        token_ttl: Duration::from_secs(1),
+        ..config()
+    })
+    .await;
+    let client_id = h
+        .register_public(&["authorization_code", "refresh_token", "password"])
+        .await;
     let first = h.password_token(&client_id, "alice", "alice-pw").await;
     let old_refresh = first["refresh_token"].as_str().expect("refresh").to_owned();
     let refresh = |token: String| {
         let h = &h;
         let client_id = client_id.clone();
         async move {
-            h.token_request(&[("grant_type", "refresh_token"), ("client_id", &client_id), ("refresh_token", &token)])
-                .await
+            h.token_request(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", &client_id),
+                ("refresh_token", &token),
+            ])
+            .await
         }
     };
     let (status, second) = refresh(old_refresh.clone()).await;
     assert_eq!(status, 200, "{second}");
-    let new_refresh = second["refresh_token"].as_str().expect("rotated").to_owned();
+    let new_refresh = second["refresh_token"]
+        .as_str()
+        .expect("rotated")
+        .to_owned();
     assert_ne!(new_refresh, old_refresh);
     let (status, _) = h.raw_initialize(second["access_token"].as_str()).await;
     assert_eq!(status, 200);
 
     // Reusing the rotated-out token revokes the whole family, newest refresh token included.
     let (status, body) = refresh(old_refresh).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     let (status, body) = refresh(new_refresh).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     let (status, challenge) = h.raw_initialize(second["access_token"].as_str()).await;
     assert_eq!(status, 401);
-    assert!(challenge.unwrap_or_default().contains("error=\"invalid_token\""));
+    assert!(
+        challenge
+            .unwrap_or_default()
+            .contains("error=\"invalid_token\"")
+    );
 
     // Expiry.
     let fresh = h.password_token(&client_id, "alice", "alice-pw").await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(h.raw_initialize(fresh["access_token"].as_str()).await.0, 401);
+    assert_eq!(
+        h.raw_initialize(fresh["access_token"].as_str()).await.0,
+        401
+    );
 
     // Revocation of an access token, then of a refresh token.
-    let (_, renewed) = refresh(fresh["refresh_token"].as_str().unwrap_or_default().to_owned()).await;
+    let (_, renewed) = refresh(
+        fresh["refresh_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+    .await;
     let access = renewed["access_token"].as_str().unwrap_or_default();
     assert_eq!(h.raw_initialize(Some(access)).await.0, 200);
-    let revoke = within(h.http.post(h.url("/revoke")).form(&[("client_id", client_id.as_str()), ("token", access)]).send())
-        .await
-        .expect("revoke");
+    let revoke = within(
+        h.http
+            .post(h.url("/revoke"))
+            .form(&[("client_id", client_id.as_str()), ("token", access)])
+            .send(),
+    )
+    .await
+    .expect("revoke");
     assert_eq!(revoke.status(), 200);
     assert_eq!(h.raw_initialize(Some(access)).await.0, 401);
-    let introspect: Value = within(h.http.post(h.url("/introspect")).form(&[("client_id", client_id.as_str()), ("token", access)]).send())
-        .await
-        .expect("introspect")
-        .json()
-        .await
-        .expect("json");
+    let introspect: Value = within(
+        h.http
+            .post(h.url("/introspect"))
+            .form(&[("client_id", client_id.as_str()), ("token", access)])
+            .send(),
+    )
+    .await
+    .expect("introspect")
+    .json()
+    .await
+    .expect("json");
     assert_eq!(introspect["active"], false);
 }
 
 #[tokio::test]
 async fn token_and_authorize_refusals() {
-    let h = start(MockConfig { auto_approve: true, ..config() }).await;
+    let h = start(MockConfig {
+        auto_approve: true,
+        ..config()
+    })
+    .await;
     let client_id = h.register_public(&["authorization_code"]).await;
     let code_for = |p: &Pkce| {
         let (h, client_id, challenge) = (&h, client_id.clone(), p.challenge.clone());
@@ -217,15 +396,24 @@ async fn token_and_authorize_refusals() {
                 .await;
             assert_eq!(status, 302);
             let url = url::Url::parse(&location.unwrap_or_default()).expect("location");
-            url.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code")
+            url.query_pairs()
+                .find(|(k, _)| k == "code")
+                .map(|(_, v)| v.into_owned())
+                .expect("code")
         }
     };
     // (case, mutate the token request) → expected error
     type Case = (&'static str, fn(&mut Vec<(String, String)>));
     let cases: [Case; 3] = [
-        ("wrong verifier", |f| f.push(("code_verifier".into(), "x".repeat(50)))),
-        ("wrong redirect_uri", |f| f.push(("redirect_uri".into(), "http://127.0.0.1:9/other".into()))),
-        ("wrong client", |f| f.push(("client_id".into(), "someone-else".into()))),
+        ("wrong verifier", |f| {
+            f.push(("code_verifier".into(), "x".repeat(50)))
+        }),
+        ("wrong redirect_uri", |f| {
+            f.push(("redirect_uri".into(), "http://127.0.0.1:9/other".into()))
+        }),
+        ("wrong client", |f| {
+            f.push(("client_id".into(), "someone-else".into()))
+        }),
     ];
     for (name, mutate) in cases {
         let p = pkce();
@@ -235,7 +423,11 @@ async fn token_and_authorize_refusals() {
             ("code".into(), code),
         ];
         mutate(&mut form);
-        let defaults = [("client_id", client_id.as_str()), ("code_verifier", &p.verifier), ("redirect_uri", REDIRECT_URI)];
+        let defaults = [
+            ("client_id", client_id.as_str()),
+            ("code_verifier", &p.verifier),
+            ("redirect_uri", REDIRECT_URI),
+        ];
         for (k, v) in defaults {
             if !form.iter().any(|(fk, _)| fk == k) {
                 form.push((k.into(), v.into()));
@@ -243,8 +435,16 @@ async fn token_and_authorize_refusals() {
         }
         let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let (status, body) = h.token_request(&pairs).await;
-        let expected = if name == "wrong client" { (401, "invalid_client") } else { (400, "invalid_grant") };
-        assert_eq!((status, body["error"].as_str().unwrap_or_default()), expected, "{name}: {body}");
+        let expected = if name == "wrong client" {
+            (401, "invalid_client")
+        } else {
+            (400, "invalid_grant")
+        };
+        assert_eq!(
+            (status, body["error"].as_str().unwrap_or_default()),
+            expected,
+            "{name}: {body}"
+        );
     }
 
     // A reused code is refused and what it bought is revoked.
@@ -253,14 +453,28 @@ async fn token_and_authorize_refusals() {
     let (status, first) = h.exchange(&client_id, &code, &p.verifier).await;
     assert_eq!(status, 200);
     let (status, again) = h.exchange(&client_id, &code, &p.verifier).await;
-    assert_eq!((status, again["error"].as_str()), (400, Some("invalid_grant")));
-    assert_eq!(h.raw_initialize(first["access_token"].as_str()).await.0, 401);
+    assert_eq!(
+        (status, again["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(
+        h.raw_initialize(first["access_token"].as_str()).await.0,
+        401
+    );
 
     // Authorization-request errors come back on the redirect.
     let p = pkce();
     for (name, extra, expected) in [
-        ("plain PKCE", ("code_challenge_method", "plain"), "invalid_request"),
-        ("wrong audience", ("resource", "http://elsewhere.example/mcp"), "invalid_target"),
+        (
+            "plain PKCE",
+            ("code_challenge_method", "plain"),
+            "invalid_request",
+        ),
+        (
+            "wrong audience",
+            ("resource", "http://elsewhere.example/mcp"),
+            "invalid_target",
+        ),
         ("unknown scope", ("scope", "admin"), "invalid_scope"),
     ] {
         let mut params = vec![
@@ -277,29 +491,58 @@ async fn token_and_authorize_refusals() {
         let (status, location, _) = h.authorize(&params).await;
         assert_eq!(status, 302, "{name}");
         let location = location.unwrap_or_default();
-        assert!(location.contains(&format!("error={expected}")) && location.contains("state=s"), "{name}: {location}");
+        assert!(
+            location.contains(&format!("error={expected}")) && location.contains("state=s"),
+            "{name}: {location}"
+        );
     }
     // Unknown client or redirect URI: an error page, no redirect.
-    for (client, redirect) in [("nobody", REDIRECT_URI), (client_id.as_str(), "http://evil.example/cb")] {
+    for (client, redirect) in [
+        ("nobody", REDIRECT_URI),
+        (client_id.as_str(), "http://evil.example/cb"),
+    ] {
         let (status, location, _) = h
-            .authorize(&[("response_type", "code"), ("client_id", client), ("redirect_uri", redirect)])
+            .authorize(&[
+                ("response_type", "code"),
+                ("client_id", client),
+                ("redirect_uri", redirect),
+            ])
             .await;
         assert_eq!((status, location), (400, None));
     }
     // Wrong audience on the token endpoint.
     let (status, body) = h
-        .token_request(&[("grant_type", "authorization_code"), ("client_id", &client_id), ("code", "x"), ("resource", "http://x/mcp")])
+        .token_request(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("code", "x"),
+            ("resource", "http://x/mcp"),
+        ])
         .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_target")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_target"))
+    );
 }
 
 #[tokio::test]
 async fn scope_sessions_and_faults() {
-    let h = start(MockConfig { max_sessions: Some(2), error_rate: 1.0, ..config() }).await;
+    let h = start(MockConfig {
+        max_sessions: Some(2),
+        error_rate: 1.0,
+        ..config()
+    })
+    .await;
     let client_id = h.register_public(&["password"]).await;
     // Without mcp:tools → 403 insufficient_scope.
     let (_, narrow) = h
-        .token_request(&[("grant_type", "password"), ("client_id", &client_id), ("username", "alice"), ("password", "alice-pw"), ("scope", "openid")])
+        .token_request(&[
+            ("grant_type", "password"),
+            ("client_id", &client_id),
+            ("username", "alice"),
+            ("password", "alice-pw"),
+            ("scope", "openid"),
+        ])
         .await;
     let (status, challenge) = h.raw_initialize(narrow["access_token"].as_str()).await;
     assert_eq!(status, 403);
@@ -310,8 +553,14 @@ async fn scope_sessions_and_faults() {
     let alice_token = alice_token["access_token"].as_str().unwrap_or_default();
     let alice = h.mcp(alice_token).await;
     // Every tools/call fails with 503 at error_rate 1.
-    let args = json!({"query": ""}).as_object().cloned().unwrap_or_default();
-    let failed = within(alice.call_tool(rmcp::model::CallToolRequestParams::new("nc_notes_search_notes").with_arguments(args))).await;
+    let args = json!({"query": ""})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let failed = within(alice.call_tool(
+        rmcp::model::CallToolRequestParams::new("nc_notes_search_notes").with_arguments(args),
+    ))
+    .await;
     assert!(failed.is_err());
     assert!(h.target.injected_errors() >= 1);
 
@@ -328,7 +577,12 @@ async fn scope_sessions_and_faults() {
         )
         .await
         .expect("init");
-        response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).expect("session").to_owned()
+        response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("session")
+            .to_owned()
     };
     let hijack = within(
         h.http
@@ -350,10 +604,16 @@ async fn scope_sessions_and_faults() {
 
 #[tokio::test]
 async fn admin_api_creates_lists_and_deletes_users() {
-    let h = start(MockConfig { admin_password: "s3cret".into(), ..config() }).await;
+    let h = start(MockConfig {
+        admin_password: "s3cret".into(),
+        ..config()
+    })
+    .await;
     let users_url = h.url("/ocs/v2.php/cloud/users");
     let admin = |req: reqwest::RequestBuilder| {
-        req.basic_auth("admin", Some("s3cret")).header("OCS-APIRequest", "true").header("accept", "application/json")
+        req.basic_auth("admin", Some("s3cret"))
+            .header("OCS-APIRequest", "true")
+            .header("accept", "application/json")
     };
     let create = |id: &'static str| {
         admin(h.http.post(&users_url)).form(&[
@@ -364,7 +624,9 @@ async fn admin_api_creates_lists_and_deletes_users() {
             ("groups[]", "tenant1"),
         ])
     };
-    let response = within(create("loadtest_user_1").send()).await.expect("create");
+    let response = within(create("loadtest_user_1").send())
+        .await
+        .expect("create");
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["ocs"]["data"]["id"], "loadtest_user_1");
@@ -375,30 +637,52 @@ async fn admin_api_creates_lists_and_deletes_users() {
         response.json().await.expect("json")
     };
     assert_eq!(dup["ocs"]["meta"]["statuscode"], 102);
-    within(create("loadtest_user_2").send()).await.expect("create 2");
+    within(create("loadtest_user_2").send())
+        .await
+        .expect("create 2");
 
-    let list: Value = within(admin(h.http.get(&users_url)).query(&[("search", "loadtest")]).send())
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(list["ocs"]["data"]["users"], json!(["loadtest_user_1", "loadtest_user_2"]));
+    let list: Value = within(
+        admin(h.http.get(&users_url))
+            .query(&[("search", "loadtest")])
+            .send(),
+    )
+    .await
+    .expect("list")
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(
+        list["ocs"]["data"]["users"],
+        json!(["loadtest_user_1", "loadtest_user_2"])
+    );
 
     // The new user can log in; deleting them revokes their tokens.
     let client_id = h.register_public(&["password"]).await;
-    let token = h.password_token(&client_id, "loadtest_user_1", "pw-123456").await;
+    let token = h
+        .password_token(&client_id, "loadtest_user_1", "pw-123456")
+        .await;
     let access = token["access_token"].as_str().unwrap_or_default();
     assert_eq!(h.raw_initialize(Some(access)).await.0, 200);
-    let deleted = within(admin(h.http.delete(format!("{users_url}/loadtest_user_1"))).send()).await.expect("delete");
+    let deleted = within(admin(h.http.delete(format!("{users_url}/loadtest_user_1"))).send())
+        .await
+        .expect("delete");
     assert_eq!(deleted.status(), 200);
     assert_eq!(h.raw_initialize(Some(access)).await.0, 401);
-    let again = within(admin(h.http.delete(format!("{users_url}/loadtest_user_1"))).send()).await.expect("delete");
+    let again = within(admin(h.http.delete(format!("{users_url}/loadtest_user_1"))).send())
+        .await
+        .expect("delete");
     assert_eq!(again.status(), 404);
     let body: Value = again.json().await.expect("json");
     assert_eq!(body["ocs"]["meta"]["statuscode"], 998);
 
-    let wrong = within(h.http.get(&users_url).basic_auth("admin", Some("wrong")).send()).await.expect("wrong");
+    let wrong = within(
+        h.http
+            .get(&users_url)
+            .basic_auth("admin", Some("wrong"))
+            .send(),
+    )
+    .await
+    .expect("wrong");
     assert_eq!(wrong.status(), 401);
     let none = within(h.http.get(&users_url).send()).await.expect("none");
     assert_eq!(none.status(), 401);
@@ -406,7 +690,16 @@ async fn admin_api_creates_lists_and_deletes_users() {
 
 #[test]
 fn config_debug_hides_passwords() {
-    let shown = format!("{:?}", MockConfig { admin_password: "topsecret".into(), ..config() });
-    assert!(!shown.contains("topsecret") && !shown.contains("alice-pw"), "{shown}");
+    let shown = format!(
+        "{:?}",
+        MockConfig {
+            admin_password: "topsecret".into(),
+            ..config()
+        }
+    );
+    assert!(
+        !shown.contains("topsecret") && !shown.contains("alice-pw"),
+        "{shown}"
+    );
     assert!(shown.contains("alice"));
 }

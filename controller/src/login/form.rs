@@ -163,7 +163,7 @@ fn parse_tag(tag: &str) -> (String, Attrs) {
     let name_end = tag.find(|c: char| c.is_whitespace()).unwrap_or(tag.len());
     let name = tag[..name_end].to_ascii_lowercase();
     let mut attrs = Vec::new();
-    let rest = tag[name_end..].as_bytes();
+    let rest = &tag.as_bytes()[name_end..];
     let mut i = 0;
     let text = &tag[name_end..];
     while i < rest.len() {

@@ -10,7 +10,7 @@ use common::LatencyHistogram;
 use common::report::{
     AgentReport, AuthReport, BaselineReport, GeneratorReport, Histograms, LatencyStats, McpErrors,
     McpReport, OperationReport, OrderedMap, Report, RunReport, SCHEMA_VERSION, StepReport, Summary,
-    TimeseriesPoint, TimeseriesWorkflow, UserReport, WorkflowReport, success_rate,
+    TimeseriesPoint, TimeseriesWorkflow, UserReport, WorkflowReport, round6, success_rate,
 };
 use common::series::{SeriesKind, SeriesSet, SeriesStats};
 
@@ -26,7 +26,11 @@ pub fn build_report(input: &ReportInput) -> Report {
     for agent in &input.agents {
         merged.merge(&agent.series);
     }
-    let baseline: BTreeSet<&str> = input.baseline_workflows.iter().map(String::as_str).collect();
+    let baseline: BTreeSet<&str> = input
+        .baseline_workflows
+        .iter()
+        .map(String::as_str)
+        .collect();
     let is_baseline = |workflow: &str| baseline.contains(workflow);
 
     let workflows = workflow_reports(&merged, input, &is_baseline);
@@ -39,7 +43,7 @@ pub fn build_report(input: &ReportInput) -> Report {
     }
     let duration_secs = input.run.duration.as_secs_f64();
     let summary = Summary {
-        duration: duration_secs,
+        duration: round6(duration_secs),
         total_workflows: workflows.values().map(|w| w.total_executions).sum(),
         total_baseline_ops: baseline_report.total_operations,
         total_users: users.len() as u64,
@@ -74,7 +78,11 @@ pub fn build_report(input: &ReportInput) -> Report {
 
 fn per_second(n: u64, over: Duration) -> f64 {
     let secs = over.as_secs_f64();
-    if secs > 0.0 { n as f64 / secs } else { 0.0 }
+    if secs > 0.0 {
+        round6(n as f64 / secs)
+    } else {
+        0.0
+    }
 }
 
 fn corrected(stats: &SeriesStats) -> Option<LatencyStats> {
@@ -123,7 +131,10 @@ fn workflow_reports(
         totals.entry(name.as_str()).or_default();
     }
     for (key, stats) in merged.iter_kind(SeriesKind::Workflow) {
-        totals.entry(key.workflow.as_str()).or_default().merge(stats);
+        totals
+            .entry(key.workflow.as_str())
+            .or_default()
+            .merge(stats);
     }
     let mut steps: BTreeMap<(&str, &str), SeriesStats> = BTreeMap::new();
     for (workflow, names) in &input.step_order {
@@ -145,13 +156,16 @@ fn workflow_reports(
             // Scenario order first, then steps the scenario did not list.
             let mut ordered: Vec<(String, StepReport)> = Vec::new();
             for step in order {
-                if let Some(s) = steps.get(&(name, step.as_str())) {
-                    if !ordered.iter().any(|(n, _)| n == step) {
-                        ordered.push((step.clone(), step_report(s)));
-                    }
+                if let Some(s) = steps.get(&(name, step.as_str()))
+                    && !ordered.iter().any(|(n, _)| n == step)
+                {
+                    ordered.push((step.clone(), step_report(s)));
                 }
             }
-            for ((_, step), s) in steps.range((name, "")..).take_while(|((w, _), _)| *w == name) {
+            for ((_, step), s) in steps
+                .range((name, "")..)
+                .take_while(|((w, _), _)| *w == name)
+            {
                 if !order.iter().any(|o| o == step) {
                     ordered.push(((*step).to_owned(), step_report(s)));
                 }
@@ -205,7 +219,10 @@ fn baseline_report(merged: &SeriesSet, is_baseline: &dyn Fn(&str) -> bool) -> Ba
     for (key, stats) in merged.iter_kind(SeriesKind::Operation) {
         if is_baseline(&key.workflow) {
             total.merge(stats);
-            tools.entry(key.operation.as_str()).or_default().merge(stats);
+            tools
+                .entry(key.operation.as_str())
+                .or_default()
+                .merge(stats);
         }
     }
     BaselineReport {
@@ -235,8 +252,8 @@ fn run_report(input: &ReportInput) -> RunReport {
         n_users: run.n_users as u64,
         started_at: rfc3339(run.started_at),
         ended_at: rfc3339(run.ended_at),
-        warmup_seconds: run.warmup.as_secs_f64(),
-        duration_seconds: run.duration.as_secs_f64(),
+        warmup_seconds: round6(run.warmup.as_secs_f64()),
+        duration_seconds: round6(run.duration.as_secs_f64()),
         interrupted: run.interrupted,
     }
 }
@@ -271,9 +288,9 @@ fn generator_report(agent: &AgentResult) -> GeneratorReport {
     let g = &agent.generator;
     GeneratorReport {
         agent: agent.name.clone(),
-        cpu_seconds: g.cpu_seconds,
+        cpu_seconds: round6(g.cpu_seconds),
         late_starts: g.late_starts,
-        max_lateness_ms: g.max_lateness_us as f64 / 1e3,
+        max_lateness_ms: round6(g.max_lateness_us as f64 / 1e3),
         active_vusers: g.active_vusers,
     }
 }
@@ -302,7 +319,9 @@ fn mcp_report(merged: &SeriesSet, input: &ReportInput) -> McpReport {
     for (_, s) in merged.iter_kind(SeriesKind::Operation) {
         for (kind, n) in &s.errors {
             let class = match kind {
-                ErrorKind::Http4xx | ErrorKind::Http5xx | ErrorKind::Auth => &mut errors.http_status,
+                ErrorKind::Http4xx | ErrorKind::Http5xx | ErrorKind::Auth => {
+                    &mut errors.http_status
+                }
                 ErrorKind::JsonRpc => &mut errors.jsonrpc,
                 ErrorKind::Tool => &mut errors.tool_is_error,
                 ErrorKind::Timeout => &mut errors.timeout,
@@ -326,13 +345,20 @@ fn mcp_report(merged: &SeriesSet, input: &ReportInput) -> McpReport {
     }
 }
 
-fn timeseries(intervals: &[IntervalPoint], is_baseline: &dyn Fn(&str) -> bool) -> Vec<TimeseriesPoint> {
+fn timeseries(
+    intervals: &[IntervalPoint],
+    is_baseline: &dyn Fn(&str) -> bool,
+) -> Vec<TimeseriesPoint> {
     let mut previous = Duration::ZERO;
     intervals
         .iter()
         .map(|point| {
             let width = point.at.saturating_sub(previous);
-            let width = if width.is_zero() { DEFAULT_INTERVAL } else { width };
+            let width = if width.is_zero() {
+                DEFAULT_INTERVAL
+            } else {
+                width
+            };
             previous = point.at;
             let mut operations = 0;
             let mut errors = 0;
@@ -346,11 +372,14 @@ fn timeseries(intervals: &[IntervalPoint], is_baseline: &dyn Fn(&str) -> bool) -
                 if is_baseline(&key.workflow) || s.total() == 0 {
                     continue;
                 }
-                workflows.entry(&key.workflow).or_default().merge(&s.histogram);
+                workflows
+                    .entry(&key.workflow)
+                    .or_default()
+                    .merge(&s.histogram);
                 *counts.entry(&key.workflow).or_default() += s.total();
             }
             TimeseriesPoint {
-                t: point.at.as_secs_f64(),
+                t: round6(point.at.as_secs_f64()),
                 throughput: per_second(operations, width),
                 operations,
                 errors,

@@ -30,8 +30,16 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(out)?;
     writeln!(out, "Duration: {:.2}s", r.summary.duration)?;
     writeln!(out, "Total Users: {}", r.summary.total_users)?;
-    writeln!(out, "Total Workflows Executed: {}", r.summary.total_workflows)?;
-    writeln!(out, "Total Baseline Operations: {}", r.summary.total_baseline_ops)?;
+    writeln!(
+        out,
+        "Total Workflows Executed: {}",
+        r.summary.total_workflows
+    )?;
+    writeln!(
+        out,
+        "Total Baseline Operations: {}",
+        r.summary.total_baseline_ops
+    )?;
     writeln!(
         out,
         "Total Operations: {} ({} failed, {:.1} ops/s)",
@@ -55,7 +63,12 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
             writeln!(
                 out,
                 "{:<30}{:>8}{:>9}{:>8.1}%{:>9.4}s{:>9.4}s",
-                name, w.total_executions, w.successful_executions, w.success_rate, lat.median, lat.p95
+                name,
+                w.total_executions,
+                w.successful_executions,
+                w.success_rate,
+                lat.median,
+                lat.p95
             )?;
         }
         if corrected {
@@ -129,8 +142,8 @@ fn write_agents(out: &mut String, r: &Report) -> std::fmt::Result {
     section(out, "AGENTS")?;
     writeln!(
         out,
-        "{:<20}{:>7}{:>10}{:>9}{:>11}{:>8}{:>7}  {}",
-        "Agent", "Users", "Ops", "Errors", "Workflows", "CPU s", "Late", "Status"
+        "{:<20}{:>7}{:>10}{:>9}{:>11}{:>8}{:>7}  Status",
+        "Agent", "Users", "Ops", "Errors", "Workflows", "CPU s", "Late"
     )?;
     rule(out)?;
     for a in &r.agents {
@@ -145,7 +158,7 @@ fn write_agents(out: &mut String, r: &Report) -> std::fmt::Result {
         };
         writeln!(
             out,
-            "{:<20}{:>7}{:>10}{:>9}{:>11}{:>8.1}{:>7}  {}",
+            "{:<20}{:>7}{:>10}{:>9}{:>11}{:>8.2}{:>7}  {}",
             a.name, a.n_users, a.operations, a.failed_operations, a.workflows, cpu, late, status
         )?;
     }
@@ -179,7 +192,11 @@ fn write_mcp(out: &mut String, r: &Report) -> std::fmt::Result {
         m.initialize_failures,
         p50_p95(&m.initialize_latency)
     )?;
-    writeln!(out, "Session Re-initializations: {}", m.session_reinitializations)?;
+    writeln!(
+        out,
+        "Session Re-initializations: {}",
+        m.session_reinitializations
+    )?;
     let e = &m.errors;
     let classes = [
         ("http_status", e.http_status),
@@ -212,10 +229,7 @@ fn threshold_line(t: &ThresholdResult) -> String {
         (Some(v), "s") => format!("observed {v:.4}s"),
         (Some(v), "%") => format!("observed {v:.2}%"),
         (Some(v), unit) => format!("observed {v:.2}{unit}"),
-        (None, _) => format!(
-            "not measured: {}",
-            t.note.as_deref().unwrap_or("no value")
-        ),
+        (None, _) => format!("not measured: {}", t.note.as_deref().unwrap_or("no value")),
     };
     format!("{verdict}  {:<36}{observed}", t.expression)
 }
@@ -231,7 +245,10 @@ fn natural_cmp(a: &str, b: &str) -> Ordering {
             (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
                 let end_a = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
                 let end_b = b.find(|c: char| !c.is_ascii_digit()).unwrap_or(b.len());
-                let (na, nb) = (a[..end_a].trim_start_matches('0'), b[..end_b].trim_start_matches('0'));
+                let (na, nb) = (
+                    a[..end_a].trim_start_matches('0'),
+                    b[..end_b].trim_start_matches('0'),
+                );
                 let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
                 if ord != Ordering::Equal {
                     return ord;
@@ -258,6 +275,6 @@ mod tests {
     fn natural_order_of_user_names() {
         let mut names = vec!["u_10", "u_2", "u_1", "a", "u_02x", "u_2a"];
         names.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(names, vec!["a", "u_1", "u_2", "u_02x", "u_2a", "u_10"]);
+        assert_eq!(names, vec!["a", "u_1", "u_2", "u_2a", "u_02x", "u_10"]);
     }
 }

@@ -33,8 +33,8 @@ pub fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
     let tmp = dir.join(tmp_name);
     let result = (|| {
         use std::io::Write as _;
-        let mut file = std::fs::File::create(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
+        let mut file =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         file.write_all(text.as_bytes())
             .and_then(|()| file.write_all(b"\n"))
             .and_then(|()| file.sync_all())

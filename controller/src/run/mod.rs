@@ -16,10 +16,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cli::LoginMethod;
 use crate::config::{AgentsMode, LoadModel, RunConfig};
 use crate::login::{Authenticator, TokenSet};
 use crate::messages::{Assignment, RunSettings, VuserGroup, VuserSpec};
-use crate::plan::{Plan, PlanInput};
+use crate::plan::{Plan, PlanError, PlanInput};
 use crate::provision::random_secret;
 use crate::registry::Registry;
 use crate::report::{self, AuthInput, ReportInput, RunInfo};
@@ -62,14 +63,7 @@ pub fn prepare(config: RunConfig) -> anyhow::Result<Prepared> {
     };
     let workload = scenario
         .resolve_workload(config.workload.as_deref())
-        .with_context(|| {
-            let known: Vec<&str> = scenario.workloads().map(|w| w.name.as_str()).collect();
-            format!(
-                "--workload {}: use one of {} or a workflow name",
-                config.workload.as_deref().unwrap_or("(default)"),
-                known.join(", ")
-            )
-        })?;
+        .with_context(|| format!("--workload {}", config.workload.as_deref().unwrap_or("(default)")))?;
     let roles: Vec<usize> = workload
         .mix
         .iter()
@@ -94,12 +88,30 @@ pub fn prepare(config: RunConfig) -> anyhow::Result<Prepared> {
             LoadModel::Closed { .. } => None,
         },
     })
-    .with_context(|| format!("workload {}", workload.name))?;
+    .map_err(|e| match e {
+        PlanError::TooFewUsers {
+            n_users,
+            n_agents,
+            per_agent,
+            needed,
+        } => anyhow::anyhow!(
+            "--users {n_users} too small for workload {}: needs at least {per_agent} users per agent ({n_agents} agents: --users {needed} or more)",
+            workload.name
+        ),
+        other => anyhow::anyhow!("workload {}: {other}", workload.name),
+    })?;
     let thresholds = config
         .thresholds
         .iter()
         .map(|t| Threshold::parse(t).context("--threshold"))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    match config.login.method {
+        LoginMethod::Direct | LoginMethod::Password => {}
+        other => bail!(
+            "--login {}: not yet supported; use --login direct (default) or --login password",
+            login_method_text(other)
+        ),
+    }
     if let Some(out) = &config.output
         && let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.is_dir()
@@ -399,7 +411,7 @@ fn load_model_text(load: &LoadModel) -> String {
     }
 }
 
-fn login_method_text(m: crate::cli::LoginMethod) -> String {
+fn login_method_text(m: LoginMethod) -> String {
     use clap::ValueEnum;
     m.to_possible_value()
         .map(|v| v.get_name().to_owned())

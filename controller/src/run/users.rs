@@ -130,8 +130,15 @@ impl UserPool {
 }
 
 fn summarize<E: std::fmt::Display>(what: &str, n_total: usize, errors: &[E]) -> String {
-    let shown: Vec<String> = errors.iter().take(ERRORS_SHOWN).map(ToString::to_string).collect();
-    let more = errors.len().saturating_sub(ERRORS_SHOWN);
+    let mut distinct: Vec<String> = Vec::new();
+    for e in errors {
+        let text = e.to_string();
+        if !distinct.contains(&text) {
+            distinct.push(text);
+        }
+    }
+    let more = distinct.len().saturating_sub(ERRORS_SHOWN);
+    let shown: Vec<String> = distinct.into_iter().take(ERRORS_SHOWN).collect();
     format!(
         "{what} {} of {n_total} users: {}{}",
         errors.len(),

@@ -39,7 +39,7 @@ impl Lcg {
 
     /// True once in `n` draws.
     pub fn one_in(&mut self, n: u64) -> bool {
-        self.next() % n == 0
+        self.next().is_multiple_of(n)
     }
 }
 
@@ -93,7 +93,8 @@ pub fn record_workflow(
             failure = Some(kind);
             break;
         }
-        set.entry(SeriesKey::step(workflow, step)).record_ok(latency);
+        set.entry(SeriesKey::step(workflow, step))
+            .record_ok(latency);
         set.entry(SeriesKey::operation(workflow, user, tool))
             .record_ok(latency);
     }
@@ -112,7 +113,13 @@ fn agent_run(rng: &mut Lcg, users: &[&str], seconds: u64) -> Vec<SeriesSet> {
         for _ in 0..3 {
             record_workflow(&mut set, rng, "note_share", &NOTE_SHARE, users);
         }
-        record_workflow(&mut set, rng, "collaborative_edit", &COLLABORATIVE_EDIT, users);
+        record_workflow(
+            &mut set,
+            rng,
+            "collaborative_edit",
+            &COLLABORATIVE_EDIT,
+            users,
+        );
         for user in users {
             record_workflow(&mut set, rng, "baseline", &BASELINE, &[user]);
         }

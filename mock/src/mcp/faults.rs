@@ -13,7 +13,12 @@ pub struct Faults {
 
 impl Faults {
     pub fn new(latency: Duration, error_rate: f64, max_sessions: Option<usize>) -> Self {
-        Self { latency, error_rate, max_sessions, injected: AtomicU64::new(0) }
+        Self {
+            latency,
+            error_rate,
+            max_sessions,
+            injected: AtomicU64::new(0),
+        }
     }
 
     /// Decides whether this `tools/call` fails, and counts it if so.

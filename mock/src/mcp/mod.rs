@@ -60,13 +60,23 @@ pub fn router(app: Arc<App>, config: &MockConfig, shutdown: CancellationToken) -
         sessions.clone(),
         server_config,
     );
-    let guard = Arc::new(Guard { app: app.clone(), sessions, owners: Mutex::new(HashMap::new()) });
+    let guard = Arc::new(Guard {
+        app: app.clone(),
+        sessions,
+        owners: Mutex::new(HashMap::new()),
+    });
     let mcp = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn_with_state(guard, guard_mcp));
     Router::new()
-        .route("/.well-known/oauth-protected-resource", get(resource_metadata))
-        .route("/.well-known/oauth-protected-resource/mcp", get(resource_metadata))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(resource_metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(resource_metadata),
+        )
         .with_state(app)
         .merge(mcp)
 }
@@ -93,7 +103,12 @@ fn unauthorized(app: &App, error: Option<BearerError>) -> Response {
         "error": if error.is_some() { "invalid_token" } else { "unauthorized" },
         "error_description": error.map_or("a bearer token is required".to_owned(), |e| e.to_string()),
     });
-    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], axum::Json(body)).into_response()
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, challenge)],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 fn insufficient_scope(app: &App) -> Response {
@@ -102,12 +117,19 @@ fn insufficient_scope(app: &App) -> Response {
         app.resource_metadata_url()
     );
     let body = json!({ "error": "insufficient_scope", "error_description": format!("scope {MCP_SCOPE} is required") });
-    (StatusCode::FORBIDDEN, [(header::WWW_AUTHENTICATE, challenge)], axum::Json(body)).into_response()
+    (
+        StatusCode::FORBIDDEN,
+        [(header::WWW_AUTHENTICATE, challenge)],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 fn unavailable(reason: &'static str) -> Response {
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, reason).into_response();
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
 }
 
@@ -133,12 +155,22 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
         return insufficient_scope(app);
     }
     let user = claims.sub;
-    let session = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let session = req
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     if let Some(sid) = &session
-        && lock(&guard.owners).get(sid).is_some_and(|owner| *owner != user)
+        && lock(&guard.owners)
+            .get(sid)
+            .is_some_and(|owner| *owner != user)
     {
         tracing::debug!(user, "refused a session owned by another user");
-        return (StatusCode::FORBIDDEN, "this session belongs to another user").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "this session belongs to another user",
+        )
+            .into_response();
     }
     let faults = &app.faults;
     if !faults.latency.is_zero() {
@@ -165,11 +197,16 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
     } else {
         Request::from_parts(parts, body)
     };
-    req.extensions_mut().insert(Principal { user: user.clone() });
+    req.extensions_mut()
+        .insert(Principal { user: user.clone() });
     let response = next.run(req).await;
     match &session {
         None => {
-            if let Some(sid) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+            if let Some(sid) = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
                 lock(&guard.owners).insert(sid.to_owned(), user);
             }
         }

@@ -9,7 +9,9 @@ use http::request::Parts;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
-use rmcp::{ErrorData, ServerHandler, handler::server::common::Extension, tool, tool_handler, tool_router};
+use rmcp::{
+    ErrorData, ServerHandler, handler::server::common::Extension, tool, tool_handler, tool_router,
+};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -32,11 +34,11 @@ impl<'de> Deserialize<'de> for Id {
         }
         match Raw::deserialize(d)? {
             Raw::Num(n) => Ok(Id(n)),
-            Raw::Str(s) => s
-                .trim()
-                .parse()
-                .map(Id)
-                .map_err(|_| serde::de::Error::custom(format!("expected a numeric id, got {s:?}"))),
+            Raw::Str(s) => {
+                s.trim().parse().map(Id).map_err(|_| {
+                    serde::de::Error::custom(format!("expected a numeric id, got {s:?}"))
+                })
+            }
         }
     }
 }
@@ -163,7 +165,10 @@ pub struct NcServer {
 
 impl NcServer {
     pub fn new(app: Arc<App>) -> Self {
-        Self { app, tool_router: Self::tool_router() }
+        Self {
+            app,
+            tool_router: Self::tool_router(),
+        }
     }
 
     /// Runs one state operation as the request's principal and shapes the result.
@@ -173,7 +178,10 @@ impl NcServer {
         op: impl FnOnce(&mut Data, &str) -> Result<Value, NcError>,
     ) -> Result<CallToolResult, ErrorData> {
         let Some(principal) = parts.extensions.get::<Principal>() else {
-            return Err(ErrorData::internal_error("request has no authenticated principal", None));
+            return Err(ErrorData::internal_error(
+                "request has no authenticated principal",
+                None,
+            ));
         };
         let result = op(&mut self.app.data(), &principal.user);
         Ok(match result {
@@ -188,98 +196,190 @@ type ToolResult = Result<CallToolResult, ErrorData>;
 #[tool_router]
 impl NcServer {
     #[tool(description = "Create a new note in Nextcloud Notes")]
-    fn nc_notes_create_note(&self, Parameters(a): Parameters<CreateNoteArgs>, Extension(p): Extension<Parts>) -> ToolResult {
-        self.run(&p, |d, u| d.create_note(u, &a.title, &a.content, &a.category))
+    fn nc_notes_create_note(
+        &self,
+        Parameters(a): Parameters<CreateNoteArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
+        self.run(&p, |d, u| {
+            d.create_note(u, &a.title, &a.content, &a.category)
+        })
     }
 
     #[tool(description = "Get a note by id (own notes and notes shared with you)")]
-    fn nc_notes_get_note(&self, Parameters(a): Parameters<NoteIdArgs>, Extension(p): Extension<Parts>) -> ToolResult {
+    fn nc_notes_get_note(
+        &self,
+        Parameters(a): Parameters<NoteIdArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
         self.run(&p, |d, u| d.get_note(u, a.note_id.0))
     }
 
     #[tool(description = "Update a note; requires its current etag")]
-    fn nc_notes_update_note(&self, Parameters(a): Parameters<UpdateNoteArgs>, Extension(p): Extension<Parts>) -> ToolResult {
+    fn nc_notes_update_note(
+        &self,
+        Parameters(a): Parameters<UpdateNoteArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
         self.run(&p, |d, u| {
-            d.update_note(u, a.note_id.0, &a.etag, a.title.as_deref(), a.content.as_deref(), a.category.as_deref())
+            d.update_note(
+                u,
+                a.note_id.0,
+                &a.etag,
+                a.title.as_deref(),
+                a.content.as_deref(),
+                a.category.as_deref(),
+            )
         })
     }
 
     #[tool(description = "Append content to the end of a note")]
-    fn nc_notes_append_content(&self, Parameters(a): Parameters<AppendArgs>, Extension(p): Extension<Parts>) -> ToolResult {
+    fn nc_notes_append_content(
+        &self,
+        Parameters(a): Parameters<AppendArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
         self.run(&p, |d, u| d.append_note(u, a.note_id.0, &a.content))
     }
 
     #[tool(description = "Search your notes by title and content")]
-    fn nc_notes_search_notes(&self, Parameters(a): Parameters<SearchArgs>, Extension(p): Extension<Parts>) -> ToolResult {
+    fn nc_notes_search_notes(
+        &self,
+        Parameters(a): Parameters<SearchArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
         self.run(&p, |d, u| d.search_notes(u, &a.query))
     }
 
     #[tool(description = "Delete a note")]
-    fn nc_notes_delete_note(&self, Parameters(a): Parameters<NoteIdArgs>, Extension(p): Extension<Parts>) -> ToolResult {
+    fn nc_notes_delete_note(
+        &self,
+        Parameters(a): Parameters<NoteIdArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
         self.run(&p, |d, u| d.delete_note(u, a.note_id.0))
     }
 
     #[tool(description = "Share a file or folder with a user")]
-    fn nc_share_create(&self, Parameters(a): Parameters<ShareCreateArgs>, Extension(p): Extension<Parts>) -> ToolResult {
-        self.run(&p, |d, u| d.create_share(u, &a.path, &a.share_with, a.share_type, a.permissions))
+    fn nc_share_create(
+        &self,
+        Parameters(a): Parameters<ShareCreateArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
+        self.run(&p, |d, u| {
+            d.create_share(u, &a.path, &a.share_with, a.share_type, a.permissions)
+        })
     }
 
     #[tool(description = "Change a share's permissions")]
-    fn nc_share_update(&self, Parameters(a): Parameters<ShareUpdateArgs>, Extension(p): Extension<Parts>) -> ToolResult {
+    fn nc_share_update(
+        &self,
+        Parameters(a): Parameters<ShareUpdateArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
         self.run(&p, |d, u| d.update_share(u, a.share_id.0, a.permissions))
     }
 
     #[tool(description = "Get a share by id")]
-    fn nc_share_get(&self, Parameters(a): Parameters<ShareIdArgs>, Extension(p): Extension<Parts>) -> ToolResult {
+    fn nc_share_get(
+        &self,
+        Parameters(a): Parameters<ShareIdArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
         self.run(&p, |d, u| d.get_share(u, a.share_id.0))
     }
 
     #[tool(description = "List shares you own (optionally for one path) or shares with you")]
-    fn nc_share_list(&self, Parameters(a): Parameters<ShareListArgs>, Extension(p): Extension<Parts>) -> ToolResult {
-        self.run(&p, |d, u| d.list_shares(u, a.path.as_deref(), a.shared_with_me))
+    fn nc_share_list(
+        &self,
+        Parameters(a): Parameters<ShareListArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
+        self.run(&p, |d, u| {
+            d.list_shares(u, a.path.as_deref(), a.shared_with_me)
+        })
     }
 
     #[tool(description = "Delete a share")]
-    fn nc_share_delete(&self, Parameters(a): Parameters<ShareIdArgs>, Extension(p): Extension<Parts>) -> ToolResult {
+    fn nc_share_delete(
+        &self,
+        Parameters(a): Parameters<ShareIdArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
         self.run(&p, |d, u| d.delete_share(u, a.share_id.0))
     }
 
     #[tool(description = "Write a file via WebDAV (creates or replaces)")]
-    fn nc_webdav_write_file(&self, Parameters(a): Parameters<WriteFileArgs>, Extension(p): Extension<Parts>) -> ToolResult {
-        self.run(&p, |d, u| d.write_file(u, &a.path, &a.content, a.content_type.as_deref(), a.if_match.as_deref()))
+    fn nc_webdav_write_file(
+        &self,
+        Parameters(a): Parameters<WriteFileArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
+        self.run(&p, |d, u| {
+            d.write_file(
+                u,
+                &a.path,
+                &a.content,
+                a.content_type.as_deref(),
+                a.if_match.as_deref(),
+            )
+        })
     }
 
     #[tool(description = "Read a file via WebDAV")]
-    fn nc_webdav_read_file(&self, Parameters(a): Parameters<PathArgs>, Extension(p): Extension<Parts>) -> ToolResult {
+    fn nc_webdav_read_file(
+        &self,
+        Parameters(a): Parameters<PathArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
         self.run(&p, |d, u| d.read_file(u, &a.path))
     }
 
     #[tool(description = "List a directory via WebDAV")]
-    fn nc_webdav_list_directory(&self, Parameters(a): Parameters<ListDirArgs>, Extension(p): Extension<Parts>) -> ToolResult {
+    fn nc_webdav_list_directory(
+        &self,
+        Parameters(a): Parameters<ListDirArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
         self.run(&p, |d, u| d.list_directory(u, &a.path))
     }
 
     #[tool(description = "Create a directory via WebDAV")]
-    fn nc_webdav_create_directory(&self, Parameters(a): Parameters<PathArgs>, Extension(p): Extension<Parts>) -> ToolResult {
+    fn nc_webdav_create_directory(
+        &self,
+        Parameters(a): Parameters<PathArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
         self.run(&p, |d, u| d.create_directory(u, &a.path))
     }
 
     #[tool(description = "Delete a file or directory via WebDAV")]
-    fn nc_webdav_delete_resource(&self, Parameters(a): Parameters<PathArgs>, Extension(p): Extension<Parts>) -> ToolResult {
+    fn nc_webdav_delete_resource(
+        &self,
+        Parameters(a): Parameters<PathArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
         self.run(&p, |d, u| d.delete_resource(u, &a.path))
     }
 
     #[tool(description = "Move or rename a file or directory via WebDAV")]
-    fn nc_webdav_move_resource(&self, Parameters(a): Parameters<MoveArgs>, Extension(p): Extension<Parts>) -> ToolResult {
-        self.run(&p, |d, u| d.move_resource(u, &a.source_path, &a.destination_path, a.overwrite))
+    fn nc_webdav_move_resource(
+        &self,
+        Parameters(a): Parameters<MoveArgs>,
+        Extension(p): Extension<Parts>,
+    ) -> ToolResult {
+        self.run(&p, |d, u| {
+            d.move_resource(u, &a.source_path, &a.destination_path, a.overwrite)
+        })
     }
 }
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for NcServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_instructions("mcp-swarm mock of the Nextcloud MCP server: notes, shares and WebDAV files")
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
+            "mcp-swarm mock of the Nextcloud MCP server: notes, shares and WebDAV files",
+        )
     }
 }
 
@@ -290,7 +390,13 @@ mod tests {
     #[test]
     fn id_accepts_numbers_and_numeric_strings() {
         let check = |input: Value, expected: Option<u64>| {
-            assert_eq!(serde_json::from_value::<Id>(input.clone()).ok().map(|i| i.0), expected, "{input}");
+            assert_eq!(
+                serde_json::from_value::<Id>(input.clone())
+                    .ok()
+                    .map(|i| i.0),
+                expected,
+                "{input}"
+            );
         };
         check(serde_json::json!(7), Some(7));
         check(serde_json::json!("42"), Some(42));

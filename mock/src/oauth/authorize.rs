@@ -31,12 +31,22 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 
 /// An error shown to the user instead of redirecting (unknown client or redirect URI).
 fn error_page(message: &str) -> Response {
-    page(StatusCode::BAD_REQUEST, "Authorization error", &format!("<p class=\"error\">{}</p>", escape(message)))
+    page(
+        StatusCode::BAD_REQUEST,
+        "Authorization error",
+        &format!("<p class=\"error\">{}</p>", escape(message)),
+    )
 }
 
 fn login_page(pending_id: &str, csrf: &str, error: Option<&str>) -> Response {
-    let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
-    let error = error.map(|e| format!("<p class=\"warning\" id=\"error\">{}</p>\n", escape(e))).unwrap_or_default();
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    let error = error
+        .map(|e| format!("<p class=\"warning\" id=\"error\">{}</p>\n", escape(e)))
+        .unwrap_or_default();
     let body = format!(
         r#"{error}<form method="post" action="/login" name="login" id="login">
 <input type="hidden" name="pending" value="{p}">
@@ -85,12 +95,22 @@ fn redirect(app: &App, req: &AuthRequest, params: &[(&str, &str)]) -> Response {
         }
         q.append_pair("iss", &app.issuer);
     }
-    (StatusCode::FOUND, [(header::LOCATION, url.to_string()), (header::CACHE_CONTROL, "no-store".to_owned())])
+    (
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, url.to_string()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+    )
         .into_response()
 }
 
 fn redirect_error(app: &App, req: &AuthRequest, error: &str, description: &str) -> Response {
-    redirect(app, req, &[("error", error), ("error_description", description)])
+    redirect(
+        app,
+        req,
+        &[("error", error), ("error_description", description)],
+    )
 }
 
 /// Registered and requested redirect URIs match exactly, except that a loopback `http` URI
@@ -116,7 +136,13 @@ fn issue_code(app: &App, request: AuthRequest, user: &str) -> Response {
     let response = redirect(app, &request, &[("code", &code)]);
     app.auth().codes.insert(
         code,
-        CodeGrant { request, user: user.to_owned(), expires: Instant::now() + CODE_TTL, used: false, family: None },
+        CodeGrant {
+            request,
+            user: user.to_owned(),
+            expires: Instant::now() + CODE_TTL,
+            used: false,
+            family: None,
+        },
     );
     tracing::debug!(user, "issued authorization code");
     response
@@ -132,7 +158,14 @@ pub async fn authorize(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -
         return error_page("unknown client_id");
     };
     let redirect_uri = match get("redirect_uri") {
-        Some(uri) if client.redirect_uris.iter().any(|r| redirect_matches(r, uri)) => uri.to_owned(),
+        Some(uri)
+            if client
+                .redirect_uris
+                .iter()
+                .any(|r| redirect_matches(r, uri)) =>
+        {
+            uri.to_owned()
+        }
         Some(_) => return error_page("redirect_uri does not match a registered one"),
         None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
         None => return error_page("redirect_uri is required"),
@@ -146,19 +179,44 @@ pub async fn authorize(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -
         scope: String::new(),
     };
     if get("response_type") != Some("code") {
-        return redirect_error(&app, &request, "unsupported_response_type", "response_type must be code");
+        return redirect_error(
+            &app,
+            &request,
+            "unsupported_response_type",
+            "response_type must be code",
+        );
     }
     if !client.allows_grant("authorization_code") {
-        return redirect_error(&app, &request, "unauthorized_client", "client may not use authorization_code");
+        return redirect_error(
+            &app,
+            &request,
+            "unauthorized_client",
+            "client may not use authorization_code",
+        );
     }
     let Some(challenge) = get("code_challenge") else {
-        return redirect_error(&app, &request, "invalid_request", "code_challenge is required (PKCE)");
+        return redirect_error(
+            &app,
+            &request,
+            "invalid_request",
+            "code_challenge is required (PKCE)",
+        );
     };
     if get("code_challenge_method") != Some("S256") {
-        return redirect_error(&app, &request, "invalid_request", "code_challenge_method must be S256");
+        return redirect_error(
+            &app,
+            &request,
+            "invalid_request",
+            "code_challenge_method must be S256",
+        );
     }
     if challenge.len() < 43 || challenge.len() > 128 {
-        return redirect_error(&app, &request, "invalid_request", "malformed code_challenge");
+        return redirect_error(
+            &app,
+            &request,
+            "invalid_request",
+            "malformed code_challenge",
+        );
     }
     request.code_challenge = challenge.to_owned();
     if let Err(e) = check_resource(&app, request.resource.as_deref()) {
@@ -183,7 +241,12 @@ pub async fn authorize(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -
     auth.pending.retain(|_, p| p.created + PENDING_TTL > now);
     auth.pending.insert(
         pending_id.clone(),
-        Pending { request, csrf: Secret::new(csrf.clone()), stage: Stage::Login, created: now },
+        Pending {
+            request,
+            csrf: Secret::new(csrf.clone()),
+            stage: Stage::Login,
+            created: now,
+        },
     );
     drop(auth);
     login_page(&pending_id, &csrf, None)
@@ -191,16 +254,24 @@ pub async fn authorize(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -
 
 /// Takes the pending authorization named by the form if its CSRF value matches, and rotates the
 /// CSRF value (single use). Errors are finished responses.
-fn take_csrf(app: &App, form: &std::collections::HashMap<String, String>) -> Result<(String, String), Response> {
+fn take_csrf(
+    app: &App,
+    form: &std::collections::HashMap<String, String>,
+) -> Result<(String, String), Box<Response>> {
     let pending_id = form.get("pending").cloned().unwrap_or_default();
     let given = form.get("csrf_token").map(String::as_str).unwrap_or("");
     let mut auth = app.auth();
-    let Some(pending) = auth.pending.get_mut(&pending_id).filter(|p| p.created + PENDING_TTL > Instant::now())
+    let Some(pending) = auth
+        .pending
+        .get_mut(&pending_id)
+        .filter(|p| p.created + PENDING_TTL > Instant::now())
     else {
-        return Err(error_page("this login request has expired; start again"));
+        return Err(Box::new(error_page(
+            "this login request has expired; start again",
+        )));
     };
     if given.is_empty() || !pending.csrf.matches(given) {
-        return Err(error_page("invalid CSRF token"));
+        return Err(Box::new(error_page("invalid CSRF token")));
     }
     let fresh = random_token();
     pending.csrf = Secret::new(fresh.clone());
@@ -211,9 +282,12 @@ pub async fn login(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let form = parse_form(&body);
     let (pending_id, csrf) = match take_csrf(&app, &form) {
         Ok(ok) => ok,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
-    let user = form.get("user").map(|u| u.trim().to_owned()).unwrap_or_default();
+    let user = form
+        .get("user")
+        .map(|u| u.trim().to_owned())
+        .unwrap_or_default();
     let password = form.get("password").map(String::as_str).unwrap_or("");
     if !app.data().check_password(&user, password) {
         tracing::debug!(user, "login failed");
@@ -230,7 +304,11 @@ pub async fn login(State(app): State<Arc<App>>, body: Bytes) -> Response {
         pending.stage = Stage::Consent { user: user.clone() };
         let client_id = pending.request.client_id.clone();
         let scope = pending.request.scope.clone();
-        let client = auth.clients.get(&client_id).and_then(|c| c.name.clone()).unwrap_or(client_id);
+        let client = auth
+            .clients
+            .get(&client_id)
+            .and_then(|c| c.name.clone())
+            .unwrap_or(client_id);
         drop(auth);
         return consent_page(&pending_id, &csrf, &client, &scope);
     }
@@ -245,7 +323,7 @@ pub async fn consent(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let form = parse_form(&body);
     let (pending_id, _) = match take_csrf(&app, &form) {
         Ok(ok) => ok,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(pending) = app.auth().pending.remove(&pending_id) else {
         return error_page("this login request has expired; start again");
@@ -256,7 +334,12 @@ pub async fn consent(State(app): State<Arc<App>>, body: Bytes) -> Response {
     if form.get("decision").map(String::as_str) == Some("allow") {
         issue_code(&app, pending.request, &user)
     } else {
-        redirect_error(&app, &pending.request, "access_denied", "the user denied access")
+        redirect_error(
+            &app,
+            &pending.request,
+            "access_denied",
+            "the user denied access",
+        )
     }
 }
 
@@ -271,13 +354,28 @@ mod tests {
         };
         check("http://127.0.0.1:1234/cb", "http://127.0.0.1:1234/cb", true);
         check("http://127.0.0.1/cb", "http://127.0.0.1:5555/cb", true);
-        check("http://127.0.0.1:1234/cb", "http://127.0.0.1:1234/other", false);
-        check("https://app.example/cb", "https://app.example:444/cb", false);
-        check("https://app.example/cb", "https://app.example/cb?x=1", false);
+        check(
+            "http://127.0.0.1:1234/cb",
+            "http://127.0.0.1:1234/other",
+            false,
+        );
+        check(
+            "https://app.example/cb",
+            "https://app.example:444/cb",
+            false,
+        );
+        check(
+            "https://app.example/cb",
+            "https://app.example/cb?x=1",
+            false,
+        );
     }
 
     #[test]
     fn escape_html() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

@@ -43,7 +43,11 @@ impl Keys {
         let signing = SigningKey::from_bytes(&seed);
         let verifying = signing.verifying_key();
         let kid = format!("mock-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        Self { signing, verifying, kid }
+        Self {
+            signing,
+            verifying,
+            kid,
+        }
     }
 
     pub fn sign(&self, claims: &Claims) -> String {
@@ -64,12 +68,14 @@ impl Keys {
     /// caller's business.
     pub fn verify(&self, token: &str) -> Result<Claims, JwtError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(JwtError::Malformed);
         };
         let header: Value =
-            serde_json::from_slice(&B64.decode(h).map_err(|_| JwtError::Malformed)?).map_err(|_| JwtError::Malformed)?;
+            serde_json::from_slice(&B64.decode(h).map_err(|_| JwtError::Malformed)?)
+                .map_err(|_| JwtError::Malformed)?;
         if header["alg"] != "EdDSA" || header["kid"] != self.kid.as_str() {
             return Err(JwtError::Header);
         }
@@ -79,7 +85,8 @@ impl Keys {
         self.verifying
             .verify(&token.as_bytes()[..signed_len], &sig)
             .map_err(|_| JwtError::Signature)?;
-        serde_json::from_slice(&B64.decode(c).map_err(|_| JwtError::Malformed)?).map_err(|_| JwtError::Malformed)
+        serde_json::from_slice(&B64.decode(c).map_err(|_| JwtError::Malformed)?)
+            .map_err(|_| JwtError::Malformed)
     }
 
     pub fn jwks(&self) -> Value {

@@ -23,7 +23,12 @@ pub mod token;
 
 use store::{Client, random_token};
 
-pub const GRANT_TYPES: [&str; 4] = ["authorization_code", "refresh_token", "password", "client_credentials"];
+pub const GRANT_TYPES: [&str; 4] = [
+    "authorization_code",
+    "refresh_token",
+    "password",
+    "client_credentials",
+];
 const AUTH_METHODS: [&str; 3] = ["none", "client_secret_basic", "client_secret_post"];
 
 pub fn router(app: Arc<App>) -> Router {
@@ -32,7 +37,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/.well-known/openid-configuration", get(metadata))
         .route("/jwks", get(jwks))
         .route("/register", post(register))
-        .route("/authorize", get(authorize::authorize).post(authorize::login))
+        .route(
+            "/authorize",
+            get(authorize::authorize).post(authorize::login),
+        )
         .route("/login", post(authorize::login))
         .route("/consent", post(authorize::consent))
         .route("/token", post(token::token))
@@ -52,8 +60,16 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(error: &'static str, description: impl Into<String>) -> Self {
-        let status = if error == "invalid_client" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
-        Self { status, error, description: description.into() }
+        let status = if error == "invalid_client" {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Self {
+            status,
+            error,
+            description: description.into(),
+        }
     }
 }
 
@@ -62,16 +78,20 @@ impl IntoResponse for OAuthError {
         let body = json!({ "error": self.error, "error_description": self.description });
         let mut response = (self.status, no_store(), axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"mock-target\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"mock-target\""),
+            );
         }
         response
     }
 }
 
 pub fn no_store() -> [(header::HeaderName, &'static str); 2] {
-    [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")]
+    [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::PRAGMA, "no-cache"),
+    ]
 }
 
 /// Parses an `application/x-www-form-urlencoded` body; the first value of a name wins.
@@ -111,7 +131,12 @@ pub fn authenticate_client(
         Some((id, secret)) => (id, Some(secret)),
         None => match form.get("client_id") {
             Some(id) => (id.clone(), form.get("client_secret").cloned()),
-            None => return Err(OAuthError::new("invalid_client", "client authentication required")),
+            None => {
+                return Err(OAuthError::new(
+                    "invalid_client",
+                    "client authentication required",
+                ));
+            }
         },
     };
     let client = app
@@ -135,7 +160,10 @@ pub fn resolve_scope(requested: Option<&str>, allowed: &str) -> Result<String, O
     };
     for scope in requested.split_whitespace() {
         if !allowed.split_whitespace().any(|a| a == scope) {
-            return Err(OAuthError::new("invalid_scope", format!("scope {scope} is not allowed")));
+            return Err(OAuthError::new(
+                "invalid_scope",
+                format!("scope {scope} is not allowed"),
+            ));
         }
     }
     Ok(requested.split_whitespace().collect::<Vec<_>>().join(" "))
@@ -144,9 +172,10 @@ pub fn resolve_scope(requested: Option<&str>, allowed: &str) -> Result<String, O
 /// RFC 8707: a `resource`, if given, must name our MCP endpoint.
 pub fn check_resource(app: &App, resource: Option<&str>) -> Result<(), OAuthError> {
     match resource {
-        Some(r) if r.trim_end_matches('/') != app.mcp_url => {
-            Err(OAuthError::new("invalid_target", format!("unknown resource {r}")))
-        }
+        Some(r) if r.trim_end_matches('/') != app.mcp_url => Err(OAuthError::new(
+            "invalid_target",
+            format!("unknown resource {r}"),
+        )),
         _ => Ok(()),
     }
 }
@@ -195,33 +224,62 @@ async fn register(State(app): State<Arc<App>>, body: Bytes) -> Response {
         return registration_error("invalid_client_metadata", "body must be a JSON object");
     };
     let strings = |key: &str| -> Option<Vec<String>> {
-        meta.get(key)?.as_array()?.iter().map(|v| v.as_str().map(str::to_owned)).collect()
+        meta.get(key)?
+            .as_array()?
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect()
     };
     let Some(redirect_uris) = strings("redirect_uris").filter(|r| !r.is_empty()) else {
-        return registration_error("invalid_redirect_uri", "redirect_uris must be a non-empty array of strings");
+        return registration_error(
+            "invalid_redirect_uri",
+            "redirect_uris must be a non-empty array of strings",
+        );
     };
     if let Some(bad) = redirect_uris.iter().find(|u| !valid_redirect_uri(u)) {
-        return registration_error("invalid_redirect_uri", format!("invalid redirect URI {bad}"));
+        return registration_error(
+            "invalid_redirect_uri",
+            format!("invalid redirect URI {bad}"),
+        );
     }
     let grant_types = match meta.get("grant_types") {
         None => vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
         Some(_) => match strings("grant_types") {
             Some(g) if !g.is_empty() => g,
-            _ => return registration_error("invalid_client_metadata", "grant_types must be an array of strings"),
+            _ => {
+                return registration_error(
+                    "invalid_client_metadata",
+                    "grant_types must be an array of strings",
+                );
+            }
         },
     };
-    if let Some(bad) = grant_types.iter().find(|g| !GRANT_TYPES.contains(&g.as_str())) {
-        return registration_error("invalid_client_metadata", format!("unsupported grant type {bad}"));
+    if let Some(bad) = grant_types
+        .iter()
+        .find(|g| !GRANT_TYPES.contains(&g.as_str()))
+    {
+        return registration_error(
+            "invalid_client_metadata",
+            format!("unsupported grant type {bad}"),
+        );
     }
     if let Some(types) = meta.get("response_types")
         && strings("response_types").is_none_or(|r| r.iter().any(|t| t != "code"))
     {
-        return registration_error("invalid_client_metadata", format!("unsupported response_types {types}"));
+        return registration_error(
+            "invalid_client_metadata",
+            format!("unsupported response_types {types}"),
+        );
     }
     let auth_method = match meta.get("token_endpoint_auth_method") {
         None => "client_secret_basic".to_owned(),
         Some(Value::String(m)) if AUTH_METHODS.contains(&m.as_str()) => m.clone(),
-        Some(m) => return registration_error("invalid_client_metadata", format!("unsupported token_endpoint_auth_method {m}")),
+        Some(m) => {
+            return registration_error(
+                "invalid_client_metadata",
+                format!("unsupported token_endpoint_auth_method {m}"),
+            );
+        }
     };
     let scope = match meta.get("scope") {
         None => SCOPES.join(" "),
@@ -231,7 +289,10 @@ async fn register(State(app): State<Arc<App>>, body: Bytes) -> Response {
         },
         Some(_) => return registration_error("invalid_client_metadata", "scope must be a string"),
     };
-    let name = meta.get("client_name").and_then(Value::as_str).map(str::to_owned);
+    let name = meta
+        .get("client_name")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let secret = (auth_method != "none").then(|| Secret::new(random_token()));
     let client = Client {
         id: uuid::Uuid::new_v4().to_string(),
@@ -249,7 +310,10 @@ async fn register(State(app): State<Arc<App>>, body: Bytes) -> Response {
     out.insert("redirect_uris".into(), json!(client.redirect_uris));
     out.insert("grant_types".into(), json!(client.grant_types));
     out.insert("response_types".into(), json!(["code"]));
-    out.insert("token_endpoint_auth_method".into(), json!(client.auth_method));
+    out.insert(
+        "token_endpoint_auth_method".into(),
+        json!(client.auth_method),
+    );
     out.insert("scope".into(), json!(client.scope));
     if let Some(secret) = &secret {
         out.insert("client_secret".into(), json!(secret.expose()));
@@ -257,5 +321,10 @@ async fn register(State(app): State<Arc<App>>, body: Bytes) -> Response {
     }
     tracing::debug!(client_id = %client.id, public = client.is_public(), "registered client");
     app.auth().clients.insert(client.id.clone(), client);
-    (StatusCode::CREATED, no_store(), axum::Json(Value::Object(out))).into_response()
+    (
+        StatusCode::CREATED,
+        no_store(),
+        axum::Json(Value::Object(out)),
+    )
+        .into_response()
 }

@@ -174,8 +174,13 @@ impl AuthStore {
             client_id: client_id.to_owned(),
         };
         let access_token = Secret::new(minter.keys.sign(&claims));
-        self.access
-            .insert(claims.jti.clone(), AccessRecord { sub: sub.to_owned(), exp: claims.exp });
+        self.access.insert(
+            claims.jti.clone(),
+            AccessRecord {
+                sub: sub.to_owned(),
+                exp: claims.exp,
+            },
+        );
         let mut refresh_token = None;
         if let Some(id) = family
             && let Some(fam) = self.families.get_mut(&id)
@@ -186,7 +191,11 @@ impl AuthStore {
             self.refresh.insert(token.clone(), id);
             refresh_token = Some(Secret::new(token));
         }
-        Issued { access_token, refresh_token, scope: scope.to_owned() }
+        Issued {
+            access_token,
+            refresh_token,
+            scope: scope.to_owned(),
+        }
     }
 
     /// Revokes a family: its refresh tokens stop working and its access tokens become inactive.
@@ -202,8 +211,12 @@ impl AuthStore {
 
     /// Revokes everything issued to `sub` (a deleted user).
     pub fn revoke_subject(&mut self, sub: &str) {
-        let ids: Vec<u64> =
-            self.families.iter().filter(|(_, f)| f.sub == sub).map(|(id, _)| *id).collect();
+        let ids: Vec<u64> = self
+            .families
+            .iter()
+            .filter(|(_, f)| f.sub == sub)
+            .map(|(id, _)| *id)
+            .collect();
         for id in ids {
             self.revoke_family(id);
         }

@@ -16,7 +16,10 @@ use sha2::{Digest, Sha256};
 
 use super::jwt::Claims;
 use super::store::{Issued, Minter};
-use super::{GRANT_TYPES, OAuthError, authenticate_client, check_resource, no_store, parse_form, resolve_scope};
+use super::{
+    GRANT_TYPES, OAuthError, authenticate_client, check_resource, no_store, parse_form,
+    resolve_scope,
+};
 use crate::App;
 use crate::state::now_secs;
 
@@ -55,7 +58,10 @@ pub fn verify_access(app: &App, token: &str) -> Result<Claims, BearerError> {
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 fn invalid_grant(description: &str) -> OAuthError {
@@ -91,17 +97,32 @@ pub async fn token(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes)
     }
 }
 
-fn grant(app: &App, headers: &HeaderMap, form: &HashMap<String, String>) -> Result<Issued, OAuthError> {
+fn grant(
+    app: &App,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<Issued, OAuthError> {
     let grant_type = required(form, "grant_type")?;
     if !GRANT_TYPES.contains(&grant_type) {
-        return Err(OAuthError::new("unsupported_grant_type", format!("unsupported grant type {grant_type}")));
+        return Err(OAuthError::new(
+            "unsupported_grant_type",
+            format!("unsupported grant type {grant_type}"),
+        ));
     }
     let client = authenticate_client(app, headers, form)?;
     if !client.allows_grant(grant_type) {
-        return Err(OAuthError::new("unauthorized_client", format!("client may not use {grant_type}")));
+        return Err(OAuthError::new(
+            "unauthorized_client",
+            format!("client may not use {grant_type}"),
+        ));
     }
     check_resource(app, form.get("resource").map(String::as_str))?;
-    let minter = Minter { keys: &app.keys, iss: &app.issuer, aud: &app.mcp_url, ttl: app.token_ttl };
+    let minter = Minter {
+        keys: &app.keys,
+        iss: &app.issuer,
+        aud: &app.mcp_url,
+        ttl: app.token_ttl,
+    };
     match grant_type {
         "authorization_code" => {
             let code = required(form, "code")?;
@@ -121,12 +142,16 @@ fn grant(app: &App, headers: &HeaderMap, form: &HashMap<String, String>) -> Resu
                 return Err(invalid_grant("authorization code has expired"));
             }
             if grant.request.client_id != client.id {
-                return Err(invalid_grant("authorization code was issued to another client"));
+                return Err(invalid_grant(
+                    "authorization code was issued to another client",
+                ));
             }
             if let Some(uri) = form.get("redirect_uri")
                 && *uri != grant.request.redirect_uri
             {
-                return Err(invalid_grant("redirect_uri does not match the authorization request"));
+                return Err(invalid_grant(
+                    "redirect_uri does not match the authorization request",
+                ));
             }
             let challenge = B64.encode(Sha256::digest(verifier.as_bytes()));
             if !(43..=128).contains(&verifier.len()) || challenge != grant.request.code_challenge {
@@ -158,7 +183,9 @@ fn grant(app: &App, headers: &HeaderMap, form: &HashMap<String, String>) -> Resu
             if family.current_refresh.as_deref() != Some(token) {
                 tracing::info!(sub = %family.sub, "refresh token reuse detected, revoking its family");
                 auth.revoke_family(family_id);
-                return Err(invalid_grant("refresh token was already used; all tokens from this login are revoked"));
+                return Err(invalid_grant(
+                    "refresh token was already used; all tokens from this login are revoked",
+                ));
             }
             let scope = resolve_scope(form.get("scope").map(String::as_str), &family.scope)?;
             let sub = family.sub.clone();
@@ -177,10 +204,15 @@ fn grant(app: &App, headers: &HeaderMap, form: &HashMap<String, String>) -> Resu
         }
         _ => {
             if client.is_public() {
-                return Err(OAuthError::new("unauthorized_client", "client_credentials needs a confidential client"));
+                return Err(OAuthError::new(
+                    "unauthorized_client",
+                    "client_credentials needs a confidential client",
+                ));
             }
             let scope = resolve_scope(form.get("scope").map(String::as_str), &client.scope)?;
-            Ok(app.auth().issue(&minter, &client.id, &client.id, &scope, None))
+            Ok(app
+                .auth()
+                .issue(&minter, &client.id, &client.id, &scope, None))
         }
     }
 }
@@ -207,7 +239,10 @@ pub async fn introspect(State(app): State<Arc<App>>, headers: HeaderMap, body: B
         })
     } else {
         let auth = app.auth();
-        match auth.refresh_family(token).and_then(|id| auth.families.get(&id)) {
+        match auth
+            .refresh_family(token)
+            .and_then(|id| auth.families.get(&id))
+        {
             Some(family) => json!({
                 "active": true,
                 "token_type": "refresh_token",
@@ -238,7 +273,10 @@ pub async fn revoke(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
     } else {
         let mut auth = app.auth();
         if let Some(&id) = auth.refresh.get(token)
-            && auth.families.get(&id).is_some_and(|f| f.client_id == client.id)
+            && auth
+                .families
+                .get(&id)
+                .is_some_and(|f| f.client_id == client.id)
         {
             auth.revoke_family(id);
         }
@@ -247,11 +285,18 @@ pub async fn revoke(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
 }
 
 pub async fn userinfo(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let claims = match bearer(&headers).ok_or(BearerError::Invalid).and_then(|t| verify_access(&app, t)) {
+    let claims = match bearer(&headers)
+        .ok_or(BearerError::Invalid)
+        .and_then(|t| verify_access(&app, t))
+    {
         Ok(claims) => claims,
         Err(e) => {
             let challenge = format!("Bearer error=\"invalid_token\", error_description=\"{e}\"");
-            return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)]).into_response();
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, challenge)],
+            )
+                .into_response();
         }
     };
     let data = app.data();

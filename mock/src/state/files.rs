@@ -27,7 +27,10 @@ pub fn etag_matches(current: &str, given: &str) -> bool {
 fn entry(path: &str, node: &Node) -> Value {
     let (size, content_type) = match &node.kind {
         NodeKind::Dir => (0, "httpd/unix-directory"),
-        NodeKind::File { content, content_type } => (content.len(), content_type.as_str()),
+        NodeKind::File {
+            content,
+            content_type,
+        } => (content.len(), content_type.as_str()),
     };
     json!({
         "name": basename(path),
@@ -58,13 +61,19 @@ impl Data {
         let tree = self.tree_mut(&loc.owner)?;
         if let Some(node) = tree.get_mut(&loc.path) {
             need(&loc, PERM_UPDATE, "update this file")?;
-            let NodeKind::File { content: old, content_type: ct } = &mut node.kind else {
+            let NodeKind::File {
+                content: old,
+                content_type: ct,
+            } = &mut node.kind
+            else {
                 return Err(NcError::Conflict(format!("{path} is a directory")));
             };
             if let Some(given) = if_match
                 && !etag_matches(&node.etag, given)
             {
-                return Err(NcError::PreconditionFailed(format!("etag of {path} has changed")));
+                return Err(NcError::PreconditionFailed(format!(
+                    "etag of {path} has changed"
+                )));
             }
             *old = content.to_owned();
             if let Some(t) = content_type {
@@ -75,12 +84,16 @@ impl Data {
             return Ok(json!({ "path": path, "etag": etag, "status_code": 204 }));
         }
         if if_match.is_some() {
-            return Err(NcError::PreconditionFailed(format!("{path} does not exist")));
+            return Err(NcError::PreconditionFailed(format!(
+                "{path} does not exist"
+            )));
         }
         if loc.via_share.is_some() {
             need(&loc, PERM_CREATE, "create files here")?;
             if !self.exists(&loc.owner, parent(&loc.path)) {
-                return Err(NcError::Conflict(format!("parent of {path} does not exist")));
+                return Err(NcError::Conflict(format!(
+                    "parent of {path} does not exist"
+                )));
             }
         }
         self.ensure_dirs(&loc.owner, &loc.path)?;
@@ -97,9 +110,13 @@ impl Data {
         let loc = self.locate(user, &path);
         let node = self
             .node(&loc.owner, &loc.path)
-            .ok_or_else(|| NcError::NotFound(format!("{path}")))?;
+            .ok_or_else(|| NcError::NotFound(path.clone()))?;
         need(&loc, PERM_READ, "read this file")?;
-        let NodeKind::File { content, content_type } = &node.kind else {
+        let NodeKind::File {
+            content,
+            content_type,
+        } = &node.kind
+        else {
             return Err(NcError::BadRequest(format!("{path} is a directory")));
         };
         Ok(json!({
@@ -122,7 +139,11 @@ impl Data {
             return Err(NcError::NotFound(path));
         }
         need(&loc, PERM_READ, "list this directory")?;
-        let prefix = if loc.path == "/" { "/".to_owned() } else { format!("{}/", loc.path) };
+        let prefix = if loc.path == "/" {
+            "/".to_owned()
+        } else {
+            format!("{}/", loc.path)
+        };
         let mut files: Vec<Value> = self
             .tree(&loc.owner)?
             .range(prefix.clone()..)
@@ -158,7 +179,9 @@ impl Data {
         if loc.via_share.is_some() {
             need(&loc, PERM_CREATE, "create directories here")?;
             if !self.exists(&loc.owner, parent(&loc.path)) {
-                return Err(NcError::Conflict(format!("parent of {path} does not exist")));
+                return Err(NcError::Conflict(format!(
+                    "parent of {path} does not exist"
+                )));
             }
         }
         self.ensure_dirs(&loc.owner, &loc.path)?;
@@ -176,7 +199,10 @@ impl Data {
             return Err(NcError::NotFound(path));
         }
         if let Some(share_id) = loc.via_share
-            && self.shares.get(&share_id).is_some_and(|s| s.file_target == path)
+            && self
+                .shares
+                .get(&share_id)
+                .is_some_and(|s| s.file_target == path)
         {
             // Deleting a share's mount point unshares it from the recipient, as on Nextcloud.
             self.shares.remove(&share_id);
@@ -199,7 +225,9 @@ impl Data {
             return Err(NcError::Forbidden("cannot move the root".into()));
         }
         if strip_dir(&destination, &source).is_some() {
-            return Err(NcError::Conflict("cannot move a resource into itself".into()));
+            return Err(NcError::Conflict(
+                "cannot move a resource into itself".into(),
+            ));
         }
         let from = self.locate(user, &source);
         if !self.exists(&from.owner, &from.path) {
@@ -208,7 +236,9 @@ impl Data {
         need(&from, PERM_DELETE | PERM_UPDATE, "move this resource")?;
         let to = self.locate(user, &destination);
         if to.owner != from.owner {
-            return Err(NcError::Forbidden("cannot move between different owners' files".into()));
+            return Err(NcError::Forbidden(
+                "cannot move between different owners' files".into(),
+            ));
         }
         if to.via_share.is_some() {
             need(&to, PERM_CREATE, "create here")?;
@@ -216,7 +246,9 @@ impl Data {
         let existed = self.exists(&to.owner, &to.path);
         if existed {
             if !overwrite {
-                return Err(NcError::PreconditionFailed(format!("{destination} already exists")));
+                return Err(NcError::PreconditionFailed(format!(
+                    "{destination} already exists"
+                )));
             }
             self.remove_subtree(&to.owner, &to.path);
         }

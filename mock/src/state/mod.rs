@@ -44,7 +44,10 @@ pub struct User {
 #[derive(Clone)]
 pub enum NodeKind {
     Dir,
-    File { content: String, content_type: String },
+    File {
+        content: String,
+        content_type: String,
+    },
 }
 
 #[derive(Clone)]
@@ -171,7 +174,12 @@ impl Data {
         }
         self.users.insert(
             name.to_owned(),
-            User { password, display_name: display_name.to_owned(), email: email.to_owned(), groups },
+            User {
+                password,
+                display_name: display_name.to_owned(),
+                email: email.to_owned(),
+                groups,
+            },
         );
         self.trees.insert(name.to_owned(), BTreeMap::new());
         Ok(())
@@ -197,7 +205,9 @@ impl Data {
     }
 
     pub fn check_password(&self, name: &str, password: &str) -> bool {
-        self.users.get(name).is_some_and(|u| u.password.matches(password))
+        self.users
+            .get(name)
+            .is_some_and(|u| u.password.matches(password))
     }
 
     pub fn user_ids(&self) -> impl Iterator<Item = &String> {
@@ -215,11 +225,15 @@ impl Data {
     }
 
     fn tree(&self, owner: &str) -> Result<&BTreeMap<String, Node>, NcError> {
-        self.trees.get(owner).ok_or_else(|| NcError::NotFound(format!("user {owner}")))
+        self.trees
+            .get(owner)
+            .ok_or_else(|| NcError::NotFound(format!("user {owner}")))
     }
 
     fn tree_mut(&mut self, owner: &str) -> Result<&mut BTreeMap<String, Node>, NcError> {
-        self.trees.get_mut(owner).ok_or_else(|| NcError::NotFound(format!("user {owner}")))
+        self.trees
+            .get_mut(owner)
+            .ok_or_else(|| NcError::NotFound(format!("user {owner}")))
     }
 
     /// The node at `loc`, or `None` for the root.
@@ -234,13 +248,22 @@ impl Data {
     /// Resolves the caller's `path` (normalized) to the tree that holds it: a received share
     /// whose target covers the path, else the caller's own tree.
     pub fn locate(&self, user: &str, path: &str) -> Loc {
-        let own = Loc { owner: user.to_owned(), path: path.to_owned(), perms: PERM_ALL, via_share: None };
+        let own = Loc {
+            owner: user.to_owned(),
+            path: path.to_owned(),
+            perms: PERM_ALL,
+            via_share: None,
+        };
         if self.exists(user, path) {
             return own;
         }
         for share in self.shares.values().filter(|s| s.share_with == user) {
-            let Some(rest) = strip_dir(path, &share.file_target) else { continue };
-            let Some((owner, base)) = self.index.get(&share.node_id) else { continue };
+            let Some(rest) = strip_dir(path, &share.file_target) else {
+                continue;
+            };
+            let Some((owner, base)) = self.index.get(&share.node_id) else {
+                continue;
+            };
             return Loc {
                 owner: owner.clone(),
                 path: join(base, rest),
@@ -259,7 +282,11 @@ impl Data {
             return Some((owner.clone(), path.clone(), PERM_ALL));
         }
         let mut perms = 0;
-        for share in self.shares.values().filter(|s| s.share_with == user && &s.owner == owner) {
+        for share in self
+            .shares
+            .values()
+            .filter(|s| s.share_with == user && &s.owner == owner)
+        {
             if let Some((_, base)) = self.index.get(&share.node_id)
                 && strip_dir(path, base).is_some()
             {
@@ -287,15 +314,23 @@ impl Data {
     }
 
     fn insert_node(&mut self, owner: &str, path: &str, kind: NodeKind) -> Result<Node, NcError> {
-        let node = Node { id: self.new_id(), kind, etag: self.new_etag(), modified: now_secs() };
+        let node = Node {
+            id: self.new_id(),
+            kind,
+            etag: self.new_etag(),
+            modified: now_secs(),
+        };
         self.tree_mut(owner)?.insert(path.to_owned(), node.clone());
-        self.index.insert(node.id, (owner.to_owned(), path.to_owned()));
+        self.index
+            .insert(node.id, (owner.to_owned(), path.to_owned()));
         Ok(node)
     }
 
     /// Paths of `dir` and everything below it in `owner`'s tree.
     fn subtree(&self, owner: &str, dir: &str) -> Vec<String> {
-        let Some(tree) = self.trees.get(owner) else { return Vec::new() };
+        let Some(tree) = self.trees.get(owner) else {
+            return Vec::new();
+        };
         tree.range(dir.to_owned()..)
             .map(|(p, _)| p)
             .take_while(|p| p.starts_with(dir))
@@ -347,7 +382,11 @@ mod tests {
     #[test]
     fn norm_table() {
         let check = |input: &str, expected: Result<&str, ()>| {
-            assert_eq!(norm(input).map_err(|_| ()), expected.map(str::to_owned), "{input:?}");
+            assert_eq!(
+                norm(input).map_err(|_| ()),
+                expected.map(str::to_owned),
+                "{input:?}"
+            );
         };
         check("", Ok("/"));
         check("/", Ok("/"));

@@ -18,7 +18,9 @@ fn note_path(title: &str, category: &str) -> Result<String, NcError> {
     }
     let category = category.trim().trim_matches('/');
     if category.split('/').any(|c| c == ".." || c == ".") {
-        return Err(NcError::BadRequest(format!("invalid category {category:?}")));
+        return Err(NcError::BadRequest(format!(
+            "invalid category {category:?}"
+        )));
     }
     Ok(if category.is_empty() {
         format!("{NOTES_DIR}/{title}{NOTE_EXT}")
@@ -30,9 +32,15 @@ fn note_path(title: &str, category: &str) -> Result<String, NcError> {
 /// (title, category) of a note file path.
 fn title_category(path: &str) -> (String, String) {
     let name = basename(path);
-    let title = name.strip_suffix(NOTE_EXT).or_else(|| name.strip_suffix(".md")).unwrap_or(name);
+    let title = name
+        .strip_suffix(NOTE_EXT)
+        .or_else(|| name.strip_suffix(".md"))
+        .unwrap_or(name);
     let dir = parent(path);
-    let category = dir.strip_prefix(NOTES_DIR).map(|c| c.trim_start_matches('/')).unwrap_or("");
+    let category = dir
+        .strip_prefix(NOTES_DIR)
+        .map(|c| c.trim_start_matches('/'))
+        .unwrap_or("");
     (title.to_owned(), category.to_owned())
 }
 
@@ -46,7 +54,9 @@ fn need(perms: u32, bit: u32, what: &str) -> Result<(), NcError> {
 
 impl Data {
     fn note_json(&self, id: u64, owner: &str, path: &str) -> Result<Value, NcError> {
-        let node = self.node(owner, path).ok_or_else(|| NcError::NotFound(format!("note {id}")))?;
+        let node = self
+            .node(owner, path)
+            .ok_or_else(|| NcError::NotFound(format!("note {id}")))?;
         let NodeKind::File { content, .. } = &node.kind else {
             return Err(NcError::NotFound(format!("note {id}")));
         };
@@ -83,7 +93,10 @@ impl Data {
             path = note_path(&format!("{} ({n})", title.trim()), category)?;
         }
         self.ensure_dirs(user, &path)?;
-        let kind = NodeKind::File { content: content.to_owned(), content_type: "text/plain".into() };
+        let kind = NodeKind::File {
+            content: content.to_owned(),
+            content_type: "text/plain".into(),
+        };
         let node = self.insert_node(user, &path, kind)?;
         self.note_json(node.id, user, &path)
     }
@@ -105,7 +118,10 @@ impl Data {
     ) -> Result<Value, NcError> {
         let (owner, mut path, perms) = self.note_access(user, id)?;
         need(perms, PERM_UPDATE, "update this note")?;
-        let current = self.node(&owner, &path).map(|n| n.etag.clone()).unwrap_or_default();
+        let current = self
+            .node(&owner, &path)
+            .map(|n| n.etag.clone())
+            .unwrap_or_default();
         if !etag_matches(&current, etag) {
             return Err(NcError::PreconditionFailed(format!(
                 "note {id} was modified (etag {etag} is stale)"
@@ -119,10 +135,14 @@ impl Data {
             )?;
             if new_path != path {
                 if owner != user {
-                    return Err(NcError::Forbidden("only the owner can rename a note".into()));
+                    return Err(NcError::Forbidden(
+                        "only the owner can rename a note".into(),
+                    ));
                 }
                 if self.node(&owner, &new_path).is_some() {
-                    return Err(NcError::Conflict(format!("a note already exists at {new_path}")));
+                    return Err(NcError::Conflict(format!(
+                        "a note already exists at {new_path}"
+                    )));
                 }
                 self.ensure_dirs(&owner, &new_path)?;
                 self.move_subtree(&owner, &path, &new_path)?;
@@ -166,7 +186,9 @@ impl Data {
             .range(prefix.clone()..)
             .take_while(|(p, _)| p.starts_with(&prefix))
             .filter_map(|(p, node)| {
-                let NodeKind::File { content, .. } = &node.kind else { return None };
+                let NodeKind::File { content, .. } = &node.kind else {
+                    return None;
+                };
                 let (title, category) = title_category(p);
                 let hit = needle.is_empty()
                     || title.to_lowercase().contains(&needle)

@@ -39,7 +39,11 @@ impl Data {
             _ => (name, ""),
         };
         let taken = |t: &str| {
-            self.node(user, t).is_some() || self.shares.values().any(|s| s.share_with == user && s.file_target == t)
+            self.node(user, t).is_some()
+                || self
+                    .shares
+                    .values()
+                    .any(|s| s.share_with == user && s.file_target == t)
         };
         let mut target = format!("/{name}");
         let mut n = 1;
@@ -59,10 +63,14 @@ impl Data {
         permissions: u32,
     ) -> Result<Value, NcError> {
         if share_type != SHARE_TYPE_USER {
-            return Err(NcError::BadRequest(format!("share type {share_type} is not supported")));
+            return Err(NcError::BadRequest(format!(
+                "share type {share_type} is not supported"
+            )));
         }
         if permissions & PERM_READ == 0 || permissions > PERM_ALL {
-            return Err(NcError::BadRequest(format!("invalid permissions {permissions}")));
+            return Err(NcError::BadRequest(format!(
+                "invalid permissions {permissions}"
+            )));
         }
         let path = norm(path)?;
         if path == "/" {
@@ -72,23 +80,37 @@ impl Data {
         let node_id = self
             .node(&loc.owner, &loc.path)
             .map(|n| n.id)
-            .ok_or_else(|| NcError::NotFound(format!("wrong path, file/folder {path} does not exist")))?;
+            .ok_or_else(|| {
+                NcError::NotFound(format!("wrong path, file/folder {path} does not exist"))
+            })?;
         if self.user(share_with).is_none() {
-            return Err(NcError::NotFound(format!("user {share_with} does not exist")));
+            return Err(NcError::NotFound(format!(
+                "user {share_with} does not exist"
+            )));
         }
         if share_with == user || share_with == loc.owner {
-            return Err(NcError::Forbidden("cannot share with yourself or the owner".into()));
+            return Err(NcError::Forbidden(
+                "cannot share with yourself or the owner".into(),
+            ));
         }
         if loc.via_share.is_some() {
             if loc.perms & PERM_SHARE == 0 {
                 return Err(NcError::Forbidden("no permission to reshare".into()));
             }
             if permissions & !loc.perms != 0 {
-                return Err(NcError::Forbidden("cannot grant more permissions than you have".into()));
+                return Err(NcError::Forbidden(
+                    "cannot grant more permissions than you have".into(),
+                ));
             }
         }
-        if self.shares.values().any(|s| s.node_id == node_id && s.share_with == share_with) {
-            return Err(NcError::Forbidden(format!("{path} is already shared with {share_with}")));
+        if self
+            .shares
+            .values()
+            .any(|s| s.node_id == node_id && s.share_with == share_with)
+        {
+            return Err(NcError::Forbidden(format!(
+                "{path} is already shared with {share_with}"
+            )));
         }
         self.next_share += 1;
         let share = Share {
@@ -114,13 +136,22 @@ impl Data {
             .ok_or_else(|| NcError::NotFound(format!("share {id}")))
     }
 
-    pub fn update_share(&mut self, user: &str, id: u64, permissions: u32) -> Result<Value, NcError> {
+    pub fn update_share(
+        &mut self,
+        user: &str,
+        id: u64,
+        permissions: u32,
+    ) -> Result<Value, NcError> {
         let share = self.visible_share(user, id)?;
         if share.owner != user && share.initiator != user {
-            return Err(NcError::Forbidden("only the owner can change a share".into()));
+            return Err(NcError::Forbidden(
+                "only the owner can change a share".into(),
+            ));
         }
         if permissions & PERM_READ == 0 || permissions > PERM_ALL {
-            return Err(NcError::BadRequest(format!("invalid permissions {permissions}")));
+            return Err(NcError::BadRequest(format!(
+                "invalid permissions {permissions}"
+            )));
         }
         let Some(share) = self.shares.get_mut(&id) else {
             return Err(NcError::NotFound(format!("share {id}")));

@@ -24,7 +24,9 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 pub const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
 
 pub async fn within<T>(fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(STEP_TIMEOUT, fut).await.expect("step timed out")
+    tokio::time::timeout(STEP_TIMEOUT, fut)
+        .await
+        .expect("step timed out")
 }
 
 /// A running mock; stops it on drop.
@@ -41,19 +43,30 @@ impl Drop for Harness {
 }
 
 pub fn users() -> Vec<(String, String)> {
-    vec![("alice".into(), "alice-pw".into()), ("bob".into(), "bob-pw".into())]
+    vec![
+        ("alice".into(), "alice-pw".into()),
+        ("bob".into(), "bob-pw".into()),
+    ]
 }
 
 pub async fn start(config: MockConfig) -> Harness {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let shutdown = CancellationToken::new();
-    let target = mock::serve(listener, config, shutdown.clone()).await.expect("serve");
+    let target = mock::serve(listener, config, shutdown.clone())
+        .await
+        .expect("serve");
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(STEP_TIMEOUT)
         .build()
         .expect("http client");
-    Harness { target, http, shutdown }
+    Harness {
+        target,
+        http,
+        shutdown,
+    }
 }
 
 pub struct Pkce {
@@ -62,9 +75,16 @@ pub struct Pkce {
 }
 
 pub fn pkce() -> Pkce {
-    let verifier = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let verifier = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     let challenge = B64.encode(Sha256::digest(verifier.as_bytes()));
-    Pkce { verifier, challenge }
+    Pkce {
+        verifier,
+        challenge,
+    }
 }
 
 /// `name="…" value="…"` pairs of the hidden inputs of an HTML page, plus the form action.
@@ -72,7 +92,11 @@ pub fn hidden_fields(html: &str) -> (String, HashMap<String, String>) {
     let attr = |tag: &str, name: &str| -> Option<String> {
         let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
         let end = tag[start..].find('"')? + start;
-        Some(tag[start..end].replace("&amp;", "&").replace("&quot;", "\""))
+        Some(
+            tag[start..end]
+                .replace("&amp;", "&")
+                .replace("&quot;", "\""),
+        )
     };
     let action = html
         .split("<form")
@@ -98,12 +122,17 @@ impl Harness {
 
     /// Registers a public client with the given grant types; returns its client_id.
     pub async fn register_public(&self, grant_types: &[&str]) -> String {
-        let response = within(self.http.post(self.url("/register")).json(&json!({
-            "redirect_uris": [REDIRECT_URI],
-            "client_name": "test client",
-            "grant_types": grant_types,
-            "token_endpoint_auth_method": "none",
-        })).send())
+        let response = within(
+            self.http
+                .post(self.url("/register"))
+                .json(&json!({
+                    "redirect_uris": [REDIRECT_URI],
+                    "client_name": "test client",
+                    "grant_types": grant_types,
+                    "token_endpoint_auth_method": "none",
+                }))
+                .send(),
+        )
         .await
         .expect("register");
         assert_eq!(response.status(), 201);
@@ -112,9 +141,17 @@ impl Harness {
     }
 
     pub async fn token_request(&self, form: &[(&str, &str)]) -> (u16, Value) {
-        let response = within(self.http.post(self.url("/token")).form(form).send()).await.expect("token");
+        let response = within(self.http.post(self.url("/token")).form(form).send())
+            .await
+            .expect("token");
         let status = response.status().as_u16();
-        assert_eq!(response.headers().get("cache-control").map(|v| v.to_str().unwrap_or("")), Some("no-store"));
+        assert_eq!(
+            response
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap_or("")),
+            Some("no-store")
+        );
         (status, response.json().await.expect("json"))
     }
 
@@ -133,27 +170,48 @@ impl Harness {
 
     /// A GET of the authorize endpoint; returns (status, Location, body).
     pub async fn authorize(&self, params: &[(&str, &str)]) -> (u16, Option<String>, String) {
-        let response =
-            within(self.http.get(self.url("/authorize")).query(params).send()).await.expect("authorize");
+        let response = within(self.http.get(self.url("/authorize")).query(params).send())
+            .await
+            .expect("authorize");
         let status = response.status().as_u16();
-        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         (status, location, response.text().await.unwrap_or_default())
     }
 
     /// Submits the page's form with its hidden fields plus `extra`.
-    pub async fn submit(&self, html: &str, extra: &[(&str, &str)]) -> (u16, Option<String>, String) {
+    pub async fn submit(
+        &self,
+        html: &str,
+        extra: &[(&str, &str)],
+    ) -> (u16, Option<String>, String) {
         let (action, mut fields) = hidden_fields(html);
         for (k, v) in extra {
             fields.insert((*k).to_owned(), (*v).to_owned());
         }
-        let response = within(self.http.post(self.url(&action)).form(&fields).send()).await.expect("submit");
+        let response = within(self.http.post(self.url(&action)).form(&fields).send())
+            .await
+            .expect("submit");
         let status = response.status().as_u16();
-        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         (status, location, response.text().await.unwrap_or_default())
     }
 
     /// The full browser-like code flow for `user`; returns the code from the redirect.
-    pub async fn login_code(&self, client_id: &str, user: &str, password: &str, pkce: &Pkce) -> String {
+    pub async fn login_code(
+        &self,
+        client_id: &str,
+        user: &str,
+        password: &str,
+        pkce: &Pkce,
+    ) -> String {
         let (status, _, html) = self
             .authorize(&[
                 ("response_type", "code"),
@@ -167,9 +225,13 @@ impl Harness {
             ])
             .await;
         assert_eq!(status, 200, "{html}");
-        assert!(html.contains("name=\"user\"") && html.contains("<button type=\"submit\">Log in</button>"));
-        let (mut status, mut location, mut html) =
-            self.submit(&html, &[("user", user), ("password", password)]).await;
+        assert!(
+            html.contains("name=\"user\"")
+                && html.contains("<button type=\"submit\">Log in</button>")
+        );
+        let (mut status, mut location, mut html) = self
+            .submit(&html, &[("user", user), ("password", password)])
+            .await;
         if html.contains("name=\"decision\"") {
             assert_eq!(status, 200);
             (status, location, html) = self.submit(&html, &[("decision", "allow")]).await;
@@ -206,20 +268,33 @@ impl Harness {
             request = request.bearer_auth(token);
         }
         let response = within(request.send()).await.expect("initialize");
-        let challenge =
-            response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         (response.status().as_u16(), challenge)
     }
 
     pub async fn mcp(&self, token: &str) -> RunningService<RoleClient, ClientConfig> {
-        let pooled = reqwest::Client::builder().timeout(STEP_TIMEOUT).build().expect("client");
-        let config = StreamableHttpClientTransportConfig::with_uri(self.target.mcp_url.clone()).auth_header(token);
+        let pooled = reqwest::Client::builder()
+            .timeout(STEP_TIMEOUT)
+            .build()
+            .expect("client");
+        let config = StreamableHttpClientTransportConfig::with_uri(self.target.mcp_url.clone())
+            .auth_header(token);
         let transport = StreamableHttpClientTransport::with_client(pooled, config);
-        within(ClientConfig::default().serve(transport)).await.expect("mcp connect")
+        within(ClientConfig::default().serve(transport))
+            .await
+            .expect("mcp connect")
     }
 }
 
-pub async fn call(client: &RunningService<RoleClient, ClientConfig>, tool: &str, args: Value) -> CallToolResult {
+pub async fn call(
+    client: &RunningService<RoleClient, ClientConfig>,
+    tool: &str,
+    args: Value,
+) -> CallToolResult {
     let args = args.as_object().cloned().expect("object args");
     within(client.call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args)))
         .await
@@ -227,15 +302,38 @@ pub async fn call(client: &RunningService<RoleClient, ClientConfig>, tool: &str,
 }
 
 /// The structured result of a successful call.
-pub async fn ok(client: &RunningService<RoleClient, ClientConfig>, tool: &str, args: Value) -> Value {
+pub async fn ok(
+    client: &RunningService<RoleClient, ClientConfig>,
+    tool: &str,
+    args: Value,
+) -> Value {
     let result = call(client, tool, args).await;
-    assert_ne!(result.is_error, Some(true), "{tool} failed: {:?}", result.content);
+    assert_ne!(
+        result.is_error,
+        Some(true),
+        "{tool} failed: {:?}",
+        result.content
+    );
     result.structured_content.expect("structured content")
 }
 
 /// The error text of a failed call.
-pub async fn fails(client: &RunningService<RoleClient, ClientConfig>, tool: &str, args: Value) -> String {
+pub async fn fails(
+    client: &RunningService<RoleClient, ClientConfig>,
+    tool: &str,
+    args: Value,
+) -> String {
     let result = call(client, tool, args).await;
-    assert_eq!(result.is_error, Some(true), "{tool} should fail: {:?}", result.structured_content);
-    result.content.first().and_then(|c| c.as_text()).map(|t| t.text.clone()).unwrap_or_default()
+    assert_eq!(
+        result.is_error,
+        Some(true),
+        "{tool} should fail: {:?}",
+        result.structured_content
+    );
+    result
+        .content
+        .first()
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .unwrap_or_default()
 }
