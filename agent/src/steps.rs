@@ -27,9 +27,12 @@ pub struct WorkflowOutcome {
     pub samples: Vec<Sample>,
 }
 
+/// A successful call: its result and the values it captured.
+type Success = (ToolOutput, Vec<(String, Value)>);
+
 /// One actor's call within a step.
 struct ActorResult {
-    outcome: Result<(ToolOutput, Vec<(String, Value)>), (ErrorKind, String)>,
+    outcome: Result<Success, (ErrorKind, String)>,
 }
 
 /// Runs `workflow` with `sessions[i]` playing role `i`.

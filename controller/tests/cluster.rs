@@ -108,3 +108,33 @@ fn an_agent_with_the_wrong_secret_is_refused() {
         a.stderr()
     );
 }
+
+#[test]
+fn a_killed_agent_is_reported_lost_and_its_intervals_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run.json");
+    let secret = "lost-agent-test-secret";
+    let mut cmd = controller(&[
+        "start", "--no-spawn", "--agents", "2", "--listen", "127.0.0.1:0", "--duration", "6s",
+        "--warmup", "500ms", "--agent-timeout", "30s", "-o", out.to_str().unwrap(),
+    ]);
+    cmd.env("MCP_SWARM_CLUSTER_SECRET", secret);
+    let mut c = Proc::spawn("controller", cmd);
+    let url = listening_url(&c);
+    let mut agents: Vec<Proc> = (0..2)
+        .map(|i| Proc::spawn(&format!("agent-{i}"), agent(&url, &format!("remote-{i}"), secret)))
+        .collect();
+    c.wait_for_line("run started", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(3000));
+    agents[1].kill();
+    let status = c.wait(RUN_TIMEOUT);
+    assert!(status.success(), "exit {status}\nstderr:\n{}", c.stderr());
+    let report = read_report(&out);
+    let agents_json = report["agents"].as_array().unwrap();
+    let lost: Vec<_> = agents_json.iter().filter(|a| a["lost"].as_bool().unwrap()).collect();
+    assert_eq!(lost.len(), 1, "{agents_json:?}");
+    assert_eq!(lost[0]["name"], "remote-1");
+    assert!(!lost[0]["final_received"].as_bool().unwrap());
+    assert!(lost[0]["intervals_received"].as_u64().unwrap() > 0, "{}", lost[0]);
+    assert!(lost[0]["operations"].as_u64().unwrap() > 0, "what the lost agent sent is kept: {}", lost[0]);
+}

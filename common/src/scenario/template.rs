@@ -149,7 +149,7 @@ fn parse_expr(expr: &str, scope: &Scope<'_>) -> Result<Expr, String> {
         return Err("empty `{{ }}`: write a name such as `{{ user.name }}` or `{{ uuid }}`".into());
     }
     let head_end = expr
-        .find(|c: char| c == '.' || c == '[')
+        .find(['.', '['])
         .unwrap_or(expr.len());
     let (head, tail) = expr.split_at(head_end);
     let name_only = |what: &str, e: Expr| {

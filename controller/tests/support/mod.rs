@@ -114,6 +114,14 @@ impl Proc {
     }
 }
 
+impl Proc {
+    /// Kills the process (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
