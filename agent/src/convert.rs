@@ -10,7 +10,10 @@ use common::ids::UserName;
 use common::proto;
 use common::scenario::MixEntry;
 
-use crate::messages::{AgentEvent, AssignmentChunk, ControllerEvent, GeneratorStats, LoadModel, RunSettings, StartPlan, VuserSpec};
+use crate::messages::{
+    AgentEvent, AssignmentChunk, ControllerEvent, GeneratorStats, LoadModel, RunSettings,
+    StartPlan, VuserSpec,
+};
 
 /// `None` for a message with no body (from a newer controller): ignored.
 pub fn controller_event(msg: proto::ControllerMessage) -> anyhow::Result<Option<ControllerEvent>> {
@@ -34,7 +37,9 @@ pub fn controller_event(msg: proto::ControllerMessage) -> anyhow::Result<Option<
 fn assignment(a: proto::Assignment) -> anyhow::Result<AssignmentChunk> {
     let settings = match a.settings {
         Some(s) => Some(settings(s)?),
-        None if a.chunk_index == 0 => anyhow::bail!("assignment {} chunk 0 carries no settings", a.assignment_id),
+        None if a.chunk_index == 0 => {
+            anyhow::bail!("assignment {} chunk 0 carries no settings", a.assignment_id)
+        }
         None => None,
     };
     Ok(AssignmentChunk {
@@ -63,7 +68,9 @@ fn assignment(a: proto::Assignment) -> anyhow::Result<AssignmentChunk> {
 fn settings(s: proto::RunSettings) -> anyhow::Result<RunSettings> {
     use proto::load_model::Model;
     let load = match s.load.and_then(|l| l.model) {
-        None => LoadModel::Closed { think_time: Duration::ZERO },
+        None => LoadModel::Closed {
+            think_time: Duration::ZERO,
+        },
         Some(Model::Closed(c)) => LoadModel::Closed {
             think_time: Duration::from_millis(c.think_time_ms),
         },

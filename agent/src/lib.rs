@@ -126,7 +126,9 @@ fn default_name() -> String {
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // `try_init` fails only if a subscriber is already set (tests); keep that one.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -177,7 +179,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let generator = Arc::new(GeneratorCounters::default());
     let counters = Arc::new(McpCounters::default());
     let recorder = Recorder::new();
-    tasks.spawn(heartbeats(sender.clone(), heartbeat_interval, generator.clone(), agent.clone()));
+    tasks.spawn(heartbeats(
+        sender.clone(),
+        heartbeat_interval,
+        generator.clone(),
+        agent.clone(),
+    ));
     let (refresh_tx, refresh_rx) = mpsc::channel(REFRESH_QUEUE);
     tasks.spawn(forward_refreshes(refresh_rx, sender.clone(), agent.clone()));
 
@@ -228,7 +235,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     drop(sender);
     if result.is_ok() {
         // Our half is closed; give the controller a moment to take the final report and hang up.
-        let _ = tokio::time::timeout(CLOSE_WAIT, async { while let Ok(Some(_)) = receiver.next().await {} }).await;
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            while let Ok(Some(_)) = receiver.next().await {}
+        })
+        .await;
     }
     result
 }
@@ -260,7 +270,11 @@ async fn join_opt<T>(handle: &mut Option<JoinHandle<T>>) -> Result<T, tokio::tas
 }
 
 impl Machine<'_> {
-    async fn control_loop(&mut self, receiver: &mut LinkReceiver, shutdown: &CancellationToken) -> anyhow::Result<Ending> {
+    async fn control_loop(
+        &mut self,
+        receiver: &mut LinkReceiver,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Ending> {
         let mut shutting_down = false;
         loop {
             tokio::select! {
@@ -345,17 +359,30 @@ impl Machine<'_> {
 
     /// Checks the assignment and opens its sessions in the background; sends `Ready` when done.
     fn prepare(&mut self, assignment: Assignment) -> anyhow::Result<()> {
-        let Assignment { id, settings, groups } = assignment;
+        let Assignment {
+            id,
+            settings,
+            groups,
+        } = assignment;
         let n_users: usize = groups.iter().map(Vec::len).sum();
         if self.config.capacity > 0 && n_users > self.config.capacity as usize {
-            tracing::warn!(n_users, capacity = self.config.capacity, "assignment exceeds this agent's capacity");
+            tracing::warn!(
+                n_users,
+                capacity = self.config.capacity,
+                "assignment exceeds this agent's capacity"
+            );
         }
         let scenario = Arc::new(prepare::load_scenario(&settings)?);
         let headers = prepare::headers(&settings)?;
         self.tokens = groups
             .iter()
             .flatten()
-            .map(|u| (u.name.clone(), UserToken::new(u.name.clone(), u.token.clone())))
+            .map(|u| {
+                (
+                    u.name.clone(),
+                    UserToken::new(u.name.clone(), u.token.clone()),
+                )
+            })
             .collect();
         let ctx = Arc::new(SessionContext {
             http: session::http_client().context("could not build the HTTP client")?,
@@ -371,7 +398,11 @@ impl Machine<'_> {
         self.preparing = Some(tokio::spawn(async move {
             let timeout = prepare::request_timeout(&settings);
             let sessions = prepare::open_sessions(&ctx, &groups, &tokens, timeout, &recorder).await;
-            tracing::info!(open = sessions.open_count(), failed = sessions.failed, "MCP sessions ready");
+            tracing::info!(
+                open = sessions.open_count(),
+                failed = sessions.failed,
+                "MCP sessions ready"
+            );
             sender
                 .send(AgentEvent::Ready {
                     assignment_id: id,
@@ -391,7 +422,9 @@ impl Machine<'_> {
     }
 
     fn start(&mut self, plan: StartPlan) {
-        let Some(prepared) = &self.prepared else { return };
+        let Some(prepared) = &self.prepared else {
+            return;
+        };
         let run = Run {
             scenario: prepared.scenario.clone(),
             mix: prepared.settings.mix.clone(),
@@ -402,17 +435,29 @@ impl Machine<'_> {
             recorder: self.recorder.clone(),
             generator: self.generator.clone(),
         };
-        self.running = Some(tokio::spawn(runner::run(run, self.sender.clone(), self.stop_run.clone())));
+        self.running = Some(tokio::spawn(runner::run(
+            run,
+            self.sender.clone(),
+            self.stop_run.clone(),
+        )));
     }
 }
 
 async fn close_sessions(sessions: OpenedSessions) {
     let all: Vec<_> = sessions.groups.into_iter().flatten().collect();
-    let closing = all.into_iter().filter_map(|s| Arc::try_unwrap(s).ok()).map(|s| s.close());
+    let closing = all
+        .into_iter()
+        .filter_map(|s| Arc::try_unwrap(s).ok())
+        .map(|s| s.close());
     futures::future::join_all(closing).await;
 }
 
-async fn heartbeats(sender: LinkSender, every: Duration, generator: Arc<GeneratorCounters>, done: CancellationToken) {
+async fn heartbeats(
+    sender: LinkSender,
+    every: Duration,
+    generator: Arc<GeneratorCounters>,
+    done: CancellationToken,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -430,7 +475,11 @@ async fn heartbeats(sender: LinkSender, every: Duration, generator: Arc<Generato
     }
 }
 
-async fn forward_refreshes(mut rx: mpsc::Receiver<UserName>, sender: LinkSender, done: CancellationToken) {
+async fn forward_refreshes(
+    mut rx: mpsc::Receiver<UserName>,
+    sender: LinkSender,
+    done: CancellationToken,
+) {
     loop {
         let user = tokio::select! {
             _ = done.cancelled() => return,
@@ -440,7 +489,11 @@ async fn forward_refreshes(mut rx: mpsc::Receiver<UserName>, sender: LinkSender,
             },
         };
         tracing::debug!(%user, "asking the controller for a fresh token");
-        if sender.send(AgentEvent::RefreshRequest { user }).await.is_err() {
+        if sender
+            .send(AgentEvent::RefreshRequest { user })
+            .await
+            .is_err()
+        {
             return;
         }
     }

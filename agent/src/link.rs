@@ -5,10 +5,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use common::Secret;
 use common::ids::AgentId;
 use common::proto;
 use common::proto::swarm_client::SwarmClient;
-use common::Secret;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::CompressionEncoding;
@@ -101,7 +101,8 @@ pub async fn connect(config: &LinkConfig) -> anyhow::Result<Link> {
         .context("the cluster secret is not a valid gRPC metadata value (use printable ASCII)")?;
     let secret_for_calls = secret.clone();
     let mut client = SwarmClient::with_interceptor(channel, move |mut req: tonic::Request<()>| {
-        req.metadata_mut().insert(common::SECRET_METADATA, secret_for_calls.clone());
+        req.metadata_mut()
+            .insert(common::SECRET_METADATA, secret_for_calls.clone());
         Ok(req)
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -130,7 +131,8 @@ pub async fn connect(config: &LinkConfig) -> anyhow::Result<Link> {
     let mut request = tonic::Request::new(ReceiverStream::new(rx));
     request.metadata_mut().insert(
         common::AGENT_METADATA,
-        MetadataValue::try_from(agent_id.as_str()).context("the controller returned an agent id that is not valid metadata")?,
+        MetadataValue::try_from(agent_id.as_str())
+            .context("the controller returned an agent id that is not valid metadata")?,
     );
     let stream = client
         .attach(request)

@@ -26,7 +26,11 @@ impl<'s> Picker<'s> {
         let entries: Vec<(&Workflow, u64)> = mix
             .iter()
             .filter(|m| m.weight > 0)
-            .filter_map(|m| scenario.workflow(&m.workflow).map(|w| (w, u64::from(m.weight))))
+            .filter_map(|m| {
+                scenario
+                    .workflow(&m.workflow)
+                    .map(|w| (w, u64::from(m.weight)))
+            })
             .filter(|(w, _)| w.n_roles() <= group_size)
             .collect();
         let total = entries.iter().map(|(_, w)| w).sum();
@@ -64,7 +68,8 @@ pub fn jittered(think: Duration, rng: &mut impl Rng) -> Duration {
 
 /// The open model's gap between two starts.
 pub fn open_interval(rate_per_sec: f64) -> Option<Duration> {
-    (rate_per_sec > 0.0 && rate_per_sec.is_finite()).then(|| Duration::from_secs_f64(1.0 / rate_per_sec))
+    (rate_per_sec > 0.0 && rate_per_sec.is_finite())
+        .then(|| Duration::from_secs_f64(1.0 / rate_per_sec))
 }
 
 /// CPU time (user + system) used by this process, from /proc (0 elsewhere).
@@ -80,7 +85,12 @@ pub fn cpu_seconds() -> f64 {
         return 0.0;
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (tick(11) + tick(12)) / TICKS_PER_SEC
 }
 
@@ -101,7 +111,9 @@ mod tests {
         }
         let pair = Picker::new(s, &mix, 2).unwrap();
         let n = 10_000;
-        let baseline = (0..n).filter(|_| pair.pick(&mut rng).name == "baseline").count();
+        let baseline = (0..n)
+            .filter(|_| pair.pick(&mut rng).name == "baseline")
+            .count();
         assert!((4_500..5_500).contains(&baseline), "{baseline}");
         let sharing = s.resolve_workload(Some("sharing")).unwrap().mix;
         assert!(Picker::new(s, &sharing, 1).is_none());

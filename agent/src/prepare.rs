@@ -66,7 +66,12 @@ impl ChunkAssembler {
             self.count
         );
         let slot = &mut self.seen[chunk.index as usize];
-        anyhow::ensure!(!*slot, "assignment {} chunk {} arrived twice", chunk.id, chunk.index);
+        anyhow::ensure!(
+            !*slot,
+            "assignment {} chunk {} arrived twice",
+            chunk.id,
+            chunk.index
+        );
         *slot = true;
         if let Some(settings) = chunk.settings {
             self.settings = Some(settings);
@@ -78,11 +83,17 @@ impl ChunkAssembler {
             return Ok(None);
         }
         let done = std::mem::take(self);
-        let settings = done.settings.context("assignment complete but chunk 0 had no settings")?;
+        let settings = done
+            .settings
+            .context("assignment complete but chunk 0 had no settings")?;
         Ok(Some(Assignment {
             id: done.id.unwrap_or_default(),
             settings,
-            groups: done.groups.into_values().filter(|g| !g.is_empty()).collect(),
+            groups: done
+                .groups
+                .into_values()
+                .filter(|g| !g.is_empty())
+                .collect(),
         }))
     }
 }
@@ -116,8 +127,10 @@ pub fn headers(settings: &RunSettings) -> anyhow::Result<HashMap<HeaderName, Hea
         .headers
         .iter()
         .map(|(k, v)| {
-            let name = HeaderName::try_from(k.as_str()).with_context(|| format!("invalid header name {k:?}"))?;
-            let value = HeaderValue::try_from(v.as_str()).with_context(|| format!("invalid value for header {k}"))?;
+            let name = HeaderName::try_from(k.as_str())
+                .with_context(|| format!("invalid header name {k:?}"))?;
+            let value = HeaderValue::try_from(v.as_str())
+                .with_context(|| format!("invalid value for header {k}"))?;
             Ok((name, value))
         })
         .collect()
@@ -167,33 +180,42 @@ pub async fn open_sessions(
         }
     }
     let results: Vec<_> = futures::stream::iter(jobs)
-        .map(move |(g, i, token, ctx)| async move { (g, i, McpSession::open(&ctx, token, timeout).await) })
+        .map(move |(g, i, token, ctx)| async move {
+            (g, i, McpSession::open(&ctx, token, timeout).await)
+        })
         .buffer_unordered(OPEN_CONCURRENCY)
         .collect()
         .await;
 
-    let mut slots: Vec<Vec<Option<Arc<McpSession>>>> = groups.iter().map(|g| vec![None; g.len()]).collect();
+    let mut slots: Vec<Vec<Option<Arc<McpSession>>>> =
+        groups.iter().map(|g| vec![None; g.len()]).collect();
     let mut out = OpenedSessions::default();
     for (g, i, result) in results {
         let user = groups[g][i].name.as_str();
         match result {
             Ok((session, latency)) => {
-                recorder.record(g, [Sample {
-                    key: SeriesKey::mcp_initialize(user),
-                    latency,
-                    corrected: None,
-                    error: None,
-                }]);
+                recorder.record(
+                    g,
+                    [Sample {
+                        key: SeriesKey::mcp_initialize(user),
+                        latency,
+                        corrected: None,
+                        error: None,
+                    }],
+                );
                 slots[g][i] = Some(Arc::new(session));
             }
             Err(e) => {
                 tracing::warn!(%user, kind = ?e.kind, error = %e.message, "MCP session failed to open");
-                recorder.record(g, [Sample {
-                    key: SeriesKey::mcp_initialize(user),
-                    latency: Duration::ZERO,
-                    corrected: None,
-                    error: Some(e.kind),
-                }]);
+                recorder.record(
+                    g,
+                    [Sample {
+                        key: SeriesKey::mcp_initialize(user),
+                        latency: Duration::ZERO,
+                        corrected: None,
+                        error: Some(e.kind),
+                    }],
+                );
                 out.failed += 1;
                 if out.failure_samples.len() < FAILURE_SAMPLES {
                     out.failure_samples.push(format!("{user}: {}", e.message));
@@ -221,7 +243,9 @@ mod tests {
             scenario_source: Scenario::builtin().source().into(),
             scenario_digest: Scenario::builtin().digest().into(),
             mix: Scenario::builtin().resolve_workload(None).unwrap().mix,
-            load: LoadModel::Closed { think_time: Duration::ZERO },
+            load: LoadModel::Closed {
+                think_time: Duration::ZERO,
+            },
             request_timeout: Duration::from_secs(5),
             headers: vec![],
         }
@@ -233,7 +257,13 @@ mod tests {
             index,
             count,
             settings: (index == 0).then(settings),
-            groups: vec![(group, vec![VuserSpec { name: user.into(), token: Secret::new("t") }])],
+            groups: vec![(
+                group,
+                vec![VuserSpec {
+                    name: user.into(),
+                    token: Secret::new("t"),
+                }],
+            )],
         }
     }
 
@@ -244,8 +274,11 @@ mod tests {
         assert!(asm.add(chunk(0, 3, 0, "a")).unwrap().is_none());
         assert!(asm.add(chunk(2, 3, 1, "x")).is_err());
         let done = asm.add(chunk(1, 3, 0, "b")).unwrap().unwrap();
-        let names: Vec<Vec<&str>> =
-            done.groups.iter().map(|g| g.iter().map(|u| u.name.as_str()).collect()).collect();
+        let names: Vec<Vec<&str>> = done
+            .groups
+            .iter()
+            .map(|g| g.iter().map(|u| u.name.as_str()).collect())
+            .collect();
         assert_eq!(names, vec![vec!["a", "b"], vec!["c"]]);
     }
 
@@ -254,9 +287,19 @@ mod tests {
         assert!(load_scenario(&settings()).is_ok());
         let mut bad = settings();
         bad.scenario_digest = "00".into();
-        assert!(load_scenario(&bad).unwrap_err().to_string().contains("hashes to"));
+        assert!(
+            load_scenario(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("hashes to")
+        );
         let mut bad = settings();
         bad.mix[0].workflow = "nope".into();
-        assert!(load_scenario(&bad).unwrap_err().to_string().contains("`nope`"));
+        assert!(
+            load_scenario(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("`nope`")
+        );
     }
 }

@@ -31,7 +31,9 @@ pub struct Recorder {
 impl Default for Recorder {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(SeriesSet::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(SeriesSet::default()))
+                .collect(),
             cumulative: Mutex::new(SeriesSet::default()),
         }
     }
@@ -85,13 +87,21 @@ mod tests {
     use super::*;
 
     fn sample(wf: &str, ms: u64, error: Option<ErrorKind>) -> Sample {
-        Sample { key: SeriesKey::workflow(wf), latency: Duration::from_millis(ms), corrected: None, error }
+        Sample {
+            key: SeriesKey::workflow(wf),
+            latency: Duration::from_millis(ms),
+            corrected: None,
+            error,
+        }
     }
 
     #[test]
     fn deltas_add_up_to_cumulative() {
         let r = Recorder::new();
-        r.record(0, [sample("a", 1, None), sample("a", 2, Some(ErrorKind::Tool))]);
+        r.record(
+            0,
+            [sample("a", 1, None), sample("a", 2, Some(ErrorKind::Tool))],
+        );
         r.record(5, [sample("a", 3, None)]);
         let d1 = r.take_delta();
         assert_eq!(d1.series[&SeriesKey::workflow("a")].ok, 2);

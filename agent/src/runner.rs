@@ -133,7 +133,12 @@ pub async fn run(run: Run, sender: LinkSender, stop: CancellationToken) -> bool 
             }
         }
         LoadModel::Open { rate_per_sec } => {
-            tracker.spawn(open_generator(ctx.clone(), run.groups, rate_per_sec, tracker.clone()));
+            tracker.spawn(open_generator(
+                ctx.clone(),
+                run.groups,
+                rate_per_sec,
+                tracker.clone(),
+            ));
         }
     }
 
@@ -156,7 +161,10 @@ pub async fn run(run: Run, sender: LinkSender, stop: CancellationToken) -> bool 
         ctx.abandon.cancel();
     }
     tracker.close();
-    if tokio::time::timeout(ctx.request_timeout, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(ctx.request_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(drain_timeout = ?ctx.request_timeout, "workflows still in flight after the drain timeout; abandoning them");
         ctx.abandon.cancel();
         let _ = tokio::time::timeout(CANCEL_GRACE, tracker.wait()).await;
@@ -169,9 +177,18 @@ pub async fn run(run: Run, sender: LinkSender, stop: CancellationToken) -> bool 
 }
 
 /// Closed model: one user looping over workflows with think time.
-async fn vuser(ctx: Arc<Ctx>, group: Arc<Vec<Arc<McpSession>>>, me: usize, think: Duration, task: usize) {
+async fn vuser(
+    ctx: Arc<Ctx>,
+    group: Arc<Vec<Arc<McpSession>>>,
+    me: usize,
+    think: Duration,
+    task: usize,
+) {
     let Some(picker) = Picker::new(&ctx.scenario, &ctx.mix, group.len()) else {
-        tracing::warn!(group_size = group.len(), "no workflow of the mix fits this group; vuser idle");
+        tracing::warn!(
+            group_size = group.len(),
+            "no workflow of the mix fits this group; vuser idle"
+        );
         return;
     };
     tokio::select! {
@@ -201,7 +218,12 @@ async fn vuser(ctx: Arc<Ctx>, group: Arc<Vec<Arc<McpSession>>>, me: usize, think
 }
 
 /// The sessions playing `wf`'s roles: `me` first, then partners from the group.
-fn cast(group: &[Arc<McpSession>], me: usize, wf: &Workflow, offset: usize) -> Vec<Arc<McpSession>> {
+fn cast(
+    group: &[Arc<McpSession>],
+    me: usize,
+    wf: &Workflow,
+    offset: usize,
+) -> Vec<Arc<McpSession>> {
     let mut sessions = Vec::with_capacity(wf.n_roles());
     sessions.push(group[me].clone());
     for p in pacing::partners(me, group.len(), wf.n_roles().saturating_sub(1), offset) {
@@ -211,7 +233,12 @@ fn cast(group: &[Arc<McpSession>], me: usize, wf: &Workflow, offset: usize) -> V
 }
 
 /// Open model: starts workflows on a fixed schedule with random initiators.
-async fn open_generator(ctx: Arc<Ctx>, groups: Vec<Vec<Arc<McpSession>>>, rate: f64, tracker: TaskTracker) {
+async fn open_generator(
+    ctx: Arc<Ctx>,
+    groups: Vec<Vec<Arc<McpSession>>>,
+    rate: f64,
+    tracker: TaskTracker,
+) {
     let Some(gap) = pacing::open_interval(rate) else {
         tracing::info!("open model with rate 0: nothing to start");
         return;
@@ -250,7 +277,9 @@ async fn open_generator(ctx: Arc<Ctx>, groups: Vec<Vec<Arc<McpSession>>>, rate: 
         if lateness > pacing::LATE_START && ctx.phase.measures(intended) {
             ctx.generator.late_starts.fetch_add(1, Ordering::Relaxed);
             let us = u64::try_from(lateness.as_micros()).unwrap_or(u64::MAX);
-            ctx.generator.max_lateness_us.fetch_max(us, Ordering::Relaxed);
+            ctx.generator
+                .max_lateness_us
+                .fetch_max(us, Ordering::Relaxed);
         }
         let (g, me) = members[rng.random_range(0..members.len())];
         let Some(picker) = &pickers[g] else { continue };
@@ -262,10 +291,20 @@ async fn open_generator(ctx: Arc<Ctx>, groups: Vec<Vec<Arc<McpSession>>>, rate: 
         tracker.spawn(async move {
             let _permit = permit;
             // Looked up again so the task owns nothing borrowed from the generator.
-            let Some(wf) = ctx2.scenario.workflow(&wf_name) else { return };
+            let Some(wf) = ctx2.scenario.workflow(&wf_name) else {
+                return;
+            };
             let sessions = cast(&group, me, wf, offset);
             ctx2.generator.active_vusers.fetch_add(1, Ordering::Relaxed);
-            execute(&ctx2, wf, &sessions, iteration, Some(intended), iteration as usize).await;
+            execute(
+                &ctx2,
+                wf,
+                &sessions,
+                iteration,
+                Some(intended),
+                iteration as usize,
+            )
+            .await;
             ctx2.generator.active_vusers.fetch_sub(1, Ordering::Relaxed);
         });
     }
@@ -301,7 +340,12 @@ async fn execute(
 }
 
 /// Sends the delta of every interval from the start of measurement.
-async fn report_intervals(ctx: Arc<Ctx>, plan: StartPlan, sender: LinkSender, done: CancellationToken) {
+async fn report_intervals(
+    ctx: Arc<Ctx>,
+    plan: StartPlan,
+    sender: LinkSender,
+    done: CancellationToken,
+) {
     let first = ctx.phase.measure_start + REPORT_INTERVAL;
     let mut ticks = tokio::time::interval_at(first, REPORT_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

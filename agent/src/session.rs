@@ -135,12 +135,18 @@ impl TokenClient {
             return true;
         }
         if !self.token.refresh_pending.swap(true, Ordering::Relaxed) {
-            self.ctx.counters.refresh_requests.fetch_add(1, Ordering::Relaxed);
+            self.ctx
+                .counters
+                .refresh_requests
+                .fetch_add(1, Ordering::Relaxed);
             if self.ctx.refresh.try_send(self.token.user.clone()).is_err() {
                 tracing::warn!(user = %self.token.user, "refresh request queue full or closed");
             }
         }
-        let got = matches!(tokio::time::timeout(REFRESH_WAIT, seen.changed()).await, Ok(Ok(())));
+        let got = matches!(
+            tokio::time::timeout(REFRESH_WAIT, seen.changed()).await,
+            Ok(Ok(()))
+        );
         if !got {
             // Allow a new request next time rather than waiting forever on a lost one.
             self.token.refresh_pending.store(false, Ordering::Relaxed);
@@ -153,7 +159,10 @@ impl TokenClient {
             && matches!(request.request, ClientRequest::InitializeRequest(_))
             && self.initialized.swap(true, Ordering::Relaxed)
         {
-            self.ctx.counters.session_reinitializations.fetch_add(1, Ordering::Relaxed);
+            self.ctx
+                .counters
+                .session_reinitializations
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -229,7 +238,10 @@ impl StreamableHttpClient for TokenClient {
             .await;
         match first {
             Err(e) if is_auth_error(&e) => {
-                self.ctx.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
+                self.ctx
+                    .counters
+                    .auth_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 if !self.refreshed(seen).await {
                     return Err(e);
                 }
@@ -247,12 +259,18 @@ impl StreamableHttpClient for TokenClient {
                 if let Err(e) = &retry
                     && (is_auth_error(e) || is_forbidden(e))
                 {
-                    self.ctx.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
+                    self.ctx
+                        .counters
+                        .auth_failures
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 retry
             }
             Err(e) if is_forbidden(&e) => {
-                self.ctx.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
+                self.ctx
+                    .counters
+                    .auth_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 Err(e)
             }
             other => other,
@@ -280,7 +298,13 @@ impl StreamableHttpClient for TokenClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<BoxedSseResponse, HttpError> {
         self.http
-            .get_stream(uri, session_id, last_event_id, Some(self.token.current()), custom_headers)
+            .get_stream(
+                uri,
+                session_id,
+                last_event_id,
+                Some(self.token.current()),
+                custom_headers,
+            )
             .await
     }
 }
@@ -301,7 +325,9 @@ pub struct McpSession {
 
 impl std::fmt::Debug for McpSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("McpSession").field("user", &self.user).finish_non_exhaustive()
+        f.debug_struct("McpSession")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
     }
 }
 
@@ -349,7 +375,12 @@ impl McpSession {
 
     /// Calls a tool. A result with `isError` is `Ok` (the step decides);
     /// `Err` is everything that produced no result.
-    pub async fn call(&self, tool: &str, args: Value, timeout: Duration) -> Result<ToolOutput, CallError> {
+    pub async fn call(
+        &self,
+        tool: &str,
+        args: Value,
+        timeout: Duration,
+    ) -> Result<ToolOutput, CallError> {
         let arguments = match args {
             Value::Object(map) => map,
             Value::Null => serde_json::Map::new(),
@@ -413,7 +444,9 @@ pub fn classify(err: &(dyn StdError + 'static)) -> ErrorKind {
         if e.downcast_ref::<ErrorData>().is_some() {
             return ErrorKind::JsonRpc;
         }
-        if e.downcast_ref::<AuthRequiredError>().is_some() || e.downcast_ref::<InsufficientScopeError>().is_some() {
+        if e.downcast_ref::<AuthRequiredError>().is_some()
+            || e.downcast_ref::<InsufficientScopeError>().is_some()
+        {
             return ErrorKind::Auth;
         }
         if let Some(status) = e.downcast_ref::<HttpStatusError>() {
@@ -426,7 +459,11 @@ pub fn classify(err: &(dyn StdError + 'static)) -> ErrorKind {
             if let Some(status) = http_status(http) {
                 return status_kind(status);
             }
-            if matches!(http, StreamableHttpError::SessionRecoveryTimeout | StreamableHttpError::ControlRequestTimeout) {
+            if matches!(
+                http,
+                StreamableHttpError::SessionRecoveryTimeout
+                    | StreamableHttpError::ControlRequestTimeout
+            ) {
                 return ErrorKind::Timeout;
             }
         }
@@ -483,8 +520,14 @@ mod tests {
 
     #[test]
     fn classifies_transport_errors() {
-        check(StreamableHttpError::HttpStatus(HttpStatusError::new(503, None)), ErrorKind::Http5xx);
-        check(StreamableHttpError::HttpStatus(HttpStatusError::new(429, None)), ErrorKind::Http4xx);
+        check(
+            StreamableHttpError::HttpStatus(HttpStatusError::new(503, None)),
+            ErrorKind::Http5xx,
+        );
+        check(
+            StreamableHttpError::HttpStatus(HttpStatusError::new(429, None)),
+            ErrorKind::Http4xx,
+        );
         check(
             StreamableHttpError::UnexpectedServerResponse(Cow::from("HTTP 401 Unauthorized: no")),
             ErrorKind::Auth,
@@ -493,13 +536,27 @@ mod tests {
             StreamableHttpError::UnexpectedServerResponse(Cow::from("HTTP 422 Unprocessable: x")),
             ErrorKind::Http4xx,
         );
-        check(StreamableHttpError::UnexpectedEndOfStream, ErrorKind::Transport);
-        check(StreamableHttpError::SessionRecoveryTimeout, ErrorKind::Timeout);
+        check(
+            StreamableHttpError::UnexpectedEndOfStream,
+            ErrorKind::Transport,
+        );
+        check(
+            StreamableHttpError::SessionRecoveryTimeout,
+            ErrorKind::Timeout,
+        );
         check(
             StreamableHttpError::AuthRequired(AuthRequiredError::new("Bearer".into())),
             ErrorKind::Auth,
         );
-        assert_eq!(classify(&ServiceError::McpError(ErrorData::internal_error("x", None))), ErrorKind::JsonRpc);
-        assert_eq!(classify(&ServiceError::TransportClosed), ErrorKind::Transport);
+        assert_eq!(
+            classify(&ServiceError::McpError(ErrorData::internal_error(
+                "x", None
+            ))),
+            ErrorKind::JsonRpc
+        );
+        assert_eq!(
+            classify(&ServiceError::TransportClosed),
+            ErrorKind::Transport
+        );
     }
 }

@@ -44,7 +44,10 @@ pub async fn run_workflow(
     request_timeout: Duration,
 ) -> WorkflowOutcome {
     let started = Instant::now();
-    let users = sessions.iter().map(|s| s.user().as_str().to_owned()).collect();
+    let users = sessions
+        .iter()
+        .map(|s| s.user().as_str().to_owned())
+        .collect();
     let mut bindings = Bindings::new(users, uuid, iteration);
     let mut samples = Vec::with_capacity(workflow.steps.len() * 2);
     let mut error: Option<ErrorKind> = None;
@@ -55,10 +58,16 @@ pub async fn run_workflow(
             continue;
         }
         let step_started = Instant::now();
-        let calls = step
-            .actors
-            .iter()
-            .map(|&role| call_as(workflow, step, &sessions[role], role, &bindings, request_timeout));
+        let calls = step.actors.iter().map(|&role| {
+            call_as(
+                workflow,
+                step,
+                &sessions[role],
+                role,
+                &bindings,
+                request_timeout,
+            )
+        });
         // Each call returns its own operation sample; collect them in order.
         let results: Vec<(ActorResult, Option<Sample>)> = join_all(calls).await;
         let step_latency = step_started.elapsed();

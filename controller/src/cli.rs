@@ -227,11 +227,24 @@ mod tests {
     #[test]
     fn parses_framework_flags() {
         let cli = Cli::try_parse_from([
-            "controller", "start", "-u", "4", "-d", "300", "-w", "500ms", "--no-cleanup",
-            "--threshold", "error_rate<1%", "--threshold", "note_share.p95<500ms",
+            "controller",
+            "start",
+            "-u",
+            "4",
+            "-d",
+            "300",
+            "-w",
+            "500ms",
+            "--no-cleanup",
+            "--threshold",
+            "error_rate<1%",
+            "--threshold",
+            "note_share.p95<500ms",
         ])
         .unwrap();
-        let Command::Start(a) = cli.command else { panic!("not start") };
+        let Command::Start(a) = cli.command else {
+            panic!("not start")
+        };
         assert_eq!(a.users, Some(4));
         assert_eq!(a.duration, Some(Duration::from_secs(300)));
         assert_eq!(a.warmup, Some(Duration::from_millis(500)));

@@ -27,7 +27,9 @@ pub const NEXTCLOUD_ADMIN_PASSWORD_ENV: &str = "NEXTCLOUD_ADMIN_PASSWORD";
 pub enum TargetConfig {
     /// Start the mock target in-process on loopback.
     Embedded,
-    External { mcp_url: url::Url },
+    External {
+        mcp_url: url::Url,
+    },
 }
 
 /// Where users come from; admin credentials only from env.
@@ -59,9 +61,13 @@ pub enum AgentsMode {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LoadModel {
-    Closed { think_time: Duration },
+    Closed {
+        think_time: Duration,
+    },
     /// Workflow starts per second across the cluster.
-    Open { rate_per_sec: f64 },
+    Open {
+        rate_per_sec: f64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -152,8 +158,9 @@ enum DurationValue {
 impl DurationValue {
     fn resolve(&self, key: &str, file: &Path) -> anyhow::Result<Duration> {
         match self {
-            DurationValue::Seconds(s) => Duration::try_from_secs_f64(*s)
-                .with_context(|| format!("{key} in {}: not a valid number of seconds", file.display())),
+            DurationValue::Seconds(s) => Duration::try_from_secs_f64(*s).with_context(|| {
+                format!("{key} in {}: not a valid number of seconds", file.display())
+            }),
             DurationValue::Text(t) => common::duration::parse_duration(t)
                 .with_context(|| format!("{key} in {}", file.display())),
         }
@@ -309,7 +316,9 @@ impl RunConfig {
         let provider = match provider_kind {
             ProviderKind::Embedded => {
                 if target != TargetConfig::Embedded {
-                    bail!("--provider embedded only works with the embedded mock target (no --url); use --provider nextcloud or static");
+                    bail!(
+                        "--provider embedded only works with the embedded mock target (no --url); use --provider nextcloud or static"
+                    );
                 }
                 ProviderConfig::Embedded
             }
@@ -434,7 +443,8 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let (c, _) = RunConfig::resolve(&args(|a| a.agents = Some(3)), &MapEnv(HashMap::new())).unwrap();
+        let (c, _) =
+            RunConfig::resolve(&args(|a| a.agents = Some(3)), &MapEnv(HashMap::new())).unwrap();
         assert_eq!(c.n_users, 6);
         assert_eq!(c.duration, Duration::from_secs(30));
         assert_eq!(c.warmup, Duration::from_secs(5));
@@ -442,14 +452,23 @@ mod tests {
         assert_eq!(c.target, TargetConfig::Embedded);
         assert!(matches!(c.provider, ProviderConfig::Embedded));
         assert_eq!(c.listen.to_string(), "127.0.0.1:0");
-        assert_eq!(c.load, LoadModel::Closed { think_time: Duration::ZERO });
+        assert_eq!(
+            c.load,
+            LoadModel::Closed {
+                think_time: Duration::ZERO
+            }
+        );
     }
 
     #[test]
     fn file_under_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "users = 10\nduration = \"1m\"\nwarmup = 2\nthreshold = [\"error_rate<1%\"]\n").unwrap();
+        std::fs::write(
+            &path,
+            "users = 10\nduration = \"1m\"\nwarmup = 2\nthreshold = [\"error_rate<1%\"]\n",
+        )
+        .unwrap();
         let a = args(|a| {
             a.config = Some(path.clone());
             a.users = Some(4);
@@ -466,14 +485,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "userz = 10\n").unwrap();
-        let err = RunConfig::resolve(&args(|a| a.config = Some(path.clone())), &MapEnv(HashMap::new()))
-            .unwrap_err();
+        let err = RunConfig::resolve(
+            &args(|a| a.config = Some(path.clone())),
+            &MapEnv(HashMap::new()),
+        )
+        .unwrap_err();
         assert!(format!("{err:#}").contains("userz"), "{err:#}");
     }
 
     #[test]
     fn no_spawn_needs_secret() {
-        let err = RunConfig::resolve(&args(|a| a.no_spawn = true), &MapEnv(HashMap::new())).unwrap_err();
+        let err =
+            RunConfig::resolve(&args(|a| a.no_spawn = true), &MapEnv(HashMap::new())).unwrap_err();
         assert!(format!("{err:#}").contains("MCP_SWARM_CLUSTER_SECRET"));
         let env = MapEnv(HashMap::from([("MCP_SWARM_CLUSTER_SECRET", "s")]));
         let (c, _) = RunConfig::resolve(&args(|a| a.no_spawn = true), &env).unwrap();

@@ -18,7 +18,8 @@ use crate::report::{GeneratorSummary, McpCounters};
 pub const CHUNK_BYTES: usize = 1024 * 1024;
 
 pub fn unix_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn from_unix_ms(ms: i64) -> SystemTime {
@@ -204,7 +205,9 @@ mod tests {
                 scenario_source: "s".into(),
                 scenario_digest: "d".into(),
                 mix: vec![("baseline".into(), 1)],
-                load: LoadModel::Closed { think_time: Duration::ZERO },
+                load: LoadModel::Closed {
+                    think_time: Duration::ZERO,
+                },
                 request_timeout: Duration::from_secs(30),
             },
             groups: (0..n_groups)
@@ -230,11 +233,20 @@ mod tests {
         assert!(chunks.len() > 1);
         assert!(chunks[0].settings.is_some());
         assert!(chunks[1..].iter().all(|c| c.settings.is_none()));
-        assert!(chunks.iter().all(|c| c.chunk_count as usize == chunks.len()));
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.chunk_count as usize == chunks.len())
+        );
         let total: usize = chunks.iter().map(|c| c.groups.len()).sum();
         assert_eq!(total, 2000);
         for c in &chunks {
-            let size: usize = c.groups.iter().flat_map(|g| &g.users).map(|u| u.access_token.len() + u.name.len()).sum();
+            let size: usize = c
+                .groups
+                .iter()
+                .flat_map(|g| &g.users)
+                .map(|u| u.access_token.len() + u.name.len())
+                .sum();
             assert!(size < CHUNK_BYTES, "{size}");
         }
         assert_eq!(chunk_assignment(&assignment(0), CHUNK_BYTES).len(), 1);

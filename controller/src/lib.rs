@@ -69,10 +69,16 @@ async fn cleanup(args: &CleanupArgs) -> anyhow::Result<ExitCode> {
                 "cleanup needs --nextcloud-url (the Nextcloud base URL; admin from NEXTCLOUD_ADMIN_USER/NEXTCLOUD_ADMIN_PASSWORD)",
             )?;
             let admin = config::admin_from_env(&ProcessEnv)?;
-            provision::Provider::Ocs(provision::OcsProvider::new(base, admin.user, admin.password)?)
+            provision::Provider::Ocs(provision::OcsProvider::new(
+                base,
+                admin.user,
+                admin.password,
+            )?)
         }
         ProviderKind::Embedded => {
-            anyhow::bail!("--provider embedded: the embedded target's users vanish with its run; nothing to clean up")
+            anyhow::bail!(
+                "--provider embedded: the embedded target's users vanish with its run; nothing to clean up"
+            )
         }
         ProviderKind::Static => {
             anyhow::bail!("--provider static: users from --users-file are never created or deleted")
@@ -96,9 +102,8 @@ async fn cleanup(args: &CleanupArgs) -> anyhow::Result<ExitCode> {
 pub fn init_tracing(log: LogConfig) {
     use tracing_subscriber::EnvFilter;
     let ours = if log.verbose { "debug" } else { "info" };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!("warn,controller={ours},mock={ours}"))
-    });
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,controller={ours},mock={ours}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

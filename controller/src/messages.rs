@@ -133,7 +133,13 @@ pub enum AgentEvent {
         name: String,
         outbound: mpsc::Sender<ToAgent>,
     },
-    Message { agent: AgentId, message: FromAgent },
+    Message {
+        agent: AgentId,
+        message: FromAgent,
+    },
     /// The stream ended (cleanly or not).
-    Detached { agent: AgentId, reason: Option<String> },
+    Detached {
+        agent: AgentId,
+        reason: Option<String>,
+    },
 }

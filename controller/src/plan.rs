@@ -39,7 +39,9 @@ impl AgentShare {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlanError {
-    #[error("--users {n_users} too small for the workload: needs at least {per_agent} users per agent ({n_agents} agents: --users {needed} or more)")]
+    #[error(
+        "--users {n_users} too small for the workload: needs at least {per_agent} users per agent ({n_agents} agents: --users {needed} or more)"
+    )]
     TooFewUsers {
         n_users: usize,
         n_agents: usize,
@@ -127,11 +129,31 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn check(n_users: usize, n_agents: usize, group_size: usize, min_roles: usize, expected: Result<Vec<Vec<usize>>, ()>) {
-        let got = plan(&PlanInput { n_users, n_agents, group_size, min_roles, rate_per_sec: None })
-            .map(|p| p.agents.iter().map(|a| a.groups.iter().map(Vec::len).collect()).collect::<Vec<Vec<usize>>>())
-            .map_err(|_| ());
-        assert_eq!(got, expected, "users {n_users} agents {n_agents} group {group_size} min {min_roles}");
+    fn check(
+        n_users: usize,
+        n_agents: usize,
+        group_size: usize,
+        min_roles: usize,
+        expected: Result<Vec<Vec<usize>>, ()>,
+    ) {
+        let got = plan(&PlanInput {
+            n_users,
+            n_agents,
+            group_size,
+            min_roles,
+            rate_per_sec: None,
+        })
+        .map(|p| {
+            p.agents
+                .iter()
+                .map(|a| a.groups.iter().map(Vec::len).collect())
+                .collect::<Vec<Vec<usize>>>()
+        })
+        .map_err(|_| ());
+        assert_eq!(
+            got, expected,
+            "users {n_users} agents {n_agents} group {group_size} min {min_roles}"
+        );
     }
 
     #[test]
@@ -149,8 +171,18 @@ mod tests {
 
     #[test]
     fn error_names_the_fix() {
-        let e = plan(&PlanInput { n_users: 2, n_agents: 3, group_size: 2, min_roles: 2, rate_per_sec: None }).unwrap_err();
-        assert_eq!(e.to_string(), "--users 2 too small for the workload: needs at least 2 users per agent (3 agents: --users 6 or more)");
+        let e = plan(&PlanInput {
+            n_users: 2,
+            n_agents: 3,
+            group_size: 2,
+            min_roles: 2,
+            rate_per_sec: None,
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--users 2 too small for the workload: needs at least 2 users per agent (3 agents: --users 6 or more)"
+        );
     }
 
     proptest! {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use common::ids::AgentId;
 
@@ -27,6 +28,9 @@ pub enum RegistryError {
 struct Entry {
     name: String,
     slot: Slot,
+    /// When the last message from the agent arrived (stamped by the
+    /// service on arrival, so a busy run loop cannot make an agent look lost).
+    last_heard: Instant,
 }
 
 pub struct Registry {
@@ -58,6 +62,7 @@ impl Registry {
             Entry {
                 name: name.to_owned(),
                 slot: Slot::Registered,
+                last_heard: Instant::now(),
             },
         );
         Ok(id)
@@ -72,6 +77,7 @@ impl Registry {
         match entry.slot {
             Slot::Registered => {
                 entry.slot = Slot::Attached;
+                entry.last_heard = Instant::now();
                 Ok(entry.name.clone())
             }
             Slot::Attached | Slot::Detached => Err(RegistryError::NotAttachable(id.clone())),
@@ -82,6 +88,17 @@ impl Registry {
         if let Some(e) = self.lock().get_mut(id) {
             e.slot = Slot::Detached;
         }
+    }
+
+    /// Notes that a message from the agent just arrived.
+    pub fn touch(&self, id: &AgentId) {
+        if let Some(e) = self.lock().get_mut(id) {
+            e.last_heard = Instant::now();
+        }
+    }
+
+    pub fn last_heard(&self, id: &AgentId) -> Option<Instant> {
+        self.lock().get(id).map(|e| e.last_heard)
     }
 
     pub fn slot(&self, id: &AgentId) -> Option<Slot> {
@@ -115,7 +132,10 @@ mod tests {
         assert_eq!(r.register("x"), Err(RegistryError::Full(2)));
         assert_eq!(r.attach(&a).unwrap(), "agent-0");
         assert!(matches!(r.attach(&a), Err(RegistryError::NotAttachable(_))));
-        assert!(matches!(r.attach(&AgentId::from("nope")), Err(RegistryError::Unknown(_))));
+        assert!(matches!(
+            r.attach(&AgentId::from("nope")),
+            Err(RegistryError::Unknown(_))
+        ));
         r.detach(&b);
         assert_eq!(r.slot(&b), Some(Slot::Detached));
     }

@@ -113,7 +113,10 @@ impl Swarm for SwarmService {
             .and_then(|v| v.to_str().ok())
             .map(AgentId::from)
             .ok_or_else(|| {
-                Status::invalid_argument(format!("Attach needs the agent id in {}", common::AGENT_METADATA))
+                Status::invalid_argument(format!(
+                    "Attach needs the agent id in {}",
+                    common::AGENT_METADATA
+                ))
             })?;
         let name = self.registry.attach(&id)?;
         let mut inbound = request.into_inner();
@@ -159,27 +162,26 @@ impl Swarm for SwarmService {
                     () = shutdown.cancelled() => break Some("controller shutting down".to_owned()),
                     next = inbound.message() => next,
                 };
-                match next {
-                    Ok(Some(msg)) => match convert::from_proto(msg) {
-                        Ok(Some(message)) => {
-                            if events
-                                .send(AgentEvent::Message {
-                                    agent: id.clone(),
-                                    message,
-                                })
-                                .await
-                                .is_err()
-                            {
-                                break None;
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            tracing::warn!(agent = %id, error = %e, "undecodable histogram from agent; message dropped");
-                        }
-                    },
+                let msg = match next {
+                    Ok(Some(msg)) => msg,
                     Ok(None) => break None,
                     Err(status) => break Some(format!("stream error: {}", status.message())),
+                };
+                registry.touch(&id);
+                match convert::from_proto(msg) {
+                    Ok(Some(message)) => {
+                        let event = AgentEvent::Message {
+                            agent: id.clone(),
+                            message,
+                        };
+                        if events.send(event).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(agent = %id, error = %e, "undecodable histogram from agent; message dropped");
+                    }
                 }
             };
             registry.detach(&id);

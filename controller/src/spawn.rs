@@ -17,7 +17,12 @@ pub struct AgentProcesses {
 impl AgentProcesses {
     /// Starts `n` agents dialing `controller_url`; the secret goes in the
     /// environment, never in argv.
-    pub fn spawn(bin: &Path, n: u32, controller_url: &str, secret: &Secret) -> anyhow::Result<AgentProcesses> {
+    pub fn spawn(
+        bin: &Path,
+        n: u32,
+        controller_url: &str,
+        secret: &Secret,
+    ) -> anyhow::Result<AgentProcesses> {
         if !bin.is_file() {
             anyhow::bail!(
                 "agent executable not found at {}: build it (`cargo build -p mcp-swarm-agent`, or `cargo build --workspace`) or pass --agent-bin",
@@ -47,10 +52,12 @@ impl AgentProcesses {
 
     /// The first agent that has exited, with how.
     pub fn exited(&mut self) -> Option<String> {
-        self.children.iter_mut().find_map(|(name, child)| match child.try_wait() {
-            Ok(Some(status)) => Some(format!("{name} exited ({status})")),
-            _ => None,
-        })
+        self.children
+            .iter_mut()
+            .find_map(|(name, child)| match child.try_wait() {
+                Ok(Some(status)) => Some(format!("{name} exited ({status})")),
+                _ => None,
+            })
     }
 
     /// Waits up to `timeout` for every agent to exit, then kills the rest.
@@ -59,7 +66,9 @@ impl AgentProcesses {
         for (name, child) in &mut self.children {
             match tokio::time::timeout_at(deadline, child.wait()).await {
                 Ok(Ok(status)) if status.success() => {}
-                Ok(Ok(status)) => tracing::warn!(agent = %name, %status, "agent exited with failure"),
+                Ok(Ok(status)) => {
+                    tracing::warn!(agent = %name, %status, "agent exited with failure")
+                }
                 Ok(Err(e)) => tracing::warn!(agent = %name, error = %e, "waiting for agent"),
                 Err(_) => {
                     tracing::warn!(agent = %name, "agent still running; killing it");

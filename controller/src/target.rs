@@ -28,7 +28,10 @@ pub struct EmbeddedTarget {
 }
 
 impl Target {
-    pub async fn start(config: &TargetConfig, shutdown: &CancellationToken) -> anyhow::Result<Target> {
+    pub async fn start(
+        config: &TargetConfig,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Target> {
         match config {
             TargetConfig::External { mcp_url } => Ok(Target {
                 mcp_url: mcp_url.clone(),
@@ -49,8 +52,10 @@ impl Target {
                     .await
                     .context("starting the embedded mock target")?;
                 tracing::info!(mcp_url = %mock.mcp_url, "embedded mock target running");
-                let mcp_url = url::Url::parse(&mock.mcp_url).context("the mock target's MCP URL")?;
-                let admin_url = url::Url::parse(&mock.admin_url).context("the mock target's admin URL")?;
+                let mcp_url =
+                    url::Url::parse(&mock.mcp_url).context("the mock target's MCP URL")?;
+                let admin_url =
+                    url::Url::parse(&mock.admin_url).context("the mock target's admin URL")?;
                 Ok(Target {
                     mcp_url,
                     embedded: Some(EmbeddedTarget {
@@ -71,7 +76,10 @@ impl Target {
     pub async fn stop(self) {
         if let Some(e) = self.embedded {
             e.shutdown.cancel();
-            if tokio::time::timeout(MOCK_STOP_TIMEOUT, e.mock.wait()).await.is_err() {
+            if tokio::time::timeout(MOCK_STOP_TIMEOUT, e.mock.wait())
+                .await
+                .is_err()
+            {
                 tracing::warn!("embedded mock target did not stop in time");
             }
         }

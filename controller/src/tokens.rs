@@ -27,7 +27,11 @@ pub struct TokenKeeper {
 }
 
 impl TokenKeeper {
-    pub fn new(auth: Arc<Authenticator>, users: &[TestUser], tokens: BTreeMap<UserName, TokenSet>) -> TokenKeeper {
+    pub fn new(
+        auth: Arc<Authenticator>,
+        users: &[TestUser],
+        tokens: BTreeMap<UserName, TokenSet>,
+    ) -> TokenKeeper {
         let (results_tx, results) = mpsc::channel(256);
         TokenKeeper {
             auth,

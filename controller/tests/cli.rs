@@ -14,20 +14,51 @@ fn check(args: &[&str], code: i32, expected: &[&str]) {
     for e in expected {
         assert!(stderr.contains(e), "{args:?}: expected {e:?} in:\n{stderr}");
     }
-    assert!(!stderr.contains("listening for agents"), "{args:?} started something:\n{stderr}");
+    assert!(
+        !stderr.contains("listening for agents"),
+        "{args:?} started something:\n{stderr}"
+    );
 }
 
 #[test]
 fn bad_input_fails_early() {
     check(&["start", "-d", "3x"], 2, &["--duration", "500ms"]);
-    check(&["start", "--workload", "nope"], 1, &["--workload nope", "mixed"]);
-    check(&["start", "--agents", "3", "--users", "2"], 1, &["--users 2 too small", "per agent"]);
-    check(&["start", "--scenario", "/nonexistent/s.yaml"], 1, &["cannot read --scenario /nonexistent/s.yaml"]);
-    check(&["start", "--threshold", "p95<<1"], 1, &["--threshold", "invalid threshold"]);
+    check(
+        &["start", "--workload", "nope"],
+        1,
+        &["--workload nope", "mixed"],
+    );
+    check(
+        &["start", "--agents", "3", "--users", "2"],
+        1,
+        &["--users 2 too small", "per agent"],
+    );
+    check(
+        &["start", "--scenario", "/nonexistent/s.yaml"],
+        1,
+        &["cannot read --scenario /nonexistent/s.yaml"],
+    );
+    check(
+        &["start", "--threshold", "p95<<1"],
+        1,
+        &["--threshold", "invalid threshold"],
+    );
     check(&["start", "--no-spawn"], 1, &["MCP_SWARM_CLUSTER_SECRET"]);
-    check(&["start", "--login", "browser"], 1, &["--login browser", "not yet supported"]);
-    check(&["start", "--agent-bin", "/nonexistent/agent"], 1, &["agent executable not found", "--agent-bin"]);
-    check(&["report", "/nonexistent/run.json"], 1, &["/nonexistent/run.json"]);
+    check(
+        &["start", "--login", "browser"],
+        1,
+        &["--login browser", "not yet supported"],
+    );
+    check(
+        &["start", "--agent-bin", "/nonexistent/agent"],
+        1,
+        &["agent executable not found", "--agent-bin"],
+    );
+    check(
+        &["report", "/nonexistent/run.json"],
+        1,
+        &["/nonexistent/run.json"],
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
@@ -41,9 +72,26 @@ fn help_lists_the_framework_flags() {
     let mut c = Proc::spawn("controller", controller(&["start", "--help"]));
     assert!(c.wait(Duration::from_secs(10)).success());
     let help = c.stdout();
-    for flag in ["--users", "--duration", "--warmup", "--url", "--output", "--workload", "--user-prefix",
-                 "--no-cleanup", "--agents", "--no-spawn", "--listen", "--scenario", "--rate", "--threshold",
-                 "--login", "--provider", "--state-dir", "MCP_SWARM_USERS"] {
+    for flag in [
+        "--users",
+        "--duration",
+        "--warmup",
+        "--url",
+        "--output",
+        "--workload",
+        "--user-prefix",
+        "--no-cleanup",
+        "--agents",
+        "--no-spawn",
+        "--listen",
+        "--scenario",
+        "--rate",
+        "--threshold",
+        "--login",
+        "--provider",
+        "--state-dir",
+        "MCP_SWARM_USERS",
+    ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
 }

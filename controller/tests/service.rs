@@ -21,7 +21,8 @@ const SECRET: &str = "test-cluster-secret";
 
 fn request<T>(msg: T, secret: &str) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
-    r.metadata_mut().insert(common::SECRET_METADATA, secret.parse().unwrap());
+    r.metadata_mut()
+        .insert(common::SECRET_METADATA, secret.parse().unwrap());
     r
 }
 
@@ -36,7 +37,10 @@ fn register_request(version: u32, digest: &str) -> proto::RegisterRequest {
 }
 
 async fn next_event(rx: &mut mpsc::Receiver<AgentEvent>) -> AgentEvent {
-    tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("event in time").expect("event")
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("event in time")
+        .expect("event")
 }
 
 #[tokio::test]
@@ -47,54 +51,114 @@ async fn register_and_attach() {
     let token = CancellationToken::new();
     let _guard = token.clone().drop_guard();
     let digest = Scenario::builtin().digest().to_owned();
-    let svc = SwarmService::new(Arc::new(Registry::new(1)), tx, digest.clone(), TaskTracker::new(), token.clone());
-    tokio::spawn(service::serve(listener, svc, Secret::new(SECRET), token.clone()));
+    let svc = SwarmService::new(
+        Arc::new(Registry::new(1)),
+        tx,
+        digest.clone(),
+        TaskTracker::new(),
+        token.clone(),
+    );
+    tokio::spawn(service::serve(
+        listener,
+        svc,
+        Secret::new(SECRET),
+        token.clone(),
+    ));
 
-    let mut client = SwarmClient::connect(format!("http://{addr}")).await.unwrap();
+    let mut client = SwarmClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
     let v = common::PROTOCOL_VERSION;
 
-    let e = client.register(request(register_request(v, &digest), "wrong")).await.unwrap_err();
+    let e = client
+        .register(request(register_request(v, &digest), "wrong"))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
-    let e = client.register(tonic::Request::new(register_request(v, &digest))).await.unwrap_err();
+    let e = client
+        .register(tonic::Request::new(register_request(v, &digest)))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
 
-    let e = client.register(request(register_request(v + 1, &digest), SECRET)).await.unwrap_err();
+    let e = client
+        .register(request(register_request(v + 1, &digest), SECRET))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
-    assert!(e.message().contains("protocol version") && e.message().contains("same commit"), "{}", e.message());
+    assert!(
+        e.message().contains("protocol version") && e.message().contains("same commit"),
+        "{}",
+        e.message()
+    );
 
-    let e = client.register(request(register_request(v, "deadbeef"), SECRET)).await.unwrap_err();
+    let e = client
+        .register(request(register_request(v, "deadbeef"), SECRET))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
     assert!(e.message().contains("scenario"), "{}", e.message());
 
-    let ok = client.register(request(register_request(v, &digest), SECRET)).await.unwrap().into_inner();
+    let ok = client
+        .register(request(register_request(v, &digest), SECRET))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(ok.heartbeat_interval_ms, 1000);
-    let e = client.register(request(register_request(v, &digest), SECRET)).await.unwrap_err();
+    let e = client
+        .register(request(register_request(v, &digest), SECRET))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
 
     // Attach: agent → controller and back.
     let (out_tx, out_rx) = mpsc::channel(4);
     let mut req = request(tokio_stream::wrappers::ReceiverStream::new(out_rx), SECRET);
-    req.metadata_mut().insert(common::AGENT_METADATA, ok.agent_id.parse().unwrap());
+    req.metadata_mut()
+        .insert(common::AGENT_METADATA, ok.agent_id.parse().unwrap());
     out_tx
         .send(proto::AgentMessage {
-            body: Some(proto::agent_message::Body::Heartbeat(proto::Heartbeat { sent_at_ms: 1, active_vusers: 7 })),
+            body: Some(proto::agent_message::Body::Heartbeat(proto::Heartbeat {
+                sent_at_ms: 1,
+                active_vusers: 7,
+            })),
         })
         .await
         .unwrap();
     let mut inbound = client.attach(req).await.unwrap().into_inner();
-    let AgentEvent::Attached { agent, outbound, .. } = next_event(&mut events).await else { panic!("not attached") };
+    let AgentEvent::Attached {
+        agent, outbound, ..
+    } = next_event(&mut events).await
+    else {
+        panic!("not attached")
+    };
     assert_eq!(agent.as_str(), ok.agent_id);
-    let AgentEvent::Message { message: FromAgent::Heartbeat { active_vusers }, .. } = next_event(&mut events).await else {
+    let AgentEvent::Message {
+        message: FromAgent::Heartbeat { active_vusers },
+        ..
+    } = next_event(&mut events).await
+    else {
         panic!("no heartbeat")
     };
     assert_eq!(active_vusers, 7);
-    outbound.send(ToAgent::Stop { reason: "test".into() }).await.unwrap();
+    outbound
+        .send(ToAgent::Stop {
+            reason: "test".into(),
+        })
+        .await
+        .unwrap();
     let msg = inbound.message().await.unwrap().unwrap();
-    assert!(matches!(msg.body, Some(proto::controller_message::Body::Stop(ref s)) if s.reason == "test"), "{msg:?}");
+    assert!(
+        matches!(msg.body, Some(proto::controller_message::Body::Stop(ref s)) if s.reason == "test"),
+        "{msg:?}"
+    );
 
     // The agent hangs up: the run hears it; dropping the sender ends the stream.
     drop(out_tx);
-    assert!(matches!(next_event(&mut events).await, AgentEvent::Detached { .. }));
+    assert!(matches!(
+        next_event(&mut events).await,
+        AgentEvent::Detached { .. }
+    ));
     drop(outbound);
     assert!(inbound.message().await.unwrap().is_none());
 }

@@ -209,6 +209,12 @@ pub async fn serve(
     let router = oauth::router(app.clone())
         .merge(admin::router(app.clone()))
         .merge(mcp::router(app.clone(), &config, shutdown.clone()));
+    // Without TCP_NODELAY, small SSE writes meet delayed ACKs and every MCP call takes ~40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .into_future();

@@ -49,7 +49,10 @@ pub(crate) fn compile(raw: RawScenario) -> Result<Compiled> {
         );
     }
     if raw.workflows.0.is_empty() {
-        return err(vec![key("workflows")], "`workflows:` is empty; define at least one workflow");
+        return err(
+            vec![key("workflows")],
+            "`workflows:` is empty; define at least one workflow",
+        );
     }
     let workflows = raw
         .workflows
@@ -80,7 +83,9 @@ pub(crate) fn compile(raw: RawScenario) -> Result<Compiled> {
         if mix.iter().map(|m| u64::from(m.weight)).sum::<u64>() == 0 {
             return err(
                 path(),
-                format!("workload `{name}` has a total weight of 0; give at least one workflow a weight above 0"),
+                format!(
+                    "workload `{name}` has a total weight of 0; give at least one workflow a weight above 0"
+                ),
             );
         }
         workloads.push(Workload { name, mix });
@@ -114,14 +119,19 @@ pub(crate) fn names<'a>(items: impl Iterator<Item = &'a str>) -> String {
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn check_name(name: &str, what: &str, path: Vec<Segment>) -> Result<()> {
     if is_name(name) {
         Ok(())
     } else {
-        err(path, format!("{what} name `{name}` may only use letters, digits, `_` and `-`"))
+        err(
+            path,
+            format!("{what} name `{name}` may only use letters, digits, `_` and `-`"),
+        )
     }
 }
 
@@ -135,14 +145,20 @@ fn compile_workflow(name: String, raw: RawWorkflow) -> Result<Workflow> {
     };
     let roles = raw.roles.unwrap_or_else(|| vec!["user".to_owned()]);
     if roles.is_empty() {
-        return err(roles_path(), format!("workflow `{name}` has no roles; list at least one, e.g. `roles: [owner]`"));
+        return err(
+            roles_path(),
+            format!("workflow `{name}` has no roles; list at least one, e.g. `roles: [owner]`"),
+        );
     }
     for (i, role) in roles.iter().enumerate() {
         let mut p = roles_path();
         p.push(Segment::Index(i));
         check_name(role, "role", p.clone())?;
         if role == "all" {
-            return err(p, "`all` is reserved (it means every role in `as: all`); rename the role");
+            return err(
+                p,
+                "`all` is reserved (it means every role in `as: all`); rename the role",
+            );
         }
         if roles[..i].contains(role) {
             return err(p, format!("workflow `{name}` lists role `{role}` twice"));
@@ -153,7 +169,9 @@ fn compile_workflow(name: String, raw: RawWorkflow) -> Result<Workflow> {
         p.push(key("baseline"));
         return err(
             p,
-            format!("workflow `{name}` is a baseline workflow, which must have exactly one role (it has {roles:?})"),
+            format!(
+                "workflow `{name}` is a baseline workflow, which must have exactly one role (it has {roles:?})"
+            ),
         );
     }
     if raw.steps.is_empty() {
@@ -201,10 +219,16 @@ fn compile_step(
     let ctx = format!("workflow `{workflow}`, step `{name}`");
     check_name(&name, "step", at("name"))?;
     if earlier.iter().any(|s| s.name == name) {
-        return err(at("name"), format!("{ctx}: duplicate step name; step names must be unique within a workflow"));
+        return err(
+            at("name"),
+            format!("{ctx}: duplicate step name; step names must be unique within a workflow"),
+        );
     }
     if raw.tool.trim().is_empty() {
-        return err(at("tool"), format!("{ctx}: `tool:` is empty; name the MCP tool to call"));
+        return err(
+            at("tool"),
+            format!("{ctx}: `tool:` is empty; name the MCP tool to call"),
+        );
     }
 
     let all: Vec<usize> = (0..roles.len()).collect();
@@ -220,7 +244,9 @@ fn compile_step(
         None => {
             return err(
                 step_path.to_vec(),
-                format!("{ctx}: add `as:` with one of the roles {roles:?} (or `all` with `parallel: true`)"),
+                format!(
+                    "{ctx}: add `as:` with one of the roles {roles:?} (or `all` with `parallel: true`)"
+                ),
             );
         }
         Some(OneOrMany::One(r)) if r == "all" => all,
@@ -245,12 +271,22 @@ fn compile_step(
     if actors.len() > 1 && !raw.parallel {
         return err(
             at("as"),
-            format!("{ctx}: a step for several roles must say `parallel: true` (they run at the same time)"),
+            format!(
+                "{ctx}: a step for several roles must say `parallel: true` (they run at the same time)"
+            ),
         );
     }
 
-    let step_names: Vec<&str> = earlier.iter().filter(|s| !s.parallel).map(|s| s.name.as_str()).collect();
-    let parallel_names: Vec<&str> = earlier.iter().filter(|s| s.parallel).map(|s| s.name.as_str()).collect();
+    let step_names: Vec<&str> = earlier
+        .iter()
+        .filter(|s| !s.parallel)
+        .map(|s| s.name.as_str())
+        .collect();
+    let parallel_names: Vec<&str> = earlier
+        .iter()
+        .filter(|s| s.parallel)
+        .map(|s| s.name.as_str())
+        .collect();
     let capture_names: Vec<&str> = captures.iter().map(String::as_str).collect();
     let scope = Scope {
         roles,
@@ -273,7 +309,10 @@ fn compile_step(
         None | Some(Value::Null) => ValueTemplate::Object(Vec::new()),
         Some(v @ Value::Object(_)) => in_value("args", &v)?,
         Some(_) => {
-            return err(at("args"), format!("{ctx}: `args:` must be a mapping of argument names to values"));
+            return err(
+                at("args"),
+                format!("{ctx}: `args:` must be a mapping of argument names to values"),
+            );
         }
     };
 
@@ -306,19 +345,31 @@ fn compile_step(
         for (path_text, value) in raw_expect.json.0 {
             let mut p = expect_at("json");
             p.push(key(&path_text));
-            let path = JsonPath::parse(&path_text).or_else(|e| err(p.clone(), format!("{ctx}: {e}")))?;
+            let path =
+                JsonPath::parse(&path_text).or_else(|e| err(p.clone(), format!("{ctx}: {e}")))?;
             let check = match &value {
-                Value::Object(map) if map.contains_key("exists") => match (map.len(), &map["exists"]) {
-                    (1, Value::Bool(b)) => JsonCheck::Exists(*b),
-                    _ => return err(p, format!("{ctx}: write `{{exists: true}}` or `{{exists: false}}` alone")),
-                },
-                _ => JsonCheck::Equals(ValueTemplate::compile(&value, &scope).map_err(|(inner, message)| {
-                    p.extend(inner);
-                    CompileError {
-                        path: p.clone(),
-                        message: format!("{ctx}: {message}"),
+                Value::Object(map) if map.contains_key("exists") => {
+                    match (map.len(), &map["exists"]) {
+                        (1, Value::Bool(b)) => JsonCheck::Exists(*b),
+                        _ => {
+                            return err(
+                                p,
+                                format!(
+                                    "{ctx}: write `{{exists: true}}` or `{{exists: false}}` alone"
+                                ),
+                            );
+                        }
                     }
-                })?),
+                }
+                _ => JsonCheck::Equals(ValueTemplate::compile(&value, &scope).map_err(
+                    |(inner, message)| {
+                        p.extend(inner);
+                        CompileError {
+                            path: p.clone(),
+                            message: format!("{ctx}: {message}"),
+                        }
+                    },
+                )?),
             };
             expect.json.push((path, check));
         }
@@ -327,7 +378,9 @@ fn compile_step(
     if raw.parallel && !raw.capture.0.is_empty() {
         return err(
             at("capture"),
-            format!("{ctx}: a parallel step has one result per role, so it cannot capture; capture in a separate step"),
+            format!(
+                "{ctx}: a parallel step has one result per role, so it cannot capture; capture in a separate step"
+            ),
         );
     }
     let mut capture = Vec::new();
@@ -335,13 +388,24 @@ fn compile_step(
         let mut p = at("capture");
         p.push(key(&cap_name));
         if !is_name(&cap_name) || cap_name.contains('-') {
-            return err(p, format!("{ctx}: capture name `{cap_name}` may only use letters, digits and `_`"));
+            return err(
+                p,
+                format!("{ctx}: capture name `{cap_name}` may only use letters, digits and `_`"),
+            );
         }
         if RESERVED.contains(&cap_name.as_str()) {
-            return err(p, format!("{ctx}: `{cap_name}` is a reserved template name; pick another capture name"));
+            return err(
+                p,
+                format!(
+                    "{ctx}: `{cap_name}` is a reserved template name; pick another capture name"
+                ),
+            );
         }
         let path = JsonPath::parse(&path_text).or_else(|e| err(p, format!("{ctx}: {e}")))?;
-        capture.push(Capture { name: cap_name, path });
+        capture.push(Capture {
+            name: cap_name,
+            path,
+        });
     }
 
     Ok(Step {

@@ -86,7 +86,12 @@ impl StepFailure {
 
 impl Expect {
     /// Checks `output` against this expectation.
-    pub fn check(&self, output: &ToolOutput, bindings: &Bindings, acting_role: usize) -> Result<(), StepFailure> {
+    pub fn check(
+        &self,
+        output: &ToolOutput,
+        bindings: &Bindings,
+        acting_role: usize,
+    ) -> Result<(), StepFailure> {
         match (self.error, output.is_error) {
             (false, true) => return Err(StepFailure::Tool(excerpt(&output.text))),
             (true, false) => {
@@ -143,7 +148,10 @@ impl Expect {
 
 /// Extracts every capture from `output`; a missing value is an unmet
 /// expectation (the result lacks what later steps need).
-pub fn extract_captures(captures: &[Capture], output: &ToolOutput) -> Result<Vec<(String, Value)>, StepFailure> {
+pub fn extract_captures(
+    captures: &[Capture],
+    output: &ToolOutput,
+) -> Result<Vec<(String, Value)>, StepFailure> {
     captures
         .iter()
         .map(|c| {
@@ -163,7 +171,8 @@ pub fn extract_captures(captures: &[Capture], output: &ToolOutput) -> Result<Vec
 }
 
 fn loosely_equal(actual: &Value, expected: &Value) -> bool {
-    actual == expected || matches!((scalar_text(actual), scalar_text(expected)), (Some(a), Some(b)) if a == b)
+    actual == expected
+        || matches!((scalar_text(actual), scalar_text(expected)), (Some(a), Some(b)) if a == b)
 }
 
 fn scalar_text(v: &Value) -> Option<String> {
@@ -192,13 +201,30 @@ mod tests {
 
     fn template(src: &str) -> Template {
         let roles = vec!["owner".to_string(), "reader".to_string()];
-        Template::parse(src, &Scope { roles: &roles, steps: &[], parallel_steps: &[], captures: &["t"] }).unwrap()
+        Template::parse(
+            src,
+            &Scope {
+                roles: &roles,
+                steps: &[],
+                parallel_steps: &[],
+                captures: &["t"],
+            },
+        )
+        .unwrap()
     }
 
     fn value_template(v: Value) -> ValueTemplate {
         let roles = vec!["owner".to_string(), "reader".to_string()];
-        ValueTemplate::compile(&v, &Scope { roles: &roles, steps: &[], parallel_steps: &[], captures: &["t"] })
-            .unwrap()
+        ValueTemplate::compile(
+            &v,
+            &Scope {
+                roles: &roles,
+                steps: &[],
+                parallel_steps: &[],
+                captures: &["t"],
+            },
+        )
+        .unwrap()
     }
 
     fn output(is_error: bool, json: Value) -> ToolOutput {
@@ -222,27 +248,64 @@ mod tests {
     fn expectations() {
         let ok = || output(false, json!({"id": 42, "title": "note-1"}));
         check(Expect::default(), ok(), Ok(()));
-        check(Expect::default(), output(true, json!("403 Forbidden")), Err((ErrorKind::Tool, "403")));
-        let want_error = Expect { error: true, ..Default::default() };
-        check(want_error.clone(), output(true, json!("403 Forbidden")), Ok(()));
-        check(want_error, ok(), Err((ErrorKind::Expectation, "expected an error")));
-        let contains = |s: &str| Expect { contains: vec![template(s)], ..Default::default() };
+        check(
+            Expect::default(),
+            output(true, json!("403 Forbidden")),
+            Err((ErrorKind::Tool, "403")),
+        );
+        let want_error = Expect {
+            error: true,
+            ..Default::default()
+        };
+        check(
+            want_error.clone(),
+            output(true, json!("403 Forbidden")),
+            Ok(()),
+        );
+        check(
+            want_error,
+            ok(),
+            Err((ErrorKind::Expectation, "expected an error")),
+        );
+        let contains = |s: &str| Expect {
+            contains: vec![template(s)],
+            ..Default::default()
+        };
         check(contains("{{ t }}"), ok(), Ok(()));
-        check(contains("other"), ok(), Err((ErrorKind::Expectation, "does not contain \"other\"")));
+        check(
+            contains("other"),
+            ok(),
+            Err((ErrorKind::Expectation, "does not contain \"other\"")),
+        );
         let json_eq = |p: &str, v: Value| Expect {
-            json: vec![(JsonPath::parse(p).unwrap(), JsonCheck::Equals(value_template(v)))],
+            json: vec![(
+                JsonPath::parse(p).unwrap(),
+                JsonCheck::Equals(value_template(v)),
+            )],
             ..Default::default()
         };
         check(json_eq("$.title", json!("{{ t }}")), ok(), Ok(()));
         check(json_eq("$.id", json!("42")), ok(), Ok(()));
-        check(json_eq("$.id", json!(41)), ok(), Err((ErrorKind::Expectation, "is 42, expected 41")));
-        check(json_eq("$.nope", json!(1)), ok(), Err((ErrorKind::Expectation, "is missing")));
+        check(
+            json_eq("$.id", json!(41)),
+            ok(),
+            Err((ErrorKind::Expectation, "is 42, expected 41")),
+        );
+        check(
+            json_eq("$.nope", json!(1)),
+            ok(),
+            Err((ErrorKind::Expectation, "is missing")),
+        );
         let exists = |p: &str, b: bool| Expect {
             json: vec![(JsonPath::parse(p).unwrap(), JsonCheck::Exists(b))],
             ..Default::default()
         };
         check(exists("$.id", true), ok(), Ok(()));
-        check(exists("$.etag", true), ok(), Err((ErrorKind::Expectation, "missing")));
+        check(
+            exists("$.etag", true),
+            ok(),
+            Err((ErrorKind::Expectation, "missing")),
+        );
         check(exists("$.etag", false), ok(), Ok(()));
     }
 
@@ -250,21 +313,42 @@ mod tests {
     fn captures() {
         let out = output(false, json!({"id": 7, "shares": [{"id": "s"}]}));
         let caps = vec![
-            Capture { name: "a".into(), path: JsonPath::parse("$.id").unwrap() },
-            Capture { name: "b".into(), path: JsonPath::parse("$.shares[0].id").unwrap() },
+            Capture {
+                name: "a".into(),
+                path: JsonPath::parse("$.id").unwrap(),
+            },
+            Capture {
+                name: "b".into(),
+                path: JsonPath::parse("$.shares[0].id").unwrap(),
+            },
         ];
         assert_eq!(
             extract_captures(&caps, &out).unwrap(),
             vec![("a".into(), json!(7)), ("b".into(), json!("s"))]
         );
-        let missing = vec![Capture { name: "c".into(), path: JsonPath::parse("$.x").unwrap() }];
-        assert_eq!(extract_captures(&missing, &out).unwrap_err().kind(), ErrorKind::Expectation);
+        let missing = vec![Capture {
+            name: "c".into(),
+            path: JsonPath::parse("$.x").unwrap(),
+        }];
+        assert_eq!(
+            extract_captures(&missing, &out).unwrap_err().kind(),
+            ErrorKind::Expectation
+        );
     }
 
     #[test]
     fn output_prefers_structured_then_json_text() {
-        assert_eq!(ToolOutput::new(false, "{\"a\":1}".into(), None).json, json!({"a": 1}));
-        assert_eq!(ToolOutput::new(false, "plain".into(), None).json, json!("plain"));
-        assert_eq!(ToolOutput::new(false, "x".into(), Some(json!([1]))).json, json!([1]));
+        assert_eq!(
+            ToolOutput::new(false, "{\"a\":1}".into(), None).json,
+            json!({"a": 1})
+        );
+        assert_eq!(
+            ToolOutput::new(false, "plain".into(), None).json,
+            json!("plain")
+        );
+        assert_eq!(
+            ToolOutput::new(false, "x".into(), Some(json!([1]))).json,
+            json!([1])
+        );
     }
 }

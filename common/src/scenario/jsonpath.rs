@@ -35,9 +35,7 @@ impl JsonPath {
         let mut rest = tail;
         while !rest.is_empty() {
             if let Some(after) = rest.strip_prefix('.') {
-                let end = after
-                    .find(|c: char| !is_key_char(c))
-                    .unwrap_or(after.len());
+                let end = after.find(|c: char| !is_key_char(c)).unwrap_or(after.len());
                 if end == 0 {
                     return Err(format!(
                         "expected a key after `.` at `{rest}` (keys are letters, digits, `_` and `-`; \
@@ -102,7 +100,9 @@ impl fmt::Display for JsonPath {
         f.write_str("$")?;
         for segment in &self.segments {
             match segment {
-                Segment::Key(k) if !k.is_empty() && k.chars().all(is_key_char) => write!(f, ".{k}")?,
+                Segment::Key(k) if !k.is_empty() && k.chars().all(is_key_char) => {
+                    write!(f, ".{k}")?
+                }
                 Segment::Key(k) => write!(f, "[{k:?}]")?,
                 Segment::Index(i) => write!(f, "[{i}]")?,
             }
@@ -127,7 +127,12 @@ mod tests {
 
     #[test]
     fn paths() {
-        check("$", Ok(Some(json!({"id": 7, "shares": [{"id": "s1"}, {"id": "s2"}], "a b": true}))));
+        check(
+            "$",
+            Ok(Some(
+                json!({"id": 7, "shares": [{"id": "s1"}, {"id": "s2"}], "a b": true}),
+            )),
+        );
         check("$.id", Ok(Some(json!(7))));
         check("$.shares[1].id", Ok(Some(json!("s2"))));
         check("$[\"a b\"]", Ok(Some(json!(true))));

@@ -22,7 +22,9 @@ pub enum ScenarioError {
         message: String,
     },
     /// `resolve_workload` was asked for a name the scenario does not have.
-    #[error("unknown workload `{name}`; available workloads: {available} (a workflow name also works, to run it alone)")]
+    #[error(
+        "unknown workload `{name}`; available workloads: {available} (a workflow name also works, to run it alone)"
+    )]
     UnknownWorkload { name: String, available: String },
 }
 
@@ -192,8 +194,14 @@ mod tests {
         let k = |s: &str| Segment::Key(s.into());
         check(&[k("a"), k("b")], Some((2, 6)));
         check(&[k("c")], Some((7, 4)));
-        check(&[k("a"), k("list"), Segment::Index(1), k("name")], Some((5, 13)));
-        check(&[k("a"), k("list"), Segment::Index(1), k("z"), k("q")], Some((6, 15)));
+        check(
+            &[k("a"), k("list"), Segment::Index(1), k("name")],
+            Some((5, 13)),
+        );
+        check(
+            &[k("a"), k("list"), Segment::Index(1), k("z"), k("q")],
+            Some((6, 15)),
+        );
         // Missing key: the enclosing mapping.
         check(&[k("a"), k("nope")], Some((2, 3)));
     }

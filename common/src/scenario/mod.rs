@@ -82,7 +82,8 @@ impl Scenario {
     pub fn parse(source: &str, origin: &str) -> Result<Scenario, ScenarioError> {
         let raw: raw::RawScenario =
             serde_yaml::from_str(source).map_err(|e| ScenarioError::from_yaml(origin, &e))?;
-        let compiled = compile::compile(raw).map_err(|e| ScenarioError::at(origin, source, &e.path, e.message))?;
+        let compiled = compile::compile(raw)
+            .map_err(|e| ScenarioError::at(origin, source, &e.path, e.message))?;
         Ok(Scenario {
             source: source.to_owned(),
             digest: sha256_hex(source),

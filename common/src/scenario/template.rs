@@ -26,8 +26,14 @@ pub enum Expr {
     OtherName,
     /// The name of the user playing a role (index into `Workflow::roles`).
     RoleName(usize),
-    StepResult { step: String, path: JsonPath },
-    Capture { name: String, path: JsonPath },
+    StepResult {
+        step: String,
+        path: JsonPath,
+    },
+    Capture {
+        name: String,
+        path: JsonPath,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -115,18 +121,27 @@ impl Template {
     /// becomes a string.
     pub fn render(&self, bindings: &Bindings, acting_role: usize) -> Result<Value, TemplateError> {
         if let [Part::Expr(expr)] = self.parts.as_slice() {
-            return bindings.resolve(expr, acting_role).map_err(|r| self.error(r));
+            return bindings
+                .resolve(expr, acting_role)
+                .map_err(|r| self.error(r));
         }
         self.render_string(bindings, acting_role).map(Value::String)
     }
 
-    pub fn render_string(&self, bindings: &Bindings, acting_role: usize) -> Result<String, TemplateError> {
+    pub fn render_string(
+        &self,
+        bindings: &Bindings,
+        acting_role: usize,
+    ) -> Result<String, TemplateError> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.push_str(s),
                 Part::Expr(expr) => {
-                    match bindings.resolve(expr, acting_role).map_err(|r| self.error(r))? {
+                    match bindings
+                        .resolve(expr, acting_role)
+                        .map_err(|r| self.error(r))?
+                    {
                         Value::String(s) => out.push_str(&s),
                         other => out.push_str(&other.to_string()),
                     }
@@ -148,15 +163,15 @@ fn parse_expr(expr: &str, scope: &Scope<'_>) -> Result<Expr, String> {
     if expr.is_empty() {
         return Err("empty `{{ }}`: write a name such as `{{ user.name }}` or `{{ uuid }}`".into());
     }
-    let head_end = expr
-        .find(['.', '['])
-        .unwrap_or(expr.len());
+    let head_end = expr.find(['.', '[']).unwrap_or(expr.len());
     let (head, tail) = expr.split_at(head_end);
     let name_only = |what: &str, e: Expr| {
         if tail == ".name" {
             Ok(e)
         } else {
-            Err(format!("`{{{{ {expr} }}}}`: only `{what}.name` is available"))
+            Err(format!(
+                "`{{{{ {expr} }}}}`: only `{what}.name` is available"
+            ))
         }
     };
     match head {
@@ -211,7 +226,8 @@ fn parse_expr(expr: &str, scope: &Scope<'_>) -> Result<Expr, String> {
                     "`{{{{ {expr} }}}}`: write `steps.{step}.result` followed by an optional path like `.id`"
                 ));
             };
-            let path = JsonPath::parse_tail(path).map_err(|e| format!("`{{{{ {expr} }}}}`: {e}"))?;
+            let path =
+                JsonPath::parse_tail(path).map_err(|e| format!("`{{{{ {expr} }}}}`: {e}"))?;
             Ok(Expr::StepResult {
                 step: step.to_owned(),
                 path,
@@ -226,7 +242,8 @@ fn parse_expr(expr: &str, scope: &Scope<'_>) -> Result<Expr, String> {
                     scope.captures
                 ));
             }
-            let path = JsonPath::parse_tail(tail).map_err(|e| format!("`{{{{ {expr} }}}}`: {e}"))?;
+            let path =
+                JsonPath::parse_tail(tail).map_err(|e| format!("`{{{{ {expr} }}}}`: {e}"))?;
             Ok(Expr::Capture {
                 name: name.to_owned(),
                 path,
@@ -246,7 +263,10 @@ pub enum ValueTemplate {
 
 impl ValueTemplate {
     /// Compiles a value; on error returns the path inside `value` and the message.
-    pub(crate) fn compile(value: &Value, scope: &Scope<'_>) -> Result<ValueTemplate, (Vec<Segment>, String)> {
+    pub(crate) fn compile(
+        value: &Value,
+        scope: &Scope<'_>,
+    ) -> Result<ValueTemplate, (Vec<Segment>, String)> {
         Ok(match value {
             Value::String(s) => {
                 let t = Template::parse(s, scope).map_err(|e| (Vec::new(), e))?;
@@ -438,10 +458,18 @@ mod tests {
         check("{{ note_id }}", 0, Ok(json!(42)));
         check("n{{ note_id }}", 0, Ok(json!("n42")));
         check("{{ steps.create.result.title }}", 0, Ok(json!("t")));
-        check("{{ steps.create.result }}", 0, Ok(json!({"id": 42, "title": "t"})));
+        check(
+            "{{ steps.create.result }}",
+            0,
+            Ok(json!({"id": 42, "title": "t"})),
+        );
         check("{{ share.file_target }}", 0, Ok(json!("/x.txt")));
         check("{{ uuid }}-{{ iteration }}", 0, Ok(json!("u-1-4")));
-        check("{{ steps.create.result.missing }}", 0, Err("has no `$.missing`"));
+        check(
+            "{{ steps.create.result.missing }}",
+            0,
+            Err("has no `$.missing`"),
+        );
         check("{{ share.nope }}", 0, Err("captured `share` has no"));
     }
 
@@ -452,9 +480,17 @@ mod tests {
         check("{{ }}", 0, Err("empty"));
         check("{{ user.email }}", 0, Err("only `user.name`"));
         check("{{ roles.admin.name }}", 0, Err("unknown role `admin`"));
-        check("{{ steps.nope.result }}", 0, Err("no earlier step named `nope`"));
+        check(
+            "{{ steps.nope.result }}",
+            0,
+            Err("no earlier step named `nope`"),
+        );
         check("{{ steps.both.result }}", 0, Err("runs in parallel"));
-        check("{{ steps.create.id }}", 0, Err("write `steps.create.result`"));
+        check(
+            "{{ steps.create.id }}",
+            0,
+            Err("write `steps.create.result`"),
+        );
         check("{{ mystery }}", 0, Err("`mystery` is not captured"));
         check("{{ uuid.x }}", 0, Err("has no fields"));
         check("{{ note_id[x] }}", 0, Err("neither an index"));
@@ -463,7 +499,16 @@ mod tests {
     #[test]
     fn other_needs_two_roles() {
         let roles = vec!["solo".to_string()];
-        let scope = Scope { roles: &roles, steps: &[], parallel_steps: &[], captures: &[] };
-        assert!(Template::parse("{{ other.name }}", &scope).unwrap_err().contains("second role"));
+        let scope = Scope {
+            roles: &roles,
+            steps: &[],
+            parallel_steps: &[],
+            captures: &[],
+        };
+        assert!(
+            Template::parse("{{ other.name }}", &scope)
+                .unwrap_err()
+                .contains("second role")
+        );
     }
 }

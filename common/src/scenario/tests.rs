@@ -47,7 +47,13 @@ fn base_parses() {
     // No workloads: every workflow with weight 1.
     let w = s.resolve_workload(None).unwrap();
     assert_eq!(w.name, "all");
-    assert_eq!(w.mix, vec![MixEntry { workflow: "share".into(), weight: 1 }]);
+    assert_eq!(
+        w.mix,
+        vec![MixEntry {
+            workflow: "share".into(),
+            weight: 1
+        }]
+    );
 }
 
 #[test]
@@ -59,20 +65,43 @@ fn errors() {
         ("workflowz: {}\n", "unknown field `workflowz`", Some(1)),
         // Unknown step key.
         (
-            &BASE.replace("        as: reader\n", "        as: reader\n        expext: {}\n"),
+            &BASE.replace(
+                "        as: reader\n",
+                "        as: reader\n        expext: {}\n",
+            ),
             "unknown field `expext`",
             Some(13),
         ),
-        ("version: 2\nworkflows: {}\n", "unsupported scenario version 2", Some(1)),
+        (
+            "version: 2\nworkflows: {}\n",
+            "unsupported scenario version 2",
+            Some(1),
+        ),
         ("workflows: {}\n", "`workflows:` is empty", Some(1)),
         // Unknown role in `as`.
-        (&BASE.replace("as: reader", "as: writer"), "unknown role `writer`", Some(12)),
+        (
+            &BASE.replace("as: reader", "as: writer"),
+            "unknown role `writer`",
+            Some(12),
+        ),
         // Missing `as` in a multi-role workflow.
-        (&BASE.replace("        as: reader\n", ""), "add `as:`", Some(11)),
+        (
+            &BASE.replace("        as: reader\n", ""),
+            "add `as:`",
+            Some(11),
+        ),
         // Several roles without parallel.
-        (&BASE.replace("as: reader", "as: all"), "must say `parallel: true`", Some(12)),
+        (
+            &BASE.replace("as: reader", "as: all"),
+            "must say `parallel: true`",
+            Some(12),
+        ),
         // Duplicate step name.
-        (&BASE.replace("name: read", "name: create"), "duplicate step name", Some(11)),
+        (
+            &BASE.replace("name: read", "name: create"),
+            "duplicate step name",
+            Some(11),
+        ),
         // Unknown step in a template.
         (
             &BASE.replace("\"{{ note_id }}\"", "\"{{ steps.nope.result.id }}\""),
@@ -80,33 +109,80 @@ fn errors() {
             Some(14),
         ),
         // Unknown capture.
-        (&BASE.replace("\"{{ note_id }}\"", "\"{{ note }}\""), "`note` is not captured", Some(14)),
+        (
+            &BASE.replace("\"{{ note_id }}\"", "\"{{ note }}\""),
+            "`note` is not captured",
+            Some(14),
+        ),
         // Template syntax.
-        (&BASE.replace("\"{{ note_id }}\"", "\"{{ note_id\""), "without a closing", Some(14)),
+        (
+            &BASE.replace("\"{{ note_id }}\"", "\"{{ note_id\""),
+            "without a closing",
+            Some(14),
+        ),
         // Bad JSON path in a capture.
-        (&BASE.replace("\"$.id\"", "\"id\""), "must start with `$`", Some(10)),
+        (
+            &BASE.replace("\"$.id\"", "\"id\""),
+            "must start with `$`",
+            Some(10),
+        ),
         // Reserved capture name.
-        (&BASE.replace("{ note_id: \"$.id\" }", "{ uuid: \"$.id\" }"), "reserved", Some(10)),
+        (
+            &BASE.replace("{ note_id: \"$.id\" }", "{ uuid: \"$.id\" }"),
+            "reserved",
+            Some(10),
+        ),
         // Duplicate role.
-        (&BASE.replace("[owner, reader]", "[owner, owner]"), "lists role `owner` twice", Some(4)),
+        (
+            &BASE.replace("[owner, reader]", "[owner, owner]"),
+            "lists role `owner` twice",
+            Some(4),
+        ),
         // Baseline with two roles.
-        (&BASE.replace("    roles:", "    baseline: true\n    roles:"), "exactly one role", Some(4)),
+        (
+            &BASE.replace("    roles:", "    baseline: true\n    roles:"),
+            "exactly one role",
+            Some(4),
+        ),
         // Unknown workflow in a workload.
-        (&format!("{BASE}workloads:\n  w: {{ share: 1, nope: 2 }}\n"), "unknown workflow `nope`", Some(16)),
+        (
+            &format!("{BASE}workloads:\n  w: {{ share: 1, nope: 2 }}\n"),
+            "unknown workflow `nope`",
+            Some(16),
+        ),
         // Zero total weight.
-        (&format!("{BASE}workloads:\n  w: {{ share: 0 }}\n"), "total weight of 0", Some(16)),
+        (
+            &format!("{BASE}workloads:\n  w: {{ share: 0 }}\n"),
+            "total weight of 0",
+            Some(16),
+        ),
         // Unknown default workload.
-        (&format!("{BASE}default_workload: heavy\n"), "default_workload `heavy`", Some(15)),
+        (
+            &format!("{BASE}default_workload: heavy\n"),
+            "default_workload `heavy`",
+            Some(15),
+        ),
         // Duplicate mapping key.
-        (&format!("{BASE}workloads:\n  w: {{ share: 1, share: 2 }}\n"), "duplicate", None),
+        (
+            &format!("{BASE}workloads:\n  w: {{ share: 1, share: 2 }}\n"),
+            "duplicate",
+            None,
+        ),
         // Capture on a parallel step.
         (
-            &BASE.replace("        as: owner\n", "        as: all\n        parallel: true\n"),
+            &BASE.replace(
+                "        as: owner\n",
+                "        as: all\n        parallel: true\n",
+            ),
             "cannot capture",
             Some(11),
         ),
         // args not a mapping.
-        (&BASE.replace("{ note_id: \"{{ note_id }}\" }", "[1, 2]"), "must be a mapping", Some(14)),
+        (
+            &BASE.replace("{ note_id: \"{{ note_id }}\" }", "[1, 2]"),
+            "must be a mapping",
+            Some(14),
+        ),
         // Bad JSON path in expect.
         (
             &format!("{BASE}        expect: {{ json: {{ \"$.a[\": 1 }} }}\n"),
@@ -137,20 +213,38 @@ fn builtin_parses_and_is_stable() {
     let names: Vec<&str> = s.workflows().map(|w| w.name.as_str()).collect();
     assert_eq!(
         names,
-        ["note_share", "collaborative_edit", "file_share", "permission_escalation", "baseline"]
+        [
+            "note_share",
+            "collaborative_edit",
+            "file_share",
+            "permission_escalation",
+            "baseline"
+        ]
     );
     for wf in s.workflows() {
         assert!(wf.n_roles() <= 2, "{}", wf.name);
     }
     assert!(s.workflow("baseline").unwrap().baseline);
     assert_eq!(s.digest().len(), 64);
-    assert_eq!(Scenario::parse(s.source(), "again").unwrap().digest(), s.digest());
+    assert_eq!(
+        Scenario::parse(s.source(), "again").unwrap().digest(),
+        s.digest()
+    );
     let mixed = s.resolve_workload(None).unwrap();
     assert_eq!(mixed.name, "mixed");
-    let weights: Vec<(&str, u32)> = mixed.mix.iter().map(|m| (m.workflow.as_str(), m.weight)).collect();
+    let weights: Vec<(&str, u32)> = mixed
+        .mix
+        .iter()
+        .map(|m| (m.workflow.as_str(), m.weight))
+        .collect();
     assert_eq!(
         weights,
-        [("baseline", 50), ("note_share", 30), ("collaborative_edit", 15), ("file_share", 5)]
+        [
+            ("baseline", 50),
+            ("note_share", 30),
+            ("collaborative_edit", 15),
+            ("file_share", 5)
+        ]
     );
     for name in ["sharing", "collaboration", "baseline"] {
         assert_eq!(s.resolve_workload(Some(name)).unwrap().name, name);
@@ -158,7 +252,10 @@ fn builtin_parses_and_is_stable() {
     // A workflow name runs that workflow alone.
     assert_eq!(s.resolve_workload(Some("file_share")).unwrap().mix.len(), 1);
     let err = s.resolve_workload(Some("heavy")).unwrap_err().to_string();
-    assert!(err.contains("mixed, sharing, collaboration, baseline"), "{err}");
+    assert!(
+        err.contains("mixed, sharing, collaboration, baseline"),
+        "{err}"
+    );
 }
 
 /// Runs a built-in workflow's templates against fake results, as the agent
@@ -183,5 +280,8 @@ fn builtin_note_share_renders() {
     assert_eq!(read.render_args(&b, 1).unwrap()["note_id"], 5);
     assert!(read.evaluate(&out, &b, 1).is_ok());
     let bad = ToolOutput::new(true, "403 Forbidden: no".into(), None);
-    assert_eq!(read.evaluate(&bad, &b, 1).unwrap_err().kind(), crate::ErrorKind::Tool);
+    assert_eq!(
+        read.evaluate(&bad, &b, 1).unwrap_err().kind(),
+        crate::ErrorKind::Tool
+    );
 }

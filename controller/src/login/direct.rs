@@ -21,7 +21,9 @@ impl CookieJar {
         for v in resp.headers().get_all(reqwest::header::SET_COOKIE) {
             let Ok(v) = v.to_str() else { continue };
             let pair = v.split(';').next().unwrap_or("");
-            let Some((name, value)) = pair.split_once('=') else { continue };
+            let Some((name, value)) = pair.split_once('=') else {
+                continue;
+            };
             let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
             self.0.retain(|(n, _)| *n != name);
             if !value.is_empty() {
@@ -91,7 +93,13 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
             .header("Accept", "text/html,application/xhtml+xml")
             .send()
             .await
-            .map_err(|e| flow(format!("{}: {}", strip_query(&url), super::discovery::error_chain(&e))))?;
+            .map_err(|e| {
+                flow(format!(
+                    "{}: {}",
+                    strip_query(&url),
+                    super::discovery::error_chain(&e)
+                ))
+            })?;
         jar.absorb(&resp);
         let status = resp.status();
         if status.is_redirection() {
@@ -99,7 +107,12 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
                 .headers()
                 .get(reqwest::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| flow(format!("HTTP {status} without Location from {}", strip_query(&url))))?;
+                .ok_or_else(|| {
+                    flow(format!(
+                        "HTTP {status} without Location from {}",
+                        strip_query(&url)
+                    ))
+                })?;
             let target = url
                 .join(location)
                 .map_err(|e| flow(format!("bad Location {location:?}: {e}")))?;
@@ -115,7 +128,9 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
             return Err(flow(format!(
                 "HTTP {status} from {}{}",
                 strip_query(&url),
-                oauth_error_in(&body).map(|e| format!(": {e}")).unwrap_or_default()
+                oauth_error_in(&body)
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
             )));
         }
         let body = resp.text().await.map_err(|e| flow(e.to_string()))?;
@@ -126,7 +141,10 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
                     user: name.clone(),
                     stage: "login form",
                     error: "credentials_rejected".into(),
-                    description: Some("the IdP showed its login form again after the credentials were posted".into()),
+                    description: Some(
+                        "the IdP showed its login form again after the credentials were posted"
+                            .into(),
+                    ),
                 });
             }
             posted_credentials = true;
@@ -165,7 +183,9 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
             fields.password
         )));
     }
-    Err(flow(format!("no authorization code after {MAX_HOPS} redirects and forms")))
+    Err(flow(format!(
+        "no authorization code after {MAX_HOPS} redirects and forms"
+    )))
 }
 
 fn set_field(values: &mut Vec<(String, String)>, name: &str, value: &str) {
@@ -177,7 +197,9 @@ fn set_field(values: &mut Vec<(String, String)>, name: &str, value: &str) {
 
 fn submit(page: &url::Url, form: &Form, values: Vec<(String, String)>) -> Result<Next, String> {
     let action = match form.action.as_deref() {
-        Some(a) if !a.is_empty() => page.join(a).map_err(|e| format!("bad form action {a:?}: {e}"))?,
+        Some(a) if !a.is_empty() => page
+            .join(a)
+            .map_err(|e| format!("bad form action {a:?}: {e}"))?,
         _ => page.clone(),
     };
     if form.method == "get" {
@@ -197,8 +219,18 @@ fn same_endpoint(a: &url::Url, b: &url::Url) -> bool {
 }
 
 /// Checks `state` (and `iss`, RFC 9207) and returns the code.
-fn read_callback(target: &url::Url, state: &str, issuer: &str, user: &str) -> Result<String, LoginError> {
-    let get = |k: &str| target.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
+fn read_callback(
+    target: &url::Url,
+    state: &str,
+    issuer: &str,
+    user: &str,
+) -> Result<String, LoginError> {
+    let get = |k: &str| {
+        target
+            .query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into_owned())
+    };
     if let Some(error) = get("error") {
         return Err(LoginError::OAuth {
             user: user.to_owned(),
@@ -212,7 +244,9 @@ fn read_callback(target: &url::Url, state: &str, issuer: &str, user: &str) -> Re
         message: message.to_owned(),
     };
     if get("state").as_deref() != Some(state) {
-        return Err(flow("the authorization response's state does not match the request (CSRF?)"));
+        return Err(flow(
+            "the authorization response's state does not match the request (CSRF?)",
+        ));
     }
     if let Some(iss) = get("iss")
         && iss.trim_end_matches('/') != issuer.trim_end_matches('/')
@@ -224,7 +258,12 @@ fn read_callback(target: &url::Url, state: &str, issuer: &str, user: &str) -> Re
     get("code").ok_or_else(|| flow("the redirect carries no code"))
 }
 
-async fn exchange(auth: &Authenticator, user: &str, code: &str, verifier: &str) -> Result<TokenSet, LoginError> {
+async fn exchange(
+    auth: &Authenticator,
+    user: &str,
+    code: &str,
+    verifier: &str,
+) -> Result<TokenSet, LoginError> {
     let form = vec![
         ("grant_type", "authorization_code".to_owned()),
         ("code", code.to_owned()),
@@ -266,10 +305,16 @@ mod tests {
     #[test]
     fn callback_checks_state_and_iss() {
         let u = |q: &str| url::Url::parse(&format!("{REDIRECT_URI}?{q}")).unwrap();
-        assert_eq!(read_callback(&u("code=c&state=s&iss=http://as"), "s", "http://as/", "u").unwrap(), "c");
+        assert_eq!(
+            read_callback(&u("code=c&state=s&iss=http://as"), "s", "http://as/", "u").unwrap(),
+            "c"
+        );
         assert!(read_callback(&u("code=c&state=x"), "s", "http://as", "u").is_err());
-        assert!(read_callback(&u("code=c&state=s&iss=http://evil"), "s", "http://as", "u").is_err());
-        let e = read_callback(&u("error=access_denied&state=s"), "s", "http://as", "u").unwrap_err();
+        assert!(
+            read_callback(&u("code=c&state=s&iss=http://evil"), "s", "http://as", "u").is_err()
+        );
+        let e =
+            read_callback(&u("error=access_denied&state=s"), "s", "http://as", "u").unwrap_err();
         assert!(e.to_string().contains("access_denied"), "{e}");
     }
 

@@ -67,7 +67,11 @@ pub async fn discover(http: &reqwest::Client, mcp_url: &url::Url) -> Result<Endp
         )));
     }
     let candidates: Vec<url::Url> = match header_url {
-        Some(u) => vec![mcp_url.join(&u).map_err(|e| disc(format!("bad resource_metadata URL {u:?}: {e}")))?],
+        Some(u) => vec![
+            mcp_url
+                .join(&u)
+                .map_err(|e| disc(format!("bad resource_metadata URL {u:?}: {e}")))?,
+        ],
         None => well_known(mcp_url, "oauth-protected-resource", true),
     };
     let mut last = String::from("no candidate URL");
@@ -81,13 +85,14 @@ pub async fn discover(http: &reqwest::Client, mcp_url: &url::Url) -> Result<Endp
             Err(e) => last = format!("{url}: {e}"),
         }
     }
-    let prm = prm.ok_or_else(|| disc(format!("no protected-resource metadata (RFC 9728): {last}")))?;
-    let issuer = prm
-        .authorization_servers
-        .first()
-        .cloned()
-        .ok_or_else(|| disc("protected-resource metadata lists no authorization_servers".into()))?;
-    let issuer_url = url::Url::parse(&issuer).map_err(|e| disc(format!("bad authorization server {issuer:?}: {e}")))?;
+    let prm =
+        prm.ok_or_else(|| disc(format!("no protected-resource metadata (RFC 9728): {last}")))?;
+    let issuer =
+        prm.authorization_servers.first().cloned().ok_or_else(|| {
+            disc("protected-resource metadata lists no authorization_servers".into())
+        })?;
+    let issuer_url = url::Url::parse(&issuer)
+        .map_err(|e| disc(format!("bad authorization server {issuer:?}: {e}")))?;
     let mut candidates = well_known(&issuer_url, "oauth-authorization-server", true);
     candidates.extend(well_known(&issuer_url, "openid-configuration", false));
     let mut asm: Option<ServerMetadata> = None;
@@ -100,7 +105,11 @@ pub async fn discover(http: &reqwest::Client, mcp_url: &url::Url) -> Result<Endp
             Err(e) => last = format!("{url}: {e}"),
         }
     }
-    let asm = asm.ok_or_else(|| disc(format!("no authorization server metadata for {issuer} (RFC 8414 / OIDC): {last}")))?;
+    let asm = asm.ok_or_else(|| {
+        disc(format!(
+            "no authorization server metadata for {issuer} (RFC 8414 / OIDC): {last}"
+        ))
+    })?;
     if let Some(meta_issuer) = &asm.issuer
         && meta_issuer.trim_end_matches('/') != issuer.trim_end_matches('/')
     {
@@ -116,7 +125,10 @@ pub async fn discover(http: &reqwest::Client, mcp_url: &url::Url) -> Result<Endp
     })
 }
 
-async fn get_json<T: for<'de> Deserialize<'de>>(http: &reqwest::Client, url: &url::Url) -> Result<T, String> {
+async fn get_json<T: for<'de> Deserialize<'de>>(
+    http: &reqwest::Client,
+    url: &url::Url,
+) -> Result<T, String> {
     let resp = http
         .get(url.clone())
         .header("Accept", "application/json")
@@ -196,21 +208,36 @@ mod tests {
     #[test]
     fn parses_www_authenticate() {
         let h = r#"Bearer error="invalid_token", resource_metadata="http://h/.well-known/oauth-protected-resource/mcp""#;
-        assert_eq!(auth_param(h, "resource_metadata").as_deref(), Some("http://h/.well-known/oauth-protected-resource/mcp"));
+        assert_eq!(
+            auth_param(h, "resource_metadata").as_deref(),
+            Some("http://h/.well-known/oauth-protected-resource/mcp")
+        );
         assert_eq!(auth_param(h, "error").as_deref(), Some("invalid_token"));
-        assert_eq!(auth_param("Bearer realm=x, scope=a", "scope").as_deref(), Some("a"));
-        assert_eq!(auth_param("Bearer xresource_metadata=\"a\"", "resource_metadata"), None);
+        assert_eq!(
+            auth_param("Bearer realm=x, scope=a", "scope").as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            auth_param("Bearer xresource_metadata=\"a\"", "resource_metadata"),
+            None
+        );
     }
 
     #[test]
     fn well_known_urls() {
         let u = url::Url::parse("http://h:1/tenant").unwrap();
-        let got: Vec<String> = well_known(&u, "oauth-authorization-server", true).iter().map(|u| u.to_string()).collect();
-        assert_eq!(got, [
-            "http://h:1/.well-known/oauth-authorization-server/tenant",
-            "http://h:1/tenant/.well-known/oauth-authorization-server",
-            "http://h:1/.well-known/oauth-authorization-server",
-        ]);
+        let got: Vec<String> = well_known(&u, "oauth-authorization-server", true)
+            .iter()
+            .map(|u| u.to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "http://h:1/.well-known/oauth-authorization-server/tenant",
+                "http://h:1/tenant/.well-known/oauth-authorization-server",
+                "http://h:1/.well-known/oauth-authorization-server",
+            ]
+        );
         let u = url::Url::parse("http://h:1").unwrap();
         assert_eq!(well_known(&u, "openid-configuration", false).len(), 1);
     }

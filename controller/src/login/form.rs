@@ -31,7 +31,14 @@ impl Form {
 
     /// The submit button that grants consent, if any looks like one.
     pub fn allow_button(&self) -> Option<&Button> {
-        const WORDS: [&str; 6] = ["allow", "authorize", "authorise", "approve", "accept", "grant"];
+        const WORDS: [&str; 6] = [
+            "allow",
+            "authorize",
+            "authorise",
+            "approve",
+            "accept",
+            "grant",
+        ];
         let looks = |s: &str| {
             let s = s.to_ascii_lowercase();
             WORDS.iter().any(|w| s.contains(w)) || s == "yes"
@@ -49,7 +56,12 @@ impl Form {
         self.inputs
             .iter()
             .filter(|i| !i.name.is_empty())
-            .filter(|i| !matches!(i.kind.as_str(), "submit" | "button" | "image" | "reset" | "checkbox" | "radio"))
+            .filter(|i| {
+                !matches!(
+                    i.kind.as_str(),
+                    "submit" | "button" | "image" | "reset" | "checkbox" | "radio"
+                )
+            })
             .map(|i| (i.name.clone(), i.value.clone()))
             .collect()
     }
@@ -62,10 +74,14 @@ pub fn parse_forms(html: &str) -> Vec<Form> {
     let mut pos = 0;
     while let Some(start) = html[pos..].find('<').map(|i| pos + i) {
         if html[start..].starts_with("<!--") {
-            pos = html[start..].find("-->").map_or(html.len(), |i| start + i + 3);
+            pos = html[start..]
+                .find("-->")
+                .map_or(html.len(), |i| start + i + 3);
             continue;
         }
-        let Some(end) = find_tag_end(html, start) else { break };
+        let Some(end) = find_tag_end(html, start) else {
+            break;
+        };
         let tag = &html[start + 1..end];
         pos = end + 1;
         let (name, attrs) = parse_tag(tag);
@@ -102,7 +118,9 @@ pub fn parse_forms(html: &str) -> Vec<Form> {
             }
             "button" => {
                 if let Some(f) = current.as_mut() {
-                    let kind = attr(&attrs, "type").unwrap_or("submit").to_ascii_lowercase();
+                    let kind = attr(&attrs, "type")
+                        .unwrap_or("submit")
+                        .to_ascii_lowercase();
                     let text_end = html[pos..].find("</button").map_or(html.len(), |i| pos + i);
                     let label = strip_tags(&html[pos..text_end]);
                     if kind == "submit" {
@@ -116,7 +134,9 @@ pub fn parse_forms(html: &str) -> Vec<Form> {
             }
             "textarea" => {
                 if let Some(f) = current.as_mut() {
-                    let text_end = html[pos..].find("</textarea").map_or(html.len(), |i| pos + i);
+                    let text_end = html[pos..]
+                        .find("</textarea")
+                        .map_or(html.len(), |i| pos + i);
                     f.inputs.push(Input {
                         name: attr(&attrs, "name").unwrap_or("").to_owned(),
                         value: decode_entities(&html[pos..text_end]),
@@ -155,7 +175,10 @@ fn find_tag_end(html: &str, start: usize) -> Option<usize> {
 type Attrs = Vec<(String, String)>;
 
 fn attr<'a>(attrs: &'a Attrs, name: &str) -> Option<&'a str> {
-    attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    attrs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn parse_tag(tag: &str) -> (String, Attrs) {
@@ -244,9 +267,9 @@ pub fn decode_entities(s: &str) -> String {
             "quot" => Some('"'),
             "apos" => Some('\''),
             "nbsp" => Some('\u{a0}'),
-            e if e.starts_with("#x") || e.starts_with("#X") => {
-                u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32)
-            }
+            e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
             e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
             _ => None,
         };
@@ -307,7 +330,8 @@ mod tests {
         assert_eq!(b.label, "Allow access");
         assert_eq!(f.action, None);
 
-        let html = r#"<form method="post"><input type="submit" name="approve" value="Authorize"></form>"#;
+        let html =
+            r#"<form method="post"><input type="submit" name="approve" value="Authorize"></form>"#;
         let f = &parse_forms(html)[0];
         assert_eq!(f.allow_button().unwrap().name.as_deref(), Some("approve"));
         assert!(f.fields().is_empty());

@@ -134,11 +134,16 @@ pub struct LoginOutcome {
 
 impl Authenticator {
     /// Discovers the endpoints and registers a client (unless `--client-id`).
-    pub async fn setup(config: &LoginConfig, mcp_url: &url::Url) -> Result<Authenticator, LoginError> {
+    pub async fn setup(
+        config: &LoginConfig,
+        mcp_url: &url::Url,
+    ) -> Result<Authenticator, LoginError> {
         match config.method {
             LoginMethod::Direct | LoginMethod::Password => {}
             LoginMethod::Browser => return Err(LoginError::Unsupported("browser")),
-            LoginMethod::ClientCredentials => return Err(LoginError::Unsupported("client-credentials")),
+            LoginMethod::ClientCredentials => {
+                return Err(LoginError::Unsupported("client-credentials"));
+            }
             LoginMethod::TokensFile => return Err(LoginError::Unsupported("tokens-file")),
         }
         let http = reqwest::Client::builder()
@@ -184,7 +189,11 @@ impl Authenticator {
     }
 
     /// Logs every user in, `concurrency` at once, timing each login.
-    pub async fn login_all(self: &Arc<Self>, users: &[TestUser], concurrency: usize) -> LoginOutcome {
+    pub async fn login_all(
+        self: &Arc<Self>,
+        users: &[TestUser],
+        concurrency: usize,
+    ) -> LoginOutcome {
         let results: Vec<_> = futures::stream::iter(users)
             .map(|u| async move {
                 let started = Instant::now();
@@ -213,7 +222,11 @@ impl Authenticator {
 
     /// A fresh token for `user`: the refresh grant if there is a refresh
     /// token, else (or when it is refused) a new login.
-    pub async fn refresh(&self, user: &TestUser, current: Option<&TokenSet>) -> Result<TokenSet, LoginError> {
+    pub async fn refresh(
+        &self,
+        user: &TestUser,
+        current: Option<&TokenSet>,
+    ) -> Result<TokenSet, LoginError> {
         if let Some(refresh) = current.and_then(|t| t.refresh.as_ref()) {
             let mut form = vec![
                 ("grant_type", "refresh_token".to_owned()),
@@ -223,14 +236,19 @@ impl Authenticator {
             if let Some(scope) = &self.scope {
                 form.push(("scope", scope.clone()));
             }
-            match self.token_request(user.name.as_str(), "refresh", form).await {
+            match self
+                .token_request(user.name.as_str(), "refresh", form)
+                .await
+            {
                 Ok(mut t) => {
                     if t.refresh.is_none() {
                         t.refresh = Some(refresh.clone());
                     }
                     return Ok(t);
                 }
-                Err(e) => tracing::debug!(user = %user.name, error = %e, "refresh refused; logging in again"),
+                Err(e) => {
+                    tracing::debug!(user = %user.name, error = %e, "refresh refused; logging in again")
+                }
             }
         }
         self.login(user).await
@@ -246,7 +264,8 @@ impl Authenticator {
         if let Some(scope) = &self.scope {
             form.push(("scope", scope.clone()));
         }
-        self.token_request(user.name.as_str(), "password grant", form).await
+        self.token_request(user.name.as_str(), "password grant", form)
+            .await
     }
 
     /// POSTs to the token endpoint with client authentication.
@@ -360,11 +379,20 @@ async fn register_client(
     let text = resp.text().await.unwrap_or_default();
     if !status.is_success() {
         let detail = serde_json::from_str::<OAuthErrorBody>(&text)
-            .map(|b| format!("{}{}", b.error, b.error_description.map(|d| format!(" ({d})")).unwrap_or_default()))
+            .map(|b| {
+                format!(
+                    "{}{}",
+                    b.error,
+                    b.error_description
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default()
+                )
+            })
             .unwrap_or_else(|_| format!("HTTP {status}"));
         return Err(err(detail));
     }
-    let r: RegistrationResponse = serde_json::from_str(&text).map_err(|e| err(format!("unexpected answer: {e}")))?;
+    let r: RegistrationResponse =
+        serde_json::from_str(&text).map_err(|e| err(format!("unexpected answer: {e}")))?;
     Ok(OAuthClient {
         client_id: r.client_id,
         client_secret: r.client_secret.map(Secret::new),

@@ -133,7 +133,10 @@ mod tests {
         j.record_created("http://x", &users).unwrap();
         j.record_deleted("http://x", &users[..2]).unwrap();
         let p = j.pending().unwrap();
-        assert_eq!(p["http://x"].iter().collect::<Vec<_>>(), vec![&UserName::from("c")]);
+        assert_eq!(
+            p["http://x"].iter().collect::<Vec<_>>(),
+            vec![&UserName::from("c")]
+        );
         j.record_deleted("http://x", &users[2..]).unwrap();
         assert!(j.pending().unwrap().is_empty());
         assert_eq!(std::fs::read_to_string(j.path()).unwrap(), "");

@@ -89,9 +89,13 @@ pub enum ProvisionError {
         status: u16,
         message: String,
     },
-    #[error("user {user} already exists (left over from an earlier run? run `controller cleanup --prefix {prefix}` or use another --user-prefix)")]
+    #[error(
+        "user {user} already exists (left over from an earlier run? run `controller cleanup --prefix {prefix}` or use another --user-prefix)"
+    )]
     AlreadyExists { user: String, prefix: String },
-    #[error("the admin API refused the admin credentials (HTTP {status}): check NEXTCLOUD_ADMIN_USER/NEXTCLOUD_ADMIN_PASSWORD")]
+    #[error(
+        "the admin API refused the admin credentials (HTTP {status}): check NEXTCLOUD_ADMIN_USER/NEXTCLOUD_ADMIN_PASSWORD"
+    )]
     Unauthorized { status: u16 },
     #[error("--users-file {path}: {message}")]
     UsersFile { path: String, message: String },
@@ -102,7 +106,10 @@ pub trait UserProvider: Send + Sync {
     fn create(&self, user: &TestUser) -> impl Future<Output = Result<(), ProvisionError>> + Send;
     fn delete(&self, name: &UserName) -> impl Future<Output = Result<(), ProvisionError>> + Send;
     /// Users whose name starts with `prefix`.
-    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<UserName>, ProvisionError>> + Send;
+    fn list(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<UserName>, ProvisionError>> + Send;
     /// Whether this provider creates users (and so must delete them).
     fn manages_users(&self) -> bool;
     /// Where users live, for the journal (`http://host/`).

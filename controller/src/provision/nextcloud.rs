@@ -49,13 +49,18 @@ struct UsersData {
 }
 
 impl OcsProvider {
-    pub fn new(base_url: &url::Url, admin_user: String, admin_password: Secret) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(ADMIN_TIMEOUT)
-            .build()?;
+    pub fn new(
+        base_url: &url::Url,
+        admin_user: String,
+        admin_password: Secret,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().timeout(ADMIN_TIMEOUT).build()?;
         Ok(OcsProvider {
             http,
-            users_url: format!("{}/ocs/v2.php/cloud/users", base_url.as_str().trim_end_matches('/')),
+            users_url: format!(
+                "{}/ocs/v2.php/cloud/users",
+                base_url.as_str().trim_end_matches('/')
+            ),
             admin_user,
             admin_password,
         })
@@ -77,7 +82,9 @@ impl OcsProvider {
     ) -> Result<(u64, Option<T>), ProvisionError> {
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(ProvisionError::Unauthorized { status: status.as_u16() });
+            return Err(ProvisionError::Unauthorized {
+                status: status.as_u16(),
+            });
         }
         let body = resp.text().await.map_err(|source| ProvisionError::Http {
             op,

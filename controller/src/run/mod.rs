@@ -63,7 +63,12 @@ pub fn prepare(config: RunConfig) -> anyhow::Result<Prepared> {
     };
     let workload = scenario
         .resolve_workload(config.workload.as_deref())
-        .with_context(|| format!("--workload {}", config.workload.as_deref().unwrap_or("(default)")))?;
+        .with_context(|| {
+            format!(
+                "--workload {}",
+                config.workload.as_deref().unwrap_or("(default)")
+            )
+        })?;
     let roles: Vec<usize> = workload
         .mix
         .iter()
@@ -72,11 +77,19 @@ pub fn prepare(config: RunConfig) -> anyhow::Result<Prepared> {
             scenario
                 .workflow(&m.workflow)
                 .map(|w| w.roles.len())
-                .with_context(|| format!("workload {} names unknown workflow {}", workload.name, m.workflow))
+                .with_context(|| {
+                    format!(
+                        "workload {} names unknown workflow {}",
+                        workload.name, m.workflow
+                    )
+                })
         })
         .collect::<anyhow::Result<_>>()?;
     let (Some(&group_size), Some(&min_roles)) = (roles.iter().max(), roles.iter().min()) else {
-        bail!("workload {} has no workflow with a positive weight", workload.name);
+        bail!(
+            "workload {} has no workflow with a positive weight",
+            workload.name
+        );
     };
     let plan = crate::plan::plan(&PlanInput {
         n_users: config.n_users as usize,
@@ -116,7 +129,11 @@ pub fn prepare(config: RunConfig) -> anyhow::Result<Prepared> {
         && let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.is_dir()
     {
-        bail!("--output {}: directory {} does not exist", out.display(), dir.display());
+        bail!(
+            "--output {}: directory {} does not exist",
+            out.display(),
+            dir.display()
+        );
     }
     if let crate::config::ProviderConfig::Static { users_file } = &config.provider {
         crate::provision::StaticUsers::load(users_file, config.n_users)?;
@@ -149,7 +166,10 @@ pub async fn execute(prepared: Prepared, shutdown: CancellationToken) -> anyhow:
     target.stop().await;
     target_token.cancel();
     tasks.close();
-    if tokio::time::timeout(SHUTDOWN_TIMEOUT, tasks.wait()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::debug!("some tasks were still running at exit");
     }
     result
@@ -165,7 +185,9 @@ async fn with_target(
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on --listen {}", config.listen))?;
-    let local = listener.local_addr().context("the gRPC listener's address")?;
+    let local = listener
+        .local_addr()
+        .context("the gRPC listener's address")?;
     tracing::info!("listening for agents on http://{local}");
 
     let secret = match &config.agents {
@@ -176,25 +198,44 @@ async fn with_target(
     let (events_tx, events_rx) = mpsc::channel(1024);
     let server_token = CancellationToken::new();
     let service = SwarmService::new(
-        registry,
+        registry.clone(),
         events_tx,
         Scenario::builtin().digest().to_owned(),
         tasks.clone(),
         server_token.clone(),
     );
-    let server = tasks.spawn(service::serve(listener, service, secret.clone(), server_token.clone()));
+    let server = tasks.spawn(service::serve(
+        listener,
+        service,
+        secret.clone(),
+        server_token.clone(),
+    ));
 
     let mut processes = match &config.agents {
         AgentsMode::Spawn { agent_bin } => {
             let url = format!("http://{}", service::dial_address(local));
-            Some(AgentProcesses::spawn(agent_bin, config.n_agents, &url, &secret)?)
+            Some(AgentProcesses::spawn(
+                agent_bin,
+                config.n_agents,
+                &url,
+                &secret,
+            )?)
         }
         AgentsMode::NoSpawn { .. } => None,
     };
 
     let mut pool = UserPool::new(config, target)?;
-    let mut session = Session::new(events_rx);
-    let result = drive(p, target, &mut pool, &mut session, processes.as_mut(), cancel, tasks).await;
+    let mut session = Session::new(events_rx, registry);
+    let result = drive(
+        p,
+        target,
+        &mut pool,
+        &mut session,
+        processes.as_mut(),
+        cancel,
+        tasks,
+    )
+    .await;
 
     // Whatever happened: stop agents, delete users, stop the server.
     session.stop_all("run over").await;
@@ -250,7 +291,13 @@ async fn drive(
         let outcome = pool.login(&auth, concurrency).await?;
         anyhow::Ok((auth, outcome))
     };
-    let agents = session.wait_attached(config.n_agents as usize, config.agent_timeout, processes, cancel, &hint);
+    let agents = session.wait_attached(
+        config.n_agents as usize,
+        config.agent_timeout,
+        processes,
+        cancel,
+        &hint,
+    );
     let ((auth, logins), ()) = tokio::select! {
         r = async { tokio::try_join!(users, agents) } => r?,
         () = cancel.cancelled() => bail!("interrupted before the run started"),
@@ -268,7 +315,9 @@ async fn drive(
 
     let mut tokens = TokenKeeper::new(auth.clone(), &pool.users, logins.tokens.clone());
     let drain = config.request_timeout + DRAIN_MARGIN;
-    let collected = session.collect(schedule, drain, &mut tokens, tasks, cancel).await;
+    let collected = session
+        .collect(schedule, drain, &mut tokens, tasks, cancel)
+        .await;
 
     let measured = collected
         .ended_at
@@ -285,7 +334,11 @@ async fn drive(
             started_at: schedule.started_at,
             ended_at: collected.ended_at,
             warmup: config.warmup,
-            duration: if collected.interrupted { measured } else { config.duration },
+            duration: if collected.interrupted {
+                measured
+            } else {
+                config.duration
+            },
             interrupted: collected.interrupted,
             login_method: login_method_text(auth.method()),
         },
@@ -310,7 +363,12 @@ async fn drive(
         step_order: p
             .scenario
             .workflows()
-            .map(|w| (w.name.clone(), w.steps.iter().map(|s| s.name.clone()).collect()))
+            .map(|w| {
+                (
+                    w.name.clone(),
+                    w.steps.iter().map(|s| s.name.clone()).collect(),
+                )
+            })
             .collect::<BTreeMap<_, _>>(),
         thresholds: p.thresholds.clone(),
     };

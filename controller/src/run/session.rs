@@ -3,6 +3,7 @@
 //! refresh requests, and keeps everything received for the report.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::bail;
@@ -15,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::messages::{
     AgentEvent, Assignment, FinalData, FromAgent, ReadyReport, StartCommand, ToAgent,
 };
+use crate::registry::Registry;
 use crate::report::{AgentResult, GeneratorSummary, IntervalPoint, McpCounters};
 use crate::spawn::AgentProcesses;
 use crate::tokens::TokenKeeper;
@@ -93,6 +95,7 @@ pub struct Schedule {
 
 pub struct Session {
     events: mpsc::Receiver<AgentEvent>,
+    registry: Arc<Registry>,
     pub agents: BTreeMap<AgentId, AgentState>,
     /// Attach order: the plan's agent `i` is `order[i]`.
     pub order: Vec<AgentId>,
@@ -108,9 +111,10 @@ pub struct Collected {
 }
 
 impl Session {
-    pub fn new(events: mpsc::Receiver<AgentEvent>) -> Session {
+    pub fn new(events: mpsc::Receiver<AgentEvent>, registry: Arc<Registry>) -> Session {
         Session {
             events,
+            registry,
             agents: BTreeMap::new(),
             order: Vec::new(),
             user_agent: BTreeMap::new(),
@@ -158,7 +162,11 @@ impl Session {
     /// Events before `Start`: attachment, readiness, liveness.
     fn handle_pre_start(&mut self, ev: AgentEvent) -> anyhow::Result<()> {
         match ev {
-            AgentEvent::Attached { agent, name, outbound } => {
+            AgentEvent::Attached {
+                agent,
+                name,
+                outbound,
+            } => {
                 tracing::info!(agent = %agent, "agent attached");
                 self.order.push(agent.clone());
                 self.agents.insert(
@@ -180,7 +188,9 @@ impl Session {
                 );
             }
             AgentEvent::Message { agent, message } => {
-                let Some(state) = self.agents.get_mut(&agent) else { return Ok(()) };
+                let Some(state) = self.agents.get_mut(&agent) else {
+                    return Ok(());
+                };
                 state.last_seen = Instant::now();
                 match message {
                     FromAgent::Ready(r) => {
@@ -198,7 +208,10 @@ impl Session {
                 }
             }
             AgentEvent::Detached { agent, reason } => {
-                let name = self.agents.get(&agent).map_or(agent.to_string(), |s| s.name.clone());
+                let name = self
+                    .agents
+                    .get(&agent)
+                    .map_or(agent.to_string(), |s| s.name.clone());
                 bail!(
                     "agent {name} went away before the run started{}",
                     reason.map(|r| format!(": {r}")).unwrap_or_default()
@@ -211,11 +224,17 @@ impl Session {
     /// Sends each agent its assignment; `assignments[i]` goes to `order[i]`.
     pub async fn assign(&mut self, assignments: Vec<Assignment>) -> anyhow::Result<()> {
         for (id, a) in self.order.clone().iter().zip(assignments) {
-            let users: Vec<UserName> = a.groups.iter().flat_map(|g| g.users.iter().map(|u| u.name.clone())).collect();
+            let users: Vec<UserName> = a
+                .groups
+                .iter()
+                .flat_map(|g| g.users.iter().map(|u| u.name.clone()))
+                .collect();
             for u in &users {
                 self.user_agent.insert(u.clone(), id.clone());
             }
-            let Some(state) = self.agents.get_mut(id) else { continue };
+            let Some(state) = self.agents.get_mut(id) else {
+                continue;
+            };
             state.users = users;
             send(state, ToAgent::Assignment(Box::new(a))).await?;
             state.transition(Phase::Assigned);
@@ -224,7 +243,11 @@ impl Session {
     }
 
     /// Waits until every agent has opened its sessions.
-    pub async fn wait_ready(&mut self, timeout: Duration, cancel: &CancellationToken) -> anyhow::Result<()> {
+    pub async fn wait_ready(
+        &mut self,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         while self.agents.values().any(|a| a.phase != Phase::Ready) {
             tokio::select! {
@@ -239,7 +262,12 @@ impl Session {
                 },
             }
         }
-        let open: u32 = self.agents.values().filter_map(|a| a.ready.as_ref()).map(|r| r.sessions_open).sum();
+        let open: u32 = self
+            .agents
+            .values()
+            .filter_map(|a| a.ready.as_ref())
+            .map(|r| r.sessions_open)
+            .sum();
         if open == 0 {
             let samples: Vec<String> = self
                 .agents
@@ -255,7 +283,11 @@ impl Session {
     }
 
     /// Tells every agent when to start; returns the schedule.
-    pub async fn start(&mut self, warmup: Duration, duration: Duration) -> anyhow::Result<Schedule> {
+    pub async fn start(
+        &mut self,
+        warmup: Duration,
+        duration: Duration,
+    ) -> anyhow::Result<Schedule> {
         let started_at = SystemTime::now() + START_DELAY;
         let cmd = StartCommand {
             start_at: started_at,
@@ -283,7 +315,10 @@ impl Session {
         tasks: &TaskTracker,
         cancel: &CancellationToken,
     ) -> Collected {
-        let until_end = schedule.end_at.duration_since(SystemTime::now()).unwrap_or_default();
+        let until_end = schedule
+            .end_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
         let mut deadline = tokio::time::Instant::now() + until_end + drain;
         let mut stopped = false;
         let mut interrupted = false;
@@ -338,13 +373,21 @@ impl Session {
         }
     }
 
-    fn handle_running(&mut self, ev: AgentEvent, schedule: &Schedule, tokens: &mut TokenKeeper, tasks: &TaskTracker) {
+    fn handle_running(
+        &mut self,
+        ev: AgentEvent,
+        schedule: &Schedule,
+        tokens: &mut TokenKeeper,
+        tasks: &TaskTracker,
+    ) {
         match ev {
             AgentEvent::Attached { agent, .. } => {
                 tracing::warn!(agent = %agent, "agent attached after the start; ignored");
             }
             AgentEvent::Message { agent, message } => {
-                let Some(state) = self.agents.get_mut(&agent) else { return };
+                let Some(state) = self.agents.get_mut(&agent) else {
+                    return;
+                };
                 state.last_seen = Instant::now();
                 match message {
                     FromAgent::Interval(i) => {
@@ -390,34 +433,64 @@ impl Session {
         }
     }
 
+    /// Agents silent too long are lost; arrival times come from the
+    /// service, so events still queued for this loop count as heard.
     fn check_lost(&mut self) {
-        for state in self.agents.values_mut() {
-            if !state.finished() && state.last_seen.elapsed() > AGENT_LOST_AFTER {
-                tracing::warn!(agent = %state.name, silent = ?state.last_seen.elapsed(), "agent lost");
+        for (id, state) in &mut self.agents {
+            let heard = self
+                .registry
+                .last_heard(id)
+                .map_or(state.last_seen, |h| h.max(state.last_seen));
+            if !state.finished() && heard.elapsed() > AGENT_LOST_AFTER {
+                tracing::warn!(agent = %state.name, silent = ?heard.elapsed(), "agent lost");
                 state.transition(Phase::Lost);
             }
         }
     }
 
     fn print_status(&self, schedule: &Schedule) {
-        let elapsed = SystemTime::now().duration_since(schedule.started_at).unwrap_or_default();
+        let elapsed = SystemTime::now()
+            .duration_since(schedule.started_at)
+            .unwrap_or_default();
         let ops: u64 = self.agents.values().map(|a| a.live_ops).sum();
         let errors: u64 = self.agents.values().map(|a| a.live_errors).sum();
-        let running = self.agents.values().filter(|a| a.phase == Phase::Running).count();
-        let lost = self.agents.values().filter(|a| a.phase == Phase::Lost).count();
-        let phase = if SystemTime::now() < schedule.measure_from { "warmup" } else { "measuring" };
+        let running = self
+            .agents
+            .values()
+            .filter(|a| a.phase == Phase::Running)
+            .count();
+        let lost = self
+            .agents
+            .values()
+            .filter(|a| a.phase == Phase::Lost)
+            .count();
+        let phase = if SystemTime::now() < schedule.measure_from {
+            "warmup"
+        } else {
+            "measuring"
+        };
         tracing::info!(
             "[{:>4}s {phase}] operations {ops} ({:.1}/s), errors {errors}, agents running {running}/{}{}",
             elapsed.as_secs(),
             ops as f64 / elapsed.as_secs_f64().max(0.001),
             self.agents.len(),
-            if lost > 0 { format!(", lost {lost}") } else { String::new() }
+            if lost > 0 {
+                format!(", lost {lost}")
+            } else {
+                String::new()
+            }
         );
     }
 
     pub async fn stop_all(&mut self, reason: &str) {
         for state in self.agents.values_mut().filter(|a| !a.finished()) {
-            let _ = send(state, ToAgent::Stop { reason: reason.to_owned() }).await;
+            let _ = send(
+                state,
+                ToAgent::Stop {
+                    reason: reason.to_owned(),
+                },
+            )
+            .await;
         }
     }
 
@@ -477,7 +550,11 @@ async fn send(state: &mut AgentState, msg: ToAgent) -> anyhow::Result<()> {
 
 /// The timeline keeps operations per tool, not per user (it is per second).
 fn merge_without_users(into: &mut SeriesSet, from: &SeriesSet) {
-    for kind in [SeriesKind::Workflow, SeriesKind::Step, SeriesKind::Operation] {
+    for kind in [
+        SeriesKind::Workflow,
+        SeriesKind::Step,
+        SeriesKind::Operation,
+    ] {
         for (key, stats) in from.iter_kind(kind) {
             let mut key = key.clone();
             key.user.clear();

@@ -35,11 +35,17 @@ pub fn provider_for(config: &ProviderConfig, target: &Target) -> anyhow::Result<
                 .embedded
                 .as_ref()
                 .context("--provider embedded needs the embedded mock target (no --url)")?;
-            Provider::Ocs(OcsProvider::new(&e.admin_url, e.admin.user.clone(), e.admin.password.clone())?)
+            Provider::Ocs(OcsProvider::new(
+                &e.admin_url,
+                e.admin.user.clone(),
+                e.admin.password.clone(),
+            )?)
         }
-        ProviderConfig::Nextcloud { base_url, admin } => {
-            Provider::Ocs(OcsProvider::new(base_url, admin.user.clone(), admin.password.clone())?)
-        }
+        ProviderConfig::Nextcloud { base_url, admin } => Provider::Ocs(OcsProvider::new(
+            base_url,
+            admin.user.clone(),
+            admin.password.clone(),
+        )?),
         ProviderConfig::Static { .. } => Provider::Static(StaticUsers),
     })
 }
@@ -56,9 +62,14 @@ impl UserPool {
         };
         // The embedded target's users die with this process: nothing to journal.
         let journal = match (&config.provider, provider.manages_users()) {
-            (ProviderConfig::Nextcloud { .. }, true) => Some(Journal::open(&config.state_dir).with_context(|| {
-                format!("opening the user journal in --state-dir {}", config.state_dir.display())
-            })?),
+            (ProviderConfig::Nextcloud { .. }, true) => {
+                Some(Journal::open(&config.state_dir).with_context(|| {
+                    format!(
+                        "opening the user journal in --state-dir {}",
+                        config.state_dir.display()
+                    )
+                })?)
+            }
             _ => None,
         };
         Ok(UserPool {
@@ -80,7 +91,8 @@ impl UserPool {
                 .with_context(|| format!("writing the user journal {}", j.path().display()))?;
         }
         let started = std::time::Instant::now();
-        let (created, errors) = provision::create_all(&self.provider, &self.users, concurrency).await;
+        let (created, errors) =
+            provision::create_all(&self.provider, &self.users, concurrency).await;
         self.created = created;
         if !errors.is_empty() {
             bail!(summarize("could not create", self.users.len(), &errors));
@@ -89,11 +101,19 @@ impl UserPool {
         Ok(())
     }
 
-    pub async fn login(&self, auth: &Arc<Authenticator>, concurrency: usize) -> anyhow::Result<LoginOutcome> {
+    pub async fn login(
+        &self,
+        auth: &Arc<Authenticator>,
+        concurrency: usize,
+    ) -> anyhow::Result<LoginOutcome> {
         let started = std::time::Instant::now();
         let outcome = auth.login_all(&self.users, concurrency).await;
         if !outcome.failures.is_empty() {
-            bail!(summarize("could not log in", self.users.len(), &outcome.failures));
+            bail!(summarize(
+                "could not log in",
+                self.users.len(),
+                &outcome.failures
+            ));
         }
         tracing::info!(n_users = outcome.tokens.len(), elapsed = ?started.elapsed(), "users logged in");
         Ok(outcome)
@@ -143,7 +163,11 @@ fn summarize<E: std::fmt::Display>(what: &str, n_total: usize, errors: &[E]) -> 
         "{what} {} of {n_total} users: {}{}",
         errors.len(),
         shown.join("; "),
-        if more > 0 { format!("; and {more} more") } else { String::new() }
+        if more > 0 {
+            format!("; and {more} more")
+        } else {
+            String::new()
+        }
     )
 }
 

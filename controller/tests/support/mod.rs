@@ -49,12 +49,26 @@ fn pump(name: String, stream: impl Read + Send + 'static, sink: Arc<Mutex<String
 
 impl Proc {
     pub fn spawn(name: &str, mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
-        pump(name.to_owned(), child.stdout.take().unwrap(), stdout.clone(), false);
-        pump(name.to_owned(), child.stderr.take().unwrap(), stderr.clone(), true);
+        pump(
+            name.to_owned(),
+            child.stdout.take().unwrap(),
+            stdout.clone(),
+            false,
+        );
+        pump(
+            name.to_owned(),
+            child.stderr.take().unwrap(),
+            stderr.clone(),
+            true,
+        );
         Proc {
             name: name.to_owned(),
             child,
@@ -115,6 +129,15 @@ impl Proc {
 }
 
 impl Proc {
+    /// Sends SIGINT, as Ctrl-C would (to this process only).
+    pub fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success());
+    }
+
     /// Kills the process (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -145,7 +168,8 @@ impl MockTarget {
             .env("MOCK_TARGET_ADMIN_PASSWORD", &admin_password);
         let proc = Proc::spawn("mock-target", cmd);
         let line = proc.wait_for_line("mcp_url", Duration::from_secs(20));
-        let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("mock-target line {line:?}: {e}"));
+        let v: serde_json::Value = serde_json::from_str(line.trim())
+            .unwrap_or_else(|e| panic!("mock-target line {line:?}: {e}"));
         MockTarget {
             mcp_url: v["mcp_url"].as_str().unwrap().to_owned(),
             admin_url: v["admin_url"].as_str().unwrap().to_owned(),
@@ -156,7 +180,10 @@ impl MockTarget {
 
     /// Users on the mock whose name starts with `prefix`.
     pub fn list_users(&self, prefix: &str) -> Vec<String> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let resp = reqwest::Client::new()
                 .get(format!("{}/ocs/v2.php/cloud/users", self.admin_url))
@@ -171,7 +198,11 @@ impl MockTarget {
             let v: serde_json::Value = resp.json().await.unwrap();
             v["ocs"]["data"]["users"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|u| u.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default()
         })
     }
@@ -200,11 +231,17 @@ pub fn agent(controller_url: &str, name: &str, secret: &str) -> Command {
 pub fn listening_url(proc: &Proc) -> String {
     let line = proc.wait_for_line("listening for agents on", Duration::from_secs(20));
     let start = line.find("http://").expect("URL in the listening line");
-    line[start..].split_whitespace().next().unwrap().trim_end_matches('"').to_owned()
+    line[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned()
 }
 
 pub fn read_report(path: &std::path::Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("report {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("report {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 
@@ -214,26 +251,41 @@ pub fn assert_healthy_report(report: &serde_json::Value, n_users: usize, n_agent
     let users = report["users"].as_object().expect("users");
     assert_eq!(users.len(), n_users, "users: {users:?}");
     for (name, u) in users {
-        assert!(u["total_operations"].as_u64().unwrap() > 0, "user {name} has no operations");
+        assert!(
+            u["total_operations"].as_u64().unwrap() > 0,
+            "user {name} has no operations"
+        );
     }
     let agents = report["agents"].as_array().expect("agents");
     assert_eq!(agents.len(), n_agents);
     for a in agents {
         assert!(!a["lost"].as_bool().unwrap(), "agent lost: {a}");
-        assert!(a["final_received"].as_bool().unwrap(), "no final report: {a}");
-        assert!(a["operations"].as_u64().unwrap() > 0, "agent did nothing: {a}");
+        assert!(
+            a["final_received"].as_bool().unwrap(),
+            "no final report: {a}"
+        );
+        assert!(
+            a["operations"].as_u64().unwrap() > 0,
+            "agent did nothing: {a}"
+        );
     }
     let summary = &report["summary"];
     let total = summary["total_operations"].as_u64().unwrap();
     let failed = summary["failed_operations"].as_u64().unwrap();
     assert!(total > 0);
-    assert!((failed as f64) < 0.01 * total as f64, "{failed} of {total} operations failed");
+    assert!(
+        (failed as f64) < 0.01 * total as f64,
+        "{failed} of {total} operations failed"
+    );
     let workflows = report["workflows"].as_object().expect("workflows");
     assert!(!workflows.is_empty(), "no workflow ran");
     for (name, w) in workflows {
         let n = w["total_executions"].as_u64().unwrap();
         if n >= 20 {
-            assert!(w["success_rate"].as_f64().unwrap() > 99.0, "workflow {name}: {w}");
+            assert!(
+                w["success_rate"].as_f64().unwrap() > 99.0,
+                "workflow {name}: {w}"
+            );
         }
     }
 }
