@@ -96,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
             let mut i = 0u64;
             while Instant::now() < end {
                 i += 1;
-                let params = if i % 2 == 0 {
+                let params = if i.is_multiple_of(2) {
                     CallToolRequestParams::new("nc_notes_search_notes")
                         .with_arguments(args(json!({"query": "bench"})))
                 } else {

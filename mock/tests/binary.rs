@@ -57,6 +57,26 @@ async fn binary_prints_urls_and_serves_metadata() {
     .expect("timeout")
     .expect("metadata");
     assert_eq!(meta["issuer"], issuer);
+
+    // SIGTERM stops it cleanly with exit code 0.
+    let pid = child.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(status) = child.0.try_wait().expect("try_wait") {
+            break status.code();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mock-target did not exit on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(code, Some(0));
 }
 
 #[test]

@@ -25,6 +25,8 @@ mod tools;
 /// Largest MCP POST body the guard buffers to look at the JSON-RPC method.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 const SESSION_HEADER: &str = "mcp-session-id";
+/// The session-owner map is checked against rmcp's live sessions every this many new sessions.
+const PRUNE_OWNERS_EVERY: usize = 256;
 
 /// The authenticated caller of an MCP request, put into the request extensions by the guard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,21 @@ struct Guard {
     sessions: Arc<LocalSessionManager>,
     /// session id → the user who created it.
     owners: Mutex<HashMap<String, String>>,
+}
+
+impl Guard {
+    /// Forgets owners of sessions rmcp has dropped (idle expiry), so the map does not grow.
+    async fn prune_owners(&self) {
+        let live: std::collections::HashSet<String> = self
+            .sessions
+            .sessions
+            .read()
+            .await
+            .keys()
+            .map(|id| id.to_string())
+            .collect();
+        lock(&self.owners).retain(|sid, _| live.contains(sid));
+    }
 }
 
 pub fn router(app: Arc<App>, config: &MockConfig, shutdown: CancellationToken) -> Router {
@@ -207,7 +224,14 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
                 .get(SESSION_HEADER)
                 .and_then(|v| v.to_str().ok())
             {
-                lock(&guard.owners).insert(sid.to_owned(), user);
+                let n_owned = {
+                    let mut owners = lock(&guard.owners);
+                    owners.insert(sid.to_owned(), user);
+                    owners.len()
+                };
+                if n_owned.is_multiple_of(PRUNE_OWNERS_EVERY) {
+                    guard.prune_owners().await;
+                }
             }
         }
         Some(sid) => {

@@ -198,3 +198,73 @@ impl Data {
         Ok(json!({ "id": id, "status_code": 200, "message": format!("share {id} deleted") }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Secret;
+
+    fn data() -> Data {
+        let mut d = Data::default();
+        for u in ["alice", "bob", "carol"] {
+            d.add_user(u, Secret::new("pw"), u, "", Vec::new())
+                .unwrap_or_default();
+        }
+        d
+    }
+
+    /// The status prefix of an operation's outcome ("ok" or e.g. "403").
+    fn status(r: Result<Value, NcError>) -> String {
+        match r {
+            Ok(_) => "ok".into(),
+            Err(e) => e.to_string()[..3].to_owned(),
+        }
+    }
+
+    #[test]
+    fn folder_shares_resharing_and_user_deletion() {
+        let mut d = data();
+        d.write_file("alice", "/Team/a.txt", "x", None, None)
+            .unwrap_or_default();
+        d.write_file("bob", "/Team/mine.txt", "b", None, None)
+            .unwrap_or_default();
+        let share = d
+            .create_share("alice", "/Team", "bob", 0, 1 | 2 | 4)
+            .unwrap_or_default();
+        // Bob already has a /Team, so the share lands at "/Team (2)".
+        assert_eq!(share["file_target"], "/Team (2)");
+        assert_eq!(share["item_type"], "folder");
+        let check = |d: &mut Data, op: &str, expected: &str| {
+            let r = match op {
+                "bob reads" => d.read_file("bob", "/Team (2)/a.txt"),
+                "bob writes" => d.write_file("bob", "/Team (2)/a.txt", "y", None, None),
+                "bob creates" => d.write_file("bob", "/Team (2)/new.txt", "n", None, None),
+                "bob deletes" => d.delete_resource("bob", "/Team (2)/a.txt"),
+                "bob reshares" => d.create_share("bob", "/Team (2)", "carol", 0, 1),
+                "carol reads" => d.read_file("carol", "/Team/a.txt"),
+                "carol shares alice's path" => d.create_share("carol", "/Team", "bob", 0, 1),
+                "share with nobody" => d.create_share("alice", "/Team", "nobody", 0, 1),
+                _ => unreachable!("unknown op {op}"),
+            };
+            assert_eq!(status(r), expected, "{op}");
+        };
+        check(&mut d, "bob reads", "ok");
+        check(&mut d, "bob writes", "ok");
+        check(&mut d, "bob creates", "ok");
+        check(&mut d, "bob deletes", "403");
+        check(&mut d, "bob reshares", "403");
+        check(&mut d, "carol reads", "404");
+        check(&mut d, "carol shares alice's path", "404");
+        check(&mut d, "share with nobody", "404");
+        assert_eq!(
+            d.read_file("alice", "/Team/new.txt")
+                .map(|v| v["content"].clone()),
+            Ok("n".into())
+        );
+
+        assert!(d.delete_user("alice"));
+        assert!(d.shares.is_empty());
+        check(&mut d, "bob reads", "404");
+        assert_eq!(status(d.read_file("bob", "/Team/mine.txt")), "ok");
+    }
+}
