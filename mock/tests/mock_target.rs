@@ -454,3 +454,47 @@ fn config_debug_hides_passwords() {
     );
     assert!(shown.contains("alice"));
 }
+
+/// Session termination as the MCP spec and the official SDKs expect it: a
+/// DELETE of a live session answers 204, of a gone or unknown one 404.
+#[tokio::test]
+async fn deleting_a_session_answers_204_then_404() {
+    let h = start(config()).await;
+    let client_id = h.register_public(&["password"]).await;
+    let token = h.password_token(&client_id, "alice", "alice-pw").await;
+    let token = token["access_token"].as_str().expect("access token");
+    let initialize = within(
+        h.http
+            .post(&h.target.mcp_url)
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+                "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}))
+            .send(),
+    )
+    .await
+    .expect("initialize");
+    assert_eq!(initialize.status(), 200);
+    let sid = initialize
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session id")
+        .to_owned();
+    let delete = |sid: String| {
+        let request = h
+            .http
+            .delete(&h.target.mcp_url)
+            .bearer_auth(token)
+            .header("mcp-session-id", sid)
+            .send();
+        async move { within(request).await.expect("delete").status().as_u16() }
+    };
+    assert_eq!(delete(sid.clone()).await, 204);
+    assert_eq!(delete(sid).await, 404);
+    assert_eq!(delete("no-such-session".into()).await, 404);
+    // The 401 names the scope to ask for.
+    let (status, challenge) = h.raw_initialize(None).await;
+    assert_eq!(status, 401);
+    assert!(challenge.unwrap_or_default().contains("scope=\"mcp:tools\""));
+}

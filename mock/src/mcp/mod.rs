@@ -111,7 +111,7 @@ async fn resource_metadata(State(app): State<Arc<App>>) -> impl IntoResponse {
 fn unauthorized(app: &App, error: Option<BearerError>) -> Response {
     let metadata = app.resource_metadata_url();
     let challenge = match error {
-        None => format!("Bearer resource_metadata=\"{metadata}\""),
+        None => format!("Bearer resource_metadata=\"{metadata}\", scope=\"{MCP_SCOPE}\""),
         Some(e) => format!(
             "Bearer error=\"invalid_token\", error_description=\"{e}\", resource_metadata=\"{metadata}\""
         ),
@@ -195,6 +195,21 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
     }
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
+    // rmcp answers a DELETE of any session id with 202; the MCP spec wants
+    // 404 for a session that is gone and clients expect 200/204 for success.
+    if method == Method::DELETE
+        && let Some(sid) = &session
+        && !guard
+            .sessions
+            .sessions
+            .read()
+            .await
+            .keys()
+            .any(|live| live.as_ref() == sid.as_str())
+    {
+        lock(&guard.owners).remove(sid);
+        return (StatusCode::NOT_FOUND, "session not found").into_response();
+    }
     let mut req = if method == Method::POST {
         let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
             return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
@@ -216,7 +231,10 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
     };
     req.extensions_mut()
         .insert(Principal { user: user.clone() });
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
+    if method == Method::DELETE && response.status().is_success() {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
     match &session {
         None => {
             if let Some(sid) = response
