@@ -30,6 +30,8 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_DECODING_BYTES: usize = 256 * 1024 * 1024;
 /// Depth of each agent's outbound queue.
 const OUTBOUND_QUEUE: usize = 64;
+/// Received messages waiting to be decoded, per agent.
+const DECODE_QUEUE: usize = 256;
 
 /// Everything `Register` and `Attach` need.
 pub struct SwarmService {
@@ -152,22 +154,36 @@ impl Swarm for SwarmService {
             }
         });
 
-        // Inbound: proto messages → events for the run.
-        let events = self.events.clone();
+        // Inbound: a reader stamps arrival (liveness) and queues the raw
+        // message; a decoder turns it into an event for the run. Decoding
+        // histograms is CPU-heavy: kept off the reader, it cannot stall the
+        // stream and make a busy agent look lost.
+        let (raw_tx, mut raw_rx) = mpsc::channel::<proto::AgentMessage>(DECODE_QUEUE);
         let registry = self.registry.clone();
         let shutdown = self.shutdown.clone();
-        self.tasks.spawn(async move {
-            let reason = loop {
+        let reader_id = id.clone();
+        let reader = self.tasks.spawn(async move {
+            loop {
                 let next = tokio::select! {
                     () = shutdown.cancelled() => break Some("controller shutting down".to_owned()),
                     next = inbound.message() => next,
                 };
-                let msg = match next {
-                    Ok(Some(msg)) => msg,
+                match next {
+                    Ok(Some(msg)) => {
+                        registry.touch(&reader_id);
+                        if raw_tx.send(msg).await.is_err() {
+                            break None;
+                        }
+                    }
                     Ok(None) => break None,
                     Err(status) => break Some(format!("stream error: {}", status.message())),
-                };
-                registry.touch(&id);
+                }
+            }
+        });
+        let events = self.events.clone();
+        let registry = self.registry.clone();
+        self.tasks.spawn(async move {
+            while let Some(msg) = raw_rx.recv().await {
                 match convert::from_proto(msg) {
                     Ok(Some(message)) => {
                         let event = AgentEvent::Message {
@@ -175,7 +191,7 @@ impl Swarm for SwarmService {
                             message,
                         };
                         if events.send(event).await.is_err() {
-                            break None;
+                            return;
                         }
                     }
                     Ok(None) => {}
@@ -183,7 +199,9 @@ impl Swarm for SwarmService {
                         tracing::warn!(agent = %id, error = %e, "undecodable histogram from agent; message dropped");
                     }
                 }
-            };
+            }
+            // The reader has ended and every message before the end is delivered.
+            let reason = reader.await.unwrap_or_else(|e| Some(format!("stream reader failed: {e}")));
             registry.detach(&id);
             let _ = events
                 .send(AgentEvent::Detached { agent: id, reason })

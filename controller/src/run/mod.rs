@@ -342,8 +342,8 @@ async fn drive(
             interrupted: collected.interrupted,
             login_method: login_method_text(auth.method()),
         },
-        agents: session.results(),
-        intervals: session.intervals(),
+        agents: session.take_results(),
+        intervals: session.take_intervals(),
         auth: AuthInput {
             login_method: login_method_text(auth.method()),
             logins_ok: logins.latency.len(),

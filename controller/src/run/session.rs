@@ -501,38 +501,43 @@ impl Session {
         }
     }
 
-    /// What each agent contributed, for the report.
-    pub fn results(&self) -> Vec<AgentResult> {
-        self.order
-            .iter()
-            .filter_map(|id| self.agents.get(id).map(|s| (id, s)))
-            .map(|(id, s)| {
-                let (series, mcp) = match &s.final_data {
-                    Some(f) => (f.series.clone(), f.mcp.clone()),
-                    None => (s.measured.clone(), McpCounters::default()),
-                };
-                AgentResult {
-                    id: id.clone(),
-                    name: s.name.clone(),
-                    n_users: s.users.len(),
-                    lost: s.phase == Phase::Lost,
-                    final_received: s.final_data.is_some(),
-                    series,
-                    generator: s.generator.clone(),
-                    mcp,
-                    intervals_received: s.intervals_received,
-                }
-            })
-            .collect()
+    /// What each agent contributed, for the report. Moves the series out
+    /// (they are the largest thing the controller holds): call once.
+    pub fn take_results(&mut self) -> Vec<AgentResult> {
+        let mut results = Vec::with_capacity(self.order.len());
+        for id in &self.order {
+            let Some(s) = self.agents.get_mut(id) else {
+                continue;
+            };
+            let measured = std::mem::take(&mut s.measured);
+            let final_received = s.final_data.is_some();
+            let (series, mcp) = match s.final_data.take() {
+                Some(f) => (f.series, f.mcp),
+                None => (measured, McpCounters::default()),
+            };
+            results.push(AgentResult {
+                id: id.clone(),
+                name: s.name.clone(),
+                n_users: s.users.len(),
+                lost: s.phase == Phase::Lost,
+                final_received,
+                series,
+                generator: s.generator.clone(),
+                mcp,
+                intervals_received: s.intervals_received,
+            });
+        }
+        results
     }
 
-    /// The cluster timeline, one point per second of the measurement window.
-    pub fn intervals(&self) -> Vec<IntervalPoint> {
-        self.timeline
-            .iter()
+    /// The cluster timeline, one point per second of the measurement
+    /// window (moved out: call once).
+    pub fn take_intervals(&mut self) -> Vec<IntervalPoint> {
+        std::mem::take(&mut self.timeline)
+            .into_iter()
             .map(|(second, series)| IntervalPoint {
                 at: Duration::from_secs(second + 1),
-                series: series.clone(),
+                series,
             })
             .collect()
     }
