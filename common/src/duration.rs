@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid duration {input:?}: use a number of seconds (30, 0.5) or a value with a unit (500ms, 30s, 5m, 1h)")]
+#[error(
+    "invalid duration {input:?}: use a number of seconds (30, 0.5) or a value with a unit (500ms, 30s, 5m, 1h)"
+)]
 pub struct DurationError {
     pub input: String,
 }

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
 use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
 
 /// Highest trackable latency; slower samples are clamped to it.
 pub const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -125,11 +125,10 @@ impl LatencyHistogram {
             .map_err(|e| HistogramError::Decode(format!("{e:?}")))?;
         let mut out = Self::new();
         for v in decoded.iter_recorded() {
-            out.inner
-                .saturating_record_n(
-                    v.value_iterated_to().clamp(1, MAX_LATENCY_US),
-                    v.count_at_value(),
-                );
+            out.inner.saturating_record_n(
+                v.value_iterated_to().clamp(1, MAX_LATENCY_US),
+                v.count_at_value(),
+            );
         }
         Ok(out)
     }

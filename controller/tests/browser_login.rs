@@ -36,7 +36,9 @@ async fn start_target(consent: bool) -> Target {
         consent,
         ..Default::default()
     };
-    let mock = mock::serve(listener, config, shutdown.clone()).await.unwrap();
+    let mock = mock::serve(listener, config, shutdown.clone())
+        .await
+        .unwrap();
     let callback = CallbackServer::start(shutdown.clone()).await.unwrap();
     let http = reqwest::Client::new();
     let registered: serde_json::Value = http
@@ -69,10 +71,17 @@ struct Pkce {
 }
 
 fn pkce() -> Pkce {
-    let verifier = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let verifier = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(sha2::Sha256::digest(verifier.as_bytes()));
-    Pkce { verifier, challenge }
+    Pkce {
+        verifier,
+        challenge,
+    }
 }
 
 fn authorize_url(t: &Target, state: &str, pkce: &Pkce) -> String {
@@ -109,10 +118,19 @@ async fn browser_login(
     let pkce = pkce();
     let redirect = t.callback.expect(&state);
     let params = browser
-        .login(&authorize_url(t, &state, &pkce), user, &Secret::new(password), redirect)
+        .login(
+            &authorize_url(t, &state, &pkce),
+            user,
+            &Secret::new(password),
+            redirect,
+        )
         .await?;
     assert_eq!(params.state.as_deref(), Some(state.as_str()));
-    assert_eq!(params.iss.as_deref(), Some(t.mock.issuer.as_str()), "RFC 9207 iss");
+    assert_eq!(
+        params.iss.as_deref(),
+        Some(t.mock.issuer.as_str()),
+        "RFC 9207 iss"
+    );
     let code = params.code.expect("a code on success");
     let token: serde_json::Value = t
         .http
@@ -190,7 +208,10 @@ async fn wrong_password_is_a_clear_error() {
             .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("alice"), "{text}");
-        assert!(!text.contains("not-her-password"), "password leaked: {text}");
+        assert!(
+            !text.contains("not-her-password"),
+            "password leaked: {text}"
+        );
         browser.close().await;
         t.shutdown.cancel();
     })
@@ -209,5 +230,8 @@ async fn a_missing_browser_names_the_fix() {
         Ok(_) => panic!("launched a browser that does not exist"),
         Err(e) => e.to_string(),
     };
-    assert!(err.contains("/nonexistent/chromium") && err.contains("--browser"), "{err}");
+    assert!(
+        err.contains("/nonexistent/chromium") && err.contains("--browser"),
+        "{err}"
+    );
 }

@@ -496,5 +496,9 @@ async fn deleting_a_session_answers_204_then_404() {
     // The 401 names the scope to ask for.
     let (status, challenge) = h.raw_initialize(None).await;
     assert_eq!(status, 401);
-    assert!(challenge.unwrap_or_default().contains("scope=\"mcp:tools\""));
+    assert!(
+        challenge
+            .unwrap_or_default()
+            .contains("scope=\"mcp:tools\"")
+    );
 }
