@@ -42,7 +42,7 @@ pub enum LoginMethod {
     Direct,
     /// Resource-owner password grant.
     Password,
-    /// Client-credentials grant (one token for every user).
+    /// Client-credentials grant: every user acts as the OAuth client itself.
     ClientCredentials,
     /// Pre-acquired tokens per user.
     TokensFile,
@@ -168,6 +168,30 @@ pub struct StartArgs {
     /// Name of the login form's password field [default: password].
     #[arg(long, env = "MCP_SWARM_LOGIN_PASSWORD_FIELD")]
     pub login_password_field: Option<String>,
+    /// Chromium executable for --login browser [default: /usr/bin/chromium].
+    #[arg(long, env = "MCP_SWARM_BROWSER")]
+    pub browser: Option<PathBuf>,
+    /// Show the browser window during --login browser.
+    #[arg(long, env = "MCP_SWARM_HEADED")]
+    pub headed: bool,
+    /// CSS selector of the login page's user field [default: input[name=USER_FIELD]].
+    #[arg(long, env = "MCP_SWARM_LOGIN_USER_SELECTOR")]
+    pub login_user_selector: Option<String>,
+    /// CSS selector of the login page's password field [default: input[name=PASSWORD_FIELD]].
+    #[arg(long, env = "MCP_SWARM_LOGIN_PASSWORD_SELECTOR")]
+    pub login_password_selector: Option<String>,
+    /// CSS selector of the login page's submit button [default: button[type=submit]].
+    #[arg(long, env = "MCP_SWARM_LOGIN_SUBMIT_SELECTOR")]
+    pub login_submit_selector: Option<String>,
+    /// CSS selector of the consent button [default: a button labelled Allow, Authorize, Grant or Accept].
+    #[arg(long, env = "MCP_SWARM_LOGIN_CONSENT_SELECTOR")]
+    pub login_consent_selector: Option<String>,
+    /// Longest one browser login may take [default: 60s].
+    #[arg(long, env = "MCP_SWARM_LOGIN_TIMEOUT", value_parser = duration_arg)]
+    pub login_timeout: Option<Duration>,
+    /// JSON file of pre-acquired tokens per user for --login tokens-file.
+    #[arg(long, env = "MCP_SWARM_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
     /// Timeout of one MCP request on the agents [default: 30s].
     #[arg(long, env = "MCP_SWARM_REQUEST_TIMEOUT", value_parser = duration_arg)]
     pub request_timeout: Option<Duration>,

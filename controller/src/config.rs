@@ -11,12 +11,15 @@ use common::Secret;
 use serde::Deserialize;
 
 use crate::cli::{LogArgs, LogFormat, LoginMethod, ProviderKind, StartArgs};
+use crate::login::browser::{BrowserOptions, LoginSelectors};
 
 pub const DEFAULT_USER_PREFIX: &str = "loadtest";
 pub const DEFAULT_STATE_DIR: &str = ".mcp-swarm";
 pub const USERS_PER_AGENT: u32 = 2;
 pub const DEFAULT_LISTEN_SPAWN: &str = "127.0.0.1:0";
 pub const DEFAULT_LISTEN_NO_SPAWN: &str = "0.0.0.0:7000";
+pub const DEFAULT_BROWSER: &str = "/usr/bin/chromium";
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub const CLIENT_SECRET_ENV: &str = "MCP_SWARM_CLIENT_SECRET";
 pub const NEXTCLOUD_ADMIN_USER_ENV: &str = "NEXTCLOUD_ADMIN_USER";
@@ -78,6 +81,10 @@ pub struct LoginConfig {
     pub scope: Option<String>,
     pub concurrency: usize,
     pub form: FormFields,
+    /// For `--login browser`.
+    pub browser: BrowserOptions,
+    /// For `--login tokens-file`.
+    pub tokens_file: Option<PathBuf>,
 }
 
 /// Names of the IdP login form's fields.
@@ -142,6 +149,14 @@ struct FileConfig {
     login_concurrency: Option<u32>,
     login_user_field: Option<String>,
     login_password_field: Option<String>,
+    browser: Option<PathBuf>,
+    headed: Option<bool>,
+    login_user_selector: Option<String>,
+    login_password_selector: Option<String>,
+    login_submit_selector: Option<String>,
+    login_consent_selector: Option<String>,
+    login_timeout: Option<DurationValue>,
+    tokens_file: Option<PathBuf>,
     request_timeout: Option<DurationValue>,
     verbose: Option<bool>,
     log_format: Option<LogFormat>,
@@ -285,28 +300,80 @@ impl RunConfig {
         thresholds.extend(args.thresholds.iter().cloned());
 
         let method = args.login.or(file.login).unwrap_or(LoginMethod::Direct);
+        let form = FormFields {
+            user: args
+                .login_user_field
+                .clone()
+                .or(file.login_user_field)
+                .unwrap_or_else(|| "user".into()),
+            password: args
+                .login_password_field
+                .clone()
+                .or(file.login_password_field)
+                .unwrap_or_else(|| "password".into()),
+        };
+        let concurrency = args
+            .login_concurrency
+            .or(file.login_concurrency)
+            .unwrap_or(32)
+            .max(1) as usize;
+        let default_selectors = LoginSelectors::default();
+        let browser = BrowserOptions {
+            executable: args
+                .browser
+                .clone()
+                .or(file.browser)
+                .unwrap_or_else(|| DEFAULT_BROWSER.into()),
+            headed: args.headed || file.headed.unwrap_or(false),
+            concurrency,
+            selectors: LoginSelectors {
+                user: args
+                    .login_user_selector
+                    .clone()
+                    .or(file.login_user_selector)
+                    .unwrap_or_else(|| format!("input[name={}]", form.user)),
+                password: args
+                    .login_password_selector
+                    .clone()
+                    .or(file.login_password_selector)
+                    .unwrap_or_else(|| format!("input[name={}]", form.password)),
+                submit: args
+                    .login_submit_selector
+                    .clone()
+                    .or(file.login_submit_selector)
+                    .unwrap_or(default_selectors.submit),
+                consent: args
+                    .login_consent_selector
+                    .clone()
+                    .or(file.login_consent_selector),
+            },
+            timeout: args
+                .login_timeout
+                .or(fdur(&file.login_timeout, "login_timeout")?)
+                .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
+        };
+        let tokens_file = args.tokens_file.clone().or(file.tokens_file);
+        match method {
+            LoginMethod::TokensFile if tokens_file.is_none() => {
+                bail!(
+                    "--login tokens-file needs --tokens-file FILE (JSON: {{\"USER\": {{\"access_token\": …}}}})"
+                )
+            }
+            LoginMethod::Browser if !browser.executable.is_file() => bail!(
+                "--login browser: no browser at {}: install Debian's chromium (apt-get install chromium) or pass --browser PATH",
+                browser.executable.display()
+            ),
+            _ => {}
+        }
         let login = LoginConfig {
             method,
             client_id: args.client_id.clone().or(file.client_id),
             client_secret: env.var(CLIENT_SECRET_ENV).map(Secret::new),
             scope: args.scope.clone().or(file.scope),
-            concurrency: args
-                .login_concurrency
-                .or(file.login_concurrency)
-                .unwrap_or(32)
-                .max(1) as usize,
-            form: FormFields {
-                user: args
-                    .login_user_field
-                    .clone()
-                    .or(file.login_user_field)
-                    .unwrap_or_else(|| "user".into()),
-                password: args
-                    .login_password_field
-                    .clone()
-                    .or(file.login_password_field)
-                    .unwrap_or_else(|| "password".into()),
-            },
+            concurrency,
+            form,
+            browser,
+            tokens_file,
         };
 
         let provider_kind = args.provider.or(file.provider).unwrap_or(match target {

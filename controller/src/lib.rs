@@ -102,8 +102,11 @@ async fn cleanup(args: &CleanupArgs) -> anyhow::Result<ExitCode> {
 pub fn init_tracing(log: LogConfig) {
     use tracing_subscriber::EnvFilter;
     let ours = if log.verbose { "debug" } else { "info" };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,controller={ours},mock={ours}")));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "warn,controller={ours},mock={ours},chromiumoxide=error"
+        ))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -1,25 +1,63 @@
-//! The controller owns every user's tokens: it answers an agent's
-//! `RefreshRequest` by refreshing (or re-logging-in) that user and hands the
-//! new token back to be pushed as a `TokenUpdate`.
+//! The controller owns every user's tokens. It refreshes each one before it
+//! expires (a margin of 10% of its lifetime, at least `MIN_MARGIN` but never
+//! more than half the lifetime), answers an agent's `RefreshRequest` (a 401)
+//! at once, retries failed refreshes with backoff and jitter, and hands every
+//! new token back to be pushed to the user's agent as a `TokenUpdate`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use common::ids::UserName;
+use rand::Rng as _;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use crate::login::{Authenticator, LoginError, TokenSet};
 use crate::messages::TokenUpdate;
 use crate::provision::TestUser;
 
+/// The least time before expiry a refresh starts (unless that is more than
+/// half the token's lifetime).
+pub const MIN_MARGIN: Duration = Duration::from_secs(30);
+/// First retry delay after a failed refresh; doubles per attempt.
+const RETRY_BASE: Duration = Duration::from_millis(500);
+/// Longest wait between retries.
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
 pub type RefreshResult = (UserName, Result<TokenSet, LoginError>);
+
+/// How long before expiry a token of this lifetime is refreshed.
+pub fn refresh_margin(lifetime: Duration) -> Duration {
+    (lifetime / 10).max(MIN_MARGIN).min(lifetime / 2)
+}
+
+/// Delay before retry number `attempt` (1-based): exponential, capped, with
+/// ±50% jitter so that many users failing together do not retry together.
+pub fn retry_delay(attempt: u32, jitter: f64) -> Duration {
+    let exp = RETRY_BASE.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    exp.min(RETRY_MAX).mul_f64(0.5 + jitter.clamp(0.0, 1.0))
+}
+
+/// When a token should be refreshed unasked, on the tokio clock; `None` when
+/// its lifetime is unknown.
+fn refresh_at(tokens: &TokenSet, now: Instant, wall_now: SystemTime) -> Option<Instant> {
+    let expires_at = tokens.expires_at?;
+    let lifetime = tokens.lifetime?;
+    let left = expires_at.duration_since(wall_now).unwrap_or_default();
+    Some(now + left.saturating_sub(refresh_margin(lifetime)))
+}
 
 pub struct TokenKeeper {
     auth: Arc<Authenticator>,
     users: BTreeMap<UserName, TestUser>,
     tokens: BTreeMap<UserName, TokenSet>,
     in_flight: BTreeSet<UserName>,
+    /// When each user's token is next refreshed without being asked.
+    due: BTreeMap<UserName, Instant>,
+    /// Failed attempts in a row, per user.
+    attempts: BTreeMap<UserName, u32>,
     results_tx: mpsc::Sender<RefreshResult>,
     pub results: mpsc::Receiver<RefreshResult>,
     pub refreshes: u64,
@@ -33,11 +71,18 @@ impl TokenKeeper {
         tokens: BTreeMap<UserName, TokenSet>,
     ) -> TokenKeeper {
         let (results_tx, results) = mpsc::channel(256);
+        let (now, wall_now) = (Instant::now(), SystemTime::now());
+        let due = tokens
+            .iter()
+            .filter_map(|(u, t)| Some((u.clone(), refresh_at(t, now, wall_now)?)))
+            .collect();
         TokenKeeper {
             auth,
             users: users.iter().map(|u| (u.name.clone(), u.clone())).collect(),
             tokens,
             in_flight: BTreeSet::new(),
+            due,
+            attempts: BTreeMap::new(),
             results_tx,
             results,
             refreshes: 0,
@@ -49,6 +94,26 @@ impl TokenKeeper {
         self.tokens.get(user)
     }
 
+    /// The next instant a scheduled refresh (or retry) is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.due.values().min().copied()
+    }
+
+    /// Starts every refresh whose time has come.
+    pub fn start_due(&mut self, tasks: &TaskTracker) {
+        let now = Instant::now();
+        let ready: Vec<UserName> = self
+            .due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(u, _)| u.clone())
+            .collect();
+        for user in ready {
+            self.due.remove(&user);
+            self.request(&user, tasks);
+        }
+    }
+
     /// Starts a refresh for `user` unless one is already running.
     pub fn request(&mut self, user: &UserName, tasks: &TaskTracker) {
         let Some(test_user) = self.users.get(user).cloned() else {
@@ -58,6 +123,7 @@ impl TokenKeeper {
         if !self.in_flight.insert(user.clone()) {
             return;
         }
+        self.due.remove(user);
         let auth = self.auth.clone();
         let current = self.tokens.get(user).cloned();
         let tx = self.results_tx.clone();
@@ -68,11 +134,16 @@ impl TokenKeeper {
     }
 
     /// Records a finished refresh; the update to push to the user's agent.
+    /// A failure is retried after a backoff.
     pub fn finish(&mut self, (user, result): RefreshResult) -> Option<TokenUpdate> {
         self.in_flight.remove(&user);
         match result {
             Ok(tokens) => {
                 self.refreshes += 1;
+                self.attempts.remove(&user);
+                if let Some(at) = refresh_at(&tokens, Instant::now(), SystemTime::now()) {
+                    self.due.insert(user.clone(), at);
+                }
                 let update = TokenUpdate {
                     user: user.clone(),
                     access_token: tokens.access.clone(),
@@ -83,9 +154,63 @@ impl TokenKeeper {
             }
             Err(e) => {
                 self.refresh_failures += 1;
-                tracing::warn!(error = %e, "token refresh failed");
+                let attempt = self.attempts.entry(user.clone()).or_default();
+                *attempt += 1;
+                let delay = retry_delay(*attempt, rand::rng().random::<f64>());
+                tracing::warn!(%user, attempt = *attempt, retry_in = ?delay, error = %e, "token refresh failed");
+                self.due.insert(user, Instant::now() + delay);
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn margin_is_a_tenth_at_least_30s_at_most_half() {
+        let check = |lifetime_s: u64, margin_s: f64| {
+            assert_eq!(
+                refresh_margin(Duration::from_secs(lifetime_s)),
+                Duration::from_secs_f64(margin_s),
+                "lifetime {lifetime_s}s"
+            );
+        };
+        check(3600, 360.0); // 10%
+        check(120, 30.0); // at least 30 s
+        check(5, 2.5); // never more than half
+        check(60, 30.0);
+        check(0, 0.0);
+    }
+
+    #[test]
+    fn retries_back_off_with_jitter_and_a_cap() {
+        assert_eq!(retry_delay(1, 0.5), Duration::from_millis(500));
+        assert_eq!(retry_delay(2, 0.5), Duration::from_secs(1));
+        assert_eq!(retry_delay(3, 0.0), Duration::from_secs(1));
+        assert_eq!(retry_delay(3, 1.0), Duration::from_secs(3));
+        assert_eq!(retry_delay(40, 0.5), RETRY_MAX);
+        assert!(retry_delay(u32::MAX, 1.0) <= RETRY_MAX.mul_f64(1.5));
+    }
+
+    #[test]
+    fn refresh_time_follows_expiry() {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let t = |expires_in: u64, lifetime: Option<u64>| TokenSet {
+            access: common::Secret::new("a".to_owned()),
+            refresh: None,
+            expires_at: Some(wall + Duration::from_secs(expires_in)),
+            lifetime: lifetime.map(Duration::from_secs),
+        };
+        assert_eq!(
+            refresh_at(&t(3600, Some(3600)), now, wall),
+            Some(now + Duration::from_secs(3240))
+        );
+        // Already inside the margin: at once.
+        assert_eq!(refresh_at(&t(10, Some(3600)), now, wall), Some(now));
+        assert_eq!(refresh_at(&t(10, None), now, wall), None);
     }
 }

@@ -45,9 +45,24 @@ fn bad_input_fails_early() {
     );
     check(&["start", "--no-spawn"], 1, &["MCP_SWARM_CLUSTER_SECRET"]);
     check(
-        &["start", "--login", "browser"],
+        &[
+            "start",
+            "--login",
+            "browser",
+            "--browser",
+            "/nonexistent/chromium",
+        ],
         1,
-        &["--login browser", "not yet supported"],
+        &[
+            "/nonexistent/chromium",
+            "--browser",
+            "apt-get install chromium",
+        ],
+    );
+    check(
+        &["start", "--login", "tokens-file"],
+        1,
+        &["--login tokens-file needs --tokens-file"],
     );
     check(
         &["start", "--agent-bin", "/nonexistent/agent"],

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chromiumoxide::Page;
-use chromiumoxide::browser::{Browser, BrowserConfig, HeadlessMode};
+use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
 };
@@ -250,7 +250,7 @@ fn browser_config(options: &BrowserOptions, profile: &Path) -> Result<BrowserCon
     builder = if options.headed {
         builder.with_head()
     } else {
-        builder.headless_mode(HeadlessMode::New)
+        builder.new_headless_mode()
     };
     if running_as_root() {
         // Chromium refuses to run as root with its sandbox on.
@@ -296,7 +296,12 @@ async fn drive_login(
     password_field
         .type_str(password.expose())
         .await
-        .map_err(|e| page_err(user, format!("cannot type into {}: {e}", selectors.password)))?;
+        .map_err(|e| {
+            page_err(
+                user,
+                format!("cannot type into {}: {e}", selectors.password),
+            )
+        })?;
     let login_url = page.url().await.ok().flatten();
     wait_for(page, &selectors.submit)
         .await

@@ -83,7 +83,9 @@ fn lock(
     waiters: &Waiters,
 ) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<CallbackParams>>> {
     // A panic while holding this lock cannot leave the map inconsistent.
-    waiters.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    waiters
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 async fn callback(State(waiters): State<Waiters>, Query(raw): Query<RawCallback>) -> Html<String> {

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use super::form::{Form, parse_forms};
 use super::{Authenticator, LoginError, REDIRECT_URI, TokenSet};
 use crate::provision::{TestUser, random_secret};
+use common::Secret;
 
 /// Most redirects and form posts in one login before giving up.
 const MAX_HOPS: usize = 12;
@@ -52,28 +53,68 @@ enum Next {
     Post(url::Url, Vec<(String, String)>),
 }
 
+/// One authorization request: its URL and the secrets to finish it with.
+pub(crate) struct AuthorizeRequest {
+    pub url: url::Url,
+    pub state: Secret,
+    pub verifier: Secret,
+    pub redirect_uri: String,
+}
+
+impl AuthorizeRequest {
+    /// A code request with PKCE S256, `state` and the resource indicator
+    /// (RFC 8707), redirecting to `redirect_uri`.
+    pub fn new(auth: &Authenticator, redirect_uri: &str) -> AuthorizeRequest {
+        let verifier = random_secret(64);
+        let state = random_secret(32);
+        let mut url = auth.endpoints.authorization_endpoint.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", auth.client_id())
+                .append_pair("redirect_uri", redirect_uri)
+                .append_pair("code_challenge", &pkce_challenge(verifier.expose()))
+                .append_pair("code_challenge_method", "S256")
+                .append_pair("state", state.expose())
+                .append_pair("resource", &auth.endpoints.resource);
+            if let Some(scope) = auth.scope() {
+                q.append_pair("scope", scope);
+            }
+        }
+        AuthorizeRequest {
+            url,
+            state,
+            verifier,
+            redirect_uri: redirect_uri.to_owned(),
+        }
+    }
+
+    /// Trades the code for tokens with the PKCE verifier.
+    pub async fn exchange(
+        &self,
+        auth: &Authenticator,
+        user: &str,
+        code: &str,
+    ) -> Result<TokenSet, LoginError> {
+        let form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.to_owned()),
+            ("redirect_uri", self.redirect_uri.clone()),
+            ("code_verifier", self.verifier.expose().to_owned()),
+            ("resource", auth.endpoints.resource.clone()),
+        ];
+        auth.token_request(user, "code exchange", form).await
+    }
+}
+
 pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, LoginError> {
     let name = user.name.to_string();
     let flow = |message: String| LoginError::Flow {
         user: name.clone(),
         message,
     };
-    let verifier = random_secret(64);
-    let state = random_secret(32);
-    let mut authorize = auth.endpoints.authorization_endpoint.clone();
-    {
-        let mut q = authorize.query_pairs_mut();
-        q.append_pair("response_type", "code")
-            .append_pair("client_id", &auth.client().client_id)
-            .append_pair("redirect_uri", REDIRECT_URI)
-            .append_pair("code_challenge", &pkce_challenge(verifier.expose()))
-            .append_pair("code_challenge_method", "S256")
-            .append_pair("state", state.expose())
-            .append_pair("resource", &auth.endpoints.resource);
-        if let Some(scope) = auth.scope() {
-            q.append_pair("scope", scope);
-        }
-    }
+    let request = AuthorizeRequest::new(auth, REDIRECT_URI);
+    let authorize = request.url.clone();
     let redirect = url::Url::parse(REDIRECT_URI).map_err(|e| flow(e.to_string()))?;
     let fields = auth.form_fields();
     let mut jar = CookieJar::default();
@@ -117,8 +158,11 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
                 .join(location)
                 .map_err(|e| flow(format!("bad Location {location:?}: {e}")))?;
             if same_endpoint(&target, &redirect) {
-                let code = read_callback(&target, state.expose(), &auth.endpoints.issuer, &name)?;
-                return exchange(auth, &name, &code, verifier.expose()).await;
+                let query: Vec<(String, String)> = target.query_pairs().into_owned().collect();
+                let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                let code =
+                    check_callback(get, request.state.expose(), &auth.endpoints.issuer, &name)?;
+                return request.exchange(auth, &name, &code).await;
             }
             next = Next::Get(target);
             continue;
@@ -218,19 +262,14 @@ fn same_endpoint(a: &url::Url, b: &url::Url) -> bool {
         && a.path() == b.path()
 }
 
-/// Checks `state` (and `iss`, RFC 9207) and returns the code.
-fn read_callback(
-    target: &url::Url,
+/// Checks an authorization response's `state` (and `iss`, RFC 9207) and
+/// returns the code; `get` reads one of its parameters.
+pub(crate) fn check_callback(
+    get: impl Fn(&str) -> Option<String>,
     state: &str,
     issuer: &str,
     user: &str,
 ) -> Result<String, LoginError> {
-    let get = |k: &str| {
-        target
-            .query_pairs()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.into_owned())
-    };
     if let Some(error) = get("error") {
         return Err(LoginError::OAuth {
             user: user.to_owned(),
@@ -256,22 +295,6 @@ fn read_callback(
         )));
     }
     get("code").ok_or_else(|| flow("the redirect carries no code"))
-}
-
-async fn exchange(
-    auth: &Authenticator,
-    user: &str,
-    code: &str,
-    verifier: &str,
-) -> Result<TokenSet, LoginError> {
-    let form = vec![
-        ("grant_type", "authorization_code".to_owned()),
-        ("code", code.to_owned()),
-        ("redirect_uri", REDIRECT_URI.to_owned()),
-        ("code_verifier", verifier.to_owned()),
-        ("resource", auth.endpoints.resource.clone()),
-    ];
-    auth.token_request(user, "code exchange", form).await
 }
 
 fn strip_query(u: &url::Url) -> String {
@@ -304,17 +327,23 @@ mod tests {
 
     #[test]
     fn callback_checks_state_and_iss() {
+        let read_callback = |target: url::Url, state: &str, issuer: &str, user: &str| {
+            let get = |k: &str| {
+                target
+                    .query_pairs()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.into_owned())
+            };
+            check_callback(get, state, issuer, user)
+        };
         let u = |q: &str| url::Url::parse(&format!("{REDIRECT_URI}?{q}")).unwrap();
         assert_eq!(
-            read_callback(&u("code=c&state=s&iss=http://as"), "s", "http://as/", "u").unwrap(),
+            read_callback(u("code=c&state=s&iss=http://as"), "s", "http://as/", "u").unwrap(),
             "c"
         );
-        assert!(read_callback(&u("code=c&state=x"), "s", "http://as", "u").is_err());
-        assert!(
-            read_callback(&u("code=c&state=s&iss=http://evil"), "s", "http://as", "u").is_err()
-        );
-        let e =
-            read_callback(&u("error=access_denied&state=s"), "s", "http://as", "u").unwrap_err();
+        assert!(read_callback(u("code=c&state=x"), "s", "http://as", "u").is_err());
+        assert!(read_callback(u("code=c&state=s&iss=http://evil"), "s", "http://as", "u").is_err());
+        let e = read_callback(u("error=access_denied&state=s"), "s", "http://as", "u").unwrap_err();
         assert!(e.to_string().contains("access_denied"), "{e}");
     }
 

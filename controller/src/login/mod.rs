@@ -1,9 +1,12 @@
 //! Getting tokens for test users: discovery, the OAuth client (DCR or
 //! `--client-id`), the login methods, and refresh.
 
+pub mod browser;
+pub mod callback;
 pub mod direct;
 pub mod discovery;
 pub mod form;
+pub mod tokens_file;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -42,8 +45,10 @@ pub enum LoginError {
     },
     #[error("login of {user}: {message}")]
     Flow { user: String, message: String },
-    #[error("--login {0}: not yet supported; use --login direct or --login password")]
-    Unsupported(&'static str),
+    #[error(transparent)]
+    Browser(#[from] browser::BrowserLoginError),
+    #[error("--tokens-file {path}: {message}")]
+    TokensFile { path: String, message: String },
 }
 
 /// A user's tokens; `Debug` redacts them.
@@ -52,6 +57,8 @@ pub struct TokenSet {
     pub access: Secret,
     pub refresh: Option<Secret>,
     pub expires_at: Option<SystemTime>,
+    /// `expires_in` as issued, which sets how early it is refreshed.
+    pub lifetime: Option<Duration>,
 }
 
 impl fmt::Debug for TokenSet {
@@ -105,14 +112,34 @@ struct OAuthErrorBody {
     error_description: Option<String>,
 }
 
+/// How this run's users get their tokens, with what each way needs.
+enum Flow {
+    Direct,
+    Password,
+    ClientCredentials,
+    /// One browser for the run, and the listener its redirects come to.
+    Browser {
+        browser: tokio::sync::RwLock<Option<Box<browser::BrowserLogin>>>,
+        callback: callback::CallbackServer,
+        _stop_callback: tokio_util::sync::DropGuard,
+    },
+    TokensFile {
+        path: String,
+        tokens: BTreeMap<UserName, TokenSet>,
+    },
+}
+
 /// Logs users in and refreshes their tokens against one authorization server.
 pub struct Authenticator {
     http: reqwest::Client,
     pub endpoints: Endpoints,
-    client: OAuthClient,
+    /// `None` only for `--login tokens-file` without `--client-id`: such
+    /// tokens cannot be refreshed.
+    client: Option<OAuthClient>,
     method: LoginMethod,
     scope: Option<String>,
     form: crate::config::FormFields,
+    flow: Flow,
 }
 
 impl fmt::Debug for Authenticator {
@@ -133,19 +160,12 @@ pub struct LoginOutcome {
 }
 
 impl Authenticator {
-    /// Discovers the endpoints and registers a client (unless `--client-id`).
+    /// Discovers the endpoints, registers a client (unless `--client-id`)
+    /// and readies the login method (the browser, the tokens file).
     pub async fn setup(
         config: &LoginConfig,
         mcp_url: &url::Url,
     ) -> Result<Authenticator, LoginError> {
-        match config.method {
-            LoginMethod::Direct | LoginMethod::Password => {}
-            LoginMethod::Browser => return Err(LoginError::Unsupported("browser")),
-            LoginMethod::ClientCredentials => {
-                return Err(LoginError::Unsupported("client-credentials"));
-            }
-            LoginMethod::TokensFile => return Err(LoginError::Unsupported("tokens-file")),
-        }
         let http = reqwest::Client::builder()
             .timeout(HTTP_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -154,18 +174,88 @@ impl Authenticator {
                 url: mcp_url.to_string(),
                 message: discovery::error_chain(&e),
             })?;
+        // The tokens file is read first: a bad file is refused before any
+        // request is made.
+        let file_tokens = match (config.method, &config.tokens_file) {
+            (LoginMethod::TokensFile, Some(path)) => Some(tokens_file::load(path)?),
+            (LoginMethod::TokensFile, None) => {
+                return Err(LoginError::TokensFile {
+                    path: String::new(),
+                    message: "--login tokens-file needs --tokens-file FILE".into(),
+                });
+            }
+            _ => None,
+        };
         let endpoints = discovery::discover(&http, mcp_url).await?;
         let scope = config.scope.clone().or_else(|| {
             (!endpoints.scopes_supported.is_empty()).then(|| endpoints.scopes_supported.join(" "))
         });
-        let client = match &config.client_id {
-            Some(id) => OAuthClient {
+        let stop_callback = tokio_util::sync::CancellationToken::new();
+        let callback = match config.method {
+            LoginMethod::Browser => Some(
+                callback::CallbackServer::start(stop_callback.clone())
+                    .await
+                    .map_err(|e| LoginError::Flow {
+                        user: String::new(),
+                        message: format!("cannot start the local OAuth callback listener: {e}"),
+                    })?,
+            ),
+            _ => None,
+        };
+        let redirect_uri = callback
+            .as_ref()
+            .map_or_else(|| REDIRECT_URI.to_owned(), |c| c.redirect_uri());
+        let client = match (&config.client_id, config.method) {
+            (Some(id), _) => Some(OAuthClient {
                 client_id: id.clone(),
                 client_secret: config.client_secret.clone(),
-            },
-            None => register_client(&http, &endpoints, config.method, scope.as_deref()).await?,
+            }),
+            (None, LoginMethod::TokensFile) => None,
+            (None, method) => Some(
+                register_client(&http, &endpoints, method, scope.as_deref(), &redirect_uri).await?,
+            ),
         };
-        tracing::info!(issuer = %endpoints.issuer, client_id = %client.client_id, "OAuth client ready");
+        if config.method == LoginMethod::ClientCredentials
+            && client.as_ref().is_some_and(|c| c.client_secret.is_none())
+        {
+            return Err(LoginError::Registration {
+                url: endpoints.issuer.clone(),
+                message: format!(
+                    "--login client-credentials needs a confidential client: the client has no secret (set {})",
+                    crate::config::CLIENT_SECRET_ENV
+                ),
+            });
+        }
+        let flow = match (config.method, callback, file_tokens) {
+            (LoginMethod::Browser, Some(callback), _) => {
+                let browser = browser::BrowserLogin::launch(config.browser.clone()).await?;
+                Flow::Browser {
+                    browser: tokio::sync::RwLock::new(Some(Box::new(browser))),
+                    callback,
+                    _stop_callback: stop_callback.drop_guard(),
+                }
+            }
+            (LoginMethod::TokensFile, _, Some(tokens)) => Flow::TokensFile {
+                path: config
+                    .tokens_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                tokens,
+            },
+            (LoginMethod::Password, ..) => Flow::Password,
+            (LoginMethod::ClientCredentials, ..) => Flow::ClientCredentials,
+            _ => Flow::Direct,
+        };
+        match &client {
+            Some(c) => {
+                tracing::info!(issuer = %endpoints.issuer, client_id = %c.client_id, "OAuth client ready")
+            }
+            None => tracing::info!(
+                issuer = %endpoints.issuer,
+                "no OAuth client (--login tokens-file without --client-id): tokens will not be refreshed"
+            ),
+        }
         Ok(Authenticator {
             http,
             endpoints,
@@ -173,6 +263,7 @@ impl Authenticator {
             method: config.method,
             scope,
             form: config.form.clone(),
+            flow,
         })
     }
 
@@ -180,12 +271,70 @@ impl Authenticator {
         self.method
     }
 
+    /// Closes the browser, if this run has one. Logins after this fail.
+    pub async fn close(&self) {
+        if let Flow::Browser { browser, .. } = &self.flow
+            && let Some(b) = browser.write().await.take()
+        {
+            b.close().await;
+        }
+    }
+
     /// Logs one user in with the configured method.
     pub async fn login(&self, user: &TestUser) -> Result<TokenSet, LoginError> {
-        match self.method {
-            LoginMethod::Password => self.password_grant(user).await,
-            _ => direct::login(self, user).await,
+        match &self.flow {
+            Flow::Direct => direct::login(self, user).await,
+            Flow::Password => self.password_grant(user).await,
+            Flow::ClientCredentials => self.client_credentials_grant(user).await,
+            Flow::Browser {
+                browser, callback, ..
+            } => {
+                let browser = browser.read().await;
+                let browser = browser.as_ref().ok_or_else(|| LoginError::Flow {
+                    user: user.name.to_string(),
+                    message: "the browser is already closed".into(),
+                })?;
+                self.browser_login(browser, callback, user).await
+            }
+            Flow::TokensFile { path, tokens } => {
+                tokens
+                    .get(&user.name)
+                    .cloned()
+                    .ok_or_else(|| LoginError::TokensFile {
+                        path: path.clone(),
+                        message: format!("no tokens for user {}: add them to the file", user.name),
+                    })
+            }
         }
+    }
+
+    /// Authorization code + PKCE through the IdP's pages in Chromium; the
+    /// code comes back to the local callback listener.
+    async fn browser_login(
+        &self,
+        browser: &browser::BrowserLogin,
+        callback: &callback::CallbackServer,
+        user: &TestUser,
+    ) -> Result<TokenSet, LoginError> {
+        let name = user.name.to_string();
+        let request = direct::AuthorizeRequest::new(self, &callback.redirect_uri());
+        let state = request.state.expose();
+        let redirect = callback.expect(state);
+        let params = browser
+            .login(request.url.as_str(), &name, &user.password, redirect)
+            .await;
+        callback.forget(state);
+        let params = params?;
+        let get = |k: &str| match k {
+            "code" => params.code.as_ref().map(|c| c.expose().to_owned()),
+            "state" => params.state.clone(),
+            "iss" => params.iss.clone(),
+            "error" => params.error.clone(),
+            "error_description" => params.error_description.clone(),
+            _ => None,
+        };
+        let code = direct::check_callback(get, state, &self.endpoints.issuer, &name)?;
+        request.exchange(self, &name, &code).await
     }
 
     /// Logs every user in, `concurrency` at once, timing each login.
@@ -246,12 +395,34 @@ impl Authenticator {
                     }
                     return Ok(t);
                 }
+                Err(e) if matches!(self.flow, Flow::TokensFile { .. }) => return Err(e),
                 Err(e) => {
                     tracing::debug!(user = %user.name, error = %e, "refresh refused; logging in again")
                 }
             }
         }
+        if let Flow::TokensFile { path, .. } = &self.flow {
+            return Err(LoginError::TokensFile {
+                path: path.clone(),
+                message: format!(
+                    "the token of {} cannot be renewed: the file gives it no refresh token",
+                    user.name
+                ),
+            });
+        }
         self.login(user).await
+    }
+
+    async fn client_credentials_grant(&self, user: &TestUser) -> Result<TokenSet, LoginError> {
+        let mut form = vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("resource", self.endpoints.resource.clone()),
+        ];
+        if let Some(scope) = &self.scope {
+            form.push(("scope", scope.clone()));
+        }
+        self.token_request(user.name.as_str(), "client credentials grant", form)
+            .await
     }
 
     async fn password_grant(&self, user: &TestUser) -> Result<TokenSet, LoginError> {
@@ -275,10 +446,16 @@ impl Authenticator {
         stage: &'static str,
         mut form: Vec<(&'static str, String)>,
     ) -> Result<TokenSet, LoginError> {
-        form.push(("client_id", self.client.client_id.clone()));
+        let client = self.client.as_ref().ok_or_else(|| LoginError::Flow {
+            user: user.to_owned(),
+            message: format!(
+                "{stage}: no OAuth client to call the token endpoint with; pass --client-id (the client the tokens were issued to)"
+            ),
+        })?;
+        form.push(("client_id", client.client_id.clone()));
         let mut req = self.http.post(self.endpoints.token_endpoint.clone());
-        if let Some(secret) = &self.client.client_secret {
-            req = req.basic_auth(&self.client.client_id, Some(secret.expose()));
+        if let Some(secret) = &client.client_secret {
+            req = req.basic_auth(&client.client_id, Some(secret.expose()));
         }
         let resp = req
             .header("Accept", "application/json")
@@ -313,6 +490,7 @@ impl Authenticator {
             expires_at: t
                 .expires_in
                 .map(|s| SystemTime::now() + Duration::from_secs(s)),
+            lifetime: t.expires_in.map(Duration::from_secs),
         })
     }
 
@@ -320,8 +498,10 @@ impl Authenticator {
         &self.http
     }
 
-    pub(crate) fn client(&self) -> &OAuthClient {
-        &self.client
+    /// The client id to put in an authorization request (DCR or
+    /// `--client-id`; empty only for tokens-file runs, which never ask).
+    pub(crate) fn client_id(&self) -> &str {
+        self.client.as_ref().map_or("", |c| c.client_id.as_str())
     }
 
     pub(crate) fn scope(&self) -> Option<&str> {
@@ -346,6 +526,7 @@ async fn register_client(
     endpoints: &Endpoints,
     method: LoginMethod,
     scope: Option<&str>,
+    redirect_uri: &str,
 ) -> Result<OAuthClient, LoginError> {
     let url = endpoints.registration_endpoint.clone().ok_or_else(|| LoginError::Registration {
         url: endpoints.issuer.clone(),
@@ -356,15 +537,21 @@ async fn register_client(
         message,
     };
     let mut grant_types = vec!["authorization_code", "refresh_token"];
-    if method == LoginMethod::Password {
-        grant_types.push("password");
+    let mut auth_method = "none";
+    match method {
+        LoginMethod::Password => grant_types.push("password"),
+        LoginMethod::ClientCredentials => {
+            grant_types = vec!["client_credentials"];
+            auth_method = "client_secret_basic";
+        }
+        _ => {}
     }
     let mut body = serde_json::json!({
         "client_name": "mcp-swarm",
-        "redirect_uris": [REDIRECT_URI],
+        "redirect_uris": [redirect_uri],
         "grant_types": grant_types,
         "response_types": ["code"],
-        "token_endpoint_auth_method": "none",
+        "token_endpoint_auth_method": auth_method,
     });
     if let Some(scope) = scope {
         body["scope"] = scope.into();

@@ -118,13 +118,6 @@ pub fn prepare(config: RunConfig) -> anyhow::Result<Prepared> {
         .iter()
         .map(|t| Threshold::parse(t).context("--threshold"))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    match config.login.method {
-        LoginMethod::Direct | LoginMethod::Password => {}
-        other => bail!(
-            "--login {}: not yet supported; use --login direct (default) or --login password",
-            login_method_text(other)
-        ),
-    }
     if let Some(out) = &config.output
         && let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.is_dir()
@@ -303,9 +296,12 @@ async fn drive(
         () = cancel.cancelled() => bail!("interrupted before the run started"),
     };
 
+    let mut tokens = TokenKeeper::new(auth.clone(), &pool.users, logins.tokens.clone());
     let assignments = assignments(p, target, &pool.users, &logins.tokens);
     session.assign(assignments).await?;
-    session.wait_ready(config.agent_timeout, cancel).await?;
+    session
+        .wait_ready(config.agent_timeout, &mut tokens, tasks, cancel)
+        .await?;
     let schedule = session.start(config.warmup, config.duration).await?;
     tracing::info!(
         warmup = %common::duration::format_duration(config.warmup),
@@ -313,11 +309,11 @@ async fn drive(
         "run started"
     );
 
-    let mut tokens = TokenKeeper::new(auth.clone(), &pool.users, logins.tokens.clone());
     let drain = config.request_timeout + DRAIN_MARGIN;
     let collected = session
         .collect(schedule, drain, &mut tokens, tasks, cancel)
         .await;
+    auth.close().await;
 
     let measured = collected
         .ended_at

@@ -19,7 +19,7 @@ use crate::messages::{
 use crate::registry::Registry;
 use crate::report::{AgentResult, GeneratorSummary, IntervalPoint, McpCounters};
 use crate::spawn::AgentProcesses;
-use crate::tokens::TokenKeeper;
+use crate::tokens::{RefreshResult, TokenKeeper};
 
 /// An agent silent this long is lost (heartbeats come every second).
 pub const AGENT_LOST_AFTER: Duration = Duration::from_secs(5);
@@ -243,9 +243,13 @@ impl Session {
     }
 
     /// Waits until every agent has opened its sessions.
+    /// Tokens keep being refreshed meanwhile: opening many sessions can
+    /// outlast a short-lived token.
     pub async fn wait_ready(
         &mut self,
         timeout: Duration,
+        tokens: &mut TokenKeeper,
+        tasks: &TaskTracker,
         cancel: &CancellationToken,
     ) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -256,7 +260,13 @@ impl Session {
                     let waiting: Vec<&str> = self.agents.values().filter(|a| a.phase != Phase::Ready).map(|a| a.name.as_str()).collect();
                     bail!("agents {} not ready within {}", waiting.join(", "), common::duration::format_duration(timeout));
                 }
+                () = sleep_until_opt(tokens.next_due()) => tokens.start_due(tasks),
+                Some(result) = tokens.results.recv() => self.push_token(tokens, result).await,
                 ev = self.events.recv() => match ev {
+                    Some(AgentEvent::Message { agent, message: FromAgent::RefreshRequest { user } }) => {
+                        self.heard(&agent);
+                        tokens.request(&user, tasks);
+                    }
                     Some(ev) => self.handle_pre_start(ev)?,
                     None => bail!("the gRPC service stopped"),
                 },
@@ -353,14 +363,8 @@ impl Session {
                         self.print_status(&schedule);
                     }
                 }
-                Some(result) = tokens.results.recv() => {
-                    if let Some(update) = tokens.finish(result) {
-                        let agent = self.user_agent.get(&update.user).cloned();
-                        if let Some(state) = agent.and_then(|a| self.agents.get_mut(&a)) {
-                            let _ = send(state, ToAgent::TokenUpdate(update)).await;
-                        }
-                    }
-                }
+                () = sleep_until_opt(tokens.next_due()) => tokens.start_due(tasks),
+                Some(result) = tokens.results.recv() => self.push_token(tokens, result).await,
                 ev = self.events.recv() => match ev {
                     Some(ev) => self.handle_running(ev, &schedule, tokens, tasks),
                     None => break,
@@ -430,6 +434,27 @@ impl Session {
                     state.transition(Phase::Lost);
                 }
             }
+        }
+    }
+
+    /// Records a finished refresh and pushes the new token to the agent
+    /// that holds the user.
+    async fn push_token(&mut self, tokens: &mut TokenKeeper, result: RefreshResult) {
+        let Some(update) = tokens.finish(result) else {
+            return;
+        };
+        let agent = self.user_agent.get(&update.user).cloned();
+        if let Some(state) = agent.and_then(|a| self.agents.get_mut(&a))
+            && !state.finished()
+            && let Err(e) = send(state, ToAgent::TokenUpdate(update)).await
+        {
+            tracing::debug!(error = %e, "token update not delivered");
+        }
+    }
+
+    fn heard(&mut self, agent: &AgentId) {
+        if let Some(state) = self.agents.get_mut(agent) {
+            state.last_seen = Instant::now();
         }
     }
 
@@ -565,5 +590,13 @@ fn merge_without_users(into: &mut SeriesSet, from: &SeriesSet) {
             key.user.clear();
             into.entry(key).merge(stats);
         }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing scheduled.
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
