@@ -162,9 +162,15 @@ pub struct MockTarget {
 
 impl MockTarget {
     pub fn start() -> MockTarget {
+        Self::start_with(&[])
+    }
+
+    /// With extra `mock-target` flags (`--token-ttl 5s`).
+    pub fn start_with(args: &[&str]) -> MockTarget {
         let admin_password = format!("pw-{}", std::process::id());
         let mut cmd = Command::new(sibling_bin("mock-target"));
         cmd.args(["--listen", "127.0.0.1:0"])
+            .args(args)
             .env("MOCK_TARGET_ADMIN_PASSWORD", &admin_password);
         let proc = Proc::spawn("mock-target", cmd);
         let line = proc.wait_for_line("mcp_url", Duration::from_secs(20));
