@@ -500,7 +500,7 @@ impl Authenticator {
 
     /// The client id to put in an authorization request (DCR or
     /// `--client-id`; empty only for tokens-file runs, which never ask).
-    pub(crate) fn client_id(&self) -> &str {
+    pub fn client_id(&self) -> &str {
         self.client.as_ref().map_or("", |c| c.client_id.as_str())
     }
 
