@@ -56,6 +56,8 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
     }
 }
 
+/// `controller cleanup`: the journal first (every location it lists users
+/// at), then by prefix through the provider (`--nextcloud-url`).
 async fn cleanup(args: &CleanupArgs) -> anyhow::Result<ExitCode> {
     use crate::cli::ProviderKind;
     let prefix = args
@@ -63,18 +65,8 @@ async fn cleanup(args: &CleanupArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| config::DEFAULT_USER_PREFIX.into());
     config::validate_prefix(&prefix)?;
-    let provider = match args.provider.unwrap_or(ProviderKind::Nextcloud) {
-        ProviderKind::Nextcloud => {
-            let base = args.nextcloud_url.as_ref().context(
-                "cleanup needs --nextcloud-url (the Nextcloud base URL; admin from NEXTCLOUD_ADMIN_USER/NEXTCLOUD_ADMIN_PASSWORD)",
-            )?;
-            let admin = config::admin_from_env(&ProcessEnv)?;
-            provision::Provider::Ocs(provision::OcsProvider::new(
-                base,
-                admin.user,
-                admin.password,
-            )?)
-        }
+    match args.provider.unwrap_or(ProviderKind::Nextcloud) {
+        ProviderKind::Nextcloud => {}
         ProviderKind::Embedded => {
             anyhow::bail!(
                 "--provider embedded: the embedded target's users vanish with its run; nothing to clean up"
@@ -83,7 +75,7 @@ async fn cleanup(args: &CleanupArgs) -> anyhow::Result<ExitCode> {
         ProviderKind::Static => {
             anyhow::bail!("--provider static: users from --users-file are never created or deleted")
         }
-    };
+    }
     let state_dir = args
         .state_dir
         .clone()
@@ -93,8 +85,47 @@ async fn cleanup(args: &CleanupArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    run::users::cleanup_command(&provider, journal.as_ref(), &prefix, args.dry_run).await?;
+    let mut bases: Vec<url::Url> = args.nextcloud_url.iter().cloned().collect();
+    if let Some(j) = &journal {
+        let pending = j.pending().context("reading the user journal")?;
+        for location in pending.keys() {
+            let base = location
+                .strip_suffix(provision::OCS_USERS_PATH)
+                .and_then(|b| url::Url::parse(b).ok())
+                .with_context(|| {
+                    format!(
+                        "the user journal {} lists users at {location:?}, which is not an OCS users URL",
+                        j.path().display()
+                    )
+                })?;
+            if !bases.iter().any(|b| same_base(b, &base)) {
+                bases.push(base);
+            }
+        }
+    }
+    if bases.is_empty() {
+        anyhow::bail!(
+            "nothing to clean up from the journal in --state-dir {}: pass --nextcloud-url (admin from NEXTCLOUD_ADMIN_USER/NEXTCLOUD_ADMIN_PASSWORD) to delete `{}` users by prefix",
+            state_dir.display(),
+            provision::name_prefix(&prefix)
+        );
+    }
+    let admin = config::admin_from_env(&ProcessEnv)?;
+    for base in &bases {
+        let provider = provision::Provider::Ocs(provision::OcsProvider::new(
+            base,
+            admin.user.clone(),
+            admin.password.clone(),
+        )?);
+        run::users::cleanup_command(&provider, journal.as_ref(), &prefix, args.dry_run)
+            .await
+            .with_context(|| format!("cleaning up at {base}"))?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn same_base(a: &url::Url, b: &url::Url) -> bool {
+    a.as_str().trim_end_matches('/') == b.as_str().trim_end_matches('/')
 }
 
 /// Logs to stderr: `info` for our crates (`debug` with -v), `warn` for the

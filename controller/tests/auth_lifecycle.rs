@@ -135,17 +135,7 @@ fn cleanup_removes_the_users_of_a_killed_controller() {
     );
 
     let cleanup = |extra: &[&str]| {
-        let mut args = vec![
-            "cleanup",
-            "--provider",
-            "nextcloud",
-            "--nextcloud-url",
-            &mock.admin_url,
-            "--prefix",
-            prefix,
-            "--state-dir",
-            state,
-        ];
+        let mut args = vec!["cleanup", "--prefix", prefix, "--state-dir", state];
         args.extend_from_slice(extra);
         let mut cmd = controller(&args);
         cmd.env("NEXTCLOUD_ADMIN_PASSWORD", &mock.admin_password);
@@ -154,12 +144,20 @@ fn cleanup_removes_the_users_of_a_killed_controller() {
         assert!(status.success(), "exit {status}\nstderr:\n{}", p.stderr());
         p.stdout()
     };
-    let dry = cleanup(&["--dry-run"]);
+    // By prefix through the provider, and the journal: the same 6 users.
+    let dry = cleanup(&["--dry-run", "--nextcloud-url", &mock.admin_url]);
     assert!(dry.contains("6 users would be deleted"), "{dry}");
     assert_eq!(mock.list_users(&name_prefix).len(), 6, "--dry-run deleted");
+    // The journal alone knows where the users live.
     let done = cleanup(&[]);
     assert!(done.contains("deleted 6 users"), "{done}");
     assert_eq!(mock.list_users(&name_prefix), Vec::<String>::new());
     let journal = std::fs::read_to_string(dir.path().join("state/users.jsonl")).unwrap();
     assert_eq!(journal, "", "the journal still lists users");
+    // With nothing journaled and no --nextcloud-url, the error says what to pass.
+    let mut cmd = controller(&["cleanup", "--prefix", prefix, "--state-dir", state]);
+    cmd.env("NEXTCLOUD_ADMIN_PASSWORD", &mock.admin_password);
+    let mut p = Proc::spawn("controller cleanup", cmd);
+    assert_eq!(p.wait(Duration::from_secs(30)).code(), Some(1));
+    assert!(p.stderr().contains("--nextcloud-url"), "{}", p.stderr());
 }

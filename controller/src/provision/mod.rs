@@ -13,7 +13,7 @@ use futures::StreamExt;
 use rand::Rng;
 
 pub use journal::Journal;
-pub use nextcloud::OcsProvider;
+pub use nextcloud::{OCS_USERS_PATH, OcsProvider};
 pub use static_users::StaticUsers;
 
 /// Length of generated user passwords.

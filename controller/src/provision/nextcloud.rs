@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 use super::{ProvisionError, TestUser, UserProvider};
 
+/// Where the OCS provisioning API keeps users, under the Nextcloud base URL.
+pub const OCS_USERS_PATH: &str = "/ocs/v2.php/cloud/users";
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// OCS status code of "user already exists" on user creation.
@@ -58,7 +60,7 @@ impl OcsProvider {
         Ok(OcsProvider {
             http,
             users_url: format!(
-                "{}/ocs/v2.php/cloud/users",
+                "{}{OCS_USERS_PATH}",
                 base_url.as_str().trim_end_matches('/')
             ),
             admin_user,
