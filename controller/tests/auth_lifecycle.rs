@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use support::*;
 
-const RUN_TIMEOUT: Duration = Duration::from_secs(120);
-
 #[test]
 fn a_run_logged_in_through_chromium() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,30 +52,24 @@ fn five_second_tokens_are_refreshed_through_a_20s_run() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run.json");
     let n_users = 4u64;
-    let mut cmd = controller(&[
-        "start",
-        "--agents",
-        "2",
-        "--users",
-        &n_users.to_string(),
-        "--duration",
-        "20s",
-        "--warmup",
-        "1s",
-        "--url",
-        &mock.mcp_url,
-        "--nextcloud-url",
-        &mock.admin_url,
-        "--user-prefix",
+    let cmd = mock.controller_start(
         "ttl",
-        "--state-dir",
-        dir.path().join("state").to_str().unwrap(),
-        "--think-time",
-        "20ms",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    cmd.env("NEXTCLOUD_ADMIN_PASSWORD", &mock.admin_password);
+        &dir.path().join("state"),
+        &[
+            "--agents",
+            "2",
+            "--users",
+            &n_users.to_string(),
+            "--duration",
+            "20s",
+            "--warmup",
+            "1s",
+            "--think-time",
+            "20ms",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
     let mut c = Proc::spawn("controller", cmd);
     let status = c.wait(RUN_TIMEOUT);
     assert!(status.success(), "exit {status}\nstderr:\n{}", c.stderr());
@@ -101,29 +93,23 @@ fn five_second_tokens_are_refreshed_through_a_20s_run() {
 fn cleanup_removes_the_users_of_a_killed_controller() {
     let mock = MockTarget::start();
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let state = state.to_str().unwrap();
+    let state_dir = dir.path().join("state");
+    let state = state_dir.to_str().unwrap();
     let prefix = "crash";
-    let mut cmd = controller(&[
-        "start",
-        "--agents",
-        "2",
-        "--users",
-        "6",
-        "--duration",
-        "60s",
-        "--warmup",
-        "500ms",
-        "--url",
-        &mock.mcp_url,
-        "--nextcloud-url",
-        &mock.admin_url,
-        "--user-prefix",
+    let cmd = mock.controller_start(
         prefix,
-        "--state-dir",
-        state,
-    ]);
-    cmd.env("NEXTCLOUD_ADMIN_PASSWORD", &mock.admin_password);
+        &state_dir,
+        &[
+            "--agents",
+            "2",
+            "--users",
+            "6",
+            "--duration",
+            "60s",
+            "--warmup",
+            "500ms",
+        ],
+    );
     let mut c = Proc::spawn("controller", cmd);
     c.wait_for_line("run started", Duration::from_secs(60));
     c.kill();

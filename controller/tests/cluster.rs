@@ -8,9 +8,6 @@ use std::time::Duration;
 
 use support::*;
 
-/// Every e2e run is bounded well below this.
-const RUN_TIMEOUT: Duration = Duration::from_secs(90);
-
 #[test]
 fn three_spawned_agents_against_the_embedded_mock() {
     let dir = tempfile::tempdir().unwrap();
@@ -59,33 +56,26 @@ fn standalone_mock_users_are_deleted_at_the_end() {
     let out = dir.path().join("run.json");
     let state = dir.path().join("state");
     let prefix = "e2e";
-    let mut cmd = controller(&[
-        "start",
-        "--agents",
-        "2",
-        "--users",
-        "4",
-        "--duration",
-        "2s",
-        "--warmup",
-        "500ms",
-        "--url",
-        &mock.mcp_url,
-        "--provider",
-        "nextcloud",
-        "--nextcloud-url",
-        &mock.admin_url,
-        "--user-prefix",
+    let cmd = mock.controller_start(
         prefix,
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--workload",
-        "sharing",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    cmd.env("NEXTCLOUD_ADMIN_USER", "admin")
-        .env("NEXTCLOUD_ADMIN_PASSWORD", &mock.admin_password);
+        &state,
+        &[
+            "--agents",
+            "2",
+            "--users",
+            "4",
+            "--duration",
+            "2s",
+            "--warmup",
+            "500ms",
+            "--provider",
+            "nextcloud",
+            "--workload",
+            "sharing",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
     let mut c = Proc::spawn("controller", cmd);
     let status = c.wait(RUN_TIMEOUT);
     assert!(status.success(), "exit {status}\nstderr:\n{}", c.stderr());
@@ -247,26 +237,20 @@ fn ctrl_c_writes_an_interrupted_report_and_deletes_users() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run.json");
     let prefix = "intr";
-    let mut cmd = controller(&[
-        "start",
-        "--agents",
-        "2",
-        "--duration",
-        "60s",
-        "--warmup",
-        "500ms",
-        "--url",
-        &mock.mcp_url,
-        "--nextcloud-url",
-        &mock.admin_url,
-        "--user-prefix",
+    let cmd = mock.controller_start(
         prefix,
-        "--state-dir",
-        dir.path().join("state").to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    cmd.env("NEXTCLOUD_ADMIN_PASSWORD", &mock.admin_password);
+        &dir.path().join("state"),
+        &[
+            "--agents",
+            "2",
+            "--duration",
+            "60s",
+            "--warmup",
+            "500ms",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
     let mut c = Proc::spawn("controller", cmd);
     c.wait_for_line("run started", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(2));

@@ -9,6 +9,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Every end-to-end run in these tests is bounded well below this.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// A binary built beside `controller` (`agent`, `mock-target`).
 pub fn sibling_bin(name: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_BIN_EXE_controller"))
@@ -182,6 +185,30 @@ impl MockTarget {
             proc,
             admin_password,
         }
+    }
+
+    /// `controller start ARGS` against this mock, its users created through
+    /// the OCS API as `{prefix}_user_N` and journaled in `state_dir`.
+    pub fn controller_start(
+        &self,
+        prefix: &str,
+        state_dir: &std::path::Path,
+        args: &[&str],
+    ) -> Command {
+        let mut cmd = controller(&["start"]);
+        cmd.args([
+            "--url",
+            &self.mcp_url,
+            "--nextcloud-url",
+            &self.admin_url,
+            "--user-prefix",
+            prefix,
+            "--state-dir",
+            state_dir.to_str().unwrap(),
+        ])
+        .args(args)
+        .env("NEXTCLOUD_ADMIN_PASSWORD", &self.admin_password);
+        cmd
     }
 
     /// Users on the mock whose name starts with `prefix`.
