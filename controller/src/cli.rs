@@ -189,6 +189,10 @@ pub struct StartArgs {
     /// Longest one browser login may take [default: 60s].
     #[arg(long, env = "MCP_SWARM_LOGIN_TIMEOUT", value_parser = duration_arg)]
     pub login_timeout: Option<Duration>,
+    /// Where --login browser catches the OAuth redirect; fix the port when the client's
+    /// redirect URI (http://ADDR/callback) is registered in advance [default: 127.0.0.1:0].
+    #[arg(long, env = "MCP_SWARM_CALLBACK_LISTEN")]
+    pub callback_listen: Option<std::net::SocketAddr>,
     /// JSON file of pre-acquired tokens per user for --login tokens-file.
     #[arg(long, env = "MCP_SWARM_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,

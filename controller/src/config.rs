@@ -85,6 +85,8 @@ pub struct LoginConfig {
     pub browser: BrowserOptions,
     /// For `--login tokens-file`.
     pub tokens_file: Option<PathBuf>,
+    /// Where `--login browser` listens for the redirect.
+    pub callback_listen: SocketAddr,
 }
 
 /// Names of the IdP login form's fields.
@@ -157,6 +159,7 @@ struct FileConfig {
     login_consent_selector: Option<String>,
     login_timeout: Option<DurationValue>,
     tokens_file: Option<PathBuf>,
+    callback_listen: Option<SocketAddr>,
     request_timeout: Option<DurationValue>,
     verbose: Option<bool>,
     log_format: Option<LogFormat>,
@@ -374,6 +377,10 @@ impl RunConfig {
             form,
             browser,
             tokens_file,
+            callback_listen: args
+                .callback_listen
+                .or(file.callback_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
         };
 
         let provider_kind = args.provider.or(file.provider).unwrap_or(match target {

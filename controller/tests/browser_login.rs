@@ -39,7 +39,9 @@ async fn start_target(consent: bool) -> Target {
     let mock = mock::serve(listener, config, shutdown.clone())
         .await
         .unwrap();
-    let callback = CallbackServer::start(shutdown.clone()).await.unwrap();
+    let callback = CallbackServer::start(([127, 0, 0, 1], 0).into(), shutdown.clone())
+        .await
+        .unwrap();
     let http = reqwest::Client::new();
     let registered: serde_json::Value = http
         .post(format!("{}/register", mock.issuer))

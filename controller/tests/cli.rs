@@ -105,6 +105,11 @@ fn help_lists_the_framework_flags() {
         "--login",
         "--provider",
         "--state-dir",
+        "--browser",
+        "--headed",
+        "--login-concurrency",
+        "--tokens-file",
+        "--callback-listen",
         "MCP_SWARM_USERS",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");

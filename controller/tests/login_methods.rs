@@ -54,6 +54,7 @@ fn login_config(method: LoginMethod) -> LoginConfig {
             timeout: Duration::from_secs(30),
         },
         tokens_file: None,
+        callback_listen: ([127, 0, 0, 1], 0).into(),
     }
 }
 

@@ -35,16 +35,17 @@ struct RawCallback {
 
 type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<CallbackParams>>>>;
 
-/// A listener on `127.0.0.1:0` serving `/callback`.
+/// A listener (by default on `127.0.0.1:0`) serving `/callback`.
 pub struct CallbackServer {
     addr: SocketAddr,
     waiters: Waiters,
 }
 
 impl CallbackServer {
-    /// Binds loopback port 0 and serves until `shutdown` is cancelled.
-    pub async fn start(shutdown: CancellationToken) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+    /// Binds `addr` (a fixed port when the client's redirect URI is
+    /// registered in advance) and serves until `shutdown` is cancelled.
+    pub async fn start(addr: SocketAddr, shutdown: CancellationToken) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let waiters: Waiters = Arc::default();
         let app = axum::Router::new()

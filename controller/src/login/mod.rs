@@ -193,11 +193,14 @@ impl Authenticator {
         let stop_callback = tokio_util::sync::CancellationToken::new();
         let callback = match config.method {
             LoginMethod::Browser => Some(
-                callback::CallbackServer::start(stop_callback.clone())
+                callback::CallbackServer::start(config.callback_listen, stop_callback.clone())
                     .await
                     .map_err(|e| LoginError::Flow {
                         user: String::new(),
-                        message: format!("cannot start the local OAuth callback listener: {e}"),
+                        message: format!(
+                            "cannot start the OAuth callback listener on --callback-listen {}: {e}",
+                            config.callback_listen
+                        ),
                     })?,
             ),
             _ => None,

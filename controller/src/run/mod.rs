@@ -356,9 +356,17 @@ async fn drive(
             .filter(|w| w.baseline)
             .map(|w| w.name.clone())
             .collect(),
+        // The workload's workflows are listed even if they never ran; the
+        // scenario's others only if they did.
         step_order: p
             .scenario
             .workflows()
+            .filter(|w| {
+                p.workload
+                    .mix
+                    .iter()
+                    .any(|m| m.workflow == w.name && m.weight > 0)
+            })
             .map(|w| {
                 (
                     w.name.clone(),
