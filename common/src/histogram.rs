@@ -1,5 +1,5 @@
 //! The one latency histogram everybody uses: microseconds, 3 significant
-//! digits, from 1 µs to 1 hour, encoded as HdrHistogram V2 (uncompressed:
+//! digits, from 1 µs to 1 hour (allocated lazily, grown as samples need), encoded as HdrHistogram V2 (uncompressed:
 //! gRPC compression does better for less CPU, see SPEC §5).
 
 use std::time::Duration;
@@ -22,39 +22,44 @@ pub enum HistogramError {
     Encode(String),
 }
 
-#[derive(Clone, Debug)]
+/// A latency histogram that costs nothing until its first sample, and then
+/// only as much as its largest sample needs: it starts at one bucket and
+/// grows (auto-resize) up to `MAX_LATENCY_US`. An agent holds several per
+/// user, so a fixed 1 µs–1 h layout (~190 KiB each) would dwarf the session.
+#[derive(Clone, Debug, Default)]
 pub struct LatencyHistogram {
-    inner: Histogram<u64>,
+    inner: Option<Histogram<u64>>,
 }
 
-impl Default for LatencyHistogram {
-    fn default() -> Self {
-        Self::new()
-    }
+/// The smallest highest-trackable value hdrhistogram accepts (2 × lowest).
+const INITIAL_HIGHEST_US: u64 = 2;
+
+fn fresh() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts; a failure here
+    // would be a programming error caught by every test.
+    let mut h = Histogram::new_with_bounds(1, INITIAL_HIGHEST_US, SIGNIFICANT_DIGITS)
+        .expect("constant histogram bounds are valid");
+    h.auto(true);
+    h
 }
 
 impl PartialEq for LatencyHistogram {
     fn eq(&self, other: &Self) -> bool {
-        self.inner.len() == other.inner.len()
-            && self
-                .inner
-                .iter_recorded()
-                .zip(other.inner.iter_recorded())
-                .all(|(a, b)| {
-                    a.value_iterated_to() == b.value_iterated_to()
-                        && a.count_at_value() == b.count_at_value()
-                })
-            && self.inner.iter_recorded().count() == other.inner.iter_recorded().count()
+        self.len() == other.len() && self.recorded().eq(other.recorded())
     }
 }
 
 impl LatencyHistogram {
     pub fn new() -> Self {
-        // The bounds are constants that hdrhistogram accepts; a failure here
-        // would be a programming error caught by every test.
-        let inner = Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGNIFICANT_DIGITS)
-            .expect("constant histogram bounds are valid");
-        Self { inner }
+        Self { inner: None }
+    }
+
+    /// `(value, count)` of every recorded bucket, in value order.
+    fn recorded(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.inner.iter().flat_map(|h| {
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        })
     }
 
     pub fn record(&mut self, latency: Duration) {
@@ -63,53 +68,75 @@ impl LatencyHistogram {
     }
 
     pub fn record_us(&mut self, us: u64) {
-        self.inner.saturating_record(us.clamp(1, MAX_LATENCY_US));
+        self.record_n_us(us, 1);
+    }
+
+    fn record_n_us(&mut self, us: u64, count: u64) {
+        // Clamped into range, so growing is the only thing that could fail,
+        // and only on a platform whose usize cannot index ~50k counters.
+        let _ = self
+            .inner
+            .get_or_insert_with(fresh)
+            .record_n(us.clamp(1, MAX_LATENCY_US), count);
     }
 
     /// Adds every sample of `other`. Merging is associative and order-free.
     pub fn merge(&mut self, other: &LatencyHistogram) {
-        // Same bounds on both sides, so `add` cannot fail.
-        let _ = self.inner.add(&other.inner);
+        if let Some(o) = other.inner.as_ref().filter(|o| !o.is_empty()) {
+            // Auto-resize grows this one to fit; it cannot fail within bounds.
+            let _ = self.inner.get_or_insert_with(fresh).add(o);
+        }
     }
 
     pub fn len(&self) -> u64 {
-        self.inner.len()
+        self.inner.as_ref().map_or(0, |h| h.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
+        self.len() == 0
     }
 
     pub fn reset(&mut self) {
-        self.inner.reset();
+        if let Some(h) = &mut self.inner {
+            h.reset();
+        }
+    }
+
+    fn non_empty(&self) -> Option<&Histogram<u64>> {
+        self.inner.as_ref().filter(|h| !h.is_empty())
     }
 
     pub fn min_us(&self) -> u64 {
-        if self.is_empty() { 0 } else { self.inner.min() }
+        self.non_empty().map_or(0, |h| h.min())
     }
 
     pub fn max_us(&self) -> u64 {
-        self.inner.max()
+        self.non_empty().map_or(0, |h| h.max())
     }
 
     pub fn mean_us(&self) -> f64 {
-        self.inner.mean()
+        self.non_empty().map_or(0.0, |h| h.mean())
     }
 
     /// Value at quantile `q` in 0..=1, in µs (0 when empty).
     pub fn quantile_us(&self, q: f64) -> u64 {
-        if self.is_empty() {
-            0
-        } else {
-            self.inner.value_at_quantile(q)
-        }
+        self.non_empty().map_or(0, |h| h.value_at_quantile(q))
     }
 
-    /// HdrHistogram V2 bytes.
+    /// HdrHistogram V2 bytes (an empty histogram is encoded too, so every
+    /// reader of the format can read every value we write).
     pub fn encode(&self) -> Result<Vec<u8>, HistogramError> {
         let mut buf = Vec::with_capacity(64);
+        let empty;
+        let h = match &self.inner {
+            Some(h) => h,
+            None => {
+                empty = fresh();
+                &empty
+            }
+        };
         V2Serializer::new()
-            .serialize(&self.inner, &mut buf)
+            .serialize(h, &mut buf)
             .map_err(|e| HistogramError::Encode(format!("{e:?}")))?;
         Ok(buf)
     }
@@ -125,10 +152,7 @@ impl LatencyHistogram {
             .map_err(|e| HistogramError::Decode(format!("{e:?}")))?;
         let mut out = Self::new();
         for v in decoded.iter_recorded() {
-            out.inner.saturating_record_n(
-                v.value_iterated_to().clamp(1, MAX_LATENCY_US),
-                v.count_at_value(),
-            );
+            out.record_n_us(v.value_iterated_to(), v.count_at_value());
         }
         Ok(out)
     }
@@ -170,6 +194,23 @@ mod tests {
         assert_eq!(h.len(), 2);
         assert_eq!(h.min_us(), 1);
         assert!(h.max_us() >= MAX_LATENCY_US);
+    }
+
+    #[test]
+    fn size_follows_the_largest_sample() {
+        assert!(
+            LatencyHistogram::new().inner.is_none(),
+            "empty costs nothing"
+        );
+        let counters = |h: &LatencyHistogram| h.inner.as_ref().unwrap().distinct_values();
+        // Up to ~16 ms: 5 buckets of 1024 counters, 40 KiB, not ~190 KiB.
+        let small = hist(&[3, 900, 15_000]);
+        assert!(counters(&small) <= 5 * 1024, "{}", counters(&small));
+        let mut grown = small.clone();
+        grown.merge(&hist(&[60_000_000]));
+        assert!(counters(&grown) > counters(&small));
+        assert_eq!(grown.max_us(), hist(&[60_000_000]).max_us());
+        assert_eq!(grown.len(), 4);
     }
 
     #[test]
