@@ -147,3 +147,69 @@ fn cleanup_removes_the_users_of_a_killed_controller() {
     assert_eq!(p.wait(Duration::from_secs(30)).code(), Some(1));
     assert!(p.stderr().contains("--nextcloud-url"), "{}", p.stderr());
 }
+
+#[test]
+fn static_users_log_in_and_are_left_alone() {
+    let users = [
+        ("alice", "pa"),
+        ("bob", "pb"),
+        ("carol", "pc"),
+        ("dave", "pd"),
+    ];
+    let flags: Vec<String> = users.iter().map(|(u, p)| format!("{u}:{p}")).collect();
+    let mut args = Vec::new();
+    for f in &flags {
+        args.extend(["--user", f.as_str()]);
+    }
+    let mock = MockTarget::start_with(&args);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run.json");
+    let csv = dir.path().join("users.csv");
+    let mut text = String::from("username,password\n# existing accounts\n");
+    for (u, p) in users {
+        text.push_str(&format!("{u},{p}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let mut c = Proc::spawn(
+        "controller",
+        controller(&[
+            "start",
+            "--url",
+            &mock.mcp_url,
+            "--provider",
+            "static",
+            "--users-file",
+            csv.to_str().unwrap(),
+            "--agents",
+            "2",
+            "--users",
+            "4",
+            "--duration",
+            "2s",
+            "--warmup",
+            "500ms",
+            "--login",
+            "password",
+            "-o",
+            out.to_str().unwrap(),
+        ]),
+    );
+    let status = c.wait(RUN_TIMEOUT);
+    assert!(status.success(), "exit {status}\nstderr:\n{}", c.stderr());
+    let report = read_report(&out);
+    assert_healthy_report(&report, 4, 2);
+    for (u, _) in users {
+        assert!(
+            report["users"].get(u).is_some(),
+            "{u} missing from the report"
+        );
+        assert_eq!(mock.list_users(u), vec![u.to_owned()], "{u} was deleted");
+    }
+    assert_eq!(report["auth"]["login_method"], "password");
+    // No password reaches the report or the logs.
+    let json = std::fs::read_to_string(&out).unwrap();
+    for (_, p) in users {
+        let needle = format!("\"{p}\"");
+        assert!(!json.contains(&needle) && !c.stderr().contains(&needle));
+    }
+}
