@@ -158,10 +158,12 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
                 .join(location)
                 .map_err(|e| flow(format!("bad Location {location:?}: {e}")))?;
             if same_endpoint(&target, &redirect) {
-                let query: Vec<(String, String)> = target.query_pairs().into_owned().collect();
-                let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-                let code =
-                    check_callback(get, request.state.expose(), &auth.endpoints.issuer, &name)?;
+                let code = check_redirect(
+                    &target,
+                    request.state.expose(),
+                    &auth.endpoints.issuer,
+                    &name,
+                )?;
                 return request.exchange(auth, &name, &code).await;
             }
             next = Next::Get(target);
@@ -262,6 +264,22 @@ fn same_endpoint(a: &url::Url, b: &url::Url) -> bool {
         && a.path() == b.path()
 }
 
+/// `check_callback` over the query of the redirect URL.
+fn check_redirect(
+    target: &url::Url,
+    state: &str,
+    issuer: &str,
+    user: &str,
+) -> Result<String, LoginError> {
+    let get = |k: &str| {
+        target
+            .query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into_owned())
+    };
+    check_callback(get, state, issuer, user)
+}
+
 /// Checks an authorization response's `state` (and `iss`, RFC 9207) and
 /// returns the code; `get` reads one of its parameters.
 pub(crate) fn check_callback(
@@ -327,23 +345,17 @@ mod tests {
 
     #[test]
     fn callback_checks_state_and_iss() {
-        let read_callback = |target: url::Url, state: &str, issuer: &str, user: &str| {
-            let get = |k: &str| {
-                target
-                    .query_pairs()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| v.into_owned())
-            };
-            check_callback(get, state, issuer, user)
-        };
         let u = |q: &str| url::Url::parse(&format!("{REDIRECT_URI}?{q}")).unwrap();
         assert_eq!(
-            read_callback(u("code=c&state=s&iss=http://as"), "s", "http://as/", "u").unwrap(),
+            check_redirect(&u("code=c&state=s&iss=http://as"), "s", "http://as/", "u").unwrap(),
             "c"
         );
-        assert!(read_callback(u("code=c&state=x"), "s", "http://as", "u").is_err());
-        assert!(read_callback(u("code=c&state=s&iss=http://evil"), "s", "http://as", "u").is_err());
-        let e = read_callback(u("error=access_denied&state=s"), "s", "http://as", "u").unwrap_err();
+        assert!(check_redirect(&u("code=c&state=x"), "s", "http://as", "u").is_err());
+        assert!(
+            check_redirect(&u("code=c&state=s&iss=http://evil"), "s", "http://as", "u").is_err()
+        );
+        let e =
+            check_redirect(&u("error=access_denied&state=s"), "s", "http://as", "u").unwrap_err();
         assert!(e.to_string().contains("access_denied"), "{e}");
     }
 

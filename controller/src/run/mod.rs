@@ -296,8 +296,8 @@ async fn drive(
         () = cancel.cancelled() => bail!("interrupted before the run started"),
     };
 
-    let mut tokens = TokenKeeper::new(auth.clone(), &pool.users, logins.tokens.clone());
     let assignments = assignments(p, target, &pool.users, &logins.tokens);
+    let mut tokens = TokenKeeper::new(auth.clone(), &pool.users, logins.tokens);
     session.assign(assignments).await?;
     session
         .wait_ready(config.agent_timeout, &mut tokens, tasks, cancel)
