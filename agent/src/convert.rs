@@ -115,7 +115,13 @@ fn generator(g: &GeneratorStats) -> proto::GeneratorStats {
     }
 }
 
-pub fn agent_message(event: AgentEvent) -> Result<proto::AgentMessage, HistogramError> {
+/// Most bytes of users one `FinalReport` chunk carries, well under the
+/// controller's decoding limit, so any user count reaches it.
+pub const FINAL_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// The wire messages for one event: one, except for a final report, which is
+/// split into chunks of at most `FINAL_CHUNK_BYTES` of users.
+pub fn agent_messages(event: AgentEvent) -> Result<Vec<proto::AgentMessage>, HistogramError> {
     use proto::agent_message::Body;
     let body = match event {
         AgentEvent::Ready {
@@ -146,30 +152,70 @@ pub fn agent_message(event: AgentEvent) -> Result<proto::AgentMessage, Histogram
             seq,
             interval_start_ms,
             interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
-            series: series.to_proto()?,
+            series: series.series_to_proto()?,
             generator: Some(generator(&g)),
+            users: series.users_to_proto()?,
         }),
         AgentEvent::Final {
             series,
             generator: g,
             mcp,
             interrupted,
-        } => Body::FinalReport(proto::FinalReport {
-            series: series.to_proto()?,
-            generator: Some(generator(&g)),
-            mcp: Some(proto::McpStats {
-                session_reinitializations: mcp.session_reinitializations,
-                auth_failures: mcp.auth_failures,
-                refresh_requests: mcp.refresh_requests,
-            }),
-            interrupted,
-        }),
+        } => {
+            let head = proto::FinalReport {
+                series: series.series_to_proto()?,
+                generator: Some(generator(&g)),
+                mcp: Some(proto::McpStats {
+                    session_reinitializations: mcp.session_reinitializations,
+                    auth_failures: mcp.auth_failures,
+                    refresh_requests: mcp.refresh_requests,
+                }),
+                interrupted,
+                ..Default::default()
+            };
+            let chunks = final_chunks(head, series.users_to_proto()?, FINAL_CHUNK_BYTES);
+            return Ok(chunks
+                .into_iter()
+                .map(|c| proto::AgentMessage {
+                    body: Some(Body::FinalReport(c)),
+                })
+                .collect());
+        }
         AgentEvent::RefreshRequest { user } => Body::RefreshRequest(proto::RefreshRequest {
             user_name: user.as_str().to_owned(),
         }),
         AgentEvent::Failure { message } => Body::Failure(proto::AgentFailure { message }),
     };
-    Ok(proto::AgentMessage { body: Some(body) })
+    Ok(vec![proto::AgentMessage { body: Some(body) }])
+}
+
+/// Splits a final report: `head` (series, counters) and the first users go
+/// in chunk 0, the other users in as many chunks as `budget` bytes need.
+fn final_chunks(
+    head: proto::FinalReport,
+    users: Vec<proto::UserSeries>,
+    budget: usize,
+) -> Vec<proto::FinalReport> {
+    use prost::Message as _;
+    let mut chunks = vec![head];
+    let mut size = chunks[0].encoded_len();
+    for user in users {
+        let len = user.encoded_len() + 8;
+        if size + len > budget && !chunks.last().is_some_and(|c| c.users.is_empty()) {
+            chunks.push(proto::FinalReport::default());
+            size = 0;
+        }
+        size += len;
+        if let Some(last) = chunks.last_mut() {
+            last.users.push(user);
+        }
+    }
+    let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+    for (i, c) in chunks.iter_mut().enumerate() {
+        c.chunk_index = u32::try_from(i).unwrap_or(u32::MAX);
+        c.chunk_count = count;
+    }
+    chunks
 }
 
 /// The register request for this agent.
@@ -180,6 +226,42 @@ pub fn register_request(name: &str, capacity: u32, digest: &str) -> proto::Regis
         capacity,
         scenario_digest: digest.to_owned(),
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+
+    fn user(i: usize) -> proto::UserSeries {
+        proto::UserSeries {
+            user: format!("loadtest_user_{i}"),
+            ok: 3,
+            histogram: vec![7; 40],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn final_reports_are_chunked_under_the_budget() {
+        let head = proto::FinalReport {
+            interrupted: true,
+            ..Default::default()
+        };
+        let users: Vec<_> = (0..5000).map(user).collect();
+        let chunks = final_chunks(head, users, 16 * 1024);
+        assert!(chunks.len() > 10, "{}", chunks.len());
+        let n: usize = chunks.iter().map(|c| c.users.len()).sum();
+        assert_eq!(n, 5000, "every user in exactly one chunk");
+        for (i, c) in chunks.iter().enumerate() {
+            assert_eq!(c.chunk_index as usize, i);
+            assert_eq!(c.chunk_count as usize, chunks.len());
+            assert!(c.encoded_len() <= 16 * 1024, "{}", c.encoded_len());
+        }
+        assert!(chunks[0].interrupted);
+        let single = final_chunks(proto::FinalReport::default(), Vec::new(), 16 * 1024);
+        assert_eq!((single.len(), single[0].chunk_count), (1, 1));
     }
 }
 

@@ -215,7 +215,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let result = match ended {
         Ok(Ending::Finished { interrupted }) => {
             let final_report = AgentEvent::Final {
-                series: recorder.cumulative(),
+                series: recorder.take_cumulative(),
                 generator: generator.snapshot(),
                 mcp: counters.snapshot(),
                 interrupted,

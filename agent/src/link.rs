@@ -53,15 +53,18 @@ pub struct LinkClosed;
 
 impl LinkSender {
     pub async fn send(&self, event: AgentEvent) -> Result<(), LinkClosed> {
-        let msg = match convert::agent_message(event) {
-            Ok(msg) => msg,
+        let messages = match convert::agent_messages(event) {
+            Ok(messages) => messages,
             Err(e) => {
                 // Only a histogram that cannot be encoded gets here: a bug, not the peer's fault.
                 tracing::error!(error = %e, "could not encode a message for the controller");
                 return Ok(());
             }
         };
-        self.tx.send(msg).await.map_err(|_| LinkClosed)
+        for msg in messages {
+            self.tx.send(msg).await.map_err(|_| LinkClosed)?;
+        }
+        Ok(())
     }
 }
 

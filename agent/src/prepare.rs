@@ -181,7 +181,9 @@ pub async fn open_sessions(
     }
     let results: Vec<_> = futures::stream::iter(jobs)
         .map(move |(g, i, token, ctx)| async move {
-            (g, i, McpSession::open(&ctx, token, timeout).await)
+            let started = std::time::Instant::now();
+            let opened = McpSession::open(&ctx, token, timeout).await;
+            (g, i, opened, started.elapsed())
         })
         .buffer_unordered(OPEN_CONCURRENCY)
         .collect()
@@ -190,14 +192,15 @@ pub async fn open_sessions(
     let mut slots: Vec<Vec<Option<Arc<McpSession>>>> =
         groups.iter().map(|g| vec![None; g.len()]).collect();
     let mut out = OpenedSessions::default();
-    for (g, i, result) in results {
+    for (g, i, result, elapsed) in results {
         let user = groups[g][i].name.as_str();
         match result {
             Ok((session, latency)) => {
                 recorder.record(
                     g,
                     [Sample {
-                        key: SeriesKey::mcp_initialize(user),
+                        key: SeriesKey::mcp_initialize(),
+                        user: None,
                         latency,
                         corrected: None,
                         error: None,
@@ -210,8 +213,10 @@ pub async fn open_sessions(
                 recorder.record(
                     g,
                     [Sample {
-                        key: SeriesKey::mcp_initialize(user),
-                        latency: Duration::ZERO,
+                        key: SeriesKey::mcp_initialize(),
+                        user: None,
+                        // How long the failed attempt took, not a 0 µs initialize.
+                        latency: elapsed,
                         corrected: None,
                         error: Some(e.kind),
                     }],

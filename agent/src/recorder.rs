@@ -1,12 +1,18 @@
 //! Where measurements go: a few mutex-guarded `SeriesSet` shards that tasks
 //! write to (one lock per finished workflow, rarely contended), drained once
 //! per interval into a delta and added to the cumulative set.
+//!
+//! A shard's series keep their histograms' memory between intervals (they
+//! are reset, not rebuilt); its users move out with each delta, so a user's
+//! compact histogram lives in the cumulative set and, for the one interval in
+//! which it changed, in a delta, never once per shard.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::ErrorKind;
-use common::series::{SeriesKey, SeriesSet};
+use common::ids::UserName;
+use common::series::{SeriesKey, SeriesSet, SeriesStats};
 
 /// Enough shards that two cores' worth of tasks seldom meet on one.
 const SHARDS: usize = 16;
@@ -15,6 +21,9 @@ const SHARDS: usize = 16;
 #[derive(Clone, Debug)]
 pub struct Sample {
     pub key: SeriesKey,
+    /// Operation samples: the user who made the call, whose own statistics
+    /// the call also counts in.
+    pub user: Option<UserName>,
     pub latency: Duration,
     /// Open model, workflows only: latency from the intended start.
     pub corrected: Option<Duration>,
@@ -44,6 +53,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The series of `key` in `set`, created on first use (the key is cloned
+/// only then).
+fn series<'a>(set: &'a mut SeriesSet, key: &SeriesKey) -> &'a mut SeriesStats {
+    if !set.series.contains_key(key) {
+        set.series.insert(key.clone(), SeriesStats::default());
+    }
+    // Inserted just above when it was missing.
+    set.series.get_mut(key).expect("series exists")
+}
+
 impl Recorder {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
@@ -53,7 +72,10 @@ impl Recorder {
     pub fn record(&self, task: usize, samples: impl IntoIterator<Item = Sample>) {
         let mut set = lock(&self.shards[task % SHARDS]);
         for s in samples {
-            let stats = set.entry(s.key);
+            if let Some(user) = &s.user {
+                set.user(user).record(&s.key.operation, s.latency, s.error);
+            }
+            let stats = series(&mut set, &s.key);
             match s.error {
                 None => stats.record_ok(s.latency),
                 Some(kind) => stats.record_failure(s.latency, kind),
@@ -64,21 +86,33 @@ impl Recorder {
         }
     }
 
-    /// Everything recorded since the last call; also added to the cumulative set.
+    /// Counts a workflow that was still running when the run ended.
+    pub fn record_interrupted(&self, task: usize, workflow: &str) {
+        let mut set = lock(&self.shards[task % SHARDS]);
+        series(&mut set, &SeriesKey::workflow(workflow)).interrupted += 1;
+    }
+
+    /// Everything recorded since the last call (only what changed); also
+    /// added to the cumulative set.
     pub fn take_delta(&self) -> SeriesSet {
         let mut delta = SeriesSet::default();
         for shard in &self.shards {
-            let part = lock(shard).take();
-            delta.merge(&part);
+            let mut shard = lock(shard);
+            for (key, stats) in shard.series.iter_mut().filter(|(_, s)| !s.is_empty()) {
+                series(&mut delta, key).merge(stats);
+                stats.reset();
+            }
+            delta.absorb_users(&mut shard);
         }
         lock(&self.cumulative).merge(&delta);
         delta
     }
 
-    /// Drains the shards and returns everything recorded in this run.
-    pub fn cumulative(&self) -> SeriesSet {
+    /// Drains the shards and hands over everything recorded in this run,
+    /// leaving the recorder empty (the final report is built once).
+    pub fn take_cumulative(&self) -> SeriesSet {
         self.take_delta();
-        lock(&self.cumulative).clone()
+        std::mem::take(&mut *lock(&self.cumulative))
     }
 }
 
@@ -89,7 +123,18 @@ mod tests {
     fn sample(wf: &str, ms: u64, error: Option<ErrorKind>) -> Sample {
         Sample {
             key: SeriesKey::workflow(wf),
+            user: None,
             latency: Duration::from_millis(ms),
+            corrected: None,
+            error,
+        }
+    }
+
+    fn call(user: &str, tool: &str, error: Option<ErrorKind>) -> Sample {
+        Sample {
+            key: SeriesKey::operation("wf", tool),
+            user: Some(UserName::new(user)),
+            latency: Duration::from_millis(3),
             corrected: None,
             error,
         }
@@ -106,10 +151,39 @@ mod tests {
         let d1 = r.take_delta();
         assert_eq!(d1.series[&SeriesKey::workflow("a")].ok, 2);
         r.record(17, [sample("b", 1, None)]);
+        r.record_interrupted(3, "b");
         let d2 = r.take_delta();
-        assert!(!d2.series.contains_key(&SeriesKey::workflow("a")));
-        let all = r.cumulative();
+        assert!(
+            !d2.series.contains_key(&SeriesKey::workflow("a")),
+            "an unchanged series is not in the delta"
+        );
+        assert_eq!(d2.series[&SeriesKey::workflow("b")].interrupted, 1);
+        let all = r.take_cumulative();
         assert_eq!(all.series[&SeriesKey::workflow("a")].failed, 1);
+        assert_eq!(all.series[&SeriesKey::workflow("a")].ok, 2);
         assert_eq!(all.series[&SeriesKey::workflow("b")].ok, 1);
+        assert!(r.take_cumulative().is_empty(), "handed over once");
+    }
+
+    #[test]
+    fn calls_count_for_the_tool_and_the_user() {
+        let r = Recorder::new();
+        r.record(0, [call("ann", "t1", None), call("bob", "t1", None)]);
+        r.record(1, [call("ann", "t2", Some(ErrorKind::Http5xx))]);
+        let d1 = r.take_delta();
+        assert_eq!(d1.series[&SeriesKey::operation("wf", "t1")].ok, 2);
+        let ann = &d1.users[&UserName::new("ann")];
+        assert_eq!((ann.ok, ann.failed), (1, 1));
+        assert_eq!(ann.tools["t2"], 1);
+        assert_eq!(ann.latency.len(), 2);
+        r.record(2, [call("bob", "t1", None)]);
+        let d2 = r.take_delta();
+        assert_eq!(
+            d2.users.keys().map(UserName::as_str).collect::<Vec<_>>(),
+            ["bob"],
+            "only users that changed"
+        );
+        let all = r.take_cumulative();
+        assert_eq!(all.users[&UserName::new("bob")].tools["t1"], 2);
     }
 }

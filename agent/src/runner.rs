@@ -323,7 +323,13 @@ async fn execute(
     let record = ctx.phase.measures(intended.unwrap_or(began));
     let uuid = uuid::Uuid::new_v4().simple().to_string();
     let outcome = tokio::select! {
-        _ = ctx.abandon.cancelled() => return,
+        _ = ctx.abandon.cancelled() => {
+            // Still in flight at the end: counted as interrupted, not dropped.
+            if record {
+                ctx.recorder.record_interrupted(task, &wf.name);
+            }
+            return;
+        }
         o = run_workflow(wf, sessions, uuid, iteration, ctx.request_timeout) => o,
     };
     if !record {
@@ -332,6 +338,7 @@ async fn execute(
     let mut samples = outcome.samples;
     samples.push(Sample {
         key: SeriesKey::workflow(&wf.name),
+        user: None,
         latency: outcome.latency,
         corrected: intended.map(|i| i.elapsed()),
         error: outcome.error,

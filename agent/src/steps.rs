@@ -94,6 +94,7 @@ pub async fn run_workflow(
         }
         samples.push(Sample {
             key: SeriesKey::step(&workflow.name, &step.name),
+            user: None,
             latency: step_latency,
             corrected: None,
             error: step_error.as_ref().map(|(k, _)| *k),
@@ -146,7 +147,8 @@ async fn call_as(
         Err(e) => Err((e.kind, e.message)),
     };
     let op = Sample {
-        key: SeriesKey::operation(&workflow.name, session.user().as_str(), &step.tool),
+        key: SeriesKey::operation(&workflow.name, &step.tool),
+        user: Some(session.user().clone()),
         latency,
         corrected: None,
         error: outcome.as_ref().err().map(|(k, _)| *k),

@@ -235,20 +235,28 @@ async fn runs_an_assignment_and_reports() {
     }
     let report = final_report.unwrap();
     assert!(!report.interrupted);
-    let series = SeriesSet::from_proto(&report.series).expect("every series decodes");
+    assert_eq!((report.chunk_index, report.chunk_count), (0, 1));
+    let series =
+        SeriesSet::from_proto(&report.series, &report.users).expect("every series decodes");
     let workflows: Vec<_> = series.iter_kind(SeriesKind::Workflow).collect();
     assert!(!workflows.is_empty());
     let ok: u64 = workflows.iter().map(|(_, s)| s.ok).sum();
     let failed: u64 = workflows.iter().map(|(_, s)| s.failed).sum();
     assert!(ok > 0, "{workflows:?}");
     assert_eq!(failed, 0, "{workflows:?}");
-    assert_eq!(series.iter_kind(SeriesKind::McpInitialize).count(), 2);
+    let (_, init) = series
+        .iter_kind(SeriesKind::McpInitialize)
+        .next()
+        .expect("session initializations");
+    assert_eq!(init.ok, 2, "one initialize per user, in one series");
+    assert_eq!(series.users.len(), 2, "per-user statistics for both users");
+    assert!(series.users.values().all(|u| u.total() > 0 && u.latency.len() == u.total()));
     assert!(series.iter_kind(SeriesKind::Operation).count() > 0);
     assert!(heartbeats >= 1);
     assert!(!intervals.is_empty(), "no interval reports");
     for (i, interval) in intervals.iter().enumerate() {
         assert_eq!(interval.seq, i as u64);
-        SeriesSet::from_proto(&interval.series).expect("interval decodes");
+        SeriesSet::from_proto(&interval.series, &interval.users).expect("interval decodes");
     }
     let mcp = report.mcp.expect("mcp stats");
     assert_eq!(mcp.auth_failures, 0);
@@ -336,7 +344,7 @@ async fn stop_interrupts_the_run() {
         }
     };
     assert!(final_report.interrupted);
-    let series = SeriesSet::from_proto(&final_report.series).unwrap();
+    let series = SeriesSet::from_proto(&final_report.series, &final_report.users).unwrap();
     let (_, baseline) = series
         .iter_kind(SeriesKind::Workflow)
         .next()

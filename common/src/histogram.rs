@@ -1,16 +1,23 @@
-//! The one latency histogram everybody uses: microseconds, 3 significant
-//! digits, from 1 µs to 1 hour (allocated lazily, grown as samples need), encoded as HdrHistogram V2 (uncompressed:
-//! gRPC compression does better for less CPU, see SPEC §5).
+//! The latency histograms everybody uses: microseconds from 1 µs to 1 hour,
+//! allocated lazily and grown as samples need, encoded as HdrHistogram V2
+//! (uncompressed: gRPC compression does better for less CPU, see SPEC §5).
+//!
+//! Two precisions share one implementation: `LatencyHistogram` (3
+//! significant digits, u64 counts) for everything the report calls a
+//! percentile of a workflow, step or tool, and `CompactHistogram` (2
+//! significant digits, u32 counts, ~8× smaller) for the per-user figures, of
+//! which there is one per user.
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use base64::Engine as _;
-use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
+use hdrhistogram::{Counter, Histogram};
+use num_traits::{Bounded, FromPrimitive};
 
 /// Highest trackable latency; slower samples are clamped to it.
 pub const MAX_LATENCY_US: u64 = 3_600_000_000;
-const SIGNIFICANT_DIGITS: u8 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistogramError {
@@ -22,43 +29,81 @@ pub enum HistogramError {
     Encode(String),
 }
 
+/// How precise a histogram is and what its counters are.
+pub trait Precision: Clone + Copy + std::fmt::Debug + Default + PartialEq + 'static {
+    type Count: Counter + FromPrimitive + Bounded;
+    const SIGNIFICANT_DIGITS: u8;
+}
+
+/// 3 significant digits: workflow, step and tool percentiles.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Exact;
+
+impl Precision for Exact {
+    type Count = u64;
+    const SIGNIFICANT_DIGITS: u8 = 3;
+}
+
+/// 2 significant digits (values within 1%): one per user.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Compact;
+
+impl Precision for Compact {
+    type Count = u32;
+    const SIGNIFICANT_DIGITS: u8 = 2;
+}
+
 /// A latency histogram that costs nothing until its first sample, and then
 /// only as much as its largest sample needs: it starts at one bucket and
-/// grows (auto-resize) up to `MAX_LATENCY_US`. An agent holds several per
-/// user, so a fixed 1 µs–1 h layout (~190 KiB each) would dwarf the session.
-#[derive(Clone, Debug, Default)]
-pub struct LatencyHistogram {
-    inner: Option<Histogram<u64>>,
+/// grows (auto-resize) up to `MAX_LATENCY_US`.
+#[derive(Clone, Debug)]
+pub struct Hdr<P: Precision> {
+    inner: Option<Histogram<P::Count>>,
+    precision: PhantomData<P>,
+}
+
+/// Full precision, for workflows, steps and tools.
+pub type LatencyHistogram = Hdr<Exact>;
+/// Per-user precision.
+pub type CompactHistogram = Hdr<Compact>;
+
+impl<P: Precision> Default for Hdr<P> {
+    fn default() -> Self {
+        Self {
+            inner: None,
+            precision: PhantomData,
+        }
+    }
 }
 
 /// The smallest highest-trackable value hdrhistogram accepts (2 × lowest).
 const INITIAL_HIGHEST_US: u64 = 2;
 
-fn fresh() -> Histogram<u64> {
+fn fresh<P: Precision>() -> Histogram<P::Count> {
     // The bounds are constants that hdrhistogram accepts; a failure here
     // would be a programming error caught by every test.
-    let mut h = Histogram::new_with_bounds(1, INITIAL_HIGHEST_US, SIGNIFICANT_DIGITS)
+    let mut h = Histogram::new_with_bounds(1, INITIAL_HIGHEST_US, P::SIGNIFICANT_DIGITS)
         .expect("constant histogram bounds are valid");
     h.auto(true);
     h
 }
 
-impl PartialEq for LatencyHistogram {
+impl<P: Precision> PartialEq for Hdr<P> {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len() && self.recorded().eq(other.recorded())
     }
 }
 
-impl LatencyHistogram {
+impl<P: Precision> Hdr<P> {
     pub fn new() -> Self {
-        Self { inner: None }
+        Self::default()
     }
 
     /// `(value, count)` of every recorded bucket, in value order.
     fn recorded(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.inner.iter().flat_map(|h| {
             h.iter_recorded()
-                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .map(|v| (v.value_iterated_to(), v.count_at_value().as_u64()))
         })
     }
 
@@ -74,17 +119,18 @@ impl LatencyHistogram {
     fn record_n_us(&mut self, us: u64, count: u64) {
         // Clamped into range, so growing is the only thing that could fail,
         // and only on a platform whose usize cannot index ~50k counters.
+        let count = P::Count::from_u64(count).unwrap_or_else(P::Count::max_value);
         let _ = self
             .inner
-            .get_or_insert_with(fresh)
+            .get_or_insert_with(fresh::<P>)
             .record_n(us.clamp(1, MAX_LATENCY_US), count);
     }
 
     /// Adds every sample of `other`. Merging is associative and order-free.
-    pub fn merge(&mut self, other: &LatencyHistogram) {
+    pub fn merge(&mut self, other: &Hdr<P>) {
         if let Some(o) = other.inner.as_ref().filter(|o| !o.is_empty()) {
             // Auto-resize grows this one to fit; it cannot fail within bounds.
-            let _ = self.inner.get_or_insert_with(fresh).add(o);
+            let _ = self.inner.get_or_insert_with(fresh::<P>).add(o);
         }
     }
 
@@ -102,7 +148,7 @@ impl LatencyHistogram {
         }
     }
 
-    fn non_empty(&self) -> Option<&Histogram<u64>> {
+    fn non_empty(&self) -> Option<&Histogram<P::Count>> {
         self.inner.as_ref().filter(|h| !h.is_empty())
     }
 
@@ -131,7 +177,7 @@ impl LatencyHistogram {
         let h = match &self.inner {
             Some(h) => h,
             None => {
-                empty = fresh();
+                empty = fresh::<P>();
                 &empty
             }
         };
@@ -147,12 +193,12 @@ impl LatencyHistogram {
         if bytes.is_empty() {
             return Ok(Self::new());
         }
-        let decoded: Histogram<u64> = Deserializer::new()
+        let decoded: Histogram<P::Count> = Deserializer::new()
             .deserialize(&mut &bytes[..])
             .map_err(|e| HistogramError::Decode(format!("{e:?}")))?;
         let mut out = Self::new();
         for v in decoded.iter_recorded() {
-            out.record_n_us(v.value_iterated_to(), v.count_at_value());
+            out.record_n_us(v.value_iterated_to(), v.count_at_value().as_u64());
         }
         Ok(out)
     }
@@ -211,6 +257,25 @@ mod tests {
         assert!(counters(&grown) > counters(&small));
         assert_eq!(grown.max_us(), hist(&[60_000_000]).max_us());
         assert_eq!(grown.len(), 4);
+    }
+
+    #[test]
+    fn compact_is_small_and_within_one_percent() {
+        let mut c = CompactHistogram::new();
+        let mut e = LatencyHistogram::new();
+        for us in [120, 900, 4_000, 15_000, 15_000, 90_000] {
+            c.record_us(us);
+            e.record_us(us);
+        }
+        let counters = c.inner.as_ref().unwrap().distinct_values();
+        let exact = e.inner.as_ref().unwrap().distinct_values();
+        assert!(counters * 4 < exact, "{counters} vs {exact}");
+        for q in [0.5, 0.9, 0.99] {
+            let (a, b) = (c.quantile_us(q) as f64, e.quantile_us(q) as f64);
+            assert!((a - b).abs() / b <= 0.011, "q{q}: {a} vs {b}");
+        }
+        let back = CompactHistogram::decode(&c.encode().unwrap()).unwrap();
+        assert_eq!(back, c);
     }
 
     #[test]

@@ -13,11 +13,11 @@ pub mod secret;
 pub mod series;
 
 pub use error_kind::ErrorKind;
-pub use histogram::LatencyHistogram;
+pub use histogram::{CompactHistogram, LatencyHistogram};
 pub use secret::Secret;
 
 /// Version of the controller–agent protocol; `Register` refuses any other.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Metadata key that carries the cluster secret on every gRPC call.
 pub const SECRET_METADATA: &str = "x-mcp-swarm-secret";

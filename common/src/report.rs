@@ -10,10 +10,10 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::histogram::LatencyHistogram;
+use crate::histogram::{Hdr, Precision};
 
 /// Bumped on any incompatible change of the JSON layout.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -99,7 +99,7 @@ pub struct LatencyStats {
 }
 
 impl LatencyStats {
-    pub fn from_histogram(h: &LatencyHistogram) -> Self {
+    pub fn from_histogram<P: Precision>(h: &Hdr<P>) -> Self {
         if h.is_empty() {
             return Self::default();
         }
@@ -145,7 +145,12 @@ pub fn round6(x: f64) -> f64 {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowReport {
+    /// Finished executions (successes and failures).
     pub total_executions: u64,
+    /// Executions still in flight when the run ended or was interrupted:
+    /// neither successes nor failures, and without a latency.
+    #[serde(default)]
+    pub interrupted_executions: u64,
     pub successful_executions: u64,
     pub failed_executions: u64,
     pub success_rate: f64,
@@ -162,6 +167,8 @@ pub struct WorkflowReport {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepReport {
     pub total_executions: u64,
+    #[serde(default)]
+    pub interrupted_executions: u64,
     pub successful_executions: u64,
     pub failed_executions: u64,
     pub success_rate: f64,
@@ -170,6 +177,9 @@ pub struct StepReport {
     pub errors_breakdown: BTreeMap<String, u64>,
 }
 
+/// One user's operations. The latency figures come from the user's compact
+/// histogram (2 significant digits: within 1%); exact percentiles are those
+/// of workflows, steps and tools.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UserReport {
     pub total_operations: u64,
@@ -338,7 +348,7 @@ pub struct Histograms {
     pub workflows: BTreeMap<String, String>,
     /// `workflow/step` → histogram.
     pub steps: BTreeMap<String, String>,
-    /// `user/tool` → histogram, over every workflow.
+    /// Tool → histogram, over every workflow and user.
     pub operations: BTreeMap<String, String>,
 }
 
@@ -408,6 +418,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::histogram::LatencyHistogram;
 
     #[test]
     fn ordered_map_keeps_order_through_json() {

@@ -1,25 +1,31 @@
 //! Series of measurements: what agents record and the controller merges.
 //!
-//! A series is keyed by what was measured (a workflow, a step, one user's
-//! tool call, a session initialization) and holds counts, error kinds and a
-//! latency histogram. `SeriesSet` is the unit that crosses the wire, both as
-//! interval deltas and as the final cumulative report.
+//! Everything here grows with workflows × steps × tools, never with users ×
+//! tools. A series is keyed by what was measured (a workflow, a step, a tool
+//! called within a workflow, session initialization) and holds counts, error
+//! kinds and full-precision histograms; each user has counters and one
+//! compact histogram (`UserStats`) for the per-user figures of the report.
+//! `SeriesSet` is the unit that crosses the wire, both as interval deltas
+//! (only what changed) and as the final cumulative report (chunked).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::error_kind::ErrorKind;
-use crate::histogram::{HistogramError, LatencyHistogram};
+use crate::histogram::{CompactHistogram, HistogramError, LatencyHistogram};
+use crate::ids::UserName;
 use crate::proto;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SeriesKind {
-    /// A whole workflow execution.
+    /// A whole workflow execution: `workflow`.
     Workflow,
-    /// One step of a workflow.
+    /// One step of a workflow: `workflow`, `step`.
     Step,
-    /// One MCP tool call by one user.
+    /// One MCP tool call within a workflow, over every user: `workflow`,
+    /// `operation` (the tool).
     Operation,
-    /// Opening an MCP session (connect + initialize).
+    /// Opening an MCP session (connect + initialize), over every user.
     McpInitialize,
 }
 
@@ -28,35 +34,40 @@ pub struct SeriesKey {
     pub kind: SeriesKind,
     pub workflow: String,
     pub step: String,
-    pub user: String,
     pub operation: String,
 }
 
 impl SeriesKey {
     pub fn workflow(workflow: &str) -> Self {
-        Self::new(SeriesKind::Workflow, workflow, "", "", "")
+        Self::new(SeriesKind::Workflow, workflow, "", "")
     }
 
     pub fn step(workflow: &str, step: &str) -> Self {
-        Self::new(SeriesKind::Step, workflow, step, "", "")
+        Self::new(SeriesKind::Step, workflow, step, "")
     }
 
-    pub fn operation(workflow: &str, user: &str, tool: &str) -> Self {
-        Self::new(SeriesKind::Operation, workflow, "", user, tool)
+    pub fn operation(workflow: &str, tool: &str) -> Self {
+        Self::new(SeriesKind::Operation, workflow, "", tool)
     }
 
-    pub fn mcp_initialize(user: &str) -> Self {
-        Self::new(SeriesKind::McpInitialize, "", "", user, "")
+    pub fn mcp_initialize() -> Self {
+        Self::new(SeriesKind::McpInitialize, "", "", "")
     }
 
-    fn new(kind: SeriesKind, workflow: &str, step: &str, user: &str, operation: &str) -> Self {
+    fn new(kind: SeriesKind, workflow: &str, step: &str, operation: &str) -> Self {
         Self {
             kind,
             workflow: workflow.to_owned(),
             step: step.to_owned(),
-            user: user.to_owned(),
             operation: operation.to_owned(),
         }
+    }
+}
+
+/// Adds `n` of `kind` to a count map.
+fn add_errors(into: &mut BTreeMap<ErrorKind, u64>, from: &BTreeMap<ErrorKind, u64>) {
+    for (kind, n) in from {
+        *into.entry(*kind).or_default() += n;
     }
 }
 
@@ -64,7 +75,10 @@ impl SeriesKey {
 pub struct SeriesStats {
     pub ok: u64,
     pub failed: u64,
-    /// Latencies of every outcome, successes and failures.
+    /// Executions still in flight when the run ended or was interrupted:
+    /// counted, but neither a success nor a failure, and without a latency.
+    pub interrupted: u64,
+    /// Latencies of every finished outcome, successes and failures.
     pub histogram: LatencyHistogram,
     /// Open model only: latency from the intended start.
     pub corrected: LatencyHistogram,
@@ -72,20 +86,21 @@ pub struct SeriesStats {
 }
 
 impl SeriesStats {
+    /// Finished executions (successes and failures).
     pub fn total(&self) -> u64 {
         self.ok + self.failed
     }
 
     pub fn is_empty(&self) -> bool {
-        self.total() == 0 && self.histogram.is_empty()
+        self.total() == 0 && self.interrupted == 0 && self.histogram.is_empty()
     }
 
-    pub fn record_ok(&mut self, latency: std::time::Duration) {
+    pub fn record_ok(&mut self, latency: Duration) {
         self.ok += 1;
         self.histogram.record(latency);
     }
 
-    pub fn record_failure(&mut self, latency: std::time::Duration, kind: ErrorKind) {
+    pub fn record_failure(&mut self, latency: Duration, kind: ErrorKind) {
         self.failed += 1;
         self.histogram.record(latency);
         *self.errors.entry(kind).or_default() += 1;
@@ -94,18 +109,75 @@ impl SeriesStats {
     pub fn merge(&mut self, other: &SeriesStats) {
         self.ok += other.ok;
         self.failed += other.failed;
+        self.interrupted += other.interrupted;
         self.histogram.merge(&other.histogram);
         self.corrected.merge(&other.corrected);
-        for (kind, n) in &other.errors {
-            *self.errors.entry(*kind).or_default() += n;
-        }
+        add_errors(&mut self.errors, &other.errors);
+    }
+
+    /// Empties the counts but keeps the histograms' memory, so a series
+    /// recorded every interval is not rebuilt every interval.
+    pub fn reset(&mut self) {
+        self.ok = 0;
+        self.failed = 0;
+        self.interrupted = 0;
+        self.histogram.reset();
+        self.corrected.reset();
+        self.errors.clear();
     }
 }
 
-/// Every series of one agent (or of the whole cluster once merged).
+/// One user's operations over every workflow: counters and one compact
+/// histogram (2 significant digits), never a histogram per tool.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserStats {
+    pub ok: u64,
+    pub failed: u64,
+    pub errors: BTreeMap<ErrorKind, u64>,
+    /// Tool → calls.
+    pub tools: BTreeMap<String, u64>,
+    pub latency: CompactHistogram,
+}
+
+impl UserStats {
+    pub fn total(&self) -> u64 {
+        self.ok + self.failed
+    }
+
+    pub fn record(&mut self, tool: &str, latency: Duration, error: Option<ErrorKind>) {
+        match error {
+            None => self.ok += 1,
+            Some(kind) => {
+                self.failed += 1;
+                *self.errors.entry(kind).or_default() += 1;
+            }
+        }
+        match self.tools.get_mut(tool) {
+            Some(n) => *n += 1,
+            None => {
+                self.tools.insert(tool.to_owned(), 1);
+            }
+        }
+        self.latency.record(latency);
+    }
+
+    pub fn merge(&mut self, other: &UserStats) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        add_errors(&mut self.errors, &other.errors);
+        for (tool, n) in &other.tools {
+            *self.tools.entry(tool.clone()).or_default() += n;
+        }
+        self.latency.merge(&other.latency);
+    }
+}
+
+/// Every series of one agent (or of the whole cluster once merged), and
+/// every user's statistics.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SeriesSet {
     pub series: BTreeMap<SeriesKey, SeriesStats>,
+    pub users: BTreeMap<UserName, UserStats>,
 }
 
 impl SeriesSet {
@@ -113,58 +185,81 @@ impl SeriesSet {
         self.series.entry(key).or_default()
     }
 
+    pub fn user(&mut self, user: &UserName) -> &mut UserStats {
+        if !self.users.contains_key(user) {
+            self.users.insert(user.clone(), UserStats::default());
+        }
+        // Inserted just above when it was missing.
+        self.users.get_mut(user).expect("user entry exists")
+    }
+
     pub fn merge(&mut self, other: &SeriesSet) {
+        self.merge_series(other);
+        for (user, stats) in &other.users {
+            self.user(user).merge(stats);
+        }
+    }
+
+    /// Merges the series but not the users (the timeline keeps no users).
+    pub fn merge_series(&mut self, other: &SeriesSet) {
         for (key, stats) in &other.series {
-            self.series.entry(key.clone()).or_default().merge(stats);
+            match self.series.get_mut(key) {
+                Some(mine) => mine.merge(stats),
+                None => {
+                    self.series.insert(key.clone(), stats.clone());
+                }
+            }
+        }
+    }
+
+    /// Takes `other`'s users without copying them.
+    pub fn absorb_users(&mut self, other: &mut SeriesSet) {
+        if self.users.is_empty() {
+            self.users = std::mem::take(&mut other.users);
+            return;
+        }
+        for (user, stats) in std::mem::take(&mut other.users) {
+            match self.users.get_mut(&user) {
+                Some(mine) => mine.merge(&stats),
+                None => {
+                    self.users.insert(user, stats);
+                }
+            }
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.series.values().all(SeriesStats::is_empty)
-    }
-
-    /// Takes everything recorded so far, leaving an empty set: the interval
-    /// delta.
-    pub fn take(&mut self) -> SeriesSet {
-        std::mem::take(self)
+        self.series.values().all(SeriesStats::is_empty) && self.users.is_empty()
     }
 
     pub fn iter_kind(&self, kind: SeriesKind) -> impl Iterator<Item = (&SeriesKey, &SeriesStats)> {
         self.series.iter().filter(move |(k, _)| k.kind == kind)
     }
 
-    pub fn to_proto(&self) -> Result<Vec<proto::Series>, HistogramError> {
+    /// The non-empty series in wire form.
+    pub fn series_to_proto(&self) -> Result<Vec<proto::Series>, HistogramError> {
         self.series
             .iter()
             .filter(|(_, s)| !s.is_empty())
-            .map(|(key, stats)| {
-                Ok(proto::Series {
-                    key: Some(key_to_proto(key)),
-                    ok: stats.ok,
-                    failed: stats.failed,
-                    histogram: stats.histogram.encode()?,
-                    errors: stats
-                        .errors
-                        .iter()
-                        .map(|(kind, count)| proto::ErrorCount {
-                            kind: kind.to_proto() as i32,
-                            count: *count,
-                        })
-                        .collect(),
-                    corrected_histogram: if stats.corrected.is_empty() {
-                        Vec::new()
-                    } else {
-                        stats.corrected.encode()?
-                    },
-                })
-            })
+            .map(|(key, stats)| series_to_proto(key, stats))
             .collect()
     }
 
-    /// Decodes series from the wire. Series with an unknown kind (from a newer
-    /// agent) are skipped rather than failing the whole report.
-    pub fn from_proto(series: &[proto::Series]) -> Result<SeriesSet, HistogramError> {
-        let mut set = SeriesSet::default();
+    /// Every user in wire form, in name order.
+    pub fn users_to_proto(&self) -> Result<Vec<proto::UserSeries>, HistogramError> {
+        self.users
+            .iter()
+            .map(|(user, stats)| user_to_proto(user, stats))
+            .collect()
+    }
+
+    /// Adds series and users from the wire. Series with an unknown kind
+    /// (from a newer agent) are skipped rather than failing the whole report.
+    pub fn merge_proto(
+        &mut self,
+        series: &[proto::Series],
+        users: &[proto::UserSeries],
+    ) -> Result<(), HistogramError> {
         for s in series {
             let Some(key) = s.key.as_ref().and_then(key_from_proto) else {
                 continue;
@@ -172,19 +267,104 @@ impl SeriesSet {
             let mut stats = SeriesStats {
                 ok: s.ok,
                 failed: s.failed,
+                interrupted: s.interrupted,
                 histogram: LatencyHistogram::decode(&s.histogram)?,
                 corrected: LatencyHistogram::decode(&s.corrected_histogram)?,
                 errors: BTreeMap::new(),
             };
-            for e in &s.errors {
-                if let Some(kind) = ErrorKind::from_proto(e.kind) {
-                    *stats.errors.entry(kind).or_default() += e.count;
+            errors_from_proto(&mut stats.errors, &s.errors);
+            match self.series.get_mut(&key) {
+                Some(mine) => mine.merge(&stats),
+                None => {
+                    self.series.insert(key, stats);
                 }
             }
-            set.entry(key).merge(&stats);
         }
+        for u in users {
+            let mut stats = UserStats {
+                ok: u.ok,
+                failed: u.failed,
+                errors: BTreeMap::new(),
+                tools: u.tools.iter().map(|t| (t.tool.clone(), t.count)).collect(),
+                latency: CompactHistogram::decode(&u.histogram)?,
+            };
+            errors_from_proto(&mut stats.errors, &u.errors);
+            let name = UserName::new(u.user.clone());
+            match self.users.get_mut(&name) {
+                Some(mine) => mine.merge(&stats),
+                None => {
+                    self.users.insert(name, stats);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes series and users from the wire into a new set.
+    pub fn from_proto(
+        series: &[proto::Series],
+        users: &[proto::UserSeries],
+    ) -> Result<SeriesSet, HistogramError> {
+        let mut set = SeriesSet::default();
+        set.merge_proto(series, users)?;
         Ok(set)
     }
+}
+
+fn errors_to_proto(errors: &BTreeMap<ErrorKind, u64>) -> Vec<proto::ErrorCount> {
+    errors
+        .iter()
+        .map(|(kind, count)| proto::ErrorCount {
+            kind: kind.to_proto() as i32,
+            count: *count,
+        })
+        .collect()
+}
+
+fn errors_from_proto(into: &mut BTreeMap<ErrorKind, u64>, from: &[proto::ErrorCount]) {
+    for e in from {
+        if let Some(kind) = ErrorKind::from_proto(e.kind) {
+            *into.entry(kind).or_default() += e.count;
+        }
+    }
+}
+
+fn series_to_proto(key: &SeriesKey, stats: &SeriesStats) -> Result<proto::Series, HistogramError> {
+    Ok(proto::Series {
+        key: Some(key_to_proto(key)),
+        ok: stats.ok,
+        failed: stats.failed,
+        interrupted: stats.interrupted,
+        histogram: stats.histogram.encode()?,
+        errors: errors_to_proto(&stats.errors),
+        corrected_histogram: if stats.corrected.is_empty() {
+            Vec::new()
+        } else {
+            stats.corrected.encode()?
+        },
+    })
+}
+
+fn user_to_proto(user: &UserName, stats: &UserStats) -> Result<proto::UserSeries, HistogramError> {
+    Ok(proto::UserSeries {
+        user: user.as_str().to_owned(),
+        ok: stats.ok,
+        failed: stats.failed,
+        errors: errors_to_proto(&stats.errors),
+        tools: stats
+            .tools
+            .iter()
+            .map(|(tool, count)| proto::ToolCount {
+                tool: tool.clone(),
+                count: *count,
+            })
+            .collect(),
+        histogram: if stats.latency.is_empty() {
+            Vec::new()
+        } else {
+            stats.latency.encode()?
+        },
+    })
 }
 
 fn key_to_proto(key: &SeriesKey) -> proto::SeriesKey {
@@ -198,7 +378,6 @@ fn key_to_proto(key: &SeriesKey) -> proto::SeriesKey {
         kind: kind as i32,
         workflow: key.workflow.clone(),
         step: key.step.clone(),
-        user: key.user.clone(),
         operation: key.operation.clone(),
     }
 }
@@ -215,7 +394,6 @@ fn key_from_proto(key: &proto::SeriesKey) -> Option<SeriesKey> {
         kind,
         workflow: key.workflow.clone(),
         step: key.step.clone(),
-        user: key.user.clone(),
         operation: key.operation.clone(),
     })
 }
@@ -224,20 +402,33 @@ fn key_from_proto(key: &proto::SeriesKey) -> Option<SeriesKey> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::time::Duration;
 
-    fn sample_set(samples: &[(u8, u64, bool)]) -> SeriesSet {
+    /// (series or user selector, latency µs, ok)
+    type Sample = (u8, u64, bool);
+
+    fn sample_set(samples: &[Sample]) -> SeriesSet {
         let mut set = SeriesSet::default();
         for &(key, us, ok) in samples {
-            let key = SeriesKey::step("wf", &format!("s{}", key % 4));
             let d = Duration::from_micros(us);
-            if ok {
-                set.entry(key).record_ok(d);
-            } else {
-                set.entry(key).record_failure(d, ErrorKind::Tool);
+            let error = (!ok).then_some(ErrorKind::Tool);
+            let series = set.entry(SeriesKey::step("wf", &format!("s{}", key % 4)));
+            match error {
+                None => series.record_ok(d),
+                Some(kind) => series.record_failure(d, kind),
             }
+            if key % 3 == 0 {
+                set.entry(SeriesKey::workflow("wf")).interrupted += 1;
+            }
+            let user = UserName::new(format!("u{}", key % 5));
+            set.user(&user).record(&format!("t{}", key % 2), d, error);
         }
         set
+    }
+
+    fn through_wire(set: &SeriesSet) -> SeriesSet {
+        let series = set.series_to_proto().unwrap();
+        let users = set.users_to_proto().unwrap();
+        SeriesSet::from_proto(&series, &users).unwrap()
     }
 
     proptest! {
@@ -252,12 +443,33 @@ mod tests {
             let expected = sample_set(&all);
             let mut merged = SeriesSet::default();
             for a in &agents {
-                let wire = sample_set(a).to_proto().unwrap();
-                merged.merge(&SeriesSet::from_proto(&wire).unwrap());
+                merged.merge(&through_wire(&sample_set(a)));
             }
             merged.series.retain(|_, s| !s.is_empty());
             prop_assert_eq!(merged, expected);
         }
+
+        /// Users split over chunks (as a chunked final report does) merge back whole.
+        #[test]
+        fn users_in_chunks_merge_back(samples in proptest::collection::vec((any::<u8>(), 1u64..5_000_000, any::<bool>()), 0..60), chunk in 1usize..4) {
+            let set = sample_set(&samples);
+            let users = set.users_to_proto().unwrap();
+            let mut back = SeriesSet::from_proto(&set.series_to_proto().unwrap(), &[]).unwrap();
+            for part in users.chunks(chunk) {
+                back.merge_proto(&[], part).unwrap();
+            }
+            back.series.retain(|_, s| !s.is_empty());
+            prop_assert_eq!(back, set);
+        }
+    }
+
+    #[test]
+    fn reset_keeps_nothing_but_memory() {
+        let mut set = sample_set(&[(1, 10, true), (2, 20, false)]);
+        for s in set.series.values_mut() {
+            s.reset();
+        }
+        assert!(set.series.values().all(SeriesStats::is_empty));
     }
 
     #[test]
@@ -270,6 +482,11 @@ mod tests {
             ok: 1,
             ..Default::default()
         }];
-        assert!(SeriesSet::from_proto(&wire).unwrap().series.is_empty());
+        assert!(
+            SeriesSet::from_proto(&wire, &[])
+                .unwrap()
+                .series
+                .is_empty()
+        );
     }
 }

@@ -168,11 +168,13 @@ pub fn from_proto(msg: proto::AgentMessage) -> Result<Option<FromAgent>, Histogr
             seq: i.seq,
             start: from_unix_ms(i.interval_start_ms),
             length: Duration::from_millis(i.interval_ms),
-            series: SeriesSet::from_proto(&i.series)?,
+            series: SeriesSet::from_proto(&i.series, &i.users)?,
             generator: generator_from_proto(i.generator.as_ref()),
         }),
         Body::FinalReport(f) => FromAgent::Final(FinalData {
-            series: SeriesSet::from_proto(&f.series)?,
+            chunk_index: f.chunk_index,
+            chunk_count: f.chunk_count.max(1),
+            series: SeriesSet::from_proto(&f.series, &f.users)?,
             generator: generator_from_proto(f.generator.as_ref()),
             mcp: f
                 .mcp

@@ -116,8 +116,12 @@ pub struct IntervalData {
     pub generator: GeneratorSummary,
 }
 
+/// One chunk of a final report: chunk 0 carries the series and counters,
+/// every chunk may carry users.
 #[derive(Debug, Clone)]
 pub struct FinalData {
+    pub chunk_index: u32,
+    pub chunk_count: u32,
     pub series: SeriesSet,
     pub generator: GeneratorSummary,
     pub mcp: McpCounters,

@@ -348,7 +348,7 @@ mod tests {
     use common::series::{SeriesKey, SeriesSet};
 
     use super::*;
-    use crate::report::{AgentResult, ReportInput, build_report};
+    use crate::report::{AgentResult, AgentTotals, ReportInput, build_report};
 
     fn check(expression: &str, expected: Result<(Scope, Metric, Comparison, f64), &str>) {
         let got = Threshold::parse(expression).map(|t| (t.scope, t.metric, t.comparison, t.limit));
@@ -444,22 +444,24 @@ mod tests {
                 series.entry(key).record_ok(latency);
             }
             series
-                .entry(SeriesKey::operation(
-                    "note_share",
-                    "u1",
-                    "nc_notes_create_note",
-                ))
+                .entry(SeriesKey::operation("note_share", "nc_notes_create_note"))
                 .record_ok(Duration::from_millis(10));
+            series.user(&"u1".into()).record(
+                "nc_notes_create_note",
+                Duration::from_millis(10),
+                None,
+            );
         }
         let mut input = ReportInput::default();
         input.run.duration = Duration::from_secs(10);
+        input.series = series.clone();
         input.agents.push(AgentResult {
             id: "a1".into(),
             name: "a1".to_owned(),
             n_users: 1,
             lost: false,
             final_received: true,
-            series,
+            totals: AgentTotals::of(&series),
             generator: Default::default(),
             mcp: Default::default(),
             intervals_received: 10,

@@ -1,6 +1,7 @@
-//! Builds the report from the agents' series: merge every agent's set first,
-//! then read counts and percentiles from the merged HdrHistograms (never an
-//! average of per-agent percentiles).
+//! Builds the report from the run's merged series (every agent's set merged
+//! as it arrived): counts and percentiles come from the merged HdrHistograms,
+//! never from an average of per-agent percentiles. Per-user figures come from
+//! each user's compact histogram.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
@@ -12,7 +13,7 @@ use common::report::{
     McpReport, OperationReport, OrderedMap, Report, RunReport, SCHEMA_VERSION, StepReport, Summary,
     TimeseriesPoint, TimeseriesWorkflow, UserReport, WorkflowReport, round6, success_rate,
 };
-use common::series::{SeriesKind, SeriesSet, SeriesStats};
+use common::series::{SeriesKind, SeriesSet, SeriesStats, UserStats};
 
 use super::input::{AgentResult, IntervalPoint, ReportInput};
 use crate::thresholds;
@@ -22,10 +23,7 @@ use crate::thresholds;
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
 pub fn build_report(input: &ReportInput) -> Report {
-    let mut merged = SeriesSet::default();
-    for agent in &input.agents {
-        merged.merge(&agent.series);
-    }
+    let merged = &input.series;
     let baseline: BTreeSet<&str> = input
         .baseline_workflows
         .iter()
@@ -33,9 +31,9 @@ pub fn build_report(input: &ReportInput) -> Report {
         .collect();
     let is_baseline = |workflow: &str| baseline.contains(workflow);
 
-    let workflows = workflow_reports(&merged, input, &is_baseline);
-    let users = user_reports(&merged, &input.users);
-    let baseline_report = baseline_report(&merged, &is_baseline);
+    let workflows = workflow_reports(merged, input, &is_baseline);
+    let users = user_reports(merged, &input.users);
+    let baseline_report = baseline_report(merged, &is_baseline);
 
     let mut all_ops = SeriesStats::default();
     for (_, stats) in merged.iter_kind(SeriesKind::Operation) {
@@ -66,11 +64,11 @@ pub fn build_report(input: &ReportInput) -> Report {
             .map(|a| agent_report(a, &is_baseline))
             .collect(),
         auth: auth_report(input),
-        mcp: mcp_report(&merged, input),
+        mcp: mcp_report(merged, input),
         generator: input.agents.iter().map(generator_report).collect(),
         timeseries: timeseries(&input.intervals, &is_baseline),
         thresholds: Vec::new(),
-        histograms: histograms(&merged),
+        histograms: histograms(merged),
     };
     report.thresholds = thresholds::evaluate(&input.thresholds, &report);
     report
@@ -100,6 +98,7 @@ fn errors_breakdown(errors: &BTreeMap<ErrorKind, u64>) -> BTreeMap<String, u64> 
 fn step_report(stats: &SeriesStats) -> StepReport {
     StepReport {
         total_executions: stats.total(),
+        interrupted_executions: stats.interrupted,
         successful_executions: stats.ok,
         failed_executions: stats.failed,
         success_rate: success_rate(stats.ok, stats.total()),
@@ -172,6 +171,7 @@ fn workflow_reports(
             }
             let report = WorkflowReport {
                 total_executions: stats.total(),
+                interrupted_executions: stats.interrupted,
                 successful_executions: stats.ok,
                 failed_executions: stats.failed,
                 success_rate: success_rate(stats.ok, stats.total()),
@@ -185,32 +185,32 @@ fn workflow_reports(
         .collect()
 }
 
-/// Every user of the run (with zeros if idle) plus any user seen in a series.
+/// Every user of the run (with zeros if idle) plus any user seen in a
+/// series, from each user's counters and compact histogram.
 fn user_reports(merged: &SeriesSet, users: &[String]) -> BTreeMap<String, UserReport> {
-    let mut per_user: BTreeMap<&str, (SeriesStats, BTreeMap<String, u64>)> = users
-        .iter()
-        .map(|u| (u.as_str(), Default::default()))
-        .collect();
-    for (key, stats) in merged.iter_kind(SeriesKind::Operation) {
-        let (total, tools) = per_user.entry(key.user.as_str()).or_default();
-        total.merge(stats);
-        *tools.entry(key.operation.clone()).or_default() += stats.total();
+    let idle = UserStats::default();
+    let mut out: BTreeMap<String, UserReport> = BTreeMap::new();
+    for (user, stats) in &merged.users {
+        out.insert(user.as_str().to_owned(), user_report(stats));
     }
-    per_user
-        .into_iter()
-        .map(|(user, (stats, tools))| {
-            let report = UserReport {
-                total_operations: stats.total(),
-                successful_operations: stats.ok,
-                failed_operations: stats.failed,
-                success_rate: success_rate(stats.ok, stats.total()),
-                latency: LatencyStats::from_histogram(&stats.histogram),
-                operations_breakdown: tools,
-                errors_breakdown: errors_breakdown(&stats.errors),
-            };
-            (user.to_owned(), report)
-        })
-        .collect()
+    for user in users {
+        if !out.contains_key(user) {
+            out.insert(user.clone(), user_report(&idle));
+        }
+    }
+    out
+}
+
+fn user_report(stats: &UserStats) -> UserReport {
+    UserReport {
+        total_operations: stats.total(),
+        successful_operations: stats.ok,
+        failed_operations: stats.failed,
+        success_rate: success_rate(stats.ok, stats.total()),
+        latency: LatencyStats::from_histogram(&stats.latency),
+        operations_breakdown: stats.tools.clone(),
+        errors_breakdown: errors_breakdown(&stats.errors),
+    }
 }
 
 fn baseline_report(merged: &SeriesSet, is_baseline: &dyn Fn(&str) -> bool) -> BaselineReport {
@@ -259,24 +259,19 @@ fn run_report(input: &ReportInput) -> RunReport {
 }
 
 fn agent_report(agent: &AgentResult, is_baseline: &dyn Fn(&str) -> bool) -> AgentReport {
-    let mut operations = 0;
-    let mut failed_operations = 0;
-    for (_, s) in agent.series.iter_kind(SeriesKind::Operation) {
-        operations += s.total();
-        failed_operations += s.failed;
-    }
-    let workflows = agent
-        .series
-        .iter_kind(SeriesKind::Workflow)
-        .filter(|(k, _)| !is_baseline(&k.workflow))
-        .map(|(_, s)| s.total())
+    let totals = &agent.totals;
+    let workflows = totals
+        .workflows
+        .iter()
+        .filter(|(name, _)| !is_baseline(name))
+        .map(|(_, n)| n)
         .sum();
     AgentReport {
         id: agent.id.to_string(),
         name: agent.name.clone(),
         n_users: agent.n_users as u64,
-        operations,
-        failed_operations,
+        operations: totals.operations,
+        failed_operations: totals.failed_operations,
         workflows,
         lost: agent.lost,
         final_received: agent.final_received,
@@ -408,7 +403,7 @@ fn histograms(merged: &SeriesSet) -> Histograms {
         let (map, name) = match key.kind {
             SeriesKind::Workflow => (&mut workflows, key.workflow.clone()),
             SeriesKind::Step => (&mut steps, format!("{}/{}", key.workflow, key.step)),
-            SeriesKind::Operation => (&mut operations, format!("{}/{}", key.user, key.operation)),
+            SeriesKind::Operation => (&mut operations, key.operation.clone()),
             SeriesKind::McpInitialize => continue,
         };
         if !stats.histogram.is_empty() {

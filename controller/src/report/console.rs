@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 use common::report::{LatencyStats, Report, ThresholdResult};
 
 const WIDTH: usize = 80;
+/// Most users the PER-USER table lists; the JSON report has them all.
+const CONSOLE_USERS: usize = 50;
 const TITLE: &str = "MCP-SWARM LOAD TEST RESULTS";
 
 /// Renders the report as the text printed at the end of a run.
@@ -85,6 +87,16 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
         )?;
         rule(out)?;
         let mut users: Vec<_> = r.users.iter().collect();
+        let hidden = users.len().saturating_sub(CONSOLE_USERS);
+        if hidden > 0 {
+            // The users worth a look: most errors first, then the slowest.
+            users.sort_by(|a, b| {
+                (b.1.failed_operations, b.1.latency.median)
+                    .partial_cmp(&(a.1.failed_operations, a.1.latency.median))
+                    .unwrap_or(Ordering::Equal)
+            });
+            users.truncate(CONSOLE_USERS);
+        }
         users.sort_by(|a, b| natural_cmp(a.0, b.0));
         for (name, u) in users {
             writeln!(
@@ -96,6 +108,12 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
                 u.failed_operations,
                 u.success_rate,
                 u.latency.median
+            )?;
+        }
+        if hidden > 0 {
+            writeln!(
+                out,
+                "… and {hidden} more users in the JSON report (shown: the {CONSOLE_USERS} with the most errors, then the slowest p50)"
             )?;
         }
     }
@@ -276,5 +294,28 @@ mod tests {
         let mut names = vec!["u_10", "u_2", "u_1", "a", "u_02x", "u_2a"];
         names.sort_by(|a, b| natural_cmp(a, b));
         assert_eq!(names, vec!["a", "u_1", "u_2", "u_2a", "u_02x", "u_10"]);
+    }
+
+    #[test]
+    fn many_users_show_the_ones_with_errors() {
+        let mut report = crate::report::build_report(&Default::default());
+        let template = common::report::UserReport {
+            total_operations: 100,
+            successful_operations: 100,
+            failed_operations: 0,
+            success_rate: 100.0,
+            latency: LatencyStats::default(),
+            operations_breakdown: Default::default(),
+            errors_breakdown: Default::default(),
+        };
+        for i in 0..(CONSOLE_USERS as u64 + 10) {
+            let mut u = template.clone();
+            u.failed_operations = i;
+            report.users.insert(format!("user_{i}"), u);
+        }
+        let text = render_console(&report);
+        assert!(text.contains("… and 10 more users in the JSON report"), "{text}");
+        assert!(text.contains("user_59 "), "most errors shown");
+        assert!(!text.contains("user_9 "), "fewest errors left out");
     }
 }

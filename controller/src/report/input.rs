@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use common::LatencyHistogram;
 use common::ids::AgentId;
-use common::series::SeriesSet;
+use common::series::{SeriesKind, SeriesSet};
 
 use crate::thresholds::Threshold;
 
@@ -14,6 +14,9 @@ use crate::thresholds::Threshold;
 #[derive(Clone, Debug, Default)]
 pub struct ReportInput {
     pub run: RunInfo,
+    /// Every agent's series and users, merged as they arrived: the final
+    /// reports, and the interval deltas of an agent that sent none.
+    pub series: SeriesSet,
     pub agents: Vec<AgentResult>,
     /// Cluster-wide interval deltas (every agent's delta for that second
     /// merged), in time order, measurement window only (no warmup).
@@ -78,14 +81,37 @@ pub struct AgentResult {
     pub n_users: usize,
     /// The agent went away before the end of the run.
     pub lost: bool,
-    /// Its `FinalReport` arrived (then `series` is that cumulative set).
+    /// Its whole `FinalReport` arrived (then `totals` are of that
+    /// cumulative set; otherwise of the interval deltas received from it).
     pub final_received: bool,
-    /// The `FinalReport`'s cumulative set; for an agent without one, the sum
-    /// of the interval deltas received from it.
-    pub series: SeriesSet,
+    pub totals: AgentTotals,
     pub generator: GeneratorSummary,
     pub mcp: McpCounters,
     pub intervals_received: u64,
+}
+
+/// What one agent did, as counters: the agent's own series are folded into
+/// the run's merged set as they arrive and not kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentTotals {
+    pub operations: u64,
+    pub failed_operations: u64,
+    /// Workflow → finished executions.
+    pub workflows: BTreeMap<String, u64>,
+}
+
+impl AgentTotals {
+    pub fn of(series: &SeriesSet) -> AgentTotals {
+        let mut totals = AgentTotals::default();
+        for (_, s) in series.iter_kind(SeriesKind::Operation) {
+            totals.operations += s.total();
+            totals.failed_operations += s.failed;
+        }
+        for (key, s) in series.iter_kind(SeriesKind::Workflow) {
+            *totals.workflows.entry(key.workflow.clone()).or_default() += s.total();
+        }
+        totals
+    }
 }
 
 /// How the agent's load generator itself fared, so a saturated agent is not

@@ -2,6 +2,7 @@
 //! service, create and log in users while agents register, plan, assign,
 //! start, collect, report, and clean up whatever happened.
 
+pub mod aggregate;
 pub mod session;
 pub mod users;
 
@@ -320,6 +321,7 @@ async fn drive(
         .duration_since(schedule.measure_from)
         .unwrap_or_default()
         .min(config.duration);
+    let (series, agents) = session.take_results();
     let input = ReportInput {
         run: RunInfo {
             target: target.mcp_url.to_string(),
@@ -338,7 +340,8 @@ async fn drive(
             interrupted: collected.interrupted,
             login_method: login_method_text(auth.method()),
         },
-        agents: session.take_results(),
+        series,
+        agents,
         intervals: session.take_intervals(),
         auth: AuthInput {
             login_method: login_method_text(auth.method()),

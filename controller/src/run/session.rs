@@ -1,6 +1,6 @@
 //! The run as the agents see it: attach, assign, ready, start, collect.
-//! Tracks each agent's phase and what it sent, notices lost agents, answers
-//! refresh requests, and keeps everything received for the report.
+//! Tracks each agent's phase, notices lost agents, answers refresh requests,
+//! and hands what agents measured to the `Aggregate`, which folds it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,14 +8,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::bail;
 use common::ids::{AgentId, UserName};
-use common::series::{SeriesKind, SeriesSet};
+use common::series::SeriesSet;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::messages::{
-    AgentEvent, Assignment, FinalData, FromAgent, ReadyReport, StartCommand, ToAgent,
-};
+use super::aggregate::{Aggregate, Folded, Window};
+use crate::messages::{AgentEvent, Assignment, FromAgent, ReadyReport, StartCommand, ToAgent};
 use crate::registry::Registry;
 use crate::report::{AgentResult, GeneratorSummary, IntervalPoint, McpCounters};
 use crate::spawn::AgentProcesses;
@@ -49,15 +48,11 @@ pub struct AgentState {
     last_seen: Instant,
     pub users: Vec<UserName>,
     pub ready: Option<ReadyReport>,
-    /// Interval deltas of the measurement window, summed: the stand-in for
-    /// the final report of a lost agent.
-    measured: SeriesSet,
     /// Every delta since start, for the live status.
     live_ops: u64,
     live_errors: u64,
     intervals_received: u64,
     generator: GeneratorSummary,
-    final_data: Option<FinalData>,
 }
 
 impl AgentState {
@@ -100,8 +95,8 @@ pub struct Session {
     /// Attach order: the plan's agent `i` is `order[i]`.
     pub order: Vec<AgentId>,
     user_agent: BTreeMap<UserName, AgentId>,
-    /// Cluster-wide deltas per second of the measurement window.
-    timeline: BTreeMap<u64, SeriesSet>,
+    /// What the agents measured, folded as it arrives.
+    aggregate: Aggregate,
     pub failures: Vec<String>,
 }
 
@@ -118,7 +113,7 @@ impl Session {
             agents: BTreeMap::new(),
             order: Vec::new(),
             user_agent: BTreeMap::new(),
-            timeline: BTreeMap::new(),
+            aggregate: Aggregate::default(),
             failures: Vec::new(),
         }
     }
@@ -178,12 +173,10 @@ impl Session {
                         last_seen: Instant::now(),
                         users: Vec::new(),
                         ready: None,
-                        measured: SeriesSet::default(),
                         live_ops: 0,
                         live_errors: 0,
                         intervals_received: 0,
                         generator: GeneratorSummary::default(),
-                        final_data: None,
                     },
                 );
             }
@@ -397,25 +390,32 @@ impl Session {
                     FromAgent::Interval(i) => {
                         state.intervals_received += 1;
                         state.generator = i.generator.clone();
-                        for (_, s) in i.series.iter_kind(SeriesKind::Operation) {
-                            state.live_ops += s.total();
-                            state.live_errors += s.failed;
-                        }
-                        // Deltas whose middle falls in the measurement window.
-                        let middle = i.start + i.length / 2;
-                        if let Ok(offset) = middle.duration_since(schedule.measure_from)
-                            && middle <= schedule.end_at + Duration::from_secs(1)
+                        let window = Window {
+                            from: schedule.measure_from,
+                            until: schedule.end_at,
+                        };
+                        if let Folded::Interval { operations, errors } =
+                            self.aggregate.interval(&agent, i, window)
                         {
-                            state.measured.merge(&i.series);
-                            let bucket = self.timeline.entry(offset.as_secs()).or_default();
-                            merge_without_users(bucket, &i.series);
+                            state.live_ops += operations;
+                            state.live_errors += errors;
                         }
                     }
                     FromAgent::Final(f) => {
-                        tracing::info!(agent = %state.name, interrupted = f.interrupted, "final report received");
-                        state.generator = f.generator.clone();
-                        state.final_data = Some(f);
-                        state.transition(Phase::Finished);
+                        if f.chunk_index == 0 {
+                            state.generator = f.generator.clone();
+                        }
+                        match self.aggregate.final_chunk(&agent, f) {
+                            Folded::FinalComplete => {
+                                tracing::info!(agent = %state.name, "final report received");
+                                state.transition(Phase::Finished);
+                            }
+                            Folded::Refused(why) => {
+                                tracing::warn!(agent = %state.name, %why, "final report chunk ignored");
+                                self.failures.push(format!("{}: {why}", state.name));
+                            }
+                            Folded::FinalChunk | Folded::Interval { .. } => {}
+                        }
                     }
                     FromAgent::RefreshRequest { user } => tokens.request(&user, tasks),
                     FromAgent::Failure { message } => {
@@ -526,45 +526,36 @@ impl Session {
         }
     }
 
-    /// What each agent contributed, for the report. Moves the series out
-    /// (they are the largest thing the controller holds): call once.
-    pub fn take_results(&mut self) -> Vec<AgentResult> {
+    /// The run's merged series and what each agent contributed, for the
+    /// report (moved out: call once).
+    pub fn take_results(&mut self) -> (SeriesSet, Vec<AgentResult>) {
+        let (merged, mut outcomes) = self.aggregate.finish();
         let mut results = Vec::with_capacity(self.order.len());
         for id in &self.order {
-            let Some(s) = self.agents.get_mut(id) else {
+            let Some(s) = self.agents.get(id) else {
                 continue;
             };
-            let measured = std::mem::take(&mut s.measured);
-            let final_received = s.final_data.is_some();
-            let (series, mcp) = match s.final_data.take() {
-                Some(f) => (f.series, f.mcp),
-                None => (measured, McpCounters::default()),
-            };
+            let outcome = outcomes.remove(id);
+            let head = outcome.as_ref().and_then(|o| o.head.as_ref());
             results.push(AgentResult {
                 id: id.clone(),
                 name: s.name.clone(),
                 n_users: s.users.len(),
                 lost: s.phase == Phase::Lost,
-                final_received,
-                series,
-                generator: s.generator.clone(),
-                mcp,
+                final_received: head.is_some(),
+                totals: outcome.as_ref().map(|o| o.totals.clone()).unwrap_or_default(),
+                generator: head.map_or_else(|| s.generator.clone(), |h| h.generator.clone()),
+                mcp: head.map(|h| h.mcp.clone()).unwrap_or_else(McpCounters::default),
                 intervals_received: s.intervals_received,
             });
         }
-        results
+        (merged, results)
     }
 
     /// The cluster timeline, one point per second of the measurement
     /// window (moved out: call once).
     pub fn take_intervals(&mut self) -> Vec<IntervalPoint> {
-        std::mem::take(&mut self.timeline)
-            .into_iter()
-            .map(|(second, series)| IntervalPoint {
-                at: Duration::from_secs(second + 1),
-                series,
-            })
-            .collect()
+        self.aggregate.take_intervals()
     }
 }
 
@@ -575,21 +566,6 @@ async fn send(state: &mut AgentState, msg: ToAgent) -> anyhow::Result<()> {
             .await
             .map_err(|_| anyhow::anyhow!("agent {} is gone", state.name)),
         None => bail!("agent {} is not attached", state.name),
-    }
-}
-
-/// The timeline keeps operations per tool, not per user (it is per second).
-fn merge_without_users(into: &mut SeriesSet, from: &SeriesSet) {
-    for kind in [
-        SeriesKind::Workflow,
-        SeriesKind::Step,
-        SeriesKind::Operation,
-    ] {
-        for (key, stats) in from.iter_kind(kind) {
-            let mut key = key.clone();
-            key.user.clear();
-            into.entry(key).merge(stats);
-        }
     }
 }
 

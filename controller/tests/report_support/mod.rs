@@ -9,9 +9,10 @@ use std::time::{Duration, SystemTime};
 
 use common::ErrorKind;
 use common::LatencyHistogram;
+use common::ids::UserName;
 use common::series::{SeriesKey, SeriesSet};
 use controller::report::{
-    AgentResult, AuthInput, GeneratorSummary, IntervalPoint, McpCounters, ReportInput, RunInfo,
+    AgentResult, AgentTotals, AuthInput, GeneratorSummary, IntervalPoint, McpCounters, ReportInput, RunInfo,
 };
 use controller::thresholds::Threshold;
 
@@ -88,15 +89,18 @@ pub fn record_workflow(
             let kind = FAILURE_KINDS[(rng.next() % 4) as usize];
             set.entry(SeriesKey::step(workflow, step))
                 .record_failure(latency, kind);
-            set.entry(SeriesKey::operation(workflow, user, tool))
+            set.entry(SeriesKey::operation(workflow, tool))
                 .record_failure(latency, kind);
+            set.user(&UserName::new(user))
+                .record(tool, latency, Some(kind));
             failure = Some(kind);
             break;
         }
         set.entry(SeriesKey::step(workflow, step))
             .record_ok(latency);
-        set.entry(SeriesKey::operation(workflow, user, tool))
+        set.entry(SeriesKey::operation(workflow, tool))
             .record_ok(latency);
+        set.user(&UserName::new(user)).record(tool, latency, None);
     }
     let key = SeriesKey::workflow(workflow);
     match failure {
@@ -160,6 +164,7 @@ pub fn realistic_input() -> ReportInput {
         &["loadtest_user_5", "loadtest_user_6"],
     ];
     let mut agents = Vec::new();
+    let mut series = SeriesSet::default();
     let mut intervals: Vec<IntervalPoint> = (1..=seconds)
         .map(|s| IntervalPoint {
             at: Duration::from_secs(s),
@@ -170,23 +175,25 @@ pub fn realistic_input() -> ReportInput {
         let lost = i == 2;
         let ran = if lost { 6 } else { seconds };
         let mut deltas = agent_run(&mut rng, users, ran);
-        for user in users.iter() {
+        for _ in users.iter() {
             // Session openings belong to the series too.
             let init = rng.latency(2_000, 20_000);
             deltas[0]
-                .entry(SeriesKey::mcp_initialize(user))
+                .entry(SeriesKey::mcp_initialize())
                 .record_ok(init);
         }
         for (point, delta) in intervals.iter_mut().zip(&deltas) {
-            point.series.merge(delta);
+            point.series.merge_series(delta);
         }
+        let agent_series = sum(&deltas);
+        series.merge(&agent_series);
         agents.push(AgentResult {
             id: format!("agent-{}", i + 1).into(),
             name: format!("agent-{}", i + 1),
             n_users: users.len(),
             lost,
             final_received: !lost,
-            series: sum(&deltas),
+            totals: AgentTotals::of(&agent_series),
             generator: GeneratorSummary {
                 cpu_seconds: 1.25 + i as f64,
                 late_starts: i as u64,
@@ -233,6 +240,7 @@ pub fn realistic_input() -> ReportInput {
             interrupted: false,
             login_method: "direct".to_owned(),
         },
+        series,
         agents,
         intervals,
         auth: AuthInput {

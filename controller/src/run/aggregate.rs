@@ -1,0 +1,306 @@
+//! What the agents measured, folded as it arrives into one merged set:
+//! complete final reports go straight into it (the agent keeps only
+//! counters), interval deltas are summed per agent only as the stand-in for
+//! an agent that never completes its final report, and the timeline keeps
+//! per-second workflow and tool series, never users.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use common::ids::AgentId;
+use common::series::{SeriesKind, SeriesSet};
+
+use crate::messages::{FinalData, IntervalData};
+use crate::report::{AgentTotals, GeneratorSummary, IntervalPoint, McpCounters};
+
+/// Most chunks one final report may announce; more is a misbehaving agent.
+pub const MAX_FINAL_CHUNKS: u32 = 1 << 16;
+/// A delta counts for the window if its middle falls before the end plus this.
+const LATE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The measurement window, as the agents' interval times are read.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub from: SystemTime,
+    pub until: SystemTime,
+}
+
+/// The head of a final report (chunk 0).
+#[derive(Debug, Clone)]
+pub struct FinalHead {
+    pub generator: GeneratorSummary,
+    pub mcp: McpCounters,
+    pub interrupted: bool,
+}
+
+/// A final report whose chunks are still arriving.
+#[derive(Debug, Default)]
+struct Assembly {
+    series: SeriesSet,
+    seen: BTreeSet<u32>,
+    count: u32,
+    head: Option<FinalHead>,
+}
+
+#[derive(Debug, Default)]
+struct AgentFold {
+    /// Interval deltas of the measurement window, summed.
+    measured: SeriesSet,
+    assembly: Option<Assembly>,
+    /// Set once the whole final report is folded in.
+    done: Option<(AgentTotals, FinalHead)>,
+}
+
+/// What an agent's message changed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Folded {
+    /// An interval: operations and failed operations in it (live view).
+    Interval { operations: u64, errors: u64 },
+    /// A chunk of a final report that is not complete yet.
+    FinalChunk,
+    /// The last missing chunk: the final report is in.
+    FinalComplete,
+    /// A chunk that does not fit the report it belongs to (ignored).
+    Refused(String),
+}
+
+/// One agent's share of the report.
+#[derive(Debug)]
+pub struct AgentOutcome {
+    pub totals: AgentTotals,
+    /// `None` when the final report never completed.
+    pub head: Option<FinalHead>,
+}
+
+#[derive(Debug, Default)]
+pub struct Aggregate {
+    merged: SeriesSet,
+    agents: BTreeMap<AgentId, AgentFold>,
+    /// Cluster-wide deltas per second of the measurement window.
+    timeline: BTreeMap<u64, SeriesSet>,
+}
+
+impl Aggregate {
+    pub fn interval(&mut self, agent: &AgentId, data: IntervalData, window: Window) -> Folded {
+        let mut operations = 0;
+        let mut errors = 0;
+        for (_, s) in data.series.iter_kind(SeriesKind::Operation) {
+            operations += s.total();
+            errors += s.failed;
+        }
+        let middle = data.start + data.length / 2;
+        let Ok(offset) = middle.duration_since(window.from) else {
+            return Folded::Interval { operations, errors };
+        };
+        if middle > window.until + LATE_INTERVAL {
+            return Folded::Interval { operations, errors };
+        }
+        let bucket = self.timeline.entry(offset.as_secs()).or_default();
+        for (key, stats) in data.series.series.iter().filter(|(k, _)| {
+            matches!(k.kind, SeriesKind::Workflow | SeriesKind::Operation)
+        }) {
+            bucket.entry(key.clone()).merge(stats);
+        }
+        let fold = self.agents.entry(agent.clone()).or_default();
+        if fold.done.is_none() {
+            let mut series = data.series;
+            fold.measured.merge_series(&series);
+            fold.measured.absorb_users(&mut series);
+        }
+        Folded::Interval { operations, errors }
+    }
+
+    /// Adds one chunk of `agent`'s final report; the complete report goes
+    /// into the merged set and the agent's interval sum is dropped.
+    pub fn final_chunk(&mut self, agent: &AgentId, chunk: FinalData) -> Folded {
+        let fold = self.agents.entry(agent.clone()).or_default();
+        if fold.done.is_some() {
+            return Folded::Refused("a final report arrived twice".to_owned());
+        }
+        if chunk.chunk_count > MAX_FINAL_CHUNKS || chunk.chunk_index >= chunk.chunk_count {
+            return Folded::Refused(format!(
+                "final report chunk {} of {} is out of range (at most {MAX_FINAL_CHUNKS} chunks)",
+                chunk.chunk_index, chunk.chunk_count
+            ));
+        }
+        let assembly = fold.assembly.get_or_insert_with(|| Assembly {
+            count: chunk.chunk_count,
+            ..Default::default()
+        });
+        if chunk.chunk_count != assembly.count || !assembly.seen.insert(chunk.chunk_index) {
+            return Folded::Refused(format!(
+                "final report chunk {} of {} repeats or contradicts earlier chunks",
+                chunk.chunk_index, chunk.chunk_count
+            ));
+        }
+        let mut series = chunk.series;
+        assembly.series.merge_series(&series);
+        assembly.series.absorb_users(&mut series);
+        if chunk.chunk_index == 0 {
+            assembly.head = Some(FinalHead {
+                generator: chunk.generator,
+                mcp: chunk.mcp,
+                interrupted: chunk.interrupted,
+            });
+        }
+        if assembly.seen.len() < assembly.count as usize {
+            return Folded::FinalChunk;
+        }
+        let Some(mut assembly) = fold.assembly.take() else {
+            return Folded::FinalChunk;
+        };
+        let head = assembly.head.take().unwrap_or(FinalHead {
+            generator: GeneratorSummary::default(),
+            mcp: McpCounters::default(),
+            interrupted: false,
+        });
+        fold.done = Some((AgentTotals::of(&assembly.series), head));
+        fold.measured = SeriesSet::default();
+        self.merged.merge_series(&assembly.series);
+        self.merged.absorb_users(&mut assembly.series);
+        Folded::FinalComplete
+    }
+
+    /// Whether `agent`'s whole final report is in.
+    pub fn has_final(&self, agent: &AgentId) -> bool {
+        self.agents.get(agent).is_some_and(|f| f.done.is_some())
+    }
+
+    /// Ends the run: agents without a complete final report contribute
+    /// their interval sums. Returns the merged set and each agent's share.
+    pub fn finish(&mut self) -> (SeriesSet, BTreeMap<AgentId, AgentOutcome>) {
+        let mut merged = std::mem::take(&mut self.merged);
+        let mut outcomes = BTreeMap::new();
+        for (agent, fold) in std::mem::take(&mut self.agents) {
+            let outcome = match fold.done {
+                Some((totals, head)) => AgentOutcome {
+                    totals,
+                    head: Some(head),
+                },
+                None => {
+                    let mut measured = fold.measured;
+                    let totals = AgentTotals::of(&measured);
+                    merged.merge_series(&measured);
+                    merged.absorb_users(&mut measured);
+                    AgentOutcome { totals, head: None }
+                }
+            };
+            outcomes.insert(agent, outcome);
+        }
+        (merged, outcomes)
+    }
+
+    /// The cluster timeline, one point per second of the measurement
+    /// window (moved out: call once).
+    pub fn take_intervals(&mut self) -> Vec<IntervalPoint> {
+        std::mem::take(&mut self.timeline)
+            .into_iter()
+            .map(|(second, series)| IntervalPoint {
+                at: Duration::from_secs(second + 1),
+                series,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::ids::UserName;
+    use common::series::SeriesKey;
+
+    fn set(ok: u64, user: &str) -> SeriesSet {
+        let mut s = SeriesSet::default();
+        for _ in 0..ok {
+            s.entry(SeriesKey::workflow("wf"))
+                .record_ok(Duration::from_millis(5));
+            s.entry(SeriesKey::operation("wf", "tool"))
+                .record_ok(Duration::from_millis(2));
+            s.user(&UserName::new(user))
+                .record("tool", Duration::from_millis(2), None);
+        }
+        s
+    }
+
+    fn chunk(index: u32, count: u32, series: SeriesSet) -> FinalData {
+        FinalData {
+            chunk_index: index,
+            chunk_count: count,
+            series,
+            generator: GeneratorSummary::default(),
+            mcp: McpCounters::default(),
+            interrupted: false,
+        }
+    }
+
+    fn window() -> Window {
+        Window {
+            from: SystemTime::UNIX_EPOCH,
+            until: SystemTime::UNIX_EPOCH + Duration::from_secs(60),
+        }
+    }
+
+    fn interval(series: SeriesSet) -> IntervalData {
+        IntervalData {
+            seq: 0,
+            start: SystemTime::UNIX_EPOCH + Duration::from_secs(3),
+            length: Duration::from_secs(1),
+            series,
+            generator: GeneratorSummary::default(),
+        }
+    }
+
+    #[test]
+    fn a_complete_final_replaces_the_interval_sum() {
+        let a = AgentId::new("a");
+        let mut agg = Aggregate::default();
+        assert_eq!(
+            agg.interval(&a, interval(set(2, "u1")), window()),
+            Folded::Interval {
+                operations: 2,
+                errors: 0
+            }
+        );
+        assert_eq!(agg.final_chunk(&a, chunk(1, 2, set(0, "u2"))), Folded::FinalChunk);
+        assert!(matches!(agg.final_chunk(&a, chunk(1, 2, set(0, "u2"))), Folded::Refused(_)));
+        assert!(!agg.has_final(&a));
+        assert_eq!(agg.final_chunk(&a, chunk(0, 2, set(5, "u1"))), Folded::FinalComplete);
+        assert!(agg.has_final(&a));
+        let (merged, outcomes) = agg.finish();
+        assert_eq!(merged.series[&SeriesKey::workflow("wf")].ok, 5, "not 5 + 2");
+        assert_eq!(merged.users.len(), 2);
+        assert_eq!(outcomes[&a].totals.operations, 5);
+        assert!(outcomes[&a].head.is_some());
+    }
+
+    #[test]
+    fn an_agent_without_a_final_counts_its_intervals() {
+        let (a, b) = (AgentId::new("a"), AgentId::new("b"));
+        let mut agg = Aggregate::default();
+        agg.interval(&a, interval(set(2, "u1")), window());
+        agg.interval(&a, interval(set(1, "u1")), window());
+        agg.final_chunk(&b, chunk(0, 1, set(4, "u9")));
+        // Half a final report (chunk 0 of 2) does not count: the intervals do.
+        agg.final_chunk(&a, chunk(0, 2, set(50, "u1")));
+        let points = agg.take_intervals();
+        assert_eq!(points.len(), 1);
+        assert!(points[0].series.users.is_empty(), "the timeline keeps no users");
+        let (merged, outcomes) = agg.finish();
+        assert_eq!(merged.series[&SeriesKey::workflow("wf")].ok, 3 + 4);
+        assert_eq!(merged.users[&UserName::new("u1")].ok, 3);
+        assert!(outcomes[&a].head.is_none());
+        assert_eq!(outcomes[&a].totals.operations, 3);
+    }
+
+    #[test]
+    fn out_of_range_chunks_are_refused() {
+        let a = AgentId::new("a");
+        let mut agg = Aggregate::default();
+        assert!(matches!(agg.final_chunk(&a, chunk(3, 2, set(1, "u"))), Folded::Refused(_)));
+        assert!(matches!(
+            agg.final_chunk(&a, chunk(0, MAX_FINAL_CHUNKS + 1, set(1, "u"))),
+            Folded::Refused(_)
+        ));
+        assert!(!agg.has_final(&a));
+    }
+}
