@@ -229,6 +229,24 @@ pub fn register_request(name: &str, capacity: u32, digest: &str) -> proto::Regis
     }
 }
 
+/// Context for a malformed message, without echoing it (it may hold tokens).
+pub fn context_of(event: &proto::ControllerMessage) -> &'static str {
+    use proto::controller_message::Body;
+    match event.body {
+        Some(Body::Assignment(_)) => "assignment",
+        Some(Body::Start(_)) => "start",
+        Some(Body::TokenUpdate(_)) => "token update",
+        Some(Body::Stop(_)) => "stop",
+        None => "empty message",
+    }
+}
+
+/// Wraps `controller_event` with the message kind as context.
+pub fn decode(msg: proto::ControllerMessage) -> anyhow::Result<Option<ControllerEvent>> {
+    let what = context_of(&msg);
+    controller_event(msg).with_context(|| format!("malformed {what} from the controller"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,22 +281,4 @@ mod tests {
         let single = final_chunks(proto::FinalReport::default(), Vec::new(), 16 * 1024);
         assert_eq!((single.len(), single[0].chunk_count), (1, 1));
     }
-}
-
-/// Context for a malformed message, without echoing it (it may hold tokens).
-pub fn context_of(event: &proto::ControllerMessage) -> &'static str {
-    use proto::controller_message::Body;
-    match event.body {
-        Some(Body::Assignment(_)) => "assignment",
-        Some(Body::Start(_)) => "start",
-        Some(Body::TokenUpdate(_)) => "token update",
-        Some(Body::Stop(_)) => "stop",
-        None => "empty message",
-    }
-}
-
-/// Wraps `controller_event` with the message kind as context.
-pub fn decode(msg: proto::ControllerMessage) -> anyhow::Result<Option<ControllerEvent>> {
-    let what = context_of(&msg);
-    controller_event(msg).with_context(|| format!("malformed {what} from the controller"))
 }

@@ -250,7 +250,12 @@ async fn runs_an_assignment_and_reports() {
         .expect("session initializations");
     assert_eq!(init.ok, 2, "one initialize per user, in one series");
     assert_eq!(series.users.len(), 2, "per-user statistics for both users");
-    assert!(series.users.values().all(|u| u.total() > 0 && u.latency.len() == u.total()));
+    assert!(
+        series
+            .users
+            .values()
+            .all(|u| u.total() > 0 && u.latency.len() == u.total())
+    );
     assert!(series.iter_kind(SeriesKind::Operation).count() > 0);
     assert!(heartbeats >= 1);
     assert!(!intervals.is_empty(), "no interval reports");

@@ -482,11 +482,6 @@ mod tests {
             ok: 1,
             ..Default::default()
         }];
-        assert!(
-            SeriesSet::from_proto(&wire, &[])
-                .unwrap()
-                .series
-                .is_empty()
-        );
+        assert!(SeriesSet::from_proto(&wire, &[]).unwrap().series.is_empty());
     }
 }

@@ -314,7 +314,10 @@ mod tests {
             report.users.insert(format!("user_{i}"), u);
         }
         let text = render_console(&report);
-        assert!(text.contains("… and 10 more users in the JSON report"), "{text}");
+        assert!(
+            text.contains("… and 10 more users in the JSON report"),
+            "{text}"
+        );
         assert!(text.contains("user_59 "), "most errors shown");
         assert!(!text.contains("user_9 "), "fewest errors left out");
     }

@@ -96,9 +96,12 @@ impl Aggregate {
             return Folded::Interval { operations, errors };
         }
         let bucket = self.timeline.entry(offset.as_secs()).or_default();
-        for (key, stats) in data.series.series.iter().filter(|(k, _)| {
-            matches!(k.kind, SeriesKind::Workflow | SeriesKind::Operation)
-        }) {
+        for (key, stats) in data
+            .series
+            .series
+            .iter()
+            .filter(|(k, _)| matches!(k.kind, SeriesKind::Workflow | SeriesKind::Operation))
+        {
             bucket.entry(key.clone()).merge(stats);
         }
         let fold = self.agents.entry(agent.clone()).or_default();
@@ -261,10 +264,23 @@ mod tests {
                 errors: 0
             }
         );
-        assert_eq!(agg.final_chunk(&a, chunk(1, 2, set(0, "u2"))), Folded::FinalChunk);
-        assert!(matches!(agg.final_chunk(&a, chunk(1, 2, set(0, "u2"))), Folded::Refused(_)));
+        let mut users_only = SeriesSet::default();
+        users_only
+            .user(&UserName::new("u2"))
+            .record("tool", Duration::from_millis(1), None);
+        assert_eq!(
+            agg.final_chunk(&a, chunk(1, 2, users_only.clone())),
+            Folded::FinalChunk
+        );
+        assert!(matches!(
+            agg.final_chunk(&a, chunk(1, 2, users_only)),
+            Folded::Refused(_)
+        ));
         assert!(!agg.has_final(&a));
-        assert_eq!(agg.final_chunk(&a, chunk(0, 2, set(5, "u1"))), Folded::FinalComplete);
+        assert_eq!(
+            agg.final_chunk(&a, chunk(0, 2, set(5, "u1"))),
+            Folded::FinalComplete
+        );
         assert!(agg.has_final(&a));
         let (merged, outcomes) = agg.finish();
         assert_eq!(merged.series[&SeriesKey::workflow("wf")].ok, 5, "not 5 + 2");
@@ -284,7 +300,10 @@ mod tests {
         agg.final_chunk(&a, chunk(0, 2, set(50, "u1")));
         let points = agg.take_intervals();
         assert_eq!(points.len(), 1);
-        assert!(points[0].series.users.is_empty(), "the timeline keeps no users");
+        assert!(
+            points[0].series.users.is_empty(),
+            "the timeline keeps no users"
+        );
         let (merged, outcomes) = agg.finish();
         assert_eq!(merged.series[&SeriesKey::workflow("wf")].ok, 3 + 4);
         assert_eq!(merged.users[&UserName::new("u1")].ok, 3);
@@ -296,7 +315,10 @@ mod tests {
     fn out_of_range_chunks_are_refused() {
         let a = AgentId::new("a");
         let mut agg = Aggregate::default();
-        assert!(matches!(agg.final_chunk(&a, chunk(3, 2, set(1, "u"))), Folded::Refused(_)));
+        assert!(matches!(
+            agg.final_chunk(&a, chunk(3, 2, set(1, "u"))),
+            Folded::Refused(_)
+        ));
         assert!(matches!(
             agg.final_chunk(&a, chunk(0, MAX_FINAL_CHUNKS + 1, set(1, "u"))),
             Folded::Refused(_)

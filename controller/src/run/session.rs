@@ -543,9 +543,14 @@ impl Session {
                 n_users: s.users.len(),
                 lost: s.phase == Phase::Lost,
                 final_received: head.is_some(),
-                totals: outcome.as_ref().map(|o| o.totals.clone()).unwrap_or_default(),
+                totals: outcome
+                    .as_ref()
+                    .map(|o| o.totals.clone())
+                    .unwrap_or_default(),
                 generator: head.map_or_else(|| s.generator.clone(), |h| h.generator.clone()),
-                mcp: head.map(|h| h.mcp.clone()).unwrap_or_else(McpCounters::default),
+                mcp: head
+                    .map(|h| h.mcp.clone())
+                    .unwrap_or_else(McpCounters::default),
                 intervals_received: s.intervals_received,
             });
         }

@@ -12,7 +12,8 @@ use common::LatencyHistogram;
 use common::ids::UserName;
 use common::series::{SeriesKey, SeriesSet};
 use controller::report::{
-    AgentResult, AgentTotals, AuthInput, GeneratorSummary, IntervalPoint, McpCounters, ReportInput, RunInfo,
+    AgentResult, AgentTotals, AuthInput, GeneratorSummary, IntervalPoint, McpCounters, ReportInput,
+    RunInfo,
 };
 use controller::thresholds::Threshold;
 
@@ -178,9 +179,7 @@ pub fn realistic_input() -> ReportInput {
         for _ in users.iter() {
             // Session openings belong to the series too.
             let init = rng.latency(2_000, 20_000);
-            deltas[0]
-                .entry(SeriesKey::mcp_initialize())
-                .record_ok(init);
+            deltas[0].entry(SeriesKey::mcp_initialize()).record_ok(init);
         }
         for (point, delta) in intervals.iter_mut().zip(&deltas) {
             point.series.merge_series(delta);
