@@ -1,0 +1,91 @@
+# bench/lib.sh — what the benchmark scripts share: prerequisite checks, a private work
+# directory, random secrets, the standalone mock target, and /proc readers (RSS, CPU ticks).
+# Sourced by bench/scale.sh and bench/calls.sh; not run on its own.
+
+# die MESSAGE: print to stderr and exit 1.
+die() {
+    echo "error: $*" >&2
+    exit 1
+}
+
+# need_tool NAME PACKAGE: fail with what to install when NAME is not on PATH.
+need_tool() {
+    command -v "$1" >/dev/null 2>&1 || die "$1 not found: install it (apt-get install -y $2)"
+}
+
+# need_bins DIR NAME...: fail when a binary is missing from DIR.
+need_bins() {
+    local dir=$1 name
+    shift
+    for name in "$@"; do
+        [[ -x "$dir/$name" ]] || die "$dir/$name not found or not executable: build it (cargo build --release) or set BIN to the directory holding agent, controller and mock-target"
+    done
+}
+
+# random_secret: 32 alphanumeric characters (never printed by the scripts).
+random_secret() {
+    local s
+    s=$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+    printf '%s' "${s:0:32}"
+}
+
+# now_ns: wall clock in nanoseconds.
+now_ns() {
+    date +%s%N
+}
+
+# rss_kib PID FIELD: VmHWM or VmRSS of PID in KiB, empty when the process is gone.
+rss_kib() {
+    awk -v f="$2:" '$1 == f { print $2; exit }' "/proc/$1/status" 2>/dev/null || true
+}
+
+# cpu_ticks PID: utime + stime of PID in clock ticks, empty when the process is gone.
+cpu_ticks() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    # Fields after the parenthesized command name: utime and stime are the 12th and 13th.
+    awk '{ print $12 + $13 }' <<<"${stat##*) }"
+}
+
+# CLK_TCK: clock ticks per second of /proc/PID/stat.
+CLK_TCK=$(getconf CLK_TCK)
+
+# start_mock BIN WORKDIR [TASKSET_CPUS]: starts a standalone mock-target on 127.0.0.1:0 with a
+# random admin password (stored in WORKDIR/admin_password, mode 600) and sets MOCK_PID,
+# MOCK_MCP_URL and MOCK_ADMIN_URL from its one JSON line on stdout.
+start_mock() {
+    local bin=$1 work=$2 cpus=${3:-} i line
+    (umask 077 && random_secret >"$work/admin_password")
+    local -a cmd=("$bin/mock-target" --listen 127.0.0.1:0)
+    if [[ -n "$cpus" ]]; then
+        cmd=(taskset -c "$cpus" "${cmd[@]}")
+    fi
+    MOCK_TARGET_ADMIN_PASSWORD=$(<"$work/admin_password") RUST_LOG=${MOCK_LOG:-warn} \
+        "${cmd[@]}" >"$work/mock.out" 2>"$work/mock.log" &
+    MOCK_PID=$!
+    for ((i = 0; i < 100; i++)); do
+        line=$(head -n 1 "$work/mock.out" 2>/dev/null || true)
+        if [[ -n "$line" ]]; then
+            MOCK_MCP_URL=$(jq -r .mcp_url <<<"$line")
+            MOCK_ADMIN_URL=$(jq -r .admin_url <<<"$line")
+            return 0
+        fi
+        kill -0 "$MOCK_PID" 2>/dev/null || die "mock-target exited at start: $(tail -n 3 "$work/mock.log")"
+        sleep 0.1
+    done
+    die "mock-target printed no address within 10 s"
+}
+
+# stop_pid PID...: SIGTERM, then SIGKILL after 5 s, for each live PID given.
+stop_pid() {
+    local pid i
+    for pid in "$@"; do
+        [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || continue
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+}
