@@ -67,6 +67,7 @@ work=$(mktemp -d -t mcp-swarm-calls.XXXXXX)
 chmod 700 "$work"
 umask 077
 MOCK_PID="" CTRL_PID="" AGENT_PID="" SAMPLER_PID=""
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
     stop_pid "$SAMPLER_PID" "$AGENT_PID" "$CTRL_PID" "$MOCK_PID"
     if [[ -n "$KEEP_DIR" ]]; then
@@ -114,8 +115,9 @@ status=$(mcp_post '{"jsonrpc":"2.0","method":"notifications/initialized"}' \
 [[ "$status" == 2* ]] || die "notifications/initialized answered HTTP $status"
 call_body='{"jsonrpc":"2.0","id":0,"method":"tools/call","params":{"name":"'"$TOOL"'","arguments":'"$TOOL_ARGS"'}}'
 answer=$(mcp_post "$call_body" -H "Mcp-Session-Id: $session")
-grep -q '"result"' <<<"$answer" && ! grep -q '"isError":true' <<<"$answer" ||
+if ! grep -q '"result"' <<<"$answer" || grep -q '"isError":true' <<<"$answer"; then
     die "the probe call of $TOOL failed: $(head -c 300 <<<"$answer")"
+fi
 
 # --- 1. wrk ---------------------------------------------------------------------------------
 run_wrk() { # run_wrk SECONDS: wrk on LOAD_CPU; prints its BENCH line and then `times`

@@ -1,6 +1,8 @@
 # bench/lib.sh — what the benchmark scripts share: prerequisite checks, a private work
 # directory, random secrets, the standalone mock target, and /proc readers (RSS, CPU ticks).
 # Sourced by bench/scale.sh and bench/calls.sh; not run on its own.
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # CLK_TCK and MOCK_* are read by the scripts that source this.
 
 # die MESSAGE: print to stderr and exit 1.
 die() {
@@ -80,7 +82,9 @@ start_mock() {
 stop_pid() {
     local pid i
     for pid in "$@"; do
-        [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || continue
+        if [[ -z "$pid" ]] || ! kill -0 "$pid" 2>/dev/null; then
+            continue
+        fi
         kill -TERM "$pid" 2>/dev/null || true
         for ((i = 0; i < 50; i++)); do
             kill -0 "$pid" 2>/dev/null || break

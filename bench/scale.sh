@@ -58,6 +58,7 @@ max_rss_kib=$(awk -v g="$MAX_RSS_GB" 'BEGIN { printf "%.0f", g * 1024 * 1024 }')
 work=$(mktemp -d -t mcp-swarm-scale.XXXXXX)
 chmod 700 "$work"
 MOCK_PID="" CTRL_PID="" AGENT_PID=""
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
     stop_pid "$CTRL_PID" "$AGENT_PID" "$MOCK_PID"
     if [[ -n "$KEEP_DIR" ]]; then
@@ -105,6 +106,7 @@ while kill -0 "$CTRL_PID" 2>/dev/null; do
     if [[ -z "$aborted" ]] && ((ctrl_rss > max_rss_kib || agent_rss > max_rss_kib)); then
         aborted="RSS passed MAX_RSS_GB=${MAX_RSS_GB} (controller ${ctrl_rss} KiB, agent ${agent_rss} KiB)"
         echo "ABORT: $aborted; killing the run" >&2
+        [[ -n "$AGENT_PID" ]] || AGENT_PID=$(pgrep -P "$CTRL_PID" | head -n 1 || true)
         kill -KILL "$CTRL_PID" ${AGENT_PID:+"$AGENT_PID"} 2>/dev/null || true
     fi
     [[ -n "$t_created" ]] || t_created=$(mark "users created")
