@@ -2,7 +2,7 @@
 # directory, random secrets, the standalone mock target, and /proc readers (RSS, CPU ticks).
 # Sourced by bench/scale.sh and bench/calls.sh; not run on its own.
 # shellcheck shell=bash
-# shellcheck disable=SC2034 # CLK_TCK and MOCK_* are read by the scripts that source this.
+# shellcheck disable=SC2034 # CLK_TCK, NICE_CMD and MOCK_* are read by the scripts that source this.
 
 # die MESSAGE: print to stderr and exit 1.
 die() {
@@ -52,6 +52,21 @@ cpu_ticks() {
 # CLK_TCK: clock ticks per second of /proc/PID/stat.
 CLK_TCK=$(getconf CLK_TCK)
 
+# NICE: the measured processes run under `nice -n $NICE`, so that builds sharing the machine
+# take less of their cores; negative values need root, so the default is -15 only for root.
+if [[ -z "${NICE:-}" ]]; then
+    if ((EUID == 0)); then NICE=-15; else NICE=0; fi
+fi
+[[ "$NICE" =~ ^-?[0-9]+$ ]] || die "NICE must be an integer, got $NICE"
+NICE_CMD=(nice -n "$NICE")
+
+# load_line: the load average and what else runs, for the summary.
+load_line() {
+    local how="nice $NICE"
+    if [[ "${SCHED:-other}" == fifo ]]; then how="SCHED_FIFO priority 1"; fi
+    echo "load average $(cut -d ' ' -f 1-3 /proc/loadavg) at the end; measured processes at $how"
+}
+
 # start_mock BIN WORKDIR [TASKSET_CPUS]: starts a standalone mock-target on 127.0.0.1:0 with a
 # random admin password (stored in WORKDIR/admin_password, mode 600) and sets MOCK_PID,
 # MOCK_MCP_URL and MOCK_ADMIN_URL from its one JSON line on stdout.
@@ -62,6 +77,7 @@ start_mock() {
     if [[ -n "$cpus" ]]; then
         cmd=(taskset -c "$cpus" "${cmd[@]}")
     fi
+    cmd=("${NICE_CMD[@]}" "${cmd[@]}")
     MOCK_TARGET_ADMIN_PASSWORD=$(<"$work/admin_password") RUST_LOG=${MOCK_LOG:-warn} \
         "${cmd[@]}" >"$work/mock.out" 2>"$work/mock.log" &
     MOCK_PID=$!

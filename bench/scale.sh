@@ -23,6 +23,7 @@ Environment (defaults in brackets):
   WORKLOAD     workload                                            [mixed]
   MAX_RSS_GB   abort when the agent's or controller's RSS passes   [12]
   AGENT_TIMEOUT  controller's --agent-timeout                      [600s]
+  NICE         niceness of mock, controller and agent               [-15 as root, else 0]
   KEEP_DIR     copy report.json and the logs here                  [not kept]
 
 Exit code: the controller's, or 4 when the run was aborted for RSS.
@@ -74,7 +75,7 @@ start_mock "$BIN" "$work"
 
 t0=$(now_ns)
 NEXTCLOUD_ADMIN_USER=admin NEXTCLOUD_ADMIN_PASSWORD=$(<"$work/admin_password") \
-    "$BIN/controller" start --url "$MOCK_MCP_URL" --nextcloud-url "$MOCK_ADMIN_URL" \
+    "${NICE_CMD[@]}" "$BIN/controller" start --url "$MOCK_MCP_URL" --nextcloud-url "$MOCK_ADMIN_URL" \
     --agent-bin "$BIN/agent" --agents 1 --users "$USERS" --think-time "$THINK" \
     --workload "$WORKLOAD" --duration "$DURATION" --warmup "$WARMUP" \
     --agent-timeout "$AGENT_TIMEOUT" --state-dir "$work/state" -o "$work/report.json" \
@@ -141,6 +142,7 @@ report              $(awk -v b="$report_bytes" 'BEGIN { printf "%.2f", b / 1e6 }
 operations          $ops (workflows $workflows), failed $failed
 lost agents         $lost
 exit code           $rc${aborted:+ (aborted: $aborted)}
+$(load_line)
 EOF
 if ((rc != 0)) && [[ -z "$aborted" ]]; then
     echo "-- last controller log lines:" >&2
