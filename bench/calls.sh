@@ -9,9 +9,9 @@ usage() {
 Usage: [VAR=value ...] bench/calls.sh [-h]
 
 Starts a release mock-target pinned with taskset to MOCK_CPU, then on LOAD_CPU:
- 1. wrk (-t1 -c CONNS, bench/calls.lua) making the JSON-RPC tools/call of TOOL over one MCP
-    session (token from the mock's DCR + password grant, session from initialize), after an
-    unmeasured warmup run of WARMUP seconds;
+ 1. wrk (-t1 -c CONNS, bench/calls.lua) making the JSON-RPC tools/call of TOOL over CONNS
+    MCP sessions of one user (token from the mock's DCR + password grant, sessions from
+    initialize), after an unmeasured warmup run of WARMUP seconds;
  2. one agent (controller --no-spawn, agent started here under taskset) with CONNS users,
     think time 0, scenario bench/calls.yaml (one single-step workflow calling TOOL).
 For each: calls/s and CPU µs per call from utime+stime in /proc/PID/stat over the measured
@@ -97,7 +97,7 @@ trap 'exit 130' INT TERM
 start_mock "$BIN" "$work" "$MOCK_CPU"
 printf 'user = "admin:%s"\n' "$(<"$work/admin_password")" >"$work/admin.curlrc"
 
-# --- wrk's user, client, token and MCP session (secrets only in files of $work) -------------
+# --- wrk's user, client, token and MCP sessions (secrets only in files of $work) ------------
 random_secret >"$work/wrk_password"
 curl -fsS -K "$work/admin.curlrc" -H 'OCS-APIRequest: true' -H 'Accept: application/json' \
     --data-urlencode userid=benchwrk --data-urlencode "password@$work/wrk_password" \
