@@ -134,6 +134,14 @@ impl<P: Precision> Hdr<P> {
         }
     }
 
+    /// Adds every sample of a histogram of another precision (each at its
+    /// bucket's value, so at the coarser of the two precisions).
+    pub fn merge_from<Q: Precision>(&mut self, other: &Hdr<Q>) {
+        for (us, count) in other.recorded() {
+            self.record_n_us(us, count);
+        }
+    }
+
     pub fn len(&self) -> u64 {
         self.inner.as_ref().map_or(0, |h| h.len())
     }
@@ -276,6 +284,12 @@ mod tests {
         }
         let back = CompactHistogram::decode(&c.encode().unwrap()).unwrap();
         assert_eq!(back, c);
+        let mut from_exact = CompactHistogram::new();
+        from_exact.merge_from(&e);
+        assert_eq!(
+            from_exact, c,
+            "recording into it or merging an exact one agree"
+        );
     }
 
     #[test]

@@ -355,39 +355,24 @@ fn timeseries(
                 width
             };
             previous = point.at;
-            let mut operations = 0;
-            let mut errors = 0;
-            for (_, s) in point.series.iter_kind(SeriesKind::Operation) {
-                operations += s.total();
-                errors += s.failed;
-            }
-            let mut workflows: BTreeMap<&str, LatencyHistogram> = BTreeMap::new();
-            let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-            for (key, s) in point.series.iter_kind(SeriesKind::Workflow) {
-                if is_baseline(&key.workflow) || s.total() == 0 {
-                    continue;
-                }
-                workflows
-                    .entry(&key.workflow)
-                    .or_default()
-                    .merge(&s.histogram);
-                *counts.entry(&key.workflow).or_default() += s.total();
-            }
             TimeseriesPoint {
                 t: round6(point.at.as_secs_f64()),
-                throughput: per_second(operations, width),
-                operations,
-                errors,
-                workflows: workflows
-                    .into_iter()
-                    .map(|(name, h)| {
+                throughput: per_second(point.operations, width),
+                operations: point.operations,
+                errors: point.errors,
+                workflows: point
+                    .workflows
+                    .iter()
+                    .filter(|(name, w)| !is_baseline(name) && w.count > 0)
+                    .map(|(name, w)| {
+                        let h = &w.latency;
                         let stats = TimeseriesWorkflow {
-                            count: counts.get(name).copied().unwrap_or(0),
+                            count: w.count,
                             p50: common::report::us_to_secs(h.quantile_us(0.5)),
                             p95: common::report::us_to_secs(h.quantile_us(0.95)),
                             p99: common::report::us_to_secs(h.quantile_us(0.99)),
                         };
-                        (name.to_owned(), stats)
+                        (name.clone(), stats)
                     })
                     .collect(),
             }

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use common::LatencyHistogram;
 use common::ids::AgentId;
 use common::series::{SeriesKind, SeriesSet};
+use common::{CompactHistogram, LatencyHistogram};
 
 use crate::thresholds::Threshold;
 
@@ -135,13 +135,45 @@ pub struct McpCounters {
     pub refresh_requests: u64,
 }
 
-/// Cluster-wide delta of one interval.
-#[derive(Clone, Debug, Default)]
+/// Cluster-wide figures of one interval: what the timeseries shows, kept
+/// small (counts and one compact histogram per workflow), because the
+/// controller holds one per second of the run.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct IntervalPoint {
     /// End of the interval, as an offset from the start of measurement. The
     /// interval spans from the previous point's `at` (or 0) to this one.
     pub at: Duration,
-    pub series: SeriesSet,
+    pub operations: u64,
+    pub errors: u64,
+    /// Workflow → executions finished in the interval and their latencies.
+    pub workflows: BTreeMap<String, IntervalWorkflow>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IntervalWorkflow {
+    pub count: u64,
+    pub latency: CompactHistogram,
+}
+
+impl IntervalPoint {
+    /// Adds one agent's delta.
+    pub fn add(&mut self, delta: &SeriesSet) {
+        for (_, s) in delta.iter_kind(SeriesKind::Operation) {
+            self.operations += s.total();
+            self.errors += s.failed;
+        }
+        for (key, s) in delta.iter_kind(SeriesKind::Workflow) {
+            if s.total() == 0 {
+                continue;
+            }
+            let w = match self.workflows.get_mut(&key.workflow) {
+                Some(w) => w,
+                None => self.workflows.entry(key.workflow.clone()).or_default(),
+            };
+            w.count += s.total();
+            w.latency.merge_from(&s.histogram);
+        }
+    }
 }
 
 /// What the controller saw of logins and token refreshes.

@@ -2,7 +2,7 @@
 //! complete final reports go straight into it (the agent keeps only
 //! counters), interval deltas are summed per agent only as the stand-in for
 //! an agent that never completes its final report, and the timeline keeps
-//! per-second workflow and tool series, never users.
+//! per-second counts and one compact histogram per workflow, never users.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
@@ -76,8 +76,8 @@ pub struct AgentOutcome {
 pub struct Aggregate {
     merged: SeriesSet,
     agents: BTreeMap<AgentId, AgentFold>,
-    /// Cluster-wide deltas per second of the measurement window.
-    timeline: BTreeMap<u64, SeriesSet>,
+    /// Cluster-wide figures per second of the measurement window.
+    timeline: BTreeMap<u64, IntervalPoint>,
 }
 
 impl Aggregate {
@@ -95,15 +95,14 @@ impl Aggregate {
         if middle > window.until + LATE_INTERVAL {
             return Folded::Interval { operations, errors };
         }
-        let bucket = self.timeline.entry(offset.as_secs()).or_default();
-        for (key, stats) in data
-            .series
-            .series
-            .iter()
-            .filter(|(k, _)| matches!(k.kind, SeriesKind::Workflow | SeriesKind::Operation))
-        {
-            bucket.entry(key.clone()).merge(stats);
-        }
+        let second = offset.as_secs();
+        self.timeline
+            .entry(second)
+            .or_insert_with(|| IntervalPoint {
+                at: Duration::from_secs(second + 1),
+                ..Default::default()
+            })
+            .add(&data.series);
         let fold = self.agents.entry(agent.clone()).or_default();
         if fold.done.is_none() {
             let mut series = data.series;
@@ -196,13 +195,7 @@ impl Aggregate {
     /// The cluster timeline, one point per second of the measurement
     /// window (moved out: call once).
     pub fn take_intervals(&mut self) -> Vec<IntervalPoint> {
-        std::mem::take(&mut self.timeline)
-            .into_iter()
-            .map(|(second, series)| IntervalPoint {
-                at: Duration::from_secs(second + 1),
-                series,
-            })
-            .collect()
+        std::mem::take(&mut self.timeline).into_values().collect()
     }
 }
 
@@ -300,10 +293,9 @@ mod tests {
         agg.final_chunk(&a, chunk(0, 2, set(50, "u1")));
         let points = agg.take_intervals();
         assert_eq!(points.len(), 1);
-        assert!(
-            points[0].series.users.is_empty(),
-            "the timeline keeps no users"
-        );
+        assert_eq!(points[0].operations, 3);
+        assert_eq!(points[0].workflows["wf"].count, 3);
+        assert_eq!(points[0].at, Duration::from_secs(4));
         let (merged, outcomes) = agg.finish();
         assert_eq!(merged.series[&SeriesKey::workflow("wf")].ok, 3 + 4);
         assert_eq!(merged.users[&UserName::new("u1")].ok, 3);

@@ -169,7 +169,7 @@ pub fn realistic_input() -> ReportInput {
     let mut intervals: Vec<IntervalPoint> = (1..=seconds)
         .map(|s| IntervalPoint {
             at: Duration::from_secs(s),
-            series: SeriesSet::default(),
+            ..Default::default()
         })
         .collect();
     for (i, users) in groups.iter().enumerate() {
@@ -182,7 +182,7 @@ pub fn realistic_input() -> ReportInput {
             deltas[0].entry(SeriesKey::mcp_initialize()).record_ok(init);
         }
         for (point, delta) in intervals.iter_mut().zip(&deltas) {
-            point.series.merge_series(delta);
+            point.add(delta);
         }
         let agent_series = sum(&deltas);
         series.merge(&agent_series);
