@@ -66,6 +66,17 @@ pub fn jittered(think: Duration, rng: &mut impl Rng) -> Duration {
     think.mul_f64(rng.random_range((1.0 - THINK_JITTER)..(1.0 + THINK_JITTER)))
 }
 
+/// Closed model: when a vuser starts its first workflow, as an offset from
+/// the start, uniform over one think time. Thousands of users that all began
+/// at the same instant would hit the target with one burst and then in
+/// waves; spread like this, the load is steady from the first second.
+pub fn first_start(think: Duration, rng: &mut impl Rng) -> Duration {
+    if think.is_zero() {
+        return think;
+    }
+    think.mul_f64(rng.random_range(0.0..1.0))
+}
+
 /// The open model's gap between two starts.
 pub fn open_interval(rate_per_sec: f64) -> Option<Duration> {
     (rate_per_sec > 0.0 && rate_per_sec.is_finite())
@@ -99,6 +110,20 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+
+    #[test]
+    fn first_starts_spread_over_one_think_time() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let think = Duration::from_secs(30);
+        let starts: Vec<Duration> = (0..1000).map(|_| first_start(think, &mut rng)).collect();
+        assert!(starts.iter().all(|s| *s < think));
+        let early = starts.iter().filter(|s| **s < think / 2).count();
+        assert!(
+            (400..600).contains(&early),
+            "{early} of 1000 in the first half"
+        );
+        assert_eq!(first_start(Duration::ZERO, &mut rng), Duration::ZERO);
+    }
 
     #[test]
     fn picker_respects_weights_and_group_size() {

@@ -191,11 +191,12 @@ async fn vuser(
         );
         return;
     };
+    let mut rng = StdRng::from_rng(&mut rand::rng());
+    let first = ctx.start + pacing::first_start(think, &mut rng);
     tokio::select! {
         _ = ctx.starting.cancelled() => return,
-        _ = tokio::time::sleep_until(ctx.start) => {}
+        _ = tokio::time::sleep_until(first) => {}
     }
-    let mut rng = StdRng::from_rng(&mut rand::rng());
     ctx.generator.active_vusers.fetch_add(1, Ordering::Relaxed);
     let mut iteration: u64 = 0;
     while !ctx.starting.is_cancelled() {
