@@ -11,8 +11,7 @@ use common::proto;
 use common::scenario::MixEntry;
 
 use crate::messages::{
-    AgentEvent, AssignmentChunk, ControllerEvent, GeneratorStats, LoadModel, RunSettings,
-    StartPlan, VuserSpec,
+    AgentEvent, AssignmentChunk, ControllerEvent, LoadModel, RunSettings, StartPlan, VuserSpec,
 };
 
 /// `None` for a message with no body (from a newer controller): ignored.
@@ -66,25 +65,7 @@ fn assignment(a: proto::Assignment) -> anyhow::Result<AssignmentChunk> {
 }
 
 fn settings(s: proto::RunSettings) -> anyhow::Result<RunSettings> {
-    use proto::load_model::Model;
-    let load = match s.load.and_then(|l| l.model) {
-        None => LoadModel::Closed {
-            think_time: Duration::ZERO,
-        },
-        Some(Model::Closed(c)) => LoadModel::Closed {
-            think_time: Duration::from_millis(c.think_time_ms),
-        },
-        Some(Model::Open(o)) => {
-            anyhow::ensure!(
-                o.rate_per_sec.is_finite() && o.rate_per_sec >= 0.0,
-                "open-model rate {} is not a non-negative number",
-                o.rate_per_sec
-            );
-            LoadModel::Open {
-                rate_per_sec: o.rate_per_sec,
-            }
-        }
-    };
+    let load = LoadModel::from_proto(s.load.as_ref())?;
     anyhow::ensure!(!s.mcp_url.is_empty(), "run settings carry no MCP URL");
     let mut headers: Vec<(String, String)> = s.headers.into_iter().collect();
     headers.sort();
@@ -104,15 +85,6 @@ fn settings(s: proto::RunSettings) -> anyhow::Result<RunSettings> {
         request_timeout: Duration::from_millis(s.request_timeout_ms),
         headers,
     })
-}
-
-fn generator(g: &GeneratorStats) -> proto::GeneratorStats {
-    proto::GeneratorStats {
-        cpu_seconds: g.cpu_seconds,
-        late_starts: g.late_starts,
-        max_lateness_us: g.max_lateness_us,
-        active_vusers: g.active_vusers,
-    }
 }
 
 /// Most bytes of users one `FinalReport` chunk carries, well under the
@@ -153,7 +125,7 @@ pub fn agent_messages(event: AgentEvent) -> Result<Vec<proto::AgentMessage>, His
             interval_start_ms,
             interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
             series: series.series_to_proto()?,
-            generator: Some(generator(&g)),
+            generator: Some(g.to_proto()),
             users: series.users_to_proto()?,
         }),
         AgentEvent::Final {
@@ -164,12 +136,8 @@ pub fn agent_messages(event: AgentEvent) -> Result<Vec<proto::AgentMessage>, His
         } => {
             let head = proto::FinalReport {
                 series: series.series_to_proto()?,
-                generator: Some(generator(&g)),
-                mcp: Some(proto::McpStats {
-                    session_reinitializations: mcp.session_reinitializations,
-                    auth_failures: mcp.auth_failures,
-                    refresh_requests: mcp.refresh_requests,
-                }),
+                generator: Some(g.to_proto()),
+                mcp: Some(mcp.to_proto()),
                 interrupted,
                 ..Default::default()
             };

@@ -471,7 +471,7 @@ async fn heartbeats(
         }
         let beat = AgentEvent::Heartbeat {
             sent_at_ms: unix_ms(),
-            active_vusers: generator.snapshot().active_vusers,
+            active_vusers: u32::try_from(generator.snapshot().active_vusers).unwrap_or(u32::MAX),
         };
         if sender.send(beat).await.is_err() {
             return;

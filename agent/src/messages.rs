@@ -8,7 +8,7 @@ use common::ids::UserName;
 use common::scenario::MixEntry;
 use common::series::SeriesSet;
 
-use crate::session::McpStats;
+pub use common::protocol::{GeneratorStats, LoadModel, McpStats};
 
 /// One chunk of an `Assignment`, as received.
 #[derive(Debug)]
@@ -35,14 +35,6 @@ pub struct RunSettings {
     pub headers: Vec<(String, String)>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum LoadModel {
-    /// Every vuser loops with this pause between workflows.
-    Closed { think_time: Duration },
-    /// This agent's share of workflow starts per second.
-    Open { rate_per_sec: f64 },
-}
-
 #[derive(Clone, Debug)]
 pub struct VuserSpec {
     pub name: UserName,
@@ -63,14 +55,6 @@ pub enum ControllerEvent {
     Start(StartPlan),
     TokenUpdate { user: UserName, token: Secret },
     Stop { reason: String },
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct GeneratorStats {
-    pub cpu_seconds: f64,
-    pub late_starts: u64,
-    pub max_lateness_us: u64,
-    pub active_vusers: u32,
 }
 
 #[derive(Debug)]

@@ -45,7 +45,7 @@ impl GeneratorCounters {
             cpu_seconds: pacing::cpu_seconds(),
             late_starts: self.late_starts.load(Ordering::Relaxed),
             max_lateness_us: self.max_lateness_us.load(Ordering::Relaxed),
-            active_vusers: self.active_vusers.load(Ordering::Relaxed),
+            active_vusers: u64::from(self.active_vusers.load(Ordering::Relaxed)),
         }
     }
 }

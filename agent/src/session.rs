@@ -43,12 +43,7 @@ pub struct McpCounters {
     pub refresh_requests: AtomicU64,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct McpStats {
-    pub session_reinitializations: u64,
-    pub auth_failures: u64,
-    pub refresh_requests: u64,
-}
+pub use common::protocol::McpStats;
 
 impl McpCounters {
     pub fn snapshot(&self) -> McpStats {

@@ -7,6 +7,7 @@ pub mod error_kind;
 pub mod histogram;
 pub mod ids;
 pub mod proto;
+pub mod protocol;
 pub mod report;
 pub mod scenario;
 pub mod secret;

@@ -62,16 +62,7 @@ pub enum AgentsMode {
     NoSpawn { cluster_secret: Secret },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum LoadModel {
-    Closed {
-        think_time: Duration,
-    },
-    /// Workflow starts per second across the cluster.
-    Open {
-        rate_per_sec: f64,
-    },
-}
+pub use common::protocol::LoadModel;
 
 #[derive(Debug, Clone)]
 pub struct LoginConfig {

@@ -8,11 +8,10 @@ use common::ids::UserName;
 use common::proto;
 use common::series::SeriesSet;
 
-use crate::config::LoadModel;
 use crate::messages::{
     Assignment, FinalData, FromAgent, IntervalData, ReadyReport, RunSettings, ToAgent, VuserGroup,
 };
-use crate::report::{GeneratorSummary, McpCounters};
+use crate::report::{GeneratorStats, McpStats};
 
 /// Keep each assignment message under this (the default gRPC limit is 4 MiB).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
@@ -56,14 +55,6 @@ pub fn to_proto(msg: &ToAgent) -> Vec<proto::ControllerMessage> {
 }
 
 fn settings_to_proto(s: &RunSettings) -> proto::RunSettings {
-    let model = match s.load {
-        LoadModel::Closed { think_time } => proto::load_model::Model::Closed(proto::Closed {
-            think_time_ms: millis(think_time),
-        }),
-        LoadModel::Open { rate_per_sec } => {
-            proto::load_model::Model::Open(proto::Open { rate_per_sec })
-        }
-    };
     proto::RunSettings {
         mcp_url: s.mcp_url.clone(),
         scenario_source: s.scenario_source.clone(),
@@ -76,7 +67,7 @@ fn settings_to_proto(s: &RunSettings) -> proto::RunSettings {
                 weight: *weight,
             })
             .collect(),
-        load: Some(proto::LoadModel { model: Some(model) }),
+        load: Some(s.load.to_proto()),
         request_timeout_ms: millis(s.request_timeout),
         headers: Default::default(),
     }
@@ -138,16 +129,6 @@ pub fn chunk_assignment(a: &Assignment, limit: usize) -> Vec<proto::Assignment> 
         .collect()
 }
 
-fn generator_from_proto(g: Option<&proto::GeneratorStats>) -> GeneratorSummary {
-    g.map(|g| GeneratorSummary {
-        cpu_seconds: g.cpu_seconds,
-        late_starts: g.late_starts,
-        max_lateness_us: g.max_lateness_us,
-        active_vusers: u64::from(g.active_vusers),
-    })
-    .unwrap_or_default()
-}
-
 /// `None` for an empty message (from a newer agent with an unknown body).
 pub fn from_proto(msg: proto::AgentMessage) -> Result<Option<FromAgent>, HistogramError> {
     use proto::agent_message::Body;
@@ -169,21 +150,14 @@ pub fn from_proto(msg: proto::AgentMessage) -> Result<Option<FromAgent>, Histogr
             start: from_unix_ms(i.interval_start_ms),
             length: Duration::from_millis(i.interval_ms),
             series: SeriesSet::from_proto(&i.series, &i.users)?,
-            generator: generator_from_proto(i.generator.as_ref()),
+            generator: GeneratorStats::from_proto(i.generator.as_ref()),
         }),
         Body::FinalReport(f) => FromAgent::Final(FinalData {
             chunk_index: f.chunk_index,
             chunk_count: f.chunk_count.max(1),
             series: SeriesSet::from_proto(&f.series, &f.users)?,
-            generator: generator_from_proto(f.generator.as_ref()),
-            mcp: f
-                .mcp
-                .map(|m| McpCounters {
-                    session_reinitializations: m.session_reinitializations,
-                    auth_failures: m.auth_failures,
-                    refresh_requests: m.refresh_requests,
-                })
-                .unwrap_or_default(),
+            generator: GeneratorStats::from_proto(f.generator.as_ref()),
+            mcp: McpStats::from_proto(f.mcp.as_ref()),
             interrupted: f.interrupted,
         }),
         Body::RefreshRequest(r) => FromAgent::RefreshRequest {
@@ -198,6 +172,7 @@ mod tests {
     use super::*;
     use crate::messages::VuserSpec;
     use common::Secret;
+    use common::protocol::LoadModel;
 
     fn assignment(n_groups: u32) -> Assignment {
         Assignment {

@@ -10,7 +10,7 @@ use common::series::SeriesSet;
 use tokio::sync::mpsc;
 
 use crate::config::LoadModel;
-use crate::report::{GeneratorSummary, McpCounters};
+use crate::report::{GeneratorStats, McpStats};
 
 /// Controller → agent.
 #[derive(Debug, Clone)]
@@ -113,7 +113,7 @@ pub struct IntervalData {
     pub start: SystemTime,
     pub length: Duration,
     pub series: SeriesSet,
-    pub generator: GeneratorSummary,
+    pub generator: GeneratorStats,
 }
 
 /// One chunk of a final report: chunk 0 carries the series and counters,
@@ -123,8 +123,8 @@ pub struct FinalData {
     pub chunk_index: u32,
     pub chunk_count: u32,
     pub series: SeriesSet,
-    pub generator: GeneratorSummary,
-    pub mcp: McpCounters,
+    pub generator: GeneratorStats,
+    pub mcp: McpStats,
     pub interrupted: bool,
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use common::ids::AgentId;
+pub use common::protocol::{GeneratorStats, McpStats};
 use common::series::{SeriesKind, SeriesSet};
 use common::{CompactHistogram, LatencyHistogram};
 
@@ -85,8 +86,8 @@ pub struct AgentResult {
     /// cumulative set; otherwise of the interval deltas received from it).
     pub final_received: bool,
     pub totals: AgentTotals,
-    pub generator: GeneratorSummary,
-    pub mcp: McpCounters,
+    pub generator: GeneratorStats,
+    pub mcp: McpStats,
     pub intervals_received: u64,
 }
 
@@ -112,27 +113,6 @@ impl AgentTotals {
         }
         totals
     }
-}
-
-/// How the agent's load generator itself fared, so a saturated agent is not
-/// mistaken for a slow server.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct GeneratorSummary {
-    pub cpu_seconds: f64,
-    /// Workflow starts that began later than intended (open model).
-    pub late_starts: u64,
-    pub max_lateness_us: u64,
-    pub active_vusers: u64,
-}
-
-/// MCP-level counters an agent keeps beside its series.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct McpCounters {
-    pub session_reinitializations: u64,
-    /// 401/403 answers the agent got from the MCP server.
-    pub auth_failures: u64,
-    /// Token refreshes the agent asked the controller for.
-    pub refresh_requests: u64,
 }
 
 /// Cluster-wide figures of one interval: what the timeseries shows, kept

@@ -13,8 +13,8 @@ pub use build::build_report;
 pub use common::report::Report;
 pub use console::render_console;
 pub use input::{
-    AgentResult, AgentTotals, AuthInput, GeneratorSummary, IntervalPoint, IntervalWorkflow,
-    McpCounters, ReportInput, RunInfo,
+    AgentResult, AgentTotals, AuthInput, GeneratorStats, IntervalPoint, IntervalWorkflow, McpStats,
+    ReportInput, RunInfo,
 };
 
 /// Writes the report as pretty JSON, atomically: a temporary file beside the

@@ -11,7 +11,7 @@ use common::ids::AgentId;
 use common::series::{SeriesKind, SeriesSet};
 
 use crate::messages::{FinalData, IntervalData};
-use crate::report::{AgentTotals, GeneratorSummary, IntervalPoint, McpCounters};
+use crate::report::{AgentTotals, GeneratorStats, IntervalPoint, McpStats};
 
 /// Most chunks one final report may announce; more is a misbehaving agent.
 pub const MAX_FINAL_CHUNKS: u32 = 1 << 16;
@@ -28,8 +28,8 @@ pub struct Window {
 /// The head of a final report (chunk 0).
 #[derive(Debug, Clone)]
 pub struct FinalHead {
-    pub generator: GeneratorSummary,
-    pub mcp: McpCounters,
+    pub generator: GeneratorStats,
+    pub mcp: McpStats,
     pub interrupted: bool,
 }
 
@@ -152,8 +152,8 @@ impl Aggregate {
             return Folded::FinalChunk;
         };
         let head = assembly.head.take().unwrap_or(FinalHead {
-            generator: GeneratorSummary::default(),
-            mcp: McpCounters::default(),
+            generator: GeneratorStats::default(),
+            mcp: McpStats::default(),
             interrupted: false,
         });
         fold.done = Some((AgentTotals::of(&assembly.series), head));
@@ -223,8 +223,8 @@ mod tests {
             chunk_index: index,
             chunk_count: count,
             series,
-            generator: GeneratorSummary::default(),
-            mcp: McpCounters::default(),
+            generator: GeneratorStats::default(),
+            mcp: McpStats::default(),
             interrupted: false,
         }
     }
@@ -242,7 +242,7 @@ mod tests {
             start: SystemTime::UNIX_EPOCH + Duration::from_secs(3),
             length: Duration::from_secs(1),
             series,
-            generator: GeneratorSummary::default(),
+            generator: GeneratorStats::default(),
         }
     }
 

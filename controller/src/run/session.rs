@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 use super::aggregate::{Aggregate, Folded, Window};
 use crate::messages::{AgentEvent, Assignment, FromAgent, ReadyReport, StartCommand, ToAgent};
 use crate::registry::Registry;
-use crate::report::{AgentResult, GeneratorSummary, IntervalPoint, McpCounters};
+use crate::report::{AgentResult, GeneratorStats, IntervalPoint, McpStats};
 use crate::spawn::AgentProcesses;
 use crate::tokens::{RefreshResult, TokenKeeper};
 
@@ -52,7 +52,7 @@ pub struct AgentState {
     live_ops: u64,
     live_errors: u64,
     intervals_received: u64,
-    generator: GeneratorSummary,
+    generator: GeneratorStats,
 }
 
 impl AgentState {
@@ -176,7 +176,7 @@ impl Session {
                         live_ops: 0,
                         live_errors: 0,
                         intervals_received: 0,
-                        generator: GeneratorSummary::default(),
+                        generator: GeneratorStats::default(),
                     },
                 );
             }
@@ -389,7 +389,7 @@ impl Session {
                 match message {
                     FromAgent::Interval(i) => {
                         state.intervals_received += 1;
-                        state.generator = i.generator.clone();
+                        state.generator = i.generator;
                         let window = Window {
                             from: schedule.measure_from,
                             until: schedule.end_at,
@@ -403,7 +403,7 @@ impl Session {
                     }
                     FromAgent::Final(f) => {
                         if f.chunk_index == 0 {
-                            state.generator = f.generator.clone();
+                            state.generator = f.generator;
                         }
                         match self.aggregate.final_chunk(&agent, f) {
                             Folded::FinalComplete => {
@@ -547,10 +547,8 @@ impl Session {
                     .as_ref()
                     .map(|o| o.totals.clone())
                     .unwrap_or_default(),
-                generator: head.map_or_else(|| s.generator.clone(), |h| h.generator.clone()),
-                mcp: head
-                    .map(|h| h.mcp.clone())
-                    .unwrap_or_else(McpCounters::default),
+                generator: head.map_or_else(|| s.generator, |h| h.generator),
+                mcp: head.map(|h| h.mcp).unwrap_or_else(McpStats::default),
                 intervals_received: s.intervals_received,
             });
         }

@@ -12,7 +12,7 @@ use common::LatencyHistogram;
 use common::ids::UserName;
 use common::series::{SeriesKey, SeriesSet};
 use controller::report::{
-    AgentResult, AgentTotals, AuthInput, GeneratorSummary, IntervalPoint, McpCounters, ReportInput,
+    AgentResult, AgentTotals, AuthInput, GeneratorStats, IntervalPoint, McpStats, ReportInput,
     RunInfo,
 };
 use controller::thresholds::Threshold;
@@ -193,13 +193,13 @@ pub fn realistic_input() -> ReportInput {
             lost,
             final_received: !lost,
             totals: AgentTotals::of(&agent_series),
-            generator: GeneratorSummary {
+            generator: GeneratorStats {
                 cpu_seconds: 1.25 + i as f64,
                 late_starts: i as u64,
                 max_lateness_us: 1_500 * i as u64,
                 active_vusers: users.len() as u64,
             },
-            mcp: McpCounters {
+            mcp: McpStats {
                 session_reinitializations: i as u64,
                 auth_failures: u64::from(i == 1),
                 refresh_requests: u64::from(i == 1),
