@@ -12,7 +12,7 @@ mod wire;
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,7 +24,7 @@ use http::{HeaderName, HeaderValue};
 use reqwest::Url;
 use serde::de::IgnoredAny;
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc};
 
 use exchange::{Failure, Target};
 use wire::{CallResult, InitializeResult, Reply};
@@ -68,7 +68,10 @@ pub struct UserToken {
     user: UserName,
     /// `Bearer <token>`, built once per token and marked sensitive; `None`
     /// when the token cannot be a header value.
-    bearer: watch::Sender<Option<HeaderValue>>,
+    bearer: RwLock<Option<HeaderValue>>,
+    /// Counts token changes, so a request knows whether one arrived while it was out.
+    generation: AtomicU64,
+    changed: Notify,
     refresh_pending: AtomicBool,
 }
 
@@ -90,7 +93,9 @@ impl UserToken {
     pub fn new(user: UserName, token: Secret) -> Arc<Self> {
         Arc::new(Self {
             user,
-            bearer: watch::Sender::new(bearer_header(&token)),
+            bearer: RwLock::new(bearer_header(&token)),
+            generation: AtomicU64::new(0),
+            changed: Notify::new(),
             refresh_pending: AtomicBool::new(false),
         })
     }
@@ -100,28 +105,35 @@ impl UserToken {
     }
 
     pub fn set(&self, token: Secret) {
-        self.bearer.send_replace(bearer_header(&token));
+        let bearer = bearer_header(&token);
+        // A poisoned lock only means a panic elsewhere; the value is replaced whole.
+        *self.bearer.write().unwrap_or_else(PoisonError::into_inner) = bearer;
+        self.generation.fetch_add(1, Ordering::Release);
         self.refresh_pending.store(false, Ordering::Relaxed);
+        self.changed.notify_waiters();
     }
 
     fn bearer(&self) -> Option<HeaderValue> {
-        self.bearer.borrow().clone()
+        self.bearer
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Taken before a request, so a token that arrives while it is out counts as new.
-    fn subscribe(&self) -> watch::Receiver<Option<HeaderValue>> {
-        self.bearer.subscribe()
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Asks for a fresh token unless a request is already out, and waits
-    /// for it. `seen` was subscribed before the failed request, so a token
-    /// that arrived meanwhile counts.
-    async fn refreshed(
-        &self,
-        ctx: &SessionContext,
-        mut seen: watch::Receiver<Option<HeaderValue>>,
-    ) -> bool {
-        if seen.has_changed().unwrap_or(false) {
+    /// for it. `seen` is the generation the failed request was sent with,
+    /// so a token that arrived meanwhile counts.
+    async fn refreshed(&self, ctx: &SessionContext, seen: u64) -> bool {
+        let changed = self.changed.notified();
+        tokio::pin!(changed);
+        // Registered before the check, so a `set` right after it still wakes us.
+        changed.as_mut().enable();
+        if self.generation() != seen {
             return true;
         }
         if !self.refresh_pending.swap(true, Ordering::Relaxed) {
@@ -132,10 +144,7 @@ impl UserToken {
                 tracing::warn!(user = %self.user, "refresh request queue full or closed");
             }
         }
-        let got = matches!(
-            tokio::time::timeout(REFRESH_WAIT, seen.changed()).await,
-            Ok(Ok(()))
-        );
+        let got = tokio::time::timeout(REFRESH_WAIT, changed).await.is_ok();
         if !got {
             // Allow a new request next time rather than waiting forever on a lost one.
             self.refresh_pending.store(false, Ordering::Relaxed);
@@ -145,7 +154,7 @@ impl UserToken {
 
     /// `text` with the current token, should a server have echoed it, masked.
     fn redact(&self, text: String) -> String {
-        let bearer = self.bearer.borrow();
+        let bearer = self.bearer();
         match bearer
             .as_ref()
             .and_then(|b| b.as_bytes().get("Bearer ".len()..))
@@ -436,4 +445,66 @@ pub fn error_chain(err: &(dyn StdError + 'static)) -> String {
         current = e.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> (SessionContext, mpsc::Receiver<UserName>) {
+        let (refresh, rx) = mpsc::channel(4);
+        let ctx = SessionContext {
+            http: reqwest::Client::new(),
+            mcp_url: "http://127.0.0.1:1/mcp".into(),
+            headers: HashMap::new(),
+            counters: Arc::default(),
+            refresh,
+        };
+        (ctx, rx)
+    }
+
+    #[tokio::test]
+    async fn refresh_counts_a_token_that_came_meanwhile_and_awaits_the_answer() {
+        let (ctx, mut rx) = context();
+        let token = UserToken::new("u".into(), Secret::new("old"));
+
+        // A token that came while the request was out counts, without asking.
+        let seen = token.generation();
+        token.set(Secret::new("newer"));
+        assert!(token.refreshed(&ctx, seen).await);
+        assert_eq!(ctx.counters.snapshot().refresh_requests, 0);
+
+        // Otherwise one request goes out and the answer is awaited.
+        let seen = token.generation();
+        let answering = token.clone();
+        let controller = tokio::spawn(async move {
+            let user = rx.recv().await.unwrap();
+            answering.set(Secret::new("fresh"));
+            (user, rx)
+        });
+        assert!(token.refreshed(&ctx, seen).await);
+        let (user, _rx) = controller.await.unwrap();
+        assert_eq!(user.as_str(), "u");
+        assert_eq!(ctx.counters.snapshot().refresh_requests, 1);
+        // (Giving up after REFRESH_WAIT is covered by tests/session.rs.)
+    }
+
+    #[test]
+    fn bearer_is_sensitive_and_redacted() {
+        let token = UserToken::new("u".into(), Secret::new("s3cret-value"));
+        let bearer = token.bearer().unwrap();
+        assert!(bearer.is_sensitive());
+        assert_eq!(bearer.as_bytes(), b"Bearer s3cret-value");
+        assert_eq!(
+            format!("{token:?}"),
+            r#"UserToken { user: UserName("u"), .. }"#
+        );
+        assert_eq!(
+            token.redact("echo: s3cret-value!".into()),
+            "echo: ***!".to_owned()
+        );
+        // A token that cannot be a header value fails the call, not the agent.
+        token.set(Secret::new("bad\nvalue"));
+        assert!(token.bearer().is_none());
+    }
 }

@@ -120,7 +120,7 @@ async fn send(
     method: Method,
     body: Option<&impl Fn() -> Bytes>,
 ) -> Result<reqwest::Response, Failure> {
-    let seen = t.token.subscribe();
+    let seen = t.token.generation();
     let first = execute(t, method.clone(), body).await?;
     match first.status() {
         StatusCode::UNAUTHORIZED => {
@@ -163,6 +163,8 @@ async fn execute(
     };
     let mut request = reqwest::Request::new(method, t.url.clone());
     let headers = request.headers_mut();
+    // Sized once for ours and the custom ones, so inserting never regrows it.
+    headers.reserve(6 + t.ctx.headers.len());
     for (name, value) in &t.ctx.headers {
         headers.insert(name.clone(), value.clone());
     }
@@ -316,13 +318,17 @@ async fn read_sse<R: DeserializeOwned>(
 
 /// Reads what follows our response. Servers end the stream right after it
 /// (the spec says they should), and only a body read to its end hands the
-/// connection back to the pool before the next call wants one; a stream
+/// connection back to the pool before the next call wants one. The end is
+/// usually in hyper's buffer already, waiting for its connection task to
+/// pass it on, so that task gets a turn before a timer is armed; a stream
 /// kept open past `END_GRACE` is dropped, and its connection with it.
 async fn finish(mut response: reqwest::Response, mut total: usize) {
-    match response.chunk().now_or_never() {
-        Some(Ok(None) | Err(_)) => return,
-        Some(Ok(Some(chunk))) => total += chunk.len(),
-        None => {}
+    for _ in 0..3 {
+        match response.chunk().now_or_never() {
+            Some(Ok(None) | Err(_)) => return,
+            Some(Ok(Some(chunk))) => total += chunk.len(),
+            None => tokio::task::yield_now().await,
+        }
     }
     let drain = async {
         while let Ok(Some(chunk)) = response.chunk().await {
