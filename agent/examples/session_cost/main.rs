@@ -245,10 +245,10 @@ fn open_sockets() -> usize {
         .unwrap_or(0)
 }
 
-/// User + system CPU time of this process.
-fn cpu_time() -> Duration {
+/// User and system CPU time of this process.
+fn cpu_time() -> (Duration, Duration) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the `(comm)`: state is field 3; utime and stime are 14 and 15.
+    // After `(comm)`, the state is field 3; utime and stime are fields 14 and 15.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| {
@@ -258,8 +258,8 @@ fn cpu_time() -> Duration {
             .unwrap_or(0)
     };
     // USER_HZ, which /proc reports in, is 100 on Linux.
-    let hz = 100;
-    Duration::from_micros((ticks(11) + ticks(12)) * 1_000_000 / hz)
+    let micros = |t: u64| Duration::from_micros(t * 10_000);
+    (micros(ticks(11)), micros(ticks(12)))
 }
 
 fn tasks() -> usize {
@@ -363,15 +363,18 @@ async fn cpu(
         let _ = w.await;
     }
     let n = calls1 - calls0;
-    let cpu = cpu1 - cpu0;
+    let per_call = |d: Duration| (d.as_secs_f64() * 1e6 / n.max(1) as f64 * 10.0).round() / 10.0;
+    let (user, sys) = (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1);
     let report = json!({
         "client": format!("{:?}", args.client).to_lowercase(),
         "concurrency": k,
         "seconds": elapsed.as_secs_f64(),
         "calls": n,
         "calls_per_s": (n as f64 / elapsed.as_secs_f64()).round(),
-        "cpu_s": cpu.as_secs_f64(),
-        "cpu_us_per_call": (cpu.as_secs_f64() * 1e6 / n.max(1) as f64 * 10.0).round() / 10.0,
+        "cpu_s": (user + sys).as_secs_f64(),
+        "cpu_us_per_call": per_call(user + sys),
+        "user_us_per_call": per_call(user),
+        "sys_us_per_call": per_call(sys),
         "errors": errors.load(Ordering::Relaxed),
         "sockets_open": open_sockets(),
     });
