@@ -1,38 +1,40 @@
-//! One MCP session per user: an rmcp client over Streamable HTTP whose
-//! bearer token can change during the run (`TokenUpdate`), which asks the
-//! controller for a fresh token and retries once on HTTP 401, and whose
-//! failures are classified into `ErrorKind`s.
+//! One MCP session per user: a thin Streamable HTTP client (no task, no
+//! GET stream, one pooled `reqwest::Client` for the agent) whose bearer
+//! token can change during the run (`TokenUpdate`), which asks the
+//! controller for a fresh token and retries once on HTTP 401, re-initializes
+//! once when the server forgets the session, and classifies failures into
+//! `ErrorKind`s.
+
+mod exchange;
+mod sse;
+mod wire;
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::ErrorKind;
 use common::Secret;
 use common::ids::UserName;
 use common::scenario::ToolOutput;
 use http::{HeaderName, HeaderValue};
-use rmcp::model::{CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, JsonRpcMessage};
-use rmcp::service::{RoleClient, RunningService, ServiceError};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::common::client_side_sse::BoxedSseResponse;
-use rmcp::transport::streamable_http_client::{
-    AuthRequiredError, HttpStatusError, InsufficientScopeError, StreamableHttpClient,
-    StreamableHttpClientTransportConfig, StreamableHttpError, StreamableHttpPostResponse,
-    StreamableHttpResponseLimits,
-};
-use rmcp::{ErrorData, ServiceExt};
+use reqwest::Url;
+use serde::de::IgnoredAny;
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc};
+
+use exchange::{Failure, Target};
+use wire::{CallResult, InitializeResult, Reply};
 
 /// How long a call that got a 401 waits for the controller's new token.
 pub const REFRESH_WAIT: Duration = Duration::from_secs(5);
 /// How long closing one session may take at the end of a run.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-
-type HttpError = StreamableHttpError<reqwest::Error>;
+/// The longest JSON-RPC error message quoted in a `CallError`.
+const RPC_MESSAGE_CHARS: usize = 300;
 
 /// Counters of the MCP side reported in `FinalReport.mcp`.
 #[derive(Debug, Default)]
@@ -57,18 +59,38 @@ impl McpCounters {
 
 /// The current access token of one user. `TokenUpdate` replaces it; calls
 /// read it per request, so the MCP session survives token changes.
-#[derive(Debug)]
 pub struct UserToken {
     user: UserName,
-    token: watch::Sender<Secret>,
+    /// `Bearer <token>`, built once per token and marked sensitive; `None`
+    /// when the token cannot be a header value.
+    bearer: RwLock<Option<HeaderValue>>,
+    /// Counts token changes, so a request knows whether one arrived while it was out.
+    generation: AtomicU64,
+    changed: Notify,
     refresh_pending: AtomicBool,
+}
+
+impl std::fmt::Debug for UserToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserToken")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bearer_header(token: &Secret) -> Option<HeaderValue> {
+    let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose())).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 impl UserToken {
     pub fn new(user: UserName, token: Secret) -> Arc<Self> {
         Arc::new(Self {
             user,
-            token: watch::Sender::new(token),
+            bearer: RwLock::new(bearer_header(&token)),
+            generation: AtomicU64::new(0),
+            changed: Notify::new(),
             refresh_pending: AtomicBool::new(false),
         })
     }
@@ -78,20 +100,74 @@ impl UserToken {
     }
 
     pub fn set(&self, token: Secret) {
-        self.token.send_replace(token);
+        let bearer = bearer_header(&token);
+        // A poisoned lock only means a panic elsewhere; the value is replaced whole.
+        *self.bearer.write().unwrap_or_else(PoisonError::into_inner) = bearer;
+        self.generation.fetch_add(1, Ordering::Release);
         self.refresh_pending.store(false, Ordering::Relaxed);
+        self.changed.notify_waiters();
     }
 
-    fn current(&self) -> String {
-        self.token.borrow().expose().to_owned()
+    fn bearer(&self) -> Option<HeaderValue> {
+        self.bearer
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Taken before a request, so a token that arrives while it is out counts as new.
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Asks for a fresh token unless a request is already out, and waits
+    /// for it. `seen` is the generation the failed request was sent with,
+    /// so a token that arrived meanwhile counts.
+    async fn refreshed(&self, ctx: &SessionContext, seen: u64) -> bool {
+        let changed = self.changed.notified();
+        tokio::pin!(changed);
+        // Registered before the check, so a `set` right after it still wakes us.
+        changed.as_mut().enable();
+        if self.generation() != seen {
+            return true;
+        }
+        if !self.refresh_pending.swap(true, Ordering::Relaxed) {
+            ctx.counters
+                .refresh_requests
+                .fetch_add(1, Ordering::Relaxed);
+            if ctx.refresh.try_send(self.user.clone()).is_err() {
+                tracing::warn!(user = %self.user, "refresh request queue full or closed");
+            }
+        }
+        let got = tokio::time::timeout(REFRESH_WAIT, changed).await.is_ok();
+        if !got {
+            // Allow a new request next time rather than waiting forever on a lost one.
+            self.refresh_pending.store(false, Ordering::Relaxed);
+        }
+        got
+    }
+
+    /// `text` with the current token, should a server have echoed it, masked.
+    fn redact(&self, text: String) -> String {
+        let bearer = self.bearer();
+        match bearer
+            .as_ref()
+            .and_then(|b| b.as_bytes().get("Bearer ".len()..))
+        {
+            Some(token) if !token.is_empty() => match std::str::from_utf8(token) {
+                Ok(token) if text.contains(token) => text.replace(token, "***"),
+                _ => text,
+            },
+            _ => text,
+        }
     }
 }
 
 /// What every session of an agent shares.
 #[derive(Clone, Debug)]
 pub struct SessionContext {
-    /// One pooled client for the whole agent (rmcp's default keeps no idle
-    /// connections, which would mean a TCP handshake per call).
+    /// One pooled client for the whole agent: every session's requests go
+    /// over its keep-alive connections.
     pub http: reqwest::Client,
     pub mcp_url: String,
     pub headers: HashMap<HeaderName, HeaderValue>,
@@ -110,200 +186,6 @@ pub fn http_client() -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-/// rmcp's HTTP client for one user: the shared reqwest client, with the
-/// user's current token on every request and one refresh-and-retry on 401.
-#[derive(Clone)]
-struct TokenClient {
-    http: reqwest::Client,
-    token: Arc<UserToken>,
-    ctx: Arc<SessionContext>,
-    /// Set after the first `initialize`; later ones are re-initializations.
-    initialized: Arc<AtomicBool>,
-}
-
-impl TokenClient {
-    /// Asks for a fresh token unless a request is already out, and waits
-    /// for it. `seen` was subscribed before the failed request, so a token
-    /// that arrived meanwhile counts.
-    async fn refreshed(&self, mut seen: watch::Receiver<Secret>) -> bool {
-        if seen.has_changed().unwrap_or(false) {
-            return true;
-        }
-        if !self.token.refresh_pending.swap(true, Ordering::Relaxed) {
-            self.ctx
-                .counters
-                .refresh_requests
-                .fetch_add(1, Ordering::Relaxed);
-            if self.ctx.refresh.try_send(self.token.user.clone()).is_err() {
-                tracing::warn!(user = %self.token.user, "refresh request queue full or closed");
-            }
-        }
-        let got = matches!(
-            tokio::time::timeout(REFRESH_WAIT, seen.changed()).await,
-            Ok(Ok(()))
-        );
-        if !got {
-            // Allow a new request next time rather than waiting forever on a lost one.
-            self.token.refresh_pending.store(false, Ordering::Relaxed);
-        }
-        got
-    }
-
-    fn note_initialize(&self, message: &ClientJsonRpcMessage) {
-        if let JsonRpcMessage::Request(request) = message
-            && matches!(request.request, ClientRequest::InitializeRequest(_))
-            && self.initialized.swap(true, Ordering::Relaxed)
-        {
-            self.ctx
-                .counters
-                .session_reinitializations
-                .fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-fn is_auth_error(err: &HttpError) -> bool {
-    matches!(err, StreamableHttpError::AuthRequired(_)) || http_status(err) == Some(401)
-}
-
-fn is_forbidden(err: &HttpError) -> bool {
-    matches!(err, StreamableHttpError::InsufficientScope(_)) || http_status(err) == Some(403)
-}
-
-/// The HTTP status behind a transport error, when there is one.
-fn http_status(err: &HttpError) -> Option<u16> {
-    match err {
-        StreamableHttpError::HttpStatus(e) => Some(e.status),
-        StreamableHttpError::AuthRequired(_) => Some(401),
-        StreamableHttpError::InsufficientScope(_) => Some(403),
-        StreamableHttpError::SessionExpired => Some(404),
-        StreamableHttpError::Client(e) => e.status().map(|s| s.as_u16()),
-        // The reqwest client reports other non-success answers as "HTTP 418 I'm a teapot: body".
-        StreamableHttpError::UnexpectedServerResponse(text) => text
-            .strip_prefix("HTTP ")
-            .and_then(|rest| rest.get(..3))
-            .and_then(|code| code.parse().ok()),
-        _ => None,
-    }
-}
-
-impl StreamableHttpClient for TokenClient {
-    type Error = reqwest::Error;
-
-    async fn post_message(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<StreamableHttpPostResponse, HttpError> {
-        self.post_message_with_response_limits(
-            uri,
-            message,
-            session_id,
-            None,
-            custom_headers,
-            StreamableHttpResponseLimits::default(),
-        )
-        .await
-    }
-
-    async fn post_message_with_response_limits(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        limits: StreamableHttpResponseLimits,
-    ) -> Result<StreamableHttpPostResponse, HttpError> {
-        self.note_initialize(&message);
-        let seen = self.token.token.subscribe();
-        let first = self
-            .http
-            .post_message_with_response_limits(
-                uri.clone(),
-                message.clone(),
-                session_id.clone(),
-                Some(self.token.current()),
-                custom_headers.clone(),
-                limits,
-            )
-            .await;
-        match first {
-            Err(e) if is_auth_error(&e) => {
-                self.ctx
-                    .counters
-                    .auth_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                if !self.refreshed(seen).await {
-                    return Err(e);
-                }
-                let retry = self
-                    .http
-                    .post_message_with_response_limits(
-                        uri,
-                        message,
-                        session_id,
-                        Some(self.token.current()),
-                        custom_headers,
-                        limits,
-                    )
-                    .await;
-                if let Err(e) = &retry
-                    && (is_auth_error(e) || is_forbidden(e))
-                {
-                    self.ctx
-                        .counters
-                        .auth_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                retry
-            }
-            Err(e) if is_forbidden(&e) => {
-                self.ctx
-                    .counters
-                    .auth_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                Err(e)
-            }
-            other => other,
-        }
-    }
-
-    async fn delete_session(
-        &self,
-        uri: Arc<str>,
-        session_id: Arc<str>,
-        _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<(), HttpError> {
-        self.http
-            .delete_session(uri, session_id, Some(self.token.current()), custom_headers)
-            .await
-    }
-
-    async fn get_stream(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<BoxedSseResponse, HttpError> {
-        self.http
-            .get_stream(
-                uri,
-                session_id,
-                last_event_id,
-                Some(self.token.current()),
-                custom_headers,
-            )
-            .await
-    }
-}
-
 /// A call or session open that did not produce a tool result.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{kind:?}: {message}")]
@@ -312,16 +194,30 @@ pub struct CallError {
     pub message: String,
 }
 
-/// One user's initialized MCP client, kept for the whole run.
+/// What `initialize` settled: the server's session id and the protocol version.
+#[derive(Clone, Debug, PartialEq)]
+struct Negotiated {
+    session_id: Option<HeaderValue>,
+    version: &'static str,
+}
+
+/// One user's initialized MCP session, kept for the whole run. It owns no
+/// task and no connection: each call is one POST on the shared client.
 pub struct McpSession {
-    user: UserName,
-    service: RunningService<RoleClient, ()>,
+    token: Arc<UserToken>,
+    ctx: Arc<SessionContext>,
+    url: Url,
+    next_id: AtomicU64,
+    negotiated: Mutex<Negotiated>,
+    /// Held while re-initializing, so concurrent calls that all met the
+    /// forgotten session start one new session, not one each.
+    reinit: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for McpSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("McpSession")
-            .field("user", &self.user)
+            .field("user", self.user())
             .finish_non_exhaustive()
     }
 }
@@ -333,27 +229,24 @@ impl McpSession {
         token: Arc<UserToken>,
         timeout: Duration,
     ) -> Result<(McpSession, Duration), CallError> {
-        let user = token.user.clone();
-        let client = TokenClient {
-            http: ctx.http.clone(),
+        let url = Url::parse(&ctx.mcp_url).map_err(|e| CallError {
+            kind: ErrorKind::Transport,
+            message: format!("invalid MCP URL {:?}: {e}", ctx.mcp_url),
+        })?;
+        let session = McpSession {
             token,
             ctx: ctx.clone(),
-            initialized: Arc::new(AtomicBool::new(false)),
+            url,
+            next_id: AtomicU64::new(0),
+            negotiated: Mutex::new(Negotiated {
+                session_id: None,
+                version: wire::KNOWN_VERSIONS[0],
+            }),
+            reinit: tokio::sync::Mutex::new(()),
         };
-        let config = StreamableHttpClientTransportConfig::with_uri(ctx.mcp_url.as_str())
-            .custom_headers(ctx.headers.clone())
-            .reinit_on_expired_session(true)
-            .max_concurrent_requests(64);
-        let transport = StreamableHttpClientTransport::with_client(client, config);
         let started = Instant::now();
-        let service = match tokio::time::timeout(timeout, ().serve(transport)).await {
-            Ok(Ok(service)) => service,
-            Ok(Err(e)) => {
-                return Err(CallError {
-                    kind: classify(&e),
-                    message: error_chain(&e),
-                });
-            }
+        let negotiated = match tokio::time::timeout(timeout, session.handshake()).await {
+            Ok(result) => result?,
             Err(_) => {
                 return Err(CallError {
                     kind: ErrorKind::Timeout,
@@ -361,11 +254,13 @@ impl McpSession {
                 });
             }
         };
-        Ok((McpSession { user, service }, started.elapsed()))
+        let elapsed = started.elapsed();
+        *session.lock() = negotiated;
+        Ok((session, elapsed))
     }
 
     pub fn user(&self) -> &UserName {
-        &self.user
+        self.token.user()
     }
 
     /// Calls a tool. A result with `isError` is `Ok` (the step decides);
@@ -376,35 +271,14 @@ impl McpSession {
         args: Value,
         timeout: Duration,
     ) -> Result<ToolOutput, CallError> {
-        let arguments = match args {
-            Value::Object(map) => map,
-            Value::Null => serde_json::Map::new(),
-            other => {
-                return Err(CallError {
-                    kind: ErrorKind::Skipped,
-                    message: format!("arguments must be an object, got {other}"),
-                });
-            }
-        };
-        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
-        match tokio::time::timeout(timeout, self.service.call_tool(params)).await {
-            Ok(Ok(result)) => {
-                let text = result
-                    .content
-                    .iter()
-                    .filter_map(|c| c.as_text().map(|t| t.text.as_str()))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                Ok(ToolOutput::new(
-                    result.is_error.unwrap_or(false),
-                    text,
-                    result.structured_content,
-                ))
-            }
-            Ok(Err(e)) => Err(CallError {
-                kind: classify(&e),
-                message: error_chain(&e),
-            }),
+        if !matches!(args, Value::Object(_) | Value::Null) {
+            return Err(CallError {
+                kind: ErrorKind::Skipped,
+                message: format!("arguments must be an object, got {args}"),
+            });
+        }
+        match tokio::time::timeout(timeout, self.call_tool(tool, &args)).await {
+            Ok(result) => result,
             Err(_) => Err(CallError {
                 kind: ErrorKind::Timeout,
                 message: format!("no answer within {timeout:?}"),
@@ -414,82 +288,146 @@ impl McpSession {
 
     /// Ends the session (DELETE of the session where the server has one).
     pub async fn close(self) {
-        let user = self.user;
-        match tokio::time::timeout(CLOSE_TIMEOUT, self.service.cancel()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::debug!(%user, error = %e, "closing MCP session failed"),
-            Err(_) => tracing::debug!(%user, "closing MCP session timed out"),
+        let negotiated = self.lock().clone();
+        if negotiated.session_id.is_none() {
+            return;
         }
+        let target = self.target(&negotiated);
+        match tokio::time::timeout(CLOSE_TIMEOUT, exchange::delete(&target)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(user = %self.user(), error = %e, "closing MCP session failed")
+            }
+            Err(_) => tracing::debug!(user = %self.user(), "closing MCP session timed out"),
+        }
+    }
+
+    async fn call_tool(&self, tool: &str, args: &Value) -> Result<ToolOutput, CallError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let body = || wire::tool_call(id, tool, args);
+        let negotiated = self.lock().clone();
+        let posted =
+            match exchange::post::<CallResult>(&self.target(&negotiated), &body, Some(id)).await {
+                Err(Failure::SessionGone) => {
+                    self.reinitialize(&negotiated).await?;
+                    let negotiated = self.lock().clone();
+                    exchange::post::<CallResult>(&self.target(&negotiated), &body, Some(id)).await?
+                }
+                other => other?,
+            };
+        match posted.reply {
+            Some(Reply::Result(mut result)) => {
+                let text = result.text();
+                Ok(ToolOutput::new(
+                    result.is_error.unwrap_or(false),
+                    text,
+                    result.structured,
+                ))
+            }
+            Some(Reply::Error(e)) => Err(rpc_error(&e)),
+            None => Err(no_response(id)),
+        }
+    }
+
+    /// `initialize` then `notifications/initialized`.
+    async fn handshake(&self) -> Result<Negotiated, CallError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let unset = Negotiated {
+            session_id: None,
+            version: wire::KNOWN_VERSIONS[0],
+        };
+        let mut target = self.target(&unset);
+        target.version = None;
+        let posted =
+            exchange::post::<InitializeResult>(&target, &|| wire::initialize(id), Some(id)).await?;
+        let result = match posted.reply {
+            Some(Reply::Result(result)) => result,
+            Some(Reply::Error(e)) => return Err(rpc_error(&e)),
+            None => return Err(no_response(id)),
+        };
+        let Some(version) = wire::KNOWN_VERSIONS
+            .iter()
+            .find(|v| **v == result.protocol_version)
+        else {
+            return Err(CallError {
+                kind: ErrorKind::Transport,
+                message: format!(
+                    "the server chose MCP protocol version {:?}; this client speaks {}",
+                    result.protocol_version.chars().take(40).collect::<String>(),
+                    wire::KNOWN_VERSIONS.join(", ")
+                ),
+            });
+        };
+        let negotiated = Negotiated {
+            session_id: posted.session_id,
+            version,
+        };
+        exchange::post::<IgnoredAny>(
+            &self.target(&negotiated),
+            &|| Bytes::from_static(wire::INITIALIZED),
+            None,
+        )
+        .await?;
+        Ok(negotiated)
+    }
+
+    /// Starts a new session after the server forgot `failed`, unless a
+    /// concurrent call already did.
+    async fn reinitialize(&self, failed: &Negotiated) -> Result<(), CallError> {
+        let _one_at_a_time = self.reinit.lock().await;
+        if *self.lock() != *failed {
+            return Ok(());
+        }
+        self.ctx
+            .counters
+            .session_reinitializations
+            .fetch_add(1, Ordering::Relaxed);
+        let fresh = self.handshake().await?;
+        *self.lock() = fresh;
+        Ok(())
+    }
+
+    fn target<'a>(&'a self, negotiated: &'a Negotiated) -> Target<'a> {
+        Target {
+            ctx: &self.ctx,
+            url: &self.url,
+            token: &self.token,
+            session_id: negotiated.session_id.as_ref(),
+            version: Some(negotiated.version),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Negotiated> {
+        // The guarded value is replaced whole, so a poisoned lock still holds a consistent one.
+        self.negotiated
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// Maps an rmcp error (of a call or an initialize) to its error kind by
-/// walking its source chain.
-pub fn classify(err: &(dyn StdError + 'static)) -> ErrorKind {
-    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = current {
-        if let Some(service) = e.downcast_ref::<ServiceError>() {
-            match service {
-                ServiceError::McpError(_) => return ErrorKind::JsonRpc,
-                ServiceError::Timeout { .. } => return ErrorKind::Timeout,
-                ServiceError::TransportClosed => return ErrorKind::Transport,
-                _ => {}
-            }
-        }
-        if e.downcast_ref::<ErrorData>().is_some() {
-            return ErrorKind::JsonRpc;
-        }
-        if e.downcast_ref::<AuthRequiredError>().is_some()
-            || e.downcast_ref::<InsufficientScopeError>().is_some()
-        {
-            return ErrorKind::Auth;
-        }
-        if let Some(status) = e.downcast_ref::<HttpStatusError>() {
-            return status_kind(status.status);
-        }
-        if let Some(http) = e.downcast_ref::<HttpError>() {
-            if let StreamableHttpError::ReinitializationFailed(_) = http {
-                return ErrorKind::JsonRpc;
-            }
-            if let Some(status) = http_status(http) {
-                return status_kind(status);
-            }
-            if matches!(
-                http,
-                StreamableHttpError::SessionRecoveryTimeout
-                    | StreamableHttpError::ControlRequestTimeout
-            ) {
-                return ErrorKind::Timeout;
-            }
-        }
-        if let Some(r) = e.downcast_ref::<reqwest::Error>() {
-            if r.is_timeout() {
-                return ErrorKind::Timeout;
-            }
-            if let Some(status) = r.status() {
-                return status_kind(status.as_u16());
-            }
-            return ErrorKind::Transport;
-        }
-        current = e.source();
-    }
-    // rmcp reports some answers only as text (`ClientInitializeError::JsonRpcError`).
-    if err.to_string().contains("JSON-RPC error") {
-        return ErrorKind::JsonRpc;
-    }
-    ErrorKind::Transport
-}
-
-fn status_kind(status: u16) -> ErrorKind {
-    match status {
-        401 | 403 => ErrorKind::Auth,
-        400..=499 => ErrorKind::Http4xx,
-        500..=599 => ErrorKind::Http5xx,
-        _ => ErrorKind::Transport,
+fn rpc_error(e: &wire::RpcError) -> CallError {
+    CallError {
+        kind: ErrorKind::JsonRpc,
+        message: format!(
+            "JSON-RPC error {}: {}",
+            e.code,
+            e.message
+                .chars()
+                .take(RPC_MESSAGE_CHARS)
+                .collect::<String>()
+        ),
     }
 }
 
-/// The error and its causes on one line (rmcp errors never carry the token).
+fn no_response(id: u64) -> CallError {
+    CallError {
+        kind: ErrorKind::Transport,
+        message: format!("HTTP 202 Accepted instead of the response to request {id}"),
+    }
+}
+
+/// The error and its causes on one line (our errors never carry the token;
+/// reqwest's name the URL, which carries none either).
 pub fn error_chain(err: &(dyn StdError + 'static)) -> String {
     let mut out = err.to_string();
     let mut current = err.source();
@@ -507,51 +445,61 @@ pub fn error_chain(err: &(dyn StdError + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::borrow::Cow;
 
-    fn check(err: HttpError, expected: ErrorKind) {
-        assert_eq!(classify(&err), expected, "{err}");
+    fn context() -> (SessionContext, mpsc::Receiver<UserName>) {
+        let (refresh, rx) = mpsc::channel(4);
+        let ctx = SessionContext {
+            http: reqwest::Client::new(),
+            mcp_url: "http://127.0.0.1:1/mcp".into(),
+            headers: HashMap::new(),
+            counters: Arc::default(),
+            refresh,
+        };
+        (ctx, rx)
+    }
+
+    #[tokio::test]
+    async fn refresh_counts_a_token_that_came_meanwhile_and_awaits_the_answer() {
+        let (ctx, mut rx) = context();
+        let token = UserToken::new("u".into(), Secret::new("old"));
+
+        // A token that came while the request was out counts, without asking.
+        let seen = token.generation();
+        token.set(Secret::new("newer"));
+        assert!(token.refreshed(&ctx, seen).await);
+        assert_eq!(ctx.counters.snapshot().refresh_requests, 0);
+
+        // Otherwise one request goes out and the answer is awaited.
+        let seen = token.generation();
+        let answering = token.clone();
+        let controller = tokio::spawn(async move {
+            let user = rx.recv().await.unwrap();
+            answering.set(Secret::new("fresh"));
+            (user, rx)
+        });
+        assert!(token.refreshed(&ctx, seen).await);
+        let (user, _rx) = controller.await.unwrap();
+        assert_eq!(user.as_str(), "u");
+        assert_eq!(ctx.counters.snapshot().refresh_requests, 1);
+        // (Giving up after REFRESH_WAIT is covered by tests/session.rs.)
     }
 
     #[test]
-    fn classifies_transport_errors() {
-        check(
-            StreamableHttpError::HttpStatus(HttpStatusError::new(503, None)),
-            ErrorKind::Http5xx,
-        );
-        check(
-            StreamableHttpError::HttpStatus(HttpStatusError::new(429, None)),
-            ErrorKind::Http4xx,
-        );
-        check(
-            StreamableHttpError::UnexpectedServerResponse(Cow::from("HTTP 401 Unauthorized: no")),
-            ErrorKind::Auth,
-        );
-        check(
-            StreamableHttpError::UnexpectedServerResponse(Cow::from("HTTP 422 Unprocessable: x")),
-            ErrorKind::Http4xx,
-        );
-        check(
-            StreamableHttpError::UnexpectedEndOfStream,
-            ErrorKind::Transport,
-        );
-        check(
-            StreamableHttpError::SessionRecoveryTimeout,
-            ErrorKind::Timeout,
-        );
-        check(
-            StreamableHttpError::AuthRequired(AuthRequiredError::new("Bearer".into())),
-            ErrorKind::Auth,
+    fn bearer_is_sensitive_and_redacted() {
+        let token = UserToken::new("u".into(), Secret::new("s3cret-value"));
+        let bearer = token.bearer().unwrap();
+        assert!(bearer.is_sensitive());
+        assert_eq!(bearer.as_bytes(), b"Bearer s3cret-value");
+        assert_eq!(
+            format!("{token:?}"),
+            r#"UserToken { user: UserName("u"), .. }"#
         );
         assert_eq!(
-            classify(&ServiceError::McpError(ErrorData::internal_error(
-                "x", None
-            ))),
-            ErrorKind::JsonRpc
+            token.redact("echo: s3cret-value!".into()),
+            "echo: ***!".to_owned()
         );
-        assert_eq!(
-            classify(&ServiceError::TransportClosed),
-            ErrorKind::Transport
-        );
+        // A token that cannot be a header value fails the call, not the agent.
+        token.set(Secret::new("bad\nvalue"));
+        assert!(token.bearer().is_none());
     }
 }
