@@ -322,7 +322,12 @@ async fn execute(
 ) {
     let began = Instant::now();
     let record = ctx.phase.measures(intended.unwrap_or(began));
-    let uuid = uuid::Uuid::new_v4().simple().to_string();
+    // A v4 UUID from the thread's RNG: `Uuid::new_v4` asks the kernel for
+    // entropy on every call, a system call per workflow on the hot path.
+    let uuid = uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .simple()
+        .to_string();
     let outcome = tokio::select! {
         _ = ctx.abandon.cancelled() => {
             // Still in flight at the end: counted as interrupted, not dropped.
