@@ -72,8 +72,9 @@ pub fn router(app: Arc<App>, config: &MockConfig, shutdown: CancellationToken) -
         server_config.with_allowed_hosts(hosts)
     };
     let tools_app = app.clone();
+    let tool_router = tools::NcServer::router();
     let service = StreamableHttpService::new(
-        move || Ok(tools::NcServer::new(tools_app.clone())),
+        move || Ok(tools::NcServer::new(tools_app.clone(), tool_router.clone())),
         sessions.clone(),
         server_config,
     );
@@ -204,8 +205,7 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
             .sessions
             .read()
             .await
-            .keys()
-            .any(|live| live.as_ref() == sid.as_str())
+            .contains_key(sid.as_str())
     {
         lock(&guard.owners).remove(sid);
         return (StatusCode::NOT_FOUND, "session not found").into_response();
