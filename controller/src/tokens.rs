@@ -40,6 +40,46 @@ pub fn retry_delay(attempt: u32, jitter: f64) -> Duration {
     exp.min(RETRY_MAX).mul_f64(0.5 + jitter.clamp(0.0, 1.0))
 }
 
+/// Users' next refresh times, also ordered by time: the session loop asks for the next one
+/// after every event, which must not scan every user of a 10,000-user run.
+#[derive(Debug, Default)]
+struct DueTimes {
+    by_user: BTreeMap<UserName, Instant>,
+    by_time: BTreeSet<(Instant, UserName)>,
+}
+
+impl DueTimes {
+    /// Sets (or moves) `user`'s time.
+    fn insert(&mut self, user: UserName, at: Instant) {
+        if let Some(old) = self.by_user.insert(user.clone(), at) {
+            self.by_time.remove(&(old, user.clone()));
+        }
+        self.by_time.insert((at, user));
+    }
+
+    fn remove(&mut self, user: &UserName) {
+        if let Some(at) = self.by_user.remove(user) {
+            self.by_time.remove(&(at, user.clone()));
+        }
+    }
+
+    fn next(&self) -> Option<Instant> {
+        self.by_time.first().map(|(at, _)| *at)
+    }
+
+    /// Removes and returns the users whose time is `now` or earlier, earliest first.
+    fn take_due(&mut self, now: Instant) -> Vec<UserName> {
+        let mut out = Vec::new();
+        while self.by_time.first().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, user)) = self.by_time.pop_first() {
+                self.by_user.remove(&user);
+                out.push(user);
+            }
+        }
+        out
+    }
+}
+
 /// When a token should be refreshed unasked, on the tokio clock; `None` when
 /// its lifetime is unknown.
 fn refresh_at(tokens: &TokenSet, now: Instant, wall_now: SystemTime) -> Option<Instant> {
@@ -55,7 +95,7 @@ pub struct TokenKeeper {
     tokens: BTreeMap<UserName, TokenSet>,
     in_flight: BTreeSet<UserName>,
     /// When each user's token is next refreshed without being asked.
-    due: BTreeMap<UserName, Instant>,
+    due: DueTimes,
     /// Failed attempts in a row, per user.
     attempts: BTreeMap<UserName, u32>,
     results_tx: mpsc::Sender<RefreshResult>,
@@ -72,10 +112,12 @@ impl TokenKeeper {
     ) -> TokenKeeper {
         let (results_tx, results) = mpsc::channel(256);
         let (now, wall_now) = (Instant::now(), SystemTime::now());
-        let due = tokens
-            .iter()
-            .filter_map(|(u, t)| Some((u.clone(), refresh_at(t, now, wall_now)?)))
-            .collect();
+        let mut due = DueTimes::default();
+        for (u, t) in &tokens {
+            if let Some(at) = refresh_at(t, now, wall_now) {
+                due.insert(u.clone(), at);
+            }
+        }
         TokenKeeper {
             auth,
             users: users.iter().map(|u| (u.name.clone(), u.clone())).collect(),
@@ -96,20 +138,12 @@ impl TokenKeeper {
 
     /// The next instant a scheduled refresh (or retry) is due.
     pub fn next_due(&self) -> Option<Instant> {
-        self.due.values().min().copied()
+        self.due.next()
     }
 
     /// Starts every refresh whose time has come.
     pub fn start_due(&mut self, tasks: &TaskTracker) {
-        let now = Instant::now();
-        let ready: Vec<UserName> = self
-            .due
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(u, _)| u.clone())
-            .collect();
-        for user in ready {
-            self.due.remove(&user);
+        for user in self.due.take_due(Instant::now()) {
             self.request(&user, tasks);
         }
     }
@@ -193,6 +227,29 @@ mod tests {
         assert_eq!(retry_delay(3, 1.0), Duration::from_secs(3));
         assert_eq!(retry_delay(40, 0.5), RETRY_MAX);
         assert!(retry_delay(u32::MAX, 1.0) <= RETRY_MAX.mul_f64(1.5));
+    }
+
+    #[test]
+    fn due_times_come_out_in_order_once() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let u = |n: &str| UserName::new(n.to_owned());
+        let mut due = DueTimes::default();
+        due.insert(u("a"), at(30));
+        due.insert(u("b"), at(10));
+        due.insert(u("c"), at(20));
+        due.insert(u("a"), at(5)); // moved earlier
+        due.remove(&u("c"));
+        due.remove(&u("nobody"));
+        assert_eq!(due.next(), Some(at(5)));
+        assert_eq!(due.take_due(at(4)), Vec::<UserName>::new());
+        assert_eq!(due.take_due(at(10)), vec![u("a"), u("b")]);
+        assert_eq!(due.next(), None);
+        assert!(due.by_user.is_empty() && due.by_time.is_empty());
+        // Equal times are kept apart by the user.
+        due.insert(u("x"), at(1));
+        due.insert(u("y"), at(1));
+        assert_eq!(due.take_due(at(1)).len(), 2);
     }
 
     #[test]

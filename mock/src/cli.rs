@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 use crate::{MockConfig, serve};
 
 const ADMIN_PASSWORD_ENV: &str = "MOCK_TARGET_ADMIN_PASSWORD";
+/// Log filter without `RUST_LOG`: rmcp logs several info lines per session, which at
+/// thousands of sessions cost more than the sessions themselves.
+const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
 
 /// Mock target for mcp-swarm: an OAuth 2.1 authorization server plus a protected, Nextcloud-like
 /// MCP server. Prints {"issuer","mcp_url","admin_url"} as one JSON line once it listens.
@@ -87,7 +90,7 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .init();
     let runtime = match tokio::runtime::Runtime::new() {

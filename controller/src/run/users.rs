@@ -1,6 +1,7 @@
 //! The run's users: choosing the provider, creating users (journaled first),
 //! logging them in, and deleting them at the end whatever happened.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,10 +151,12 @@ impl UserPool {
 }
 
 fn summarize<E: std::fmt::Display>(what: &str, n_total: usize, errors: &[E]) -> String {
+    // First-seen order; the set keeps this linear when thousands of users fail.
+    let mut seen = BTreeSet::new();
     let mut distinct: Vec<String> = Vec::new();
     for e in errors {
         let text = e.to_string();
-        if !distinct.contains(&text) {
+        if seen.insert(text.clone()) {
             distinct.push(text);
         }
     }
@@ -180,23 +183,21 @@ pub async fn cleanup_command(
     dry_run: bool,
 ) -> anyhow::Result<usize> {
     let name_prefix = provision::name_prefix(prefix);
-    let mut names: Vec<UserName> = provider
+    let mut names: BTreeSet<UserName> = provider
         .list(&name_prefix)
         .await
         .map_err(|e: ProvisionError| anyhow::anyhow!(e))
-        .context("listing users")?;
+        .context("listing users")?
+        .into_iter()
+        .collect();
     let location = provider.location();
     if let Some(j) = journal {
-        let pending = j.pending().context("reading the user journal")?;
-        if let Some(users) = pending.get(&location) {
-            for u in users {
-                if !names.contains(u) {
-                    names.push(u.clone());
-                }
-            }
+        let mut pending = j.pending().context("reading the user journal")?;
+        if let Some(users) = pending.remove(&location) {
+            names.extend(users);
         }
     }
-    names.sort();
+    let names: Vec<UserName> = names.into_iter().collect();
     if dry_run {
         for n in &names {
             println!("would delete {n}");
@@ -214,4 +215,23 @@ pub async fn cleanup_command(
         bail!(summarize("could not delete", names.len(), &errors));
     }
     Ok(deleted.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_quotes_distinct_errors_in_order() {
+        let check = |errors: &[&str], expected: &str| {
+            assert_eq!(summarize("could not create", 9, errors), expected);
+        };
+        check(&["a", "b", "a"], "could not create 3 of 9 users: a; b");
+        check(
+            &["a", "b", "c", "d", "b", "e"],
+            "could not create 6 of 9 users: a; b; c; and 2 more",
+        );
+        let many: Vec<String> = (0..10_000).map(|i| format!("user {i}: refused")).collect();
+        assert!(summarize("could not log in", 10_000, &many).ends_with("and 9997 more"));
+    }
 }

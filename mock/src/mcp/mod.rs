@@ -2,6 +2,7 @@
 //! tokens, binds sessions to users and injects faults; plus the RFC 9728 resource metadata.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -25,8 +26,10 @@ mod tools;
 /// Largest MCP POST body the guard buffers to look at the JSON-RPC method.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 const SESSION_HEADER: &str = "mcp-session-id";
-/// The session-owner map is checked against rmcp's live sessions every this many new sessions.
-const PRUNE_OWNERS_EVERY: usize = 256;
+/// The session-owner map is checked against rmcp's live sessions once it has grown to twice its
+/// size at the last check (and at least to this): amortized O(1) per new session, where a fixed
+/// interval makes opening n sessions cost O(n²).
+const PRUNE_OWNERS_MIN: usize = 256;
 
 /// The authenticated caller of an MCP request, put into the request extensions by the guard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,21 +42,44 @@ struct Guard {
     sessions: Arc<LocalSessionManager>,
     /// session id → the user who created it.
     owners: Mutex<HashMap<String, String>>,
+    /// Size of `owners` at which it is pruned next.
+    prune_at: AtomicUsize,
 }
 
 impl Guard {
-    /// Forgets owners of sessions rmcp has dropped (idle expiry), so the map does not grow.
-    async fn prune_owners(&self) {
-        let live: std::collections::HashSet<String> = self
-            .sessions
-            .sessions
-            .read()
-            .await
-            .keys()
-            .map(|id| id.to_string())
-            .collect();
-        lock(&self.owners).retain(|sid, _| live.contains(sid));
+    /// Records the owner of a new session, pruning the map when it is due.
+    async fn own(&self, sid: &str, user: String) {
+        let n_owned = {
+            let mut owners = lock(&self.owners);
+            owners.insert(sid.to_owned(), user);
+            owners.len()
+        };
+        let due = self.prune_at.load(Ordering::Relaxed);
+        // One task prunes; the provisional threshold stands if its request is dropped.
+        if n_owned >= due
+            && self
+                .prune_at
+                .compare_exchange(due, next_prune(n_owned), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let n_live = self.prune_owners().await;
+            self.prune_at.store(next_prune(n_live), Ordering::Relaxed);
+        }
     }
+
+    /// Forgets owners of sessions rmcp has dropped (idle expiry), so the map does not grow;
+    /// returns how many are left.
+    async fn prune_owners(&self) -> usize {
+        let live = self.sessions.sessions.read().await;
+        let mut owners = lock(&self.owners);
+        owners.retain(|sid, _| live.contains_key(sid.as_str()));
+        owners.len()
+    }
+}
+
+/// The owner-map size at which to prune next, after a prune left `n_live` entries.
+fn next_prune(n_live: usize) -> usize {
+    n_live.saturating_mul(2).max(PRUNE_OWNERS_MIN)
 }
 
 pub fn router(app: Arc<App>, config: &MockConfig, shutdown: CancellationToken) -> Router {
@@ -72,8 +98,9 @@ pub fn router(app: Arc<App>, config: &MockConfig, shutdown: CancellationToken) -
         server_config.with_allowed_hosts(hosts)
     };
     let tools_app = app.clone();
+    let tool_router = tools::NcServer::router();
     let service = StreamableHttpService::new(
-        move || Ok(tools::NcServer::new(tools_app.clone())),
+        move || Ok(tools::NcServer::new(tools_app.clone(), tool_router.clone())),
         sessions.clone(),
         server_config,
     );
@@ -81,6 +108,7 @@ pub fn router(app: Arc<App>, config: &MockConfig, shutdown: CancellationToken) -
         app: app.clone(),
         sessions,
         owners: Mutex::new(HashMap::new()),
+        prune_at: AtomicUsize::new(PRUNE_OWNERS_MIN),
     });
     let mcp = Router::new()
         .nest_service("/mcp", service)
@@ -204,8 +232,7 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
             .sessions
             .read()
             .await
-            .keys()
-            .any(|live| live.as_ref() == sid.as_str())
+            .contains_key(sid.as_str())
     {
         lock(&guard.owners).remove(sid);
         return (StatusCode::NOT_FOUND, "session not found").into_response();
@@ -242,14 +269,7 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
                 .get(SESSION_HEADER)
                 .and_then(|v| v.to_str().ok())
             {
-                let n_owned = {
-                    let mut owners = lock(&guard.owners);
-                    owners.insert(sid.to_owned(), user);
-                    owners.len()
-                };
-                if n_owned.is_multiple_of(PRUNE_OWNERS_EVERY) {
-                    guard.prune_owners().await;
-                }
+                guard.own(sid, user).await;
             }
         }
         Some(sid) => {
@@ -261,4 +281,28 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_are_pruned_at_doubling_sizes() {
+        let check = |n_live: usize, expected: usize| assert_eq!(next_prune(n_live), expected);
+        check(0, PRUNE_OWNERS_MIN);
+        check(100, PRUNE_OWNERS_MIN);
+        check(PRUNE_OWNERS_MIN, 2 * PRUNE_OWNERS_MIN);
+        check(10_000, 20_000);
+        check(usize::MAX, usize::MAX);
+        // Opening 100,000 sessions that all stay live prunes only ~log2(100,000 / 256) times.
+        let (mut at, mut prunes) = (PRUNE_OWNERS_MIN, 0);
+        for n in 1..=100_000 {
+            if n >= at {
+                at = next_prune(n);
+                prunes += 1;
+            }
+        }
+        assert_eq!(prunes, 9);
+    }
 }

@@ -156,19 +156,22 @@ pub struct MoveArgs {
     pub overwrite: bool,
 }
 
-/// One MCP session's handler; all sessions share the same `App` state.
+/// One MCP session's handler; all sessions share the same `App` state and tool router.
 #[derive(Clone)]
 pub struct NcServer {
     app: Arc<App>,
-    tool_router: ToolRouter<Self>,
+    tool_router: Arc<ToolRouter<Self>>,
 }
 
 impl NcServer {
-    pub fn new(app: Arc<App>) -> Self {
-        Self {
-            app,
-            tool_router: Self::tool_router(),
-        }
+    /// The router every session shares: building one (schemas, name checks) costs ~50 µs,
+    /// too much to pay per session when thousands open at once.
+    pub fn router() -> Arc<ToolRouter<Self>> {
+        Arc::new(Self::tool_router())
+    }
+
+    pub fn new(app: Arc<App>, tool_router: Arc<ToolRouter<Self>>) -> Self {
+        Self { app, tool_router }
     }
 
     /// Runs one state operation as the request's principal and shapes the result.

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::jwt::{Claims, Keys};
 use crate::Secret;
@@ -98,8 +100,15 @@ pub struct Family {
 
 #[derive(Debug)]
 pub struct AccessRecord {
-    pub sub: String,
     pub exp: u64,
+    /// SHA-256 of the token as issued: a bearer token whose digest matches is the one we
+    /// signed, so its signature need not be checked again on every request.
+    pub digest: [u8; 32],
+}
+
+/// SHA-256 of a token, as kept in its `AccessRecord`.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 /// What `/token` returns.
@@ -126,6 +135,8 @@ pub struct AuthStore {
     /// refresh token → family id (rotated-out tokens stay here so reuse is detected).
     pub refresh: HashMap<String, u64>,
     pub families: HashMap<u64, Family>,
+    /// subject → its families, so deleting a user does not scan every family.
+    by_sub: HashMap<String, Vec<u64>>,
     /// jti → record, for every access token not yet revoked or pruned.
     pub access: HashMap<String, AccessRecord>,
     next_family: u64,
@@ -135,6 +146,10 @@ pub struct AuthStore {
 impl AuthStore {
     pub fn new_family(&mut self, sub: &str, client_id: &str, scope: &str) -> u64 {
         self.next_family += 1;
+        self.by_sub
+            .entry(sub.to_owned())
+            .or_default()
+            .push(self.next_family);
         self.families.insert(
             self.next_family,
             Family {
@@ -177,8 +192,8 @@ impl AuthStore {
         self.access.insert(
             claims.jti.clone(),
             AccessRecord {
-                sub: sub.to_owned(),
                 exp: claims.exp,
+                digest: token_digest(access_token.expose()),
             },
         );
         let mut refresh_token = None;
@@ -209,26 +224,25 @@ impl AuthStore {
         }
     }
 
-    /// Revokes everything issued to `sub` (a deleted user).
+    /// Revokes everything issued to `sub` (a deleted user). Every token issued to a user
+    /// belongs to one of its families (only client_credentials tokens have none, and their
+    /// subject is the client).
     pub fn revoke_subject(&mut self, sub: &str) {
-        let ids: Vec<u64> = self
-            .families
-            .iter()
-            .filter(|(_, f)| f.sub == sub)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
+        for id in self.by_sub.remove(sub).unwrap_or_default() {
             self.revoke_family(id);
         }
-        self.access.retain(|_, r| r.sub != sub);
     }
 
     pub fn revoke_access(&mut self, jti: &str) -> bool {
         self.access.remove(jti).is_some()
     }
 
-    pub fn access_active(&self, jti: &str) -> bool {
-        self.access.get(jti).is_some_and(|r| r.exp > now_secs())
+    /// Whether `digest` is that of the access token `jti` as issued and not yet revoked
+    /// (constant-time comparison).
+    pub fn is_issued(&self, jti: &str, digest: &[u8; 32]) -> bool {
+        self.access
+            .get(jti)
+            .is_some_and(|r| bool::from(r.digest.ct_eq(digest)))
     }
 
     /// The live family of a refresh token, or `None` if unknown, rotated out or revoked.
@@ -244,5 +258,64 @@ impl AuthStore {
         let now = Instant::now();
         self.codes.retain(|_, c| c.expires + CODE_TTL > now);
         self.pending.retain(|_, p| p.created + PENDING_TTL > now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minter(keys: &Keys) -> Minter<'_> {
+        Minter {
+            keys,
+            iss: "http://as",
+            aud: "http://as/mcp",
+            ttl: Duration::from_secs(60),
+        }
+    }
+
+    fn jti(keys: &Keys, token: &Secret) -> String {
+        keys.decode(token.expose()).map(|c| c.jti).unwrap_or_default()
+    }
+
+    #[test]
+    fn issued_tokens_match_only_their_own_digest() {
+        let keys = Keys::generate();
+        let mut store = AuthStore::default();
+        let family = store.new_family("alice", "c", "mcp:tools");
+        let a = store.issue(&minter(&keys), "alice", "c", "mcp:tools", Some(family));
+        let b = store.issue(&minter(&keys), "alice", "c", "mcp:tools", Some(family));
+        let (ja, ta) = (jti(&keys, &a.access_token), a.access_token.expose());
+        assert!(store.is_issued(&ja, &token_digest(ta)));
+        assert!(!store.is_issued(&ja, &token_digest(b.access_token.expose())));
+        assert!(!store.is_issued(&ja, &token_digest(&format!("{ta}x"))));
+        assert!(!store.is_issued("unknown", &token_digest(ta)));
+        assert!(store.revoke_access(&ja));
+        assert!(!store.is_issued(&ja, &token_digest(ta)));
+    }
+
+    #[test]
+    fn revoking_a_subject_revokes_all_its_families_and_nothing_else() {
+        let keys = Keys::generate();
+        let mut store = AuthStore::default();
+        let mut tokens = Vec::new();
+        for sub in ["alice", "bob", "alice"] {
+            let family = store.new_family(sub, "c", "mcp:tools");
+            let t = store.issue(&minter(&keys), sub, "c", "mcp:tools", Some(family));
+            tokens.push((sub, family, t));
+        }
+        store.revoke_subject("alice");
+        store.revoke_subject("nobody");
+        for (sub, family, t) in &tokens {
+            let live = *sub == "bob";
+            let token = t.access_token.expose();
+            assert_eq!(
+                store.is_issued(&jti(&keys, &t.access_token), &token_digest(token)),
+                live,
+                "{sub}"
+            );
+            let refresh = t.refresh_token.as_ref().map(|r| r.expose()).unwrap_or("");
+            assert_eq!(store.refresh_family(refresh), live.then_some(*family), "{sub}");
+        }
     }
 }

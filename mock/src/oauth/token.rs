@@ -15,7 +15,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::jwt::Claims;
-use super::store::{Issued, Minter};
+use super::store::{Issued, Minter, token_digest};
 use super::{
     GRANT_TYPES, OAuthError, authenticate_client, check_resource, no_store, parse_form,
     resolve_scope,
@@ -37,8 +37,16 @@ pub enum BearerError {
 }
 
 /// Checks an access token: signature, issuer, audience = our MCP URL, expiry, not revoked.
+///
+/// A token that matches the digest of the one we issued under its `jti` is ours byte for
+/// byte, which proves what its signature would: only other tokens (forged, revoked, pruned)
+/// have their Ed25519 signature checked, which costs ~50 µs of CPU per request otherwise.
 pub fn verify_access(app: &App, token: &str) -> Result<Claims, BearerError> {
-    let claims = app.keys.verify(token).map_err(|_| BearerError::Invalid)?;
+    let claims = app.keys.decode(token).map_err(|_| BearerError::Invalid)?;
+    let issued = app.auth().is_issued(&claims.jti, &token_digest(token));
+    if !issued {
+        app.keys.verify(token).map_err(|_| BearerError::Invalid)?;
+    }
     if claims.iss != app.issuer {
         return Err(BearerError::Invalid);
     }
@@ -48,7 +56,7 @@ pub fn verify_access(app: &App, token: &str) -> Result<Claims, BearerError> {
     if claims.exp <= now_secs() {
         return Err(BearerError::Expired);
     }
-    if !app.auth().access_active(&claims.jti) {
+    if !issued {
         return Err(BearerError::Revoked);
     }
     Ok(claims)
