@@ -324,7 +324,7 @@ impl McpSession {
                     result.structured,
                 ))
             }
-            Some(Reply::Error(e)) => Err(rpc_error(&e)),
+            Some(Reply::Error(e)) => Err(rpc_error(&e, &self.token)),
             None => Err(no_response(id)),
         }
     }
@@ -342,7 +342,7 @@ impl McpSession {
             exchange::post::<InitializeResult>(&target, &|| wire::initialize(id), Some(id)).await?;
         let result = match posted.reply {
             Some(Reply::Result(result)) => result,
-            Some(Reply::Error(e)) => return Err(rpc_error(&e)),
+            Some(Reply::Error(e)) => return Err(rpc_error(&e, &self.token)),
             None => return Err(no_response(id)),
         };
         let Some(version) = wire::KNOWN_VERSIONS
@@ -405,17 +405,13 @@ impl McpSession {
     }
 }
 
-fn rpc_error(e: &wire::RpcError) -> CallError {
+/// A JSON-RPC error object as a `CallError`, its message cut short and
+/// never showing the token.
+fn rpc_error(e: &wire::RpcError, token: &UserToken) -> CallError {
+    let message: String = e.message.chars().take(RPC_MESSAGE_CHARS).collect();
     CallError {
         kind: ErrorKind::JsonRpc,
-        message: format!(
-            "JSON-RPC error {}: {}",
-            e.code,
-            e.message
-                .chars()
-                .take(RPC_MESSAGE_CHARS)
-                .collect::<String>()
-        ),
+        message: token.redact(format!("JSON-RPC error {}: {message}", e.code)),
     }
 }
 

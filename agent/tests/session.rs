@@ -19,11 +19,13 @@ use tokio::sync::mpsc;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// One proxied connection's bytes: (client → server, server → client).
+type ConnLog = Arc<Mutex<(Vec<u8>, Vec<u8>)>>;
+
 /// Forwards loopback connections to the mock and keeps every byte each way.
 struct Proxy {
     url: String,
-    /// Per connection: (client → server, server → client).
-    conns: Arc<Mutex<Vec<Arc<Mutex<(Vec<u8>, Vec<u8>)>>>>>,
+    conns: Arc<Mutex<Vec<ConnLog>>>,
 }
 
 impl Proxy {
@@ -36,7 +38,7 @@ impl Proxy {
             .to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-        let conns: Arc<Mutex<Vec<Arc<Mutex<(Vec<u8>, Vec<u8>)>>>>> = Arc::default();
+        let conns: Arc<Mutex<Vec<ConnLog>>> = Arc::default();
         let all = conns.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -93,7 +95,7 @@ impl Proxy {
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    log: Arc<Mutex<(Vec<u8>, Vec<u8>)>>,
+    log: ConnLog,
     to_server: bool,
 ) {
     let mut buf = vec![0u8; 16 * 1024];

@@ -287,7 +287,9 @@ async fn rss(args: &Args, n: usize) -> anyhow::Result<()> {
     let ctx = context(&args.mcp_url)?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = snapshot();
+    let started = Instant::now();
     let sessions = open_all(args.client, &ctx, &creds, n).await?;
+    let open_s = started.elapsed().as_secs_f64();
     // rmcp opens its GET stream after initialize, in the background.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let open = snapshot();
@@ -305,6 +307,7 @@ async fn rss(args: &Args, n: usize) -> anyhow::Result<()> {
     let report = json!({
         "client": format!("{:?}", args.client).to_lowercase(),
         "sessions": n,
+        "open_s": (open_s * 100.0).round() / 100.0,
         "rss_before_kib": before.rss_kib,
         "rss_open_kib": open.rss_kib,
         "rss_after_one_call_each_kib": called.rss_kib,
