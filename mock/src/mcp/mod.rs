@@ -59,7 +59,12 @@ impl Guard {
         if n_owned >= due
             && self
                 .prune_at
-                .compare_exchange(due, next_prune(n_owned), Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(
+                    due,
+                    next_prune(n_owned),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
         {
             let n_live = self.prune_owners().await;

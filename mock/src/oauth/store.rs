@@ -275,7 +275,9 @@ mod tests {
     }
 
     fn jti(keys: &Keys, token: &Secret) -> String {
-        keys.decode(token.expose()).map(|c| c.jti).unwrap_or_default()
+        keys.decode(token.expose())
+            .map(|c| c.jti)
+            .unwrap_or_default()
     }
 
     #[test]
@@ -315,7 +317,11 @@ mod tests {
                 "{sub}"
             );
             let refresh = t.refresh_token.as_ref().map(|r| r.expose()).unwrap_or("");
-            assert_eq!(store.refresh_family(refresh), live.then_some(*family), "{sub}");
+            assert_eq!(
+                store.refresh_family(refresh),
+                live.then_some(*family),
+                "{sub}"
+            );
         }
     }
 }
