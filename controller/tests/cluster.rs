@@ -292,7 +292,9 @@ fn a_failed_threshold_exits_3() {
             "--threshold",
             "error_rate<5%",
             "--threshold",
-            "p50<1ms",
+            // Far beyond one agent on loopback (a latency bound such as p50<1ms
+            // no longer fails: calls take well under a millisecond).
+            "throughput>10000000",
             "-o",
             out.to_str().unwrap(),
         ]),
