@@ -29,6 +29,72 @@ pub enum HistogramError {
     Encode(String),
 }
 
+/// HdrHistogram's V2 cookie (plain) and V2+deflate cookie.
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_DEFLATE_COOKIE: u32 = 0x1c84_9314;
+const V2_HEADER_BYTES: usize = 40;
+/// The most significant digits a decoded histogram may declare.
+const MAX_DECODED_DIGITS: u32 = 3;
+/// The highest trackable value a decoded histogram may declare: far above
+/// `MAX_LATENCY_US` (auto-resize rounds up to a bucket boundary), and low
+/// enough that its counters stay within a few hundred KiB.
+const MAX_DECODED_HIGHEST_US: u64 = 1 << 40;
+
+fn be_u32(bytes: &[u8], at: usize) -> u32 {
+    let mut b = [0; 4];
+    b.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_be_bytes(b)
+}
+
+fn be_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut b = [0; 8];
+    b.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_be_bytes(b)
+}
+
+/// Refuses a V2 header whose payload length, precision or range would make
+/// the decoder allocate more than a histogram of ours ever needs (a 40-byte
+/// header can otherwise ask for gigabytes), and deflated payloads (a small
+/// one can inflate to any size; we never send them).
+fn check_header(bytes: &[u8]) -> Result<(), HistogramError> {
+    let bad = |why: String| Err(HistogramError::Decode(why));
+    if bytes.len() < V2_HEADER_BYTES {
+        return bad(format!(
+            "{} bytes is shorter than a V2 header ({V2_HEADER_BYTES})",
+            bytes.len()
+        ));
+    }
+    match be_u32(bytes, 0) {
+        V2_COOKIE => {}
+        V2_DEFLATE_COOKIE => {
+            return bad(
+                "compressed (V2+deflate) histograms are not accepted; send plain V2".into(),
+            );
+        }
+        other => return bad(format!("cookie {other:#x} is not HdrHistogram V2")),
+    }
+    let payload = usize::try_from(be_u32(bytes, 4)).unwrap_or(usize::MAX);
+    if payload > bytes.len() - V2_HEADER_BYTES {
+        return bad(format!(
+            "payload of {payload} bytes announced, {} present",
+            bytes.len() - V2_HEADER_BYTES
+        ));
+    }
+    let digits = be_u32(bytes, 12);
+    if digits == 0 || digits > MAX_DECODED_DIGITS {
+        return bad(format!(
+            "{digits} significant digits (1 to {MAX_DECODED_DIGITS} accepted)"
+        ));
+    }
+    let (lowest, highest) = (be_u64(bytes, 16), be_u64(bytes, 24));
+    if lowest == 0 || highest > MAX_DECODED_HIGHEST_US || highest < lowest.saturating_mul(2) {
+        return bad(format!(
+            "range {lowest}..{highest} µs is out of bounds (1..{MAX_DECODED_HIGHEST_US} accepted)"
+        ));
+    }
+    Ok(())
+}
+
 /// How precise a histogram is and what its counters are.
 pub trait Precision: Clone + Copy + std::fmt::Debug + Default + PartialEq + 'static {
     type Count: Counter + FromPrimitive + Bounded;
@@ -195,12 +261,14 @@ impl<P: Precision> Hdr<P> {
         Ok(buf)
     }
 
-    /// Decodes V2 bytes (V2+deflate is accepted too). Empty input is an
-    /// empty histogram.
+    /// Decodes plain V2 bytes, which may come from the network: the header
+    /// is checked (`check_header`) before anything is allocated. Empty input
+    /// is an empty histogram.
     pub fn decode(bytes: &[u8]) -> Result<Self, HistogramError> {
         if bytes.is_empty() {
             return Ok(Self::new());
         }
+        check_header(bytes)?;
         let decoded: Histogram<P::Count> = Deserializer::new()
             .deserialize(&mut &bytes[..])
             .map_err(|e| HistogramError::Decode(format!("{e:?}")))?;
@@ -289,6 +357,38 @@ mod tests {
         assert_eq!(
             from_exact, c,
             "recording into it or merging an exact one agree"
+        );
+    }
+
+    /// A valid header with one field changed.
+    fn forged(at: usize, value: &[u8]) -> Vec<u8> {
+        let mut bytes = hist(&[100, 2_000]).encode().unwrap();
+        bytes[at..at + value.len()].copy_from_slice(value);
+        bytes
+    }
+
+    #[test]
+    fn headers_that_would_allocate_too_much_are_refused() {
+        let cases: [(Vec<u8>, &str); 6] = [
+            (forged(24, &u64::MAX.to_be_bytes()), "out of bounds"),
+            (forged(12, &5u32.to_be_bytes()), "significant digits"),
+            (forged(16, &0u64.to_be_bytes()), "out of bounds"),
+            (forged(4, &u32::MAX.to_be_bytes()), "payload"),
+            (forged(0, &V2_DEFLATE_COOKIE.to_be_bytes()), "deflate"),
+            (
+                vec![0x1c, 0x84, 0x93, 0x13, 0, 0],
+                "shorter than a V2 header",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let err = LatencyHistogram::decode(&bytes).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+            assert!(CompactHistogram::decode(&bytes).is_err());
+        }
+        let grown = hist(&[MAX_LATENCY_US]);
+        assert_eq!(
+            LatencyHistogram::decode(&grown.encode().unwrap()).unwrap(),
+            grown
         );
     }
 
