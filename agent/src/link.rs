@@ -47,22 +47,25 @@ pub struct LinkSender {
     tx: mpsc::Sender<proto::AgentMessage>,
 }
 
+/// Why a message did not reach the controller.
 #[derive(Debug, thiserror::Error)]
-#[error("the controller stream is closed")]
-pub struct LinkClosed;
+pub enum SendError {
+    #[error("the controller stream is closed")]
+    Closed,
+    /// Only a histogram that cannot be encoded gets here: a bug, not the
+    /// peer's fault, but the message (a final report, say) is lost and the
+    /// caller must know.
+    #[error("the message could not be encoded: {0}")]
+    Encode(#[from] common::histogram::HistogramError),
+}
 
 impl LinkSender {
-    pub async fn send(&self, event: AgentEvent) -> Result<(), LinkClosed> {
-        let messages = match convert::agent_messages(event) {
-            Ok(messages) => messages,
-            Err(e) => {
-                // Only a histogram that cannot be encoded gets here: a bug, not the peer's fault.
-                tracing::error!(error = %e, "could not encode a message for the controller");
-                return Ok(());
-            }
-        };
+    pub async fn send(&self, event: AgentEvent) -> Result<(), SendError> {
+        let messages = convert::agent_messages(event).inspect_err(|e| {
+            tracing::error!(error = %e, "could not encode a message for the controller");
+        })?;
         for msg in messages {
-            self.tx.send(msg).await.map_err(|_| LinkClosed)?;
+            self.tx.send(msg).await.map_err(|_| SendError::Closed)?;
         }
         Ok(())
     }

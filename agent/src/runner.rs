@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::link::LinkSender;
+use crate::link::{LinkSender, SendError};
 use crate::messages::{AgentEvent, GeneratorStats, LoadModel, StartPlan, unix_ms};
 use crate::pacing::{self, Picker};
 use crate::recorder::{Recorder, Sample};
@@ -378,9 +378,14 @@ async fn report_intervals(
             series,
             generator: ctx.generator.snapshot(),
         };
-        if sender.send(event).await.is_err() {
-            tracing::debug!("controller gone; interval reports stop");
-            return;
+        match sender.send(event).await {
+            Ok(()) => {}
+            // Logged by the sender; the cumulative set still has it all.
+            Err(SendError::Encode(_)) => {}
+            Err(SendError::Closed) => {
+                tracing::debug!("controller gone; interval reports stop");
+                return;
+            }
         }
         seq += 1;
     }
