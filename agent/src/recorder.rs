@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::ErrorKind;
 use common::ids::UserName;
-use common::series::{SeriesKey, SeriesSet, SeriesStats};
+use common::series::{SeriesKey, SeriesSet};
 
 /// Enough shards that two cores' worth of tasks seldom meet on one.
 const SHARDS: usize = 16;
@@ -53,16 +53,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The series of `key` in `set`, created on first use (the key is cloned
-/// only then).
-fn series<'a>(set: &'a mut SeriesSet, key: &SeriesKey) -> &'a mut SeriesStats {
-    if !set.series.contains_key(key) {
-        set.series.insert(key.clone(), SeriesStats::default());
-    }
-    // Inserted just above when it was missing.
-    set.series.get_mut(key).expect("series exists")
-}
-
 impl Recorder {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
@@ -75,7 +65,7 @@ impl Recorder {
             if let Some(user) = &s.user {
                 set.user(user).record(&s.key.operation, s.latency, s.error);
             }
-            let stats = series(&mut set, &s.key);
+            let stats = set.stats(&s.key);
             match s.error {
                 None => stats.record_ok(s.latency),
                 Some(kind) => stats.record_failure(s.latency, kind),
@@ -89,7 +79,7 @@ impl Recorder {
     /// Counts a workflow that was still running when the run ended.
     pub fn record_interrupted(&self, task: usize, workflow: &str) {
         let mut set = lock(&self.shards[task % SHARDS]);
-        series(&mut set, &SeriesKey::workflow(workflow)).interrupted += 1;
+        set.entry(SeriesKey::workflow(workflow)).interrupted += 1;
     }
 
     /// Everything recorded since the last call (only what changed); also
@@ -99,7 +89,7 @@ impl Recorder {
         for shard in &self.shards {
             let mut shard = lock(shard);
             for (key, stats) in shard.series.iter_mut().filter(|(_, s)| !s.is_empty()) {
-                series(&mut delta, key).merge(stats);
+                delta.stats(key).merge(stats);
                 stats.reset();
             }
             delta.absorb_users(&mut shard);

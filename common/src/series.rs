@@ -8,7 +8,9 @@
 //! `SeriesSet` is the unit that crosses the wire, both as interval deltas
 //! (only what changed) and as the final cumulative report (chunked).
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::time::Duration;
 
 use crate::error_kind::ErrorKind;
@@ -64,7 +66,34 @@ impl SeriesKey {
     }
 }
 
-/// Adds `n` of `kind` to a count map.
+/// The value under `key`, inserted as the default first when missing: the
+/// key is cloned only then (`entry` would need an owned key on every call,
+/// and these maps are updated on every recorded sample).
+pub fn slot<'a, K, Q, V>(map: &'a mut BTreeMap<K, V>, key: &Q) -> &'a mut V
+where
+    K: Borrow<Q> + Ord,
+    Q: Ord + ToOwned<Owned = K> + ?Sized,
+    V: Default,
+{
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    // Inserted just above when it was missing.
+    map.get_mut(key).expect("the entry exists")
+}
+
+/// Adds an owned `value` under an owned `key`: moved in when new, merged
+/// into the one there otherwise.
+fn add_owned<K: Ord, V>(map: &mut BTreeMap<K, V>, key: K, value: V, merge: fn(&mut V, &V)) {
+    match map.entry(key) {
+        Entry::Occupied(mut mine) => merge(mine.get_mut(), &value),
+        Entry::Vacant(slot) => {
+            slot.insert(value);
+        }
+    }
+}
+
+/// Adds every count of `from` to `into`.
 fn add_errors(into: &mut BTreeMap<ErrorKind, u64>, from: &BTreeMap<ErrorKind, u64>) {
     for (kind, n) in from {
         *into.entry(*kind).or_default() += n;
@@ -152,12 +181,7 @@ impl UserStats {
                 *self.errors.entry(kind).or_default() += 1;
             }
         }
-        match self.tools.get_mut(tool) {
-            Some(n) => *n += 1,
-            None => {
-                self.tools.insert(tool.to_owned(), 1);
-            }
-        }
+        *slot(&mut self.tools, tool) += 1;
         self.latency.record(latency);
     }
 
@@ -185,47 +209,49 @@ impl SeriesSet {
         self.series.entry(key).or_default()
     }
 
+    /// The series of `key`, created on first use (the key is cloned only then).
+    pub fn stats(&mut self, key: &SeriesKey) -> &mut SeriesStats {
+        slot(&mut self.series, key)
+    }
+
     pub fn user(&mut self, user: &UserName) -> &mut UserStats {
-        if !self.users.contains_key(user) {
-            self.users.insert(user.clone(), UserStats::default());
-        }
-        // Inserted just above when it was missing.
-        self.users.get_mut(user).expect("user entry exists")
+        slot(&mut self.users, user)
     }
 
     pub fn merge(&mut self, other: &SeriesSet) {
-        self.merge_series(other);
+        for (key, stats) in &other.series {
+            self.stats(key).merge(stats);
+        }
         for (user, stats) in &other.users {
             self.user(user).merge(stats);
         }
     }
 
-    /// Merges the series but not the users (the timeline keeps no users).
-    pub fn merge_series(&mut self, other: &SeriesSet) {
-        for (key, stats) in &other.series {
-            match self.series.get_mut(key) {
-                Some(mine) => mine.merge(stats),
-                None => {
-                    self.series.insert(key.clone(), stats.clone());
-                }
-            }
+    /// Merges `other` in by value: what is new here moves in uncopied.
+    pub fn absorb(&mut self, mut other: SeriesSet) {
+        for (key, stats) in std::mem::take(&mut other.series) {
+            add_owned(&mut self.series, key, stats, SeriesStats::merge);
         }
+        self.absorb_users(&mut other);
     }
 
-    /// Takes `other`'s users without copying them.
+    /// Takes `other`'s users without copying them, leaving its series.
     pub fn absorb_users(&mut self, other: &mut SeriesSet) {
         if self.users.is_empty() {
             self.users = std::mem::take(&mut other.users);
             return;
         }
         for (user, stats) in std::mem::take(&mut other.users) {
-            match self.users.get_mut(&user) {
-                Some(mine) => mine.merge(&stats),
-                None => {
-                    self.users.insert(user, stats);
-                }
-            }
+            add_owned(&mut self.users, user, stats, UserStats::merge);
         }
+    }
+
+    /// Tool calls over every operation series: (finished, failed).
+    pub fn operation_counts(&self) -> (u64, u64) {
+        self.iter_kind(SeriesKind::Operation)
+            .fold((0, 0), |(n, failed), (_, s)| {
+                (n + s.total(), failed + s.failed)
+            })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -273,12 +299,7 @@ impl SeriesSet {
                 errors: BTreeMap::new(),
             };
             errors_from_proto(&mut stats.errors, &s.errors);
-            match self.series.get_mut(&key) {
-                Some(mine) => mine.merge(&stats),
-                None => {
-                    self.series.insert(key, stats);
-                }
-            }
+            add_owned(&mut self.series, key, stats, SeriesStats::merge);
         }
         for u in users {
             let mut stats = UserStats {
@@ -290,12 +311,7 @@ impl SeriesSet {
             };
             errors_from_proto(&mut stats.errors, &u.errors);
             let name = UserName::new(u.user.clone());
-            match self.users.get_mut(&name) {
-                Some(mine) => mine.merge(&stats),
-                None => {
-                    self.users.insert(name, stats);
-                }
-            }
+            add_owned(&mut self.users, name, stats, UserStats::merge);
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use common::ids::AgentId;
 pub use common::protocol::{GeneratorStats, McpStats};
-use common::series::{SeriesKind, SeriesSet};
+use common::series::{SeriesKind, SeriesSet, slot};
 use common::{CompactHistogram, LatencyHistogram};
 
 use crate::thresholds::Threshold;
@@ -103,11 +103,12 @@ pub struct AgentTotals {
 
 impl AgentTotals {
     pub fn of(series: &SeriesSet) -> AgentTotals {
-        let mut totals = AgentTotals::default();
-        for (_, s) in series.iter_kind(SeriesKind::Operation) {
-            totals.operations += s.total();
-            totals.failed_operations += s.failed;
-        }
+        let (operations, failed_operations) = series.operation_counts();
+        let mut totals = AgentTotals {
+            operations,
+            failed_operations,
+            workflows: BTreeMap::new(),
+        };
         for (key, s) in series.iter_kind(SeriesKind::Workflow) {
             *totals.workflows.entry(key.workflow.clone()).or_default() += s.total();
         }
@@ -138,18 +139,14 @@ pub struct IntervalWorkflow {
 impl IntervalPoint {
     /// Adds one agent's delta.
     pub fn add(&mut self, delta: &SeriesSet) {
-        for (_, s) in delta.iter_kind(SeriesKind::Operation) {
-            self.operations += s.total();
-            self.errors += s.failed;
-        }
+        let (operations, errors) = delta.operation_counts();
+        self.operations += operations;
+        self.errors += errors;
         for (key, s) in delta.iter_kind(SeriesKind::Workflow) {
             if s.total() == 0 {
                 continue;
             }
-            let w = match self.workflows.get_mut(&key.workflow) {
-                Some(w) => w,
-                None => self.workflows.entry(key.workflow.clone()).or_default(),
-            };
+            let w = slot(&mut self.workflows, &key.workflow);
             w.count += s.total();
             w.latency.merge_from(&s.histogram);
         }

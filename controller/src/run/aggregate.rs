@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use common::ids::AgentId;
-use common::series::{SeriesKind, SeriesSet};
+use common::series::SeriesSet;
 
 use crate::messages::{FinalData, IntervalData};
 use crate::report::{AgentTotals, GeneratorStats, IntervalPoint, McpStats};
@@ -26,7 +26,7 @@ pub struct Window {
 }
 
 /// The head of a final report (chunk 0).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct FinalHead {
     pub generator: GeneratorStats,
     pub mcp: McpStats,
@@ -82,12 +82,7 @@ pub struct Aggregate {
 
 impl Aggregate {
     pub fn interval(&mut self, agent: &AgentId, data: IntervalData, window: Window) -> Folded {
-        let mut operations = 0;
-        let mut errors = 0;
-        for (_, s) in data.series.iter_kind(SeriesKind::Operation) {
-            operations += s.total();
-            errors += s.failed;
-        }
+        let (operations, errors) = data.series.operation_counts();
         let middle = data.start + data.length / 2;
         let Ok(offset) = middle.duration_since(window.from) else {
             return Folded::Interval { operations, errors };
@@ -105,9 +100,7 @@ impl Aggregate {
             .add(&data.series);
         let fold = self.agents.entry(agent.clone()).or_default();
         if fold.done.is_none() {
-            let mut series = data.series;
-            fold.measured.merge_series(&series);
-            fold.measured.absorb_users(&mut series);
+            fold.measured.absorb(data.series);
         }
         Folded::Interval { operations, errors }
     }
@@ -135,9 +128,7 @@ impl Aggregate {
                 chunk.chunk_index, chunk.chunk_count
             ));
         }
-        let mut series = chunk.series;
-        assembly.series.merge_series(&series);
-        assembly.series.absorb_users(&mut series);
+        assembly.series.absorb(chunk.series);
         if chunk.chunk_index == 0 {
             assembly.head = Some(FinalHead {
                 generator: chunk.generator,
@@ -148,18 +139,14 @@ impl Aggregate {
         if assembly.seen.len() < assembly.count as usize {
             return Folded::FinalChunk;
         }
-        let Some(mut assembly) = fold.assembly.take() else {
+        let Some(assembly) = fold.assembly.take() else {
             return Folded::FinalChunk;
         };
-        let head = assembly.head.take().unwrap_or(FinalHead {
-            generator: GeneratorStats::default(),
-            mcp: McpStats::default(),
-            interrupted: false,
-        });
+        // Chunk 0 is among the chunks seen, so the head is there.
+        let head = assembly.head.unwrap_or_default();
         fold.done = Some((AgentTotals::of(&assembly.series), head));
         fold.measured = SeriesSet::default();
-        self.merged.merge_series(&assembly.series);
-        self.merged.absorb_users(&mut assembly.series);
+        self.merged.absorb(assembly.series);
         Folded::FinalComplete
     }
 
@@ -180,10 +167,8 @@ impl Aggregate {
                     head: Some(head),
                 },
                 None => {
-                    let mut measured = fold.measured;
-                    let totals = AgentTotals::of(&measured);
-                    merged.merge_series(&measured);
-                    merged.absorb_users(&mut measured);
+                    let totals = AgentTotals::of(&fold.measured);
+                    merged.absorb(fold.measured);
                     AgentOutcome { totals, head: None }
                 }
             };
