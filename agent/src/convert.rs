@@ -165,19 +165,16 @@ fn final_chunks(
     budget: usize,
 ) -> Vec<proto::FinalReport> {
     use prost::Message as _;
-    let mut chunks = vec![head];
-    let mut size = chunks[0].encoded_len();
-    for user in users {
-        let len = user.encoded_len() + 8;
-        if size + len > budget && !chunks.last().is_some_and(|c| c.users.is_empty()) {
-            chunks.push(proto::FinalReport::default());
-            size = 0;
-        }
-        size += len;
-        if let Some(last) = chunks.last_mut() {
-            last.users.push(user);
-        }
-    }
+    let first = head.encoded_len();
+    let mut parts = common::chunk::pack(users, first, budget, |u| u.encoded_len() + 8).into_iter();
+    let mut chunks = vec![proto::FinalReport {
+        users: parts.next().unwrap_or_default(),
+        ..head
+    }];
+    chunks.extend(parts.map(|users| proto::FinalReport {
+        users,
+        ..Default::default()
+    }));
     let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
     for (i, c) in chunks.iter_mut().enumerate() {
         c.chunk_index = u32::try_from(i).unwrap_or(u32::MAX);

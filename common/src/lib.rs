@@ -2,6 +2,7 @@
 //! protocol, durations, the latency histogram, series of measurements, the
 //! scenario model and the report model.
 
+pub mod chunk;
 pub mod duration;
 pub mod error_kind;
 pub mod histogram;

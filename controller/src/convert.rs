@@ -101,20 +101,7 @@ pub fn chunk_assignment(a: &Assignment, limit: usize) -> Vec<proto::Assignment> 
             .sum::<usize>()
             + 16
     };
-    let mut chunks: Vec<Vec<proto::VuserGroup>> = vec![Vec::new()];
-    let mut used = settings_size;
-    for g in &a.groups {
-        let size = group_size(g);
-        let current_empty = chunks.last().is_none_or(Vec::is_empty);
-        if used + size > limit && !current_empty {
-            chunks.push(Vec::new());
-            used = 0;
-        }
-        used += size;
-        if let Some(last) = chunks.last_mut() {
-            last.push(group_to_proto(g));
-        }
-    }
+    let chunks = common::chunk::pack(&a.groups, settings_size, limit, |g| group_size(g));
     let count = chunks.len() as u32;
     chunks
         .into_iter()
@@ -124,7 +111,7 @@ pub fn chunk_assignment(a: &Assignment, limit: usize) -> Vec<proto::Assignment> 
             chunk_index: i as u32,
             chunk_count: count,
             settings: (i == 0).then(|| settings.clone()),
-            groups,
+            groups: groups.into_iter().map(group_to_proto).collect(),
         })
         .collect()
 }
