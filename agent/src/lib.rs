@@ -468,7 +468,10 @@ async fn heartbeats(
         }
         let beat = AgentEvent::Heartbeat {
             sent_at_ms: unix_ms(),
-            active_vusers: u32::try_from(generator.snapshot().active_vusers).unwrap_or(u32::MAX),
+            // The counter itself: `snapshot` would also read /proc for the CPU time.
+            active_vusers: generator
+                .active_vusers
+                .load(std::sync::atomic::Ordering::Relaxed),
         };
         if sender.send(beat).await.is_err() {
             return;
