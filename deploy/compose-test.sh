@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Runs the root docker-compose.yml for real, with no container registry: builds an image FROM
+# scratch out of the workspace's binaries and the shared libraries `ldd` lists (plus bash, which
+# the target's healthcheck uses, and the CA bundle), starts the mock target, the controller and `--scale agent=3`,
+# waits for the controller's report (bounded), checks it with jq (3 agents, every workflow of the
+# mixed workload, 0 failures) and tears everything down, also on failure. Exit 0 only then.
+#
+#   MCP_SWARM_BIN_DIR          take controller, agent and mock-target from here instead of
+#                              building them (`cargo build --release --locked --workspace --bins`)
+#   MCP_SWARM_COMPOSE_TIMEOUT  longest wait for the report, in seconds [300]
+#   MCP_SWARM_COMPOSE_REPORT   also copy the JSON report to this file
+#
+# The user-facing image is deploy/Dockerfile (Debian slim with chromium); this one only differs
+# in its base, which no registry has to provide.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+log() { printf '==> compose-test: %s\n' "$*" >&2; }
+die() { printf 'compose-test: error: %s\n' "$*" >&2; exit 1; }
+
+readonly N_AGENTS=3 N_USERS=12 WORKLOAD=mixed
+# The mixed workload's workflows (common/scenarios/builtin.yaml); baseline is reported apart.
+readonly WORKFLOWS='["note_share","collaborative_edit","file_share"]'
+timeout_s="${MCP_SWARM_COMPOSE_TIMEOUT:-300}"
+
+docker info >/dev/null 2>&1 || die "no Docker daemon answers \`docker info\`"
+if docker compose version >/dev/null 2>&1; then
+  compose=(docker compose)
+elif command -v docker-compose >/dev/null 2>&1; then
+  compose=(docker-compose)
+else
+  die "neither \`docker compose\` nor \`docker-compose\` is installed (apt-get install docker-compose)"
+fi
+command -v jq >/dev/null 2>&1 || die "jq checks the report: apt-get install jq"
+
+if [ -n "${MCP_SWARM_BIN_DIR:-}" ]; then
+  bin_dir="$MCP_SWARM_BIN_DIR"
+else
+  log "cargo build --release --locked --workspace --bins"
+  cargo build --release --locked --workspace --bins
+  bin_dir="${CARGO_TARGET_DIR:-target}/release"
+fi
+for b in controller agent mock-target; do
+  [ -x "$bin_dir/$b" ] || die "no executable $bin_dir/$b (build the workspace, or set MCP_SWARM_BIN_DIR)"
+done
+
+work="$(mktemp -d)"
+project="mcp-swarm-test-$$"
+image="mcp-swarm-compose-test:$$"
+dc() { "${compose[@]}" --project-name "$project" --file "$root/docker-compose.yml" "$@"; }
+teardown() {
+  local rc=$?
+  trap - EXIT
+  if [ "$rc" -ne 0 ] && [ -s "$work/compose.log" ]; then
+    log "compose logs (last 80 lines):"
+    tail -n 80 "$work/compose.log" >&2
+  fi
+  log "down -v"
+  dc down -v --remove-orphans >/dev/null 2>&1 || true
+  docker rmi -f "$image" >/dev/null 2>&1 || true
+  rm -rf "$work"
+  exit "$rc"
+}
+trap teardown EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- The image: the binaries, their shared libraries and bash on an empty root.
+log "building $image FROM scratch out of $bin_dir"
+ctx="$work/image"
+mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/bin" "$ctx/rootfs/tmp" "$ctx/out"
+chmod 1777 "$ctx/rootfs/tmp"
+for b in controller agent mock-target; do
+  cp "$bin_dir/$b" "$ctx/rootfs/usr/local/bin/$b"
+  # Debug info only makes the image slow to build; symbols stay for backtraces.
+  if command -v strip >/dev/null 2>&1; then strip --strip-debug "$ctx/rootfs/usr/local/bin/$b"; fi
+done
+cp "$(command -v bash)" "$ctx/rootfs/bin/bash"
+# The controller's HTTP client loads the system's trust store even for http:// targets.
+ca=/etc/ssl/certs/ca-certificates.crt
+[ -s "$ca" ] || die "no $ca to put in the image (apt-get install ca-certificates)"
+cp -L --parents "$ca" "$ctx/rootfs/"
+for exe in "$ctx"/rootfs/usr/local/bin/* "$ctx/rootfs/bin/bash"; do
+  # `ldd` prints "name => /path (addr)" and, for the loader, "/path (addr)"; a static
+  # executable needs nothing.
+  deps="$(ldd "$exe" 2>&1)" || continue
+  if grep -q 'not found' <<<"$deps"; then die "$exe needs a library this machine lacks: $deps"; fi
+  awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' <<<"$deps"
+done | sort -u | while read -r lib; do
+  cp -L --parents "$lib" "$ctx/rootfs/"
+done
+cat >"$ctx/Dockerfile" <<'EOF'
+FROM scratch
+COPY rootfs/ /
+COPY --chown=65534:65534 out/ /out/
+ENV PATH=/usr/local/bin:/bin
+WORKDIR /out
+USER 65534:65534
+ENTRYPOINT ["controller"]
+EOF
+docker build --quiet --tag "$image" "$ctx" >"$work/build.log" 2>&1 || {
+  cat "$work/build.log" >&2
+  die "docker build failed"
+}
+
+# --- The run. Secrets go by environment only; compose puts them in the containers' environment.
+random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+export MCP_SWARM_CLUSTER_SECRET MOCK_TARGET_ADMIN_PASSWORD
+MCP_SWARM_CLUSTER_SECRET="$(random_hex 32)"
+MOCK_TARGET_ADMIN_PASSWORD="$(random_hex 16)"
+export MCP_SWARM_IMAGE="$image" MCP_SWARM_AGENTS="$N_AGENTS" MCP_SWARM_USERS="$N_USERS" \
+  MCP_SWARM_DURATION=15s MCP_SWARM_WARMUP=3s MCP_SWARM_WORKLOAD="$WORKLOAD"
+
+log "${compose[*]} up -d --scale agent=$N_AGENTS (project $project)"
+start=$SECONDS
+dc up --detach --no-build --scale "agent=$N_AGENTS" >"$work/up.log" 2>&1 || {
+  cat "$work/up.log" >&2
+  die "compose up failed"
+}
+controller="$(dc ps -q controller)"
+[ -n "$controller" ] || die "compose started no controller container"
+mapfile -t agents < <(dc ps -q agent)
+[ "${#agents[@]}" -eq "$N_AGENTS" ] || die "compose started ${#agents[@]} agent containers, expected $N_AGENTS"
+
+log "waiting for the controller's report (at most ${timeout_s}s)"
+if ! code="$(timeout "$timeout_s" docker wait "$controller")"; then
+  dc logs --no-color >"$work/compose.log" 2>&1 || true
+  die "no report after ${timeout_s}s"
+fi
+# Agents exit once their final report is in; give the last one a moment.
+for a in "${agents[@]}"; do timeout 30 docker wait "$a" >/dev/null || true; done
+dc logs --no-color >"$work/compose.log" 2>&1 || true
+[ "$code" = 0 ] || die "the controller exited $code"
+for a in "${agents[@]}"; do
+  state="$(docker inspect --format '{{.State.Status}} {{.State.ExitCode}}' "$a")"
+  [ "$state" = "exited 0" ] || die "agent container ${a:0:12} is '$state', expected 'exited 0'"
+done
+docker cp "$controller:/out/run.json" "$work/run.json" || die "the controller wrote no /out/run.json"
+if [ -n "${MCP_SWARM_COMPOSE_REPORT:-}" ]; then cp "$work/run.json" "$MCP_SWARM_COMPOSE_REPORT"; fi
+
+# --- The report.
+log "checking the report"
+jq -e --argjson agents "$N_AGENTS" --argjson users "$N_USERS" --argjson workflows "$WORKFLOWS" '
+  def check(cond; what): if cond then . else error(what) end;
+  check(.run.n_agents == $agents; "run.n_agents is \(.run.n_agents), expected \($agents)")
+  | check((.agents | length) == $agents; "\(.agents | length) agents in the report, expected \($agents)")
+  | check(all(.agents[]; .lost == false and .final_received and .n_users > 0 and .operations > 0);
+      "an agent was lost, sent no final report or ran nothing: \(.agents)")
+  | check(.run.interrupted == false; "the run was interrupted")
+  | check(.summary.total_users == $users; "summary.total_users is \(.summary.total_users), expected \($users)")
+  | check(.summary.failed_operations == 0; "\(.summary.failed_operations) failed operations")
+  | check(all($workflows[] as $w | .workflows[$w]; . != null and .successful_executions > 0 and .failed_executions == 0);
+      "a workflow of \($workflows) did not run, or failed: \(.workflows | map_values({successful_executions, failed_executions}))")
+  | check(.baseline.total_operations > 0 and .baseline.failed_operations == 0; "baseline: \(.baseline.total_operations) operations, \(.baseline.failed_operations) failed")
+' "$work/run.json" >/dev/null || die "the report fails its checks (above)"
+
+jq -r --argjson s "$((SECONDS - start))" '
+  "compose-test: ok in \($s)s: \(.agents | length) agent containers (\([.agents[].n_users] | map(tostring) | join("+")) users), "
+  + "\(.summary.total_operations) operations, 0 failed; workflows: "
+  + ([.workflows | to_entries[] | "\(.key) \(.value.successful_executions)"] | join(", "))
+  + "; baseline \(.baseline.total_operations)"' "$work/run.json"
