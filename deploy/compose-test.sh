@@ -4,11 +4,15 @@
 # the target's healthcheck uses, and the CA bundle), starts the mock target, the controller and `--scale agent=3`,
 # waits for the controller's report (bounded), checks it with jq (3 agents, every workflow of the
 # mixed workload, 0 failures) and tears everything down, also on failure. Exit 0 only then.
+# Once the controller has `--on-agent-loss`, a second run SIGKILLs one agent container mid-run
+# and checks that the report names it lost and that its users moved to the other agents.
 #
 #   MCP_SWARM_BIN_DIR          take controller, agent and mock-target from here instead of
 #                              building them (`cargo build --release --locked --workspace --bins`)
 #   MCP_SWARM_COMPOSE_TIMEOUT  longest wait for the report, in seconds [300]
-#   MCP_SWARM_COMPOSE_REPORT   also copy the JSON report to this file
+#   MCP_SWARM_COMPOSE_REPORT   also copy the JSON reports to this path (suffixed -CASE.json)
+#   MCP_SWARM_COMPOSE_CASES    the runs: `steady`, `agent-loss` [both, or steady alone when the
+#                              controller has no --on-agent-loss]
 #
 # The user-facing image is deploy/Dockerfile (Debian slim with chromium); this one only differs
 # in its base, which no registry has to provide.
@@ -104,59 +108,110 @@ docker build --quiet --tag "$image" "$ctx" >"$work/build.log" 2>&1 || {
   die "docker build failed"
 }
 
-# --- The run. Secrets go by environment only; compose puts them in the containers' environment.
+# --- The runs. Secrets go by environment only; compose puts them in the containers' environment.
 random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 export MCP_SWARM_CLUSTER_SECRET MOCK_TARGET_ADMIN_PASSWORD
 MCP_SWARM_CLUSTER_SECRET="$(random_hex 32)"
 MOCK_TARGET_ADMIN_PASSWORD="$(random_hex 16)"
+readonly WARMUP_S=3
 export MCP_SWARM_IMAGE="$image" MCP_SWARM_AGENTS="$N_AGENTS" MCP_SWARM_USERS="$N_USERS" \
-  MCP_SWARM_DURATION=15s MCP_SWARM_WARMUP=3s MCP_SWARM_WORKLOAD="$WORKLOAD"
+  MCP_SWARM_WARMUP="${WARMUP_S}s" MCP_SWARM_WORKLOAD="$WORKLOAD"
 
-log "${compose[*]} up -d --scale agent=$N_AGENTS (project $project)"
-start=$SECONDS
-dc up --detach --no-build --scale "agent=$N_AGENTS" >"$work/up.log" 2>&1 || {
-  cat "$work/up.log" >&2
-  die "compose up failed"
-}
-controller="$(dc ps -q controller)"
-[ -n "$controller" ] || die "compose started no controller container"
-mapfile -t agents < <(dc ps -q agent)
-[ "${#agents[@]}" -eq "$N_AGENTS" ] || die "compose started ${#agents[@]} agent containers, expected $N_AGENTS"
+# One compose run: CASE is `steady` (every agent to the end) or `agent-loss` (one agent
+# container SIGKILLed mid-run). Leaves the report in $work/CASE.json and the killed container's
+# id in $victim.
+run_case() {
+  local case="$1" start=$SECONDS code state a
+  project="mcp-swarm-test-$$-$case"
+  victim=""
+  case "$case" in
+    steady) export MCP_SWARM_DURATION=15s ;;
+    agent-loss) export MCP_SWARM_DURATION=30s ;;
+  esac
+  log "$case: ${compose[*]} up -d --scale agent=$N_AGENTS (project $project, $MCP_SWARM_DURATION)"
+  dc up --detach --no-build --scale "agent=$N_AGENTS" >"$work/up.log" 2>&1 || {
+    cat "$work/up.log" >&2
+    die "$case: compose up failed"
+  }
+  controller="$(dc ps -q controller)"
+  [ -n "$controller" ] || die "$case: compose started no controller container"
+  mapfile -t agents < <(dc ps -q agent)
+  [ "${#agents[@]}" -eq "$N_AGENTS" ] || die "$case: compose started ${#agents[@]} agent containers, expected $N_AGENTS"
 
-log "waiting for the controller's report (at most ${timeout_s}s)"
-if ! code="$(timeout "$timeout_s" docker wait "$controller")"; then
+  if [ "$case" = agent-loss ]; then
+    log "$case: waiting for every agent to be ready, then the warmup and 5 s of measuring"
+    local deadline=$((SECONDS + 120))
+    until docker logs "$controller" 2>&1 | grep -q 'all agents ready'; do
+      [ "$SECONDS" -lt "$deadline" ] || die "$case: the agents were not ready within 120s"
+      sleep 1
+    done
+    sleep $((WARMUP_S + 5))
+    victim="${agents[0]}"
+    log "$case: docker kill (SIGKILL) agent container ${victim:0:12}"
+    docker kill "$victim" >/dev/null
+  fi
+
+  log "$case: waiting for the controller's report (at most ${timeout_s}s)"
+  if ! code="$(timeout "$timeout_s" docker wait "$controller")"; then
+    dc logs --no-color >"$work/compose.log" 2>&1 || true
+    die "$case: no report after ${timeout_s}s"
+  fi
+  # Agents exit once their final report is in; give the last one a moment.
+  for a in "${agents[@]}"; do timeout 30 docker wait "$a" >/dev/null || true; done
   dc logs --no-color >"$work/compose.log" 2>&1 || true
-  die "no report after ${timeout_s}s"
+  [ "$code" = 0 ] || die "$case: the controller exited $code"
+  for a in "${agents[@]}"; do
+    state="$(docker inspect --format '{{.State.Status}} {{.State.ExitCode}}' "$a")"
+    if [ "$a" = "$victim" ]; then
+      [ "$state" = "exited 137" ] || die "$case: the killed agent container ${a:0:12} is '$state', expected 'exited 137'"
+    else
+      [ "$state" = "exited 0" ] || die "$case: agent container ${a:0:12} is '$state', expected 'exited 0'"
+    fi
+  done
+  docker cp "$controller:/out/run.json" "$work/$case.json" || die "$case: the controller wrote no /out/run.json"
+  if [ -n "${MCP_SWARM_COMPOSE_REPORT:-}" ]; then cp "$work/$case.json" "${MCP_SWARM_COMPOSE_REPORT%.json}-$case.json"; fi
+  elapsed=$((SECONDS - start))
+}
+
+# What every report must show; LOST is the name prefix of the agent that must be reported lost
+# ("" for none: agents are named HOSTNAME-PID, and a container's host name is its short id).
+check_report() {
+  local case="$1" lost="$2"
+  log "$case: checking the report"
+  jq -e --argjson agents "$N_AGENTS" --argjson users "$N_USERS" --argjson workflows "$WORKFLOWS" \
+    --arg lost "$lost" '
+    def check(cond; what): if cond then . else error(what) end;
+    def is_lost: $lost != "" and (.name | startswith($lost + "-"));
+    check(.run.n_agents == $agents; "run.n_agents is \(.run.n_agents), expected \($agents)")
+    | check((.agents | length) == $agents; "\(.agents | length) agents in the report, expected \($agents)")
+    | check(all(.agents[] | select(is_lost | not); .lost == false and .final_received and .n_users > 0 and .operations > 0);
+        "an agent was lost, sent no final report or ran nothing: \(.agents)")
+    | check($lost == "" or ([.agents[] | select(is_lost)] | length == 1 and all(.[]; .lost and (.final_received | not)));
+        "the killed agent \($lost) is not the one agent reported lost: \(.agents)")
+    | check(.run.interrupted == false; "the run was interrupted")
+    | check(.summary.total_users == $users; "summary.total_users is \(.summary.total_users), expected \($users)")
+    | check(.summary.failed_operations == 0; "\(.summary.failed_operations) failed operations")
+    | check(all($workflows[] as $w | .workflows[$w]; . != null and .successful_executions > 0 and .failed_executions == 0);
+        "a workflow of \($workflows) did not run, or failed: \(.workflows | map_values({successful_executions, failed_executions}))")
+    | check(.baseline.total_operations > 0 and .baseline.failed_operations == 0;
+        "baseline: \(.baseline.total_operations) operations, \(.baseline.failed_operations) failed")
+  ' "$work/$case.json" >/dev/null || die "$case: the report fails its checks (above)"
+  jq -r --arg case "$case" --argjson s "$elapsed" '
+    "compose-test: \($case) ok in \($s)s: \(.agents | length) agent containers ("
+    + ([.agents[] | "\(.n_users)\(if .lost then " lost" else "" end)"] | join(" + ")) + " users), "
+    + "\(.summary.total_operations) operations, 0 failed; workflows: "
+    + ([.workflows | to_entries[] | "\(.key) \(.value.successful_executions)"] | join(", "))
+    + "; baseline \(.baseline.total_operations)"' "$work/$case.json"
+}
+
+# The agent-loss case needs the controller to re-assign a lost agent's users.
+cases="${MCP_SWARM_COMPOSE_CASES:-steady}"
+if [ -z "${MCP_SWARM_COMPOSE_CASES:-}" ] && "$bin_dir/controller" start --help 2>/dev/null | grep -q -- '--on-agent-loss'; then
+  cases="steady agent-loss"
 fi
-# Agents exit once their final report is in; give the last one a moment.
-for a in "${agents[@]}"; do timeout 30 docker wait "$a" >/dev/null || true; done
-dc logs --no-color >"$work/compose.log" 2>&1 || true
-[ "$code" = 0 ] || die "the controller exited $code"
-for a in "${agents[@]}"; do
-  state="$(docker inspect --format '{{.State.Status}} {{.State.ExitCode}}' "$a")"
-  [ "$state" = "exited 0" ] || die "agent container ${a:0:12} is '$state', expected 'exited 0'"
+for case in $cases; do
+  case "$case" in steady | agent-loss) ;; *) die "unknown case '$case' in MCP_SWARM_COMPOSE_CASES (steady, agent-loss)" ;; esac
+  run_case "$case"
+  if [ -n "$victim" ]; then check_report "$case" "${victim:0:12}"; else check_report "$case" ""; fi
+  dc down -v --remove-orphans >/dev/null 2>&1 || true
 done
-docker cp "$controller:/out/run.json" "$work/run.json" || die "the controller wrote no /out/run.json"
-if [ -n "${MCP_SWARM_COMPOSE_REPORT:-}" ]; then cp "$work/run.json" "$MCP_SWARM_COMPOSE_REPORT"; fi
-
-# --- The report.
-log "checking the report"
-jq -e --argjson agents "$N_AGENTS" --argjson users "$N_USERS" --argjson workflows "$WORKFLOWS" '
-  def check(cond; what): if cond then . else error(what) end;
-  check(.run.n_agents == $agents; "run.n_agents is \(.run.n_agents), expected \($agents)")
-  | check((.agents | length) == $agents; "\(.agents | length) agents in the report, expected \($agents)")
-  | check(all(.agents[]; .lost == false and .final_received and .n_users > 0 and .operations > 0);
-      "an agent was lost, sent no final report or ran nothing: \(.agents)")
-  | check(.run.interrupted == false; "the run was interrupted")
-  | check(.summary.total_users == $users; "summary.total_users is \(.summary.total_users), expected \($users)")
-  | check(.summary.failed_operations == 0; "\(.summary.failed_operations) failed operations")
-  | check(all($workflows[] as $w | .workflows[$w]; . != null and .successful_executions > 0 and .failed_executions == 0);
-      "a workflow of \($workflows) did not run, or failed: \(.workflows | map_values({successful_executions, failed_executions}))")
-  | check(.baseline.total_operations > 0 and .baseline.failed_operations == 0; "baseline: \(.baseline.total_operations) operations, \(.baseline.failed_operations) failed")
-' "$work/run.json" >/dev/null || die "the report fails its checks (above)"
-
-jq -r --argjson s "$((SECONDS - start))" '
-  "compose-test: ok in \($s)s: \(.agents | length) agent containers (\([.agents[].n_users] | map(tostring) | join("+")) users), "
-  + "\(.summary.total_operations) operations, 0 failed; workflows: "
-  + ([.workflows | to_entries[] | "\(.key) \(.value.successful_executions)"] | join(", "))
-  + "; baseline \(.baseline.total_operations)"' "$work/run.json"
