@@ -3,6 +3,8 @@
 //! more than half the lifetime), answers an agent's `RefreshRequest` (a 401)
 //! at once, retries failed refreshes with backoff and jitter, and hands every
 //! new token back to be pushed to the user's agent as a `TokenUpdate`.
+//! It runs as its own task (`spawn`): the run talks to it through `Tokens`
+//! and receives the updates to push on a channel.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -10,8 +12,9 @@ use std::time::{Duration, SystemTime};
 
 use common::ids::UserName;
 use rand::Rng as _;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::login::{Authenticator, LoginError, TokenSet};
@@ -25,6 +28,8 @@ pub const MIN_MARGIN: Duration = Duration::from_secs(30);
 const RETRY_BASE: Duration = Duration::from_millis(500);
 /// Longest wait between retries.
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// New tokens waiting to be pushed to agents.
+const UPDATE_QUEUE: usize = 256;
 
 pub type RefreshResult = (UserName, Result<TokenSet, LoginError>);
 
@@ -99,9 +104,9 @@ pub struct TokenKeeper {
     /// Failed attempts in a row, per user.
     attempts: BTreeMap<UserName, u32>,
     results_tx: mpsc::Sender<RefreshResult>,
-    pub results: mpsc::Receiver<RefreshResult>,
-    pub refreshes: u64,
-    pub refresh_failures: u64,
+    results: mpsc::Receiver<RefreshResult>,
+    refreshes: u64,
+    refresh_failures: u64,
 }
 
 impl TokenKeeper {
@@ -137,19 +142,19 @@ impl TokenKeeper {
     }
 
     /// The next instant a scheduled refresh (or retry) is due.
-    pub fn next_due(&self) -> Option<Instant> {
+    fn next_due(&self) -> Option<Instant> {
         self.due.next()
     }
 
     /// Starts every refresh whose time has come.
-    pub fn start_due(&mut self, tasks: &TaskTracker) {
+    fn start_due(&mut self, tasks: &TaskTracker) {
         for user in self.due.take_due(Instant::now()) {
             self.request(&user, tasks);
         }
     }
 
     /// Starts a refresh for `user` unless one is already running.
-    pub fn request(&mut self, user: &UserName, tasks: &TaskTracker) {
+    fn request(&mut self, user: &UserName, tasks: &TaskTracker) {
         let Some(test_user) = self.users.get(user).cloned() else {
             tracing::warn!(%user, "refresh asked for a user that is not in this run");
             return;
@@ -169,7 +174,7 @@ impl TokenKeeper {
 
     /// Records a finished refresh; the update to push to the user's agent.
     /// A failure is retried after a backoff.
-    pub fn finish(&mut self, (user, result): RefreshResult) -> Option<TokenUpdate> {
+    fn finish(&mut self, (user, result): RefreshResult) -> Option<TokenUpdate> {
         self.in_flight.remove(&user);
         match result {
             Ok(tokens) => {
@@ -196,6 +201,117 @@ impl TokenKeeper {
                 None
             }
         }
+    }
+}
+
+/// What the run asks of the token task.
+enum Command {
+    /// An agent got a 401 for this user.
+    Refresh(UserName),
+    /// The current tokens of these users (for a re-assignment).
+    Current(Vec<UserName>, oneshot::Sender<Vec<TokenUpdate>>),
+}
+
+/// Refresh counts for the report.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenStats {
+    pub refreshes: u64,
+    pub refresh_failures: u64,
+}
+
+/// The run's handle on the token task.
+pub struct Tokens {
+    commands: mpsc::UnboundedSender<Command>,
+    task: tokio::task::JoinHandle<TokenStats>,
+    /// New tokens, to push to the agents that hold their users.
+    pub updates: mpsc::Receiver<TokenUpdate>,
+}
+
+/// Starts the token task: it refreshes on schedule and on request until
+/// `cancel` fires or `Tokens::finish`, and sends every new token on
+/// `Tokens::updates`.
+pub fn spawn(keeper: TokenKeeper, tasks: &TaskTracker, cancel: CancellationToken) -> Tokens {
+    let (commands, rx) = mpsc::unbounded_channel();
+    let (updates_tx, updates) = mpsc::channel(UPDATE_QUEUE);
+    let task = tasks.spawn(keeper.run(rx, updates_tx, tasks.clone(), cancel));
+    Tokens {
+        commands,
+        task,
+        updates,
+    }
+}
+
+impl Tokens {
+    /// Asks for a refresh of `user` (an agent got a 401); never waits.
+    pub fn request(&self, user: UserName) {
+        let _ = self.commands.send(Command::Refresh(user));
+    }
+
+    /// The current token of each of `users` that has one.
+    pub async fn current(&self, users: Vec<UserName>) -> Vec<TokenUpdate> {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Current(users, tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Stops the task and returns its counts.
+    pub async fn finish(self) -> TokenStats {
+        drop(self.commands);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing scheduled.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl TokenKeeper {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        updates: mpsc::Sender<TokenUpdate>,
+        tasks: TaskTracker,
+        cancel: CancellationToken,
+    ) -> TokenStats {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = sleep_until_opt(self.next_due()) => self.start_due(&tasks),
+                Some(result) = self.results.recv() => {
+                    if let Some(update) = self.finish(result)
+                        && updates.send(update).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                command = commands.recv() => match command {
+                    None => break,
+                    Some(Command::Refresh(user)) => self.request(&user, &tasks),
+                    Some(Command::Current(users, reply)) => {
+                        let current = users.iter().filter_map(|u| self.update_for(u)).collect();
+                        let _ = reply.send(current);
+                    }
+                },
+            }
+        }
+        TokenStats {
+            refreshes: self.refreshes,
+            refresh_failures: self.refresh_failures,
+        }
+    }
+
+    fn update_for(&self, user: &UserName) -> Option<TokenUpdate> {
+        self.tokens.get(user).map(|t| TokenUpdate {
+            user: user.clone(),
+            access_token: t.access.clone(),
+            expires_at_ms: t.expires_at_ms(),
+        })
     }
 }
 

@@ -2,8 +2,10 @@
 //! service, create and log in users while agents register, plan, assign,
 //! start, collect, report, and clean up whatever happened.
 
+pub mod agents;
 pub mod aggregate;
 pub mod session;
+pub mod status;
 pub mod users;
 
 use std::collections::BTreeMap;
@@ -29,7 +31,7 @@ use crate::service::{self, SwarmService};
 use crate::spawn::AgentProcesses;
 use crate::target::Target;
 use crate::thresholds::Threshold;
-use crate::tokens::TokenKeeper;
+use crate::tokens::{self, TokenKeeper};
 use session::Session;
 use users::UserPool;
 
@@ -298,10 +300,11 @@ async fn drive(
     };
 
     let assignments = assignments(p, target, &pool.users, &logins.tokens);
-    let mut tokens = TokenKeeper::new(auth.clone(), &pool.users, logins.tokens);
+    let keeper = TokenKeeper::new(auth.clone(), &pool.users, logins.tokens);
+    let mut tokens = tokens::spawn(keeper, tasks, cancel.child_token());
     session.assign(assignments).await?;
     session
-        .wait_ready(config.agent_timeout, &mut tokens, tasks, cancel)
+        .wait_ready(config.agent_timeout, &mut tokens, cancel)
         .await?;
     let schedule = session.start(config.warmup, config.duration).await?;
     tracing::info!(
@@ -311,9 +314,8 @@ async fn drive(
     );
 
     let drain = config.request_timeout + DRAIN_MARGIN;
-    let collected = session
-        .collect(schedule, drain, &mut tokens, tasks, cancel)
-        .await;
+    let collected = session.collect(schedule, drain, &mut tokens, cancel).await;
+    let token_stats = tokens.finish().await;
     auth.close().await;
 
     let measured = collected
@@ -348,9 +350,9 @@ async fn drive(
             logins_ok: logins.latency.len(),
             logins_failed: logins.failures.len() as u64,
             login_latency: logins.latency,
-            refreshes: tokens.refreshes,
-            refresh_failures: tokens.refresh_failures,
-            auth_failures: tokens.refresh_failures,
+            refreshes: token_stats.refreshes,
+            refresh_failures: token_stats.refresh_failures,
+            auth_failures: token_stats.refresh_failures,
         },
         users: pool.users.iter().map(|u| u.name.to_string()).collect(),
         baseline_workflows: p
@@ -388,7 +390,7 @@ async fn drive(
     let lost: Vec<&str> = session
         .agents
         .values()
-        .filter(|a| a.phase == session::Phase::Lost)
+        .filter(|a| a.phase == agents::Phase::Lost)
         .map(|a| a.name.as_str())
         .collect();
     if !lost.is_empty() {

@@ -1,6 +1,7 @@
 //! The run as the agents see it: attach, assign, ready, start, collect.
-//! Tracks each agent's phase, notices lost agents, answers refresh requests,
-//! and hands what agents measured to the `Aggregate`, which folds it.
+//! Moves each agent through its phases (`agents`), notices lost agents,
+//! passes refresh requests to the token task and pushes its new tokens, and
+//! hands what agents measured to the `Aggregate`, which folds it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,14 +12,15 @@ use common::ids::{AgentId, UserName};
 use common::series::SeriesSet;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
+use super::agents::{AgentState, Phase};
 use super::aggregate::{Aggregate, Folded, Window};
-use crate::messages::{AgentEvent, Assignment, FromAgent, ReadyReport, StartCommand, ToAgent};
+use super::status::{STATUS_EVERY, print_status};
+use crate::messages::{AgentEvent, Assignment, FromAgent, StartCommand, ToAgent, TokenUpdate};
 use crate::registry::Registry;
-use crate::report::{AgentResult, GeneratorStats, IntervalPoint, McpStats};
+use crate::report::{AgentResult, IntervalPoint, McpStats};
 use crate::spawn::AgentProcesses;
-use crate::tokens::{RefreshResult, TokenKeeper};
+use crate::tokens::Tokens;
 
 /// An agent silent this long is lost (heartbeats come every second).
 pub const AGENT_LOST_AFTER: Duration = Duration::from_secs(5);
@@ -26,59 +28,7 @@ pub const AGENT_LOST_AFTER: Duration = Duration::from_secs(5);
 pub const START_DELAY: Duration = Duration::from_millis(300);
 /// After `Stop`, how long agents get to send their final reports.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the live status line is printed.
-pub const STATUS_EVERY: Duration = Duration::from_secs(5);
 const TICK: Duration = Duration::from_millis(250);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Attached,
-    Assigned,
-    Ready,
-    Running,
-    /// Its `FinalReport` arrived.
-    Finished,
-    Lost,
-}
-
-pub struct AgentState {
-    pub name: String,
-    pub phase: Phase,
-    outbound: Option<mpsc::Sender<ToAgent>>,
-    last_seen: Instant,
-    pub users: Vec<UserName>,
-    pub ready: Option<ReadyReport>,
-    /// Every delta since start, for the live status.
-    live_ops: u64,
-    live_errors: u64,
-    intervals_received: u64,
-    generator: GeneratorStats,
-}
-
-impl AgentState {
-    fn finished(&self) -> bool {
-        matches!(self.phase, Phase::Finished | Phase::Lost)
-    }
-
-    /// The one place phases change; returns whether the change was allowed.
-    fn transition(&mut self, to: Phase) -> bool {
-        use Phase::*;
-        let ok = match (self.phase, to) {
-            (Attached, Assigned) | (Assigned, Ready) | (Ready, Running) => true,
-            (Attached | Assigned | Ready | Running, Finished) => true,
-            (from, Lost) => from != Finished && from != Lost,
-            _ => false,
-        };
-        if ok {
-            self.phase = to;
-            if matches!(to, Finished | Lost) {
-                // Dropping the sender ends the stream once the agent is done.
-                self.outbound = None;
-            }
-        }
-        ok
-    }
-}
 
 /// Times of the run, fixed at `Start`.
 #[derive(Debug, Clone, Copy)]
@@ -164,21 +114,7 @@ impl Session {
             } => {
                 tracing::info!(agent = %agent, "agent attached");
                 self.order.push(agent.clone());
-                self.agents.insert(
-                    agent,
-                    AgentState {
-                        name,
-                        phase: Phase::Attached,
-                        outbound: Some(outbound),
-                        last_seen: Instant::now(),
-                        users: Vec::new(),
-                        ready: None,
-                        live_ops: 0,
-                        live_errors: 0,
-                        intervals_received: 0,
-                        generator: GeneratorStats::default(),
-                    },
-                );
+                self.agents.insert(agent, AgentState::new(name, outbound));
             }
             AgentEvent::Message { agent, message } => {
                 let Some(state) = self.agents.get_mut(&agent) else {
@@ -229,7 +165,7 @@ impl Session {
                 continue;
             };
             state.users = users;
-            send(state, ToAgent::Assignment(Box::new(a))).await?;
+            state.send(ToAgent::Assignment(Box::new(a))).await?;
             state.transition(Phase::Assigned);
         }
         Ok(())
@@ -241,8 +177,7 @@ impl Session {
     pub async fn wait_ready(
         &mut self,
         timeout: Duration,
-        tokens: &mut TokenKeeper,
-        tasks: &TaskTracker,
+        tokens: &mut Tokens,
         cancel: &CancellationToken,
     ) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -253,12 +188,11 @@ impl Session {
                     let waiting: Vec<&str> = self.agents.values().filter(|a| a.phase != Phase::Ready).map(|a| a.name.as_str()).collect();
                     bail!("agents {} not ready within {}", waiting.join(", "), common::duration::format_duration(timeout));
                 }
-                () = sleep_until_opt(tokens.next_due()) => tokens.start_due(tasks),
-                Some(result) = tokens.results.recv() => self.push_token(tokens, result).await,
+                Some(update) = tokens.updates.recv() => self.push_token(update).await,
                 ev = self.events.recv() => match ev {
                     Some(AgentEvent::Message { agent, message: FromAgent::RefreshRequest { user } }) => {
                         self.heard(&agent);
-                        tokens.request(&user, tasks);
+                        tokens.request(user);
                     }
                     Some(ev) => self.handle_pre_start(ev)?,
                     None => bail!("the gRPC service stopped"),
@@ -298,7 +232,7 @@ impl Session {
             duration,
         };
         for state in self.agents.values_mut() {
-            send(state, ToAgent::Start(cmd)).await?;
+            state.send(ToAgent::Start(cmd)).await?;
             state.transition(Phase::Running);
         }
         Ok(Schedule {
@@ -314,8 +248,7 @@ impl Session {
         &mut self,
         schedule: Schedule,
         drain: Duration,
-        tokens: &mut TokenKeeper,
-        tasks: &TaskTracker,
+        tokens: &mut Tokens,
         cancel: &CancellationToken,
     ) -> Collected {
         let until_end = schedule
@@ -353,13 +286,12 @@ impl Session {
                     self.check_lost();
                     if Instant::now() >= next_status {
                         next_status += STATUS_EVERY;
-                        self.print_status(&schedule);
+                        print_status(&self.agents, &schedule);
                     }
                 }
-                () = sleep_until_opt(tokens.next_due()) => tokens.start_due(tasks),
-                Some(result) = tokens.results.recv() => self.push_token(tokens, result).await,
+                Some(update) = tokens.updates.recv() => self.push_token(update).await,
                 ev = self.events.recv() => match ev {
-                    Some(ev) => self.handle_running(ev, &schedule, tokens, tasks),
+                    Some(ev) => self.handle_running(ev, &schedule, tokens),
                     None => break,
                 },
             }
@@ -370,13 +302,7 @@ impl Session {
         }
     }
 
-    fn handle_running(
-        &mut self,
-        ev: AgentEvent,
-        schedule: &Schedule,
-        tokens: &mut TokenKeeper,
-        tasks: &TaskTracker,
-    ) {
+    fn handle_running(&mut self, ev: AgentEvent, schedule: &Schedule, tokens: &Tokens) {
         match ev {
             AgentEvent::Attached { agent, .. } => {
                 tracing::warn!(agent = %agent, "agent attached after the start; ignored");
@@ -417,7 +343,7 @@ impl Session {
                             Folded::FinalChunk | Folded::Interval { .. } => {}
                         }
                     }
-                    FromAgent::RefreshRequest { user } => tokens.request(&user, tasks),
+                    FromAgent::RefreshRequest { user } => tokens.request(user),
                     FromAgent::Failure { message } => {
                         tracing::warn!(agent = %state.name, %message, "agent reported a failure");
                         self.failures.push(format!("{}: {message}", state.name));
@@ -437,16 +363,12 @@ impl Session {
         }
     }
 
-    /// Records a finished refresh and pushes the new token to the agent
-    /// that holds the user.
-    async fn push_token(&mut self, tokens: &mut TokenKeeper, result: RefreshResult) {
-        let Some(update) = tokens.finish(result) else {
-            return;
-        };
-        let agent = self.user_agent.get(&update.user).cloned();
-        if let Some(state) = agent.and_then(|a| self.agents.get_mut(&a))
+    /// Pushes a new token to the agent that holds the user.
+    async fn push_token(&mut self, update: TokenUpdate) {
+        let agent = self.user_agent.get(&update.user);
+        if let Some(state) = agent.and_then(|a| self.agents.get(a))
             && !state.finished()
-            && let Err(e) = send(state, ToAgent::TokenUpdate(update)).await
+            && let Err(e) = state.send(ToAgent::TokenUpdate(update)).await
         {
             tracing::debug!(error = %e, "token update not delivered");
         }
@@ -473,56 +395,20 @@ impl Session {
         }
     }
 
-    fn print_status(&self, schedule: &Schedule) {
-        let elapsed = SystemTime::now()
-            .duration_since(schedule.started_at)
-            .unwrap_or_default();
-        let ops: u64 = self.agents.values().map(|a| a.live_ops).sum();
-        let errors: u64 = self.agents.values().map(|a| a.live_errors).sum();
-        let running = self
-            .agents
-            .values()
-            .filter(|a| a.phase == Phase::Running)
-            .count();
-        let lost = self
-            .agents
-            .values()
-            .filter(|a| a.phase == Phase::Lost)
-            .count();
-        let phase = if SystemTime::now() < schedule.measure_from {
-            "warmup"
-        } else {
-            "measuring"
-        };
-        tracing::info!(
-            "[{:>4}s {phase}] operations {ops} ({:.1}/s), errors {errors}, agents running {running}/{}{}",
-            elapsed.as_secs(),
-            ops as f64 / elapsed.as_secs_f64().max(0.001),
-            self.agents.len(),
-            if lost > 0 {
-                format!(", lost {lost}")
-            } else {
-                String::new()
-            }
-        );
-    }
-
     pub async fn stop_all(&mut self, reason: &str) {
-        for state in self.agents.values_mut().filter(|a| !a.finished()) {
-            let _ = send(
-                state,
-                ToAgent::Stop {
+        for state in self.agents.values().filter(|a| !a.finished()) {
+            let _ = state
+                .send(ToAgent::Stop {
                     reason: reason.to_owned(),
-                },
-            )
-            .await;
+                })
+                .await;
         }
     }
 
     /// Ends every stream (agents see the end and exit).
     pub fn close(&mut self) {
         for state in self.agents.values_mut() {
-            state.outbound = None;
+            state.close();
         }
     }
 
@@ -559,23 +445,5 @@ impl Session {
     /// window (moved out: call once).
     pub fn take_intervals(&mut self) -> Vec<IntervalPoint> {
         self.aggregate.take_intervals()
-    }
-}
-
-async fn send(state: &mut AgentState, msg: ToAgent) -> anyhow::Result<()> {
-    match &state.outbound {
-        Some(tx) => tx
-            .send(msg)
-            .await
-            .map_err(|_| anyhow::anyhow!("agent {} is gone", state.name)),
-        None => bail!("agent {} is not attached", state.name),
-    }
-}
-
-/// Sleeps until `at`, or forever when there is nothing scheduled.
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
