@@ -76,6 +76,10 @@ pub struct Cli {
     /// Compress messages to the controller with gzip (the controller must accept gzip).
     #[arg(long, env = "MCP_SWARM_AGENT_GRPC_GZIP")]
     pub grpc_gzip: bool,
+    /// Serve /health (200 once registered with the controller) and /metrics
+    /// (Prometheus) on this address, e.g. 0.0.0.0:9090.
+    #[arg(long, env = "MCP_SWARM_AGENT_HTTP")]
+    pub http: Option<std::net::SocketAddr>,
 }
 
 /// Everything `run` needs.
@@ -87,6 +91,7 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub cluster_secret: Secret,
     pub grpc_gzip: bool,
+    pub http: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -98,6 +103,7 @@ impl Config {
             connect_timeout: cli.connect_timeout,
             cluster_secret,
             grpc_gzip: cli.grpc_gzip,
+            http: cli.http,
         }
     }
 }
@@ -163,6 +169,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         scenario_digest: Scenario::builtin().digest().to_owned(),
         gzip: config.grpc_gzip,
     };
+    let live = observe::Live::new();
+    live.update(|f| f.started_at = Some(std::time::SystemTime::now()));
+    if let Some(addr) = config.http {
+        observe::serve(
+            addr,
+            live.clone(),
+            observe::server::Role::Agent,
+            shutdown.child_token(),
+        )
+        .await?;
+    }
     let link = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
         link = link::connect(&link_config) => link?,
@@ -174,6 +191,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         mut receiver,
     } = link;
     tracing::info!(%agent_id, name = %config.name, controller = %config.controller, "registered with the controller");
+    live.update(|f| {
+        f.ready = true;
+        f.phase = observe::Phase::Agents;
+    });
 
     let agent = shutdown.child_token();
     let tasks = TaskTracker::new();
@@ -203,6 +224,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         pending_start: None,
         running: None,
         stop_run: agent.child_token(),
+        live: live.clone(),
     };
     let ended = machine.control_loop(&mut receiver, &shutdown).await;
     let prepared = machine.prepared.take();
@@ -219,6 +241,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             };
             let sent = sender.send(final_report).await;
             tracing::info!(interrupted, "final report sent");
+            live.update(|f| f.phase = observe::Phase::Done);
             sent.context("could not send the final report")
         }
         Err(e) => {
@@ -260,6 +283,7 @@ struct Machine<'c> {
     pending_start: Option<StartPlan>,
     running: Option<JoinHandle<bool>>,
     stop_run: CancellationToken,
+    live: observe::Live,
 }
 
 /// Awaits an optional task; pending forever when there is none.
@@ -344,6 +368,7 @@ impl Machine<'_> {
                 Some(t) => {
                     tracing::debug!(%user, "token updated");
                     t.set(token);
+                    self.live.update(|f| f.token_refreshes += 1);
                 }
                 None => tracing::warn!(%user, "token update for a user this agent does not hold"),
             },
@@ -435,6 +460,7 @@ impl Machine<'_> {
             plan,
             recorder: self.recorder.clone(),
             generator: self.generator.clone(),
+            live: self.live.clone(),
         };
         self.running = Some(tokio::spawn(runner::run(
             run,

@@ -61,6 +61,8 @@ pub struct Run {
     pub plan: StartPlan,
     pub recorder: Arc<Recorder>,
     pub generator: Arc<GeneratorCounters>,
+    /// What `--http` shows: fed with every interval delta sent.
+    pub live: observe::Live,
 }
 
 /// The measured window: workflows starting inside it are recorded.
@@ -89,6 +91,7 @@ struct Ctx {
     abandon: CancellationToken,
     recorder: Arc<Recorder>,
     generator: Arc<GeneratorCounters>,
+    live: observe::Live,
 }
 
 /// Runs the load until the end of the plan or until `stop` is cancelled;
@@ -111,6 +114,15 @@ pub async fn run(run: Run, sender: LinkSender, stop: CancellationToken) -> bool 
         abandon: CancellationToken::new(),
         recorder: run.recorder.clone(),
         generator: run.generator.clone(),
+        live: run.live.clone(),
+    });
+    let measure_from = std::time::UNIX_EPOCH
+        + Duration::from_millis(u64::try_from(run.plan.start_at_ms).unwrap_or(0))
+        + run.plan.warmup;
+    run.live.update(|f| {
+        f.phase = observe::Phase::Warmup;
+        f.measure_from = Some(measure_from);
+        f.measure_for = Some(run.plan.duration);
     });
     tracing::info!(
         start_in_ms = delay_ms,
@@ -371,6 +383,12 @@ async fn report_intervals(
             _ = ticks.tick() => {}
         }
         let series = ctx.recorder.take_delta();
+        let active = u64::from(ctx.generator.active_vusers.load(Ordering::Relaxed));
+        ctx.live.update(|f| {
+            f.phase = observe::Phase::Measuring;
+            f.add(&series, true);
+            f.active_users = active;
+        });
         let event = AgentEvent::Interval {
             seq,
             interval_start_ms: measure_start_ms + i64::try_from(seq).unwrap_or(0) * interval_ms,

@@ -129,6 +129,7 @@ fn config(controller: String, secret: &str) -> agent::Config {
         connect_timeout: Duration::from_secs(5),
         cluster_secret: Secret::new(secret),
         grpc_gzip: false,
+        http: None,
     }
 }
 

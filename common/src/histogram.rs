@@ -238,6 +238,12 @@ impl<P: Precision> Hdr<P> {
         self.non_empty().map_or(0.0, |h| h.mean())
     }
 
+    /// How many recorded values are at most `us` (as the histogram's
+    /// precision can tell): the cumulative bucket of a Prometheus histogram.
+    pub fn count_at_most_us(&self, us: u64) -> u64 {
+        self.non_empty().map_or(0, |h| h.count_between(0, us))
+    }
+
     /// Value at quantile `q` in 0..=1, in µs (0 when empty).
     pub fn quantile_us(&self, q: f64) -> u64 {
         self.non_empty().map_or(0, |h| h.value_at_quantile(q))

@@ -120,7 +120,7 @@ pub struct StartArgs {
     /// gRPC address agents dial [default: 127.0.0.1:0 when spawning, 0.0.0.0:7000 with --no-spawn].
     #[arg(long, env = "MCP_SWARM_LISTEN")]
     pub listen: Option<std::net::SocketAddr>,
-    /// Agent executable to spawn [default: `agent` beside this executable].
+    /// A separate agent executable to spawn [default: this executable, run as `controller agent`].
     #[arg(long, env = "MCP_SWARM_AGENT_BIN")]
     pub agent_bin: Option<PathBuf>,
     /// How long to wait for agents to register and become ready [default: 120s].

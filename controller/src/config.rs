@@ -56,13 +56,46 @@ pub struct AdminCredentials {
 
 #[derive(Debug, Clone)]
 pub enum AgentsMode {
-    /// Spawn local agent processes from this executable.
-    Spawn { agent_bin: PathBuf },
+    /// Spawn local agent processes with this command.
+    Spawn { agent: AgentCommand },
     /// Wait for agents started elsewhere; they must know this secret.
     NoSpawn { cluster_secret: Secret },
 }
 
 pub use common::protocol::LoadModel;
+
+/// How a local agent is started: by default this very executable with the
+/// `agent` subcommand (the agent code is linked into the `controller` binary),
+/// or a separate agent executable given with `--agent-bin`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCommand {
+    pub program: PathBuf,
+    /// Arguments before the agent's own flags (`["agent"]` for this executable).
+    pub leading_args: Vec<String>,
+}
+
+impl AgentCommand {
+    /// The running executable as `<exe> agent …`.
+    pub fn this_executable() -> anyhow::Result<AgentCommand> {
+        let program = std::env::current_exe()
+            .context("cannot find this executable to run it as an agent; pass --agent-bin")?;
+        Ok(AgentCommand {
+            program,
+            leading_args: vec![AGENT_SUBCOMMAND.to_owned()],
+        })
+    }
+
+    /// A separate agent executable, run with the agent's flags only.
+    pub fn separate(program: PathBuf) -> AgentCommand {
+        AgentCommand {
+            program,
+            leading_args: Vec::new(),
+        }
+    }
+}
+
+/// The subcommand under which the `controller` executable runs as an agent.
+pub const AGENT_SUBCOMMAND: &str = "agent";
 
 #[derive(Debug, Clone)]
 pub struct LoginConfig {
@@ -258,13 +291,11 @@ impl RunConfig {
                 cluster_secret: Secret::new(secret),
             }
         } else {
-            let agent_bin = match args.agent_bin.clone().or(file.agent_bin) {
-                Some(p) => p,
-                None => std::env::current_exe()
-                    .context("cannot find this executable to locate the agent beside it; pass --agent-bin")?
-                    .with_file_name(format!("agent{}", std::env::consts::EXE_SUFFIX)),
+            let agent = match args.agent_bin.clone().or(file.agent_bin) {
+                Some(program) => AgentCommand::separate(program),
+                None => AgentCommand::this_executable()?,
             };
-            AgentsMode::Spawn { agent_bin }
+            AgentsMode::Spawn { agent }
         };
         let listen = match args.listen.or(file.listen) {
             Some(a) => a,

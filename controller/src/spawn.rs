@@ -1,14 +1,16 @@
-//! Local agent processes for `--agents N` (without `--no-spawn`): started
-//! beside the controller with the cluster secret in their environment,
-//! killed when dropped, waited for (bounded) at the end.
+//! Local agent processes for `--agents N` (without `--no-spawn`): this
+//! executable run as `controller agent …` (or `--agent-bin`), with the cluster
+//! secret in their environment, killed when dropped, waited for (bounded) at
+//! the end.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
 use common::Secret;
 use tokio::process::{Child, Command};
+
+use crate::config::AgentCommand;
 
 pub struct AgentProcesses {
     children: Vec<(String, Child)>,
@@ -18,14 +20,15 @@ impl AgentProcesses {
     /// Starts `n` agents dialing `controller_url`; the secret goes in the
     /// environment, never in argv.
     pub fn spawn(
-        bin: &Path,
+        agent: &AgentCommand,
         n: u32,
         controller_url: &str,
         secret: &Secret,
     ) -> anyhow::Result<AgentProcesses> {
+        let bin = &agent.program;
         if !bin.is_file() {
             anyhow::bail!(
-                "agent executable not found at {}: build it (`cargo build -p mcp-swarm-agent`, or `cargo build --workspace`) or pass --agent-bin",
+                "agent executable not found at {}: pass --agent-bin with the path of an `agent` (or `controller`) executable",
                 bin.display()
             );
         }
@@ -33,6 +36,7 @@ impl AgentProcesses {
         for i in 0..n {
             let name = format!("agent-{i}");
             let child = Command::new(bin)
+                .args(&agent.leading_args)
                 .arg("--controller")
                 .arg(controller_url)
                 .arg("--name")

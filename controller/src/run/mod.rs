@@ -134,12 +134,12 @@ pub fn prepare(config: RunConfig) -> anyhow::Result<Prepared> {
     if let crate::config::ProviderConfig::Static { users_file } = &config.provider {
         crate::provision::StaticUsers::load(users_file, config.n_users)?;
     }
-    if let AgentsMode::Spawn { agent_bin } = &config.agents
-        && !agent_bin.is_file()
+    if let AgentsMode::Spawn { agent } = &config.agents
+        && !agent.program.is_file()
     {
         bail!(
-            "agent executable not found at {}: build it (`cargo build --workspace`) or pass --agent-bin",
-            agent_bin.display()
+            "agent executable not found at {}: pass --agent-bin with the path of an `agent` (or `controller`) executable, or leave it out to run this executable as the agents",
+            agent.program.display()
         );
     }
     Ok(Prepared {
@@ -208,10 +208,10 @@ async fn with_target(
     ));
 
     let mut processes = match &config.agents {
-        AgentsMode::Spawn { agent_bin } => {
+        AgentsMode::Spawn { agent } => {
             let url = format!("http://{}", service::dial_address(local));
             Some(AgentProcesses::spawn(
-                agent_bin,
+                agent,
                 config.n_agents,
                 &url,
                 &secret,

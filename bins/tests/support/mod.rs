@@ -12,20 +12,16 @@ use std::time::{Duration, Instant};
 /// Every end-to-end run in these tests is bounded well below this.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A binary built beside `controller` (`agent`, `mock-target`).
-pub fn sibling_bin(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_controller"))
-        .with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "{} not found: run `cargo test --workspace` so the {name} binary is built",
-        path.display()
-    );
-    path
-}
-
 pub fn controller_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_controller"))
+}
+
+pub fn agent_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_agent"))
+}
+
+pub fn mock_target_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mock-target"))
 }
 
 /// A child process whose stdout and stderr are collected; killed on drop.
@@ -134,8 +130,13 @@ impl Proc {
 impl Proc {
     /// Sends SIGINT, as Ctrl-C would (to this process only).
     pub fn interrupt(&self) {
+        self.signal("INT");
+    }
+
+    /// Sends a signal by name (`TERM`, `STOP`, …) to the process.
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("running kill");
         assert!(status.success());
@@ -171,7 +172,7 @@ impl MockTarget {
     /// With extra `mock-target` flags (`--token-ttl 5s`).
     pub fn start_with(args: &[&str]) -> MockTarget {
         let admin_password = format!("pw-{}", std::process::id());
-        let mut cmd = Command::new(sibling_bin("mock-target"));
+        let mut cmd = Command::new(mock_target_bin());
         cmd.args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("MOCK_TARGET_ADMIN_PASSWORD", &admin_password);
@@ -243,7 +244,12 @@ impl MockTarget {
 
 /// A `controller` command with a clean environment for our variables.
 pub fn controller(args: &[&str]) -> Command {
-    let mut cmd = Command::new(controller_bin());
+    controller_at(&controller_bin(), args)
+}
+
+/// As `controller`, running the executable at `path`.
+pub fn controller_at(path: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(path);
     cmd.args(args);
     for (k, _) in std::env::vars() {
         if k.starts_with("MCP_SWARM_") || k.starts_with("NEXTCLOUD_ADMIN") {
@@ -254,7 +260,7 @@ pub fn controller(args: &[&str]) -> Command {
 }
 
 pub fn agent(controller_url: &str, name: &str, secret: &str) -> Command {
-    let mut cmd = Command::new(sibling_bin("agent"));
+    let mut cmd = Command::new(agent_bin());
     cmd.args(["--controller", controller_url, "--name", name])
         .env("MCP_SWARM_CLUSTER_SECRET", secret);
     cmd

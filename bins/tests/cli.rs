@@ -115,3 +115,30 @@ fn help_lists_the_framework_flags() {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
 }
+
+/// `controller agent` is the agent (how local agents are spawned), with the
+/// agent's own flags, and `controller --help` says so.
+#[test]
+fn the_controller_runs_as_an_agent() {
+    let mut c = Proc::spawn("controller", controller(&["--help"]));
+    assert!(c.wait(Duration::from_secs(10)).success());
+    assert!(c.stdout().contains("agent"), "{}", c.stdout());
+
+    let mut a = Proc::spawn("controller agent", controller(&["agent", "--help"]));
+    assert!(a.wait(Duration::from_secs(10)).success());
+    for flag in ["--controller", "--capacity", "MCP_SWARM_CLUSTER_SECRET"] {
+        assert!(a.stdout().contains(flag), "lacks {flag}:\n{}", a.stdout());
+    }
+
+    // Without the cluster secret the agent refuses to start, naming it.
+    let mut a = Proc::spawn(
+        "controller agent",
+        controller(&["agent", "--controller", "http://127.0.0.1:9"]),
+    );
+    assert_eq!(a.wait(Duration::from_secs(10)).code(), Some(1));
+    assert!(
+        a.stderr().contains("MCP_SWARM_CLUSTER_SECRET"),
+        "{}",
+        a.stderr()
+    );
+}

@@ -1,14 +1,16 @@
-//! `agent`: parses flags, reads the cluster secret from the environment, and
-//! runs `agent::run` until done or Ctrl-C.
+//! The one package of binaries over the libraries: `controller` (which also
+//! runs as `controller agent …`, so it spawns its local agents from its own
+//! executable), `agent` and `mock-target`. What the mains share lives here:
+//! signal handling and the agent's entry point.
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = agent::Cli::parse();
+pub mod signals;
+
+/// Runs an agent from its parsed flags until done or a signal; the exit code.
+pub async fn run_agent(cli: agent::Cli) -> ExitCode {
     agent::init_tracing(cli.log_format);
     let secret = match agent::secret_from_env() {
         Ok(s) => s,
@@ -19,12 +21,7 @@ async fn main() -> ExitCode {
     };
     let config = agent::Config::from_cli(cli, secret);
     let shutdown = CancellationToken::new();
-    let on_signal = shutdown.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
-        }
-    });
+    signals::cancel_on_signal(shutdown.clone(), "agent: stopping (again to quit at once)");
     match agent::run(config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

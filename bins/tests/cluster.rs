@@ -8,25 +8,33 @@ use std::time::Duration;
 
 use support::*;
 
+/// The controller runs its own executable as its agents: a copy of it alone
+/// in a directory, with no `agent` file beside it, still runs 3 agents.
 #[test]
 fn three_spawned_agents_against_the_embedded_mock() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run.json");
+    let lone = dir.path().join("bin").join("controller");
+    std::fs::create_dir(lone.parent().unwrap()).unwrap();
+    std::fs::copy(controller_bin(), &lone).unwrap();
     let mut c = Proc::spawn(
         "controller",
-        controller(&[
-            "start",
-            "--agents",
-            "3",
-            "--users",
-            "6",
-            "--duration",
-            "3s",
-            "--warmup",
-            "1s",
-            "-o",
-            out.to_str().unwrap(),
-        ]),
+        controller_at(
+            &lone,
+            &[
+                "start",
+                "--agents",
+                "3",
+                "--users",
+                "6",
+                "--duration",
+                "3s",
+                "--warmup",
+                "1s",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        ),
     );
     let status = c.wait(RUN_TIMEOUT);
     assert!(status.success(), "exit {status}\nstderr:\n{}", c.stderr());
@@ -233,10 +241,19 @@ fn a_killed_agent_is_reported_lost_and_its_intervals_kept() {
 
 #[test]
 fn ctrl_c_writes_an_interrupted_report_and_deletes_users() {
+    a_signal_writes_an_interrupted_report_and_deletes_users("INT", "intr");
+}
+
+/// What `docker stop` and Kubernetes send is handled exactly as Ctrl-C.
+#[test]
+fn sigterm_writes_an_interrupted_report_and_deletes_users() {
+    a_signal_writes_an_interrupted_report_and_deletes_users("TERM", "term");
+}
+
+fn a_signal_writes_an_interrupted_report_and_deletes_users(signal: &str, prefix: &str) {
     let mock = MockTarget::start();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run.json");
-    let prefix = "intr";
     let cmd = mock.controller_start(
         prefix,
         &dir.path().join("state"),
@@ -254,7 +271,7 @@ fn ctrl_c_writes_an_interrupted_report_and_deletes_users() {
     let mut c = Proc::spawn("controller", cmd);
     c.wait_for_line("run started", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(2));
-    c.interrupt();
+    c.signal(signal);
     let status = c.wait(Duration::from_secs(30));
     assert_eq!(status.code(), Some(1), "stderr:\n{}", c.stderr());
     assert!(c.stderr().contains("interrupted"), "{}", c.stderr());

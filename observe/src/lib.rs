@@ -1,0 +1,12 @@
+//! What a running process (controller or agent) shows the outside while it
+//! runs: its live figures (`live`), their Prometheus exposition (`metrics`),
+//! and the HTTP edge serving `/health`, `/metrics` and, on the controller,
+//! `/api/v1/status` (`server`). Both sides feed it the same interval deltas
+//! that cross the wire, so the figures are the report's, only earlier.
+
+pub mod live;
+pub mod metrics;
+pub mod server;
+
+pub use live::{AgentView, Figures, Live, Phase};
+pub use server::{HttpError, serve};

@@ -1,0 +1,215 @@
+//! The live figures of one process's run, shared between the run loop that
+//! updates them and the readers (HTTP, progress view) that copy them out.
+//! They grow with workflows × steps × error kinds, never with users.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use common::histogram::LatencyHistogram;
+use common::series::{SeriesKind, SeriesSet};
+use serde::Serialize;
+
+/// Where a run is, as `/health`, `/api/v1/status` and the progress view
+/// name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Starting: target, users, logins (controller) or dialing (agent).
+    #[default]
+    Setup,
+    /// Waiting for agents to attach and open their sessions.
+    Agents,
+    Warmup,
+    Measuring,
+    /// Stopping the agents and collecting final reports.
+    Draining,
+    /// Reporting and cleaning up.
+    Done,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Setup => "setup",
+            Phase::Agents => "agents",
+            Phase::Warmup => "warmup",
+            Phase::Measuring => "measuring",
+            Phase::Draining => "draining",
+            Phase::Done => "done",
+        }
+    }
+
+    /// Whether the process is doing its work (for `/health`).
+    pub fn is_running(self) -> bool {
+        matches!(self, Phase::Warmup | Phase::Measuring)
+    }
+}
+
+/// One agent as the controller sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentView {
+    pub name: String,
+    /// `attached`, `ready`, `running`, `done` or `lost`.
+    pub state: &'static str,
+    pub n_users: u64,
+}
+
+/// Counts of one step (or of a workflow's executions).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub operations: u64,
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Counts {
+    pub fn n_errors(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// A workflow's executions: counts and their latency since the start.
+#[derive(Debug, Clone, Default)]
+pub struct WorkflowFigures {
+    pub counts: Counts,
+    pub latency: LatencyHistogram,
+}
+
+/// Everything `/metrics` and `/api/v1/status` show.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    pub phase: Phase,
+    /// Set once the process can do its work (all agents ready, or this agent
+    /// connected and assigned); `/health` answers 200 from then on.
+    pub ready: bool,
+    pub started_at: Option<SystemTime>,
+    /// When the measurement window opens (after warmup) and its length.
+    pub measure_from: Option<SystemTime>,
+    pub measure_for: Option<Duration>,
+    /// Per (workflow, step): step executions and their failures by kind.
+    pub steps: BTreeMap<(String, String), Counts>,
+    pub workflows: BTreeMap<String, WorkflowFigures>,
+    /// Operations and failures over the measurement window only.
+    pub measured: Counts,
+    pub active_users: u64,
+    pub agents: Vec<AgentView>,
+    pub token_refreshes: u64,
+    pub token_refresh_failures: u64,
+    /// How far behind the newest interval delta arrived (controller) or was
+    /// sent (agent), after its interval ended.
+    pub interval_lag: Duration,
+}
+
+impl Figures {
+    /// Adds one interval delta; `measured` says whether it falls in the
+    /// measurement window.
+    pub fn add(&mut self, delta: &SeriesSet, measured: bool) {
+        for (key, stats) in &delta.series {
+            let counts = match key.kind {
+                SeriesKind::Step => self
+                    .steps
+                    .entry((key.workflow.clone(), key.step.clone()))
+                    .or_default(),
+                SeriesKind::Workflow => {
+                    let wf = self.workflows.entry(key.workflow.clone()).or_default();
+                    wf.latency.merge(&stats.histogram);
+                    &mut wf.counts
+                }
+                SeriesKind::Operation | SeriesKind::McpInitialize => {
+                    if key.kind == SeriesKind::Operation && measured {
+                        self.measured.operations += stats.total();
+                        for (kind, n) in &stats.errors {
+                            *self
+                                .measured
+                                .errors
+                                .entry(kind.as_str().to_owned())
+                                .or_default() += n;
+                        }
+                    }
+                    continue;
+                }
+            };
+            counts.operations += stats.total();
+            for (kind, n) in &stats.errors {
+                *counts.errors.entry(kind.as_str().to_owned()).or_default() += n;
+            }
+        }
+    }
+
+    /// Operations per second over the measurement window so far.
+    pub fn measured_rate(&self, now: SystemTime) -> f64 {
+        let Some(from) = self.measure_from else {
+            return 0.0;
+        };
+        let secs = now.duration_since(from).unwrap_or_default().as_secs_f64();
+        if secs <= 0.0 {
+            0.0
+        } else {
+            self.measured.operations as f64 / secs
+        }
+    }
+
+    pub fn agents_in(&self, state: &str) -> usize {
+        self.agents.iter().filter(|a| a.state == state).count()
+    }
+}
+
+/// The shared figures; cheap to clone (one `Arc`).
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    inner: Arc<Mutex<Figures>>,
+}
+
+impl Live {
+    pub fn new() -> Live {
+        Live::default()
+    }
+
+    /// Changes the figures under the lock (keep `f` short: readers wait).
+    pub fn update<R>(&self, f: impl FnOnce(&mut Figures) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// A copy of the figures as they are now.
+    pub fn snapshot(&self) -> Figures {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Figures> {
+        // A panic while holding the lock leaves plain counters: still readable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::error_kind::ErrorKind;
+    use common::series::SeriesKey;
+
+    #[test]
+    fn deltas_add_up_by_step_workflow_and_window() {
+        let mut delta = SeriesSet::default();
+        delta
+            .entry(SeriesKey::step("wf", "read"))
+            .record_ok(Duration::from_millis(3));
+        delta
+            .entry(SeriesKey::step("wf", "read"))
+            .record_failure(Duration::from_millis(3), ErrorKind::Tool);
+        delta
+            .entry(SeriesKey::workflow("wf"))
+            .record_ok(Duration::from_millis(9));
+        delta
+            .entry(SeriesKey::operation("wf", "get_note"))
+            .record_ok(Duration::from_millis(2));
+        let mut f = Figures::default();
+        f.add(&delta, false);
+        f.add(&delta, true);
+        let read = &f.steps[&("wf".to_owned(), "read".to_owned())];
+        assert_eq!(read.operations, 4);
+        assert_eq!(read.n_errors(), 2);
+        assert_eq!(f.workflows["wf"].counts.operations, 2);
+        assert_eq!(f.workflows["wf"].latency.len(), 2);
+        assert_eq!(f.measured.operations, 1, "only the measured delta's calls");
+    }
+}

@@ -1,0 +1,146 @@
+//! The HTTP edge of `--http ADDR`: `/health` (200 once ready, 503 before),
+//! `/metrics` (Prometheus text) and, on the controller, `/api/v1/status`
+//! (phase, agents and live totals as JSON). Serves until the token is
+//! cancelled.
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::live::{Figures, Live};
+
+/// The OpenMetrics text content type `prometheus-client` writes.
+const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("--http {addr}: cannot listen there ({source}); pick a free port or 127.0.0.1:0")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Which process serves: the controller adds `/api/v1/status` and agent
+/// figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Controller,
+    Agent,
+}
+
+#[derive(Clone)]
+struct AppState {
+    live: Live,
+    role: Role,
+}
+
+/// Binds `addr` and serves in a spawned task; returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    live: Live,
+    role: Role,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, HttpError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    let mut app = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics));
+    if role == Role::Controller {
+        app = app.route("/api/v1/status", get(status));
+    }
+    let app = app.with_state(AppState { live, role });
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "--http server stopped");
+        }
+    });
+    tracing::info!(addr = %local, "serving /health and /metrics");
+    Ok(local)
+}
+
+async fn health(State(s): State<AppState>) -> Response {
+    let f = s.live.snapshot();
+    let code = if f.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, format!("{}\n", f.phase.as_str())).into_response()
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let text = crate::metrics::encode(s.live.snapshot(), s.role == Role::Controller);
+    ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response()
+}
+
+async fn status(State(s): State<AppState>) -> Response {
+    axum::Json(status_json(&s.live.snapshot(), SystemTime::now())).into_response()
+}
+
+fn unix_seconds(t: Option<SystemTime>) -> Option<f64> {
+    t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64())
+}
+
+/// The `/api/v1/status` document.
+pub fn status_json(f: &Figures, now: SystemTime) -> serde_json::Value {
+    let elapsed = f
+        .started_at
+        .and_then(|t| now.duration_since(t).ok())
+        .map(|d| d.as_secs_f64());
+    let operations: u64 = f.steps.values().map(|c| c.operations).sum();
+    let errors: u64 = f.steps.values().map(|c| c.n_errors()).sum();
+    let workflows: serde_json::Map<String, serde_json::Value> = f
+        .workflows
+        .iter()
+        .map(|(name, wf)| {
+            (
+                name.clone(),
+                json!({
+                    "executions": wf.counts.operations,
+                    "errors": wf.counts.n_errors(),
+                    "p50_ms": wf.latency.quantile_us(0.50) as f64 / 1e3,
+                    "p95_ms": wf.latency.quantile_us(0.95) as f64 / 1e3,
+                    "p99_ms": wf.latency.quantile_us(0.99) as f64 / 1e3,
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "phase": f.phase,
+        "ready": f.ready,
+        "started_at": unix_seconds(f.started_at),
+        "elapsed_seconds": elapsed,
+        "measure_from": unix_seconds(f.measure_from),
+        "measure_seconds": f.measure_for.map(|d| d.as_secs_f64()),
+        "agents": f.agents,
+        "totals": {
+            "step_executions": operations,
+            "step_errors": errors,
+            "measured_operations": f.measured.operations,
+            "measured_errors": f.measured.n_errors(),
+            "measured_operations_per_second": f.measured_rate(now),
+            "active_users": f.active_users,
+            "token_refreshes": f.token_refreshes,
+            "interval_lag_seconds": f.interval_lag.as_secs_f64(),
+        },
+        "workflows": workflows,
+    })
+}
