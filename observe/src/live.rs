@@ -93,8 +93,8 @@ pub struct Figures {
     pub measured: Counts,
     pub active_users: u64,
     pub agents: Vec<AgentView>,
+    /// New access tokens pushed to agents (controller) or received (agent).
     pub token_refreshes: u64,
-    pub token_refresh_failures: u64,
     /// How far behind the newest interval delta arrived (controller) or was
     /// sent (agent), after its interval ended.
     pub interval_lag: Duration,

@@ -111,12 +111,6 @@ impl prometheus_client::collector::Collector for Snapshot {
             "Access tokens refreshed during the run",
             f.token_refreshes,
         )?;
-        counter(
-            &mut encoder,
-            "mcp_swarm_token_refresh_failures",
-            "Token refreshes that failed",
-            f.token_refresh_failures,
-        )?;
         let lag = f.interval_lag.as_secs_f64();
         encoder
             .encode_descriptor(
