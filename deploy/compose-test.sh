@@ -188,6 +188,22 @@ check_report() {
         "an agent was lost, sent no final report or ran nothing: \(.agents)")
     | check($lost == "" or ([.agents[] | select(is_lost)] | length == 1 and all(.[]; .lost and (.final_received | not)));
         "the killed agent \($lost) is not the one agent reported lost: \(.agents)")
+    | check((.agent_losses // []) | length == (if $lost == "" then 0 else 1 end);
+        "agent_losses lists \((.agent_losses // []) | map(.agent)), expected \(if $lost == "" then "none" else $lost end)")
+    | if $lost == "" then . else
+        ([.agents[] | select(is_lost)][0]) as $dead
+        | ([.agents[] | select(is_lost | not) | .name]) as $alive
+        | .agent_losses[0] as $loss
+        | check($loss.agent == $dead.name and $loss.policy == "reassign";
+            "agent_losses[0] is \($loss.agent) under \($loss.policy), expected \($dead.name) under reassign")
+        | check(([$loss.moves[].n_users] | add) == $dead.n_users;
+            "\([$loss.moves[].n_users] | add) users moved, the lost agent had \($dead.n_users)")
+        | check(all($loss.moves[]; .to as $to | $alive | index([$to]) != null);
+            "users moved to \([$loss.moves[].to]), not all of them surviving agents \($alive)")
+        | check(all($loss.moves[]; .resumed_at != null and .sessions_open == .n_users and .sessions_failed == 0
+              and (.users | length) == .n_users and all(.users[]; . > 0));
+            "not every moved user resumed and worked on its new agent: \($loss.moves)")
+      end
     | check(.run.interrupted == false; "the run was interrupted")
     | check(.summary.total_users == $users; "summary.total_users is \(.summary.total_users), expected \($users)")
     | check(.summary.failed_operations == 0; "\(.summary.failed_operations) failed operations")
@@ -201,7 +217,9 @@ check_report() {
     + ([.agents[] | "\(.n_users)\(if .lost then " lost" else "" end)"] | join(" + ")) + " users), "
     + "\(.summary.total_operations) operations, 0 failed; workflows: "
     + ([.workflows | to_entries[] | "\(.key) \(.value.successful_executions)"] | join(", "))
-    + "; baseline \(.baseline.total_operations)"' "$work/$case.json"
+    + "; baseline \(.baseline.total_operations)"
+    + ([.agent_losses // [] | .[] | "; lost \(.agent) at \(.lost_at_seconds)s, "
+        + ([.moves[] | "\(.n_users) users to \(.to) after \(.idle_seconds)s idle"] | join(", "))] | join(""))' "$work/$case.json"
 }
 
 # The agent-loss case needs the controller to re-assign a lost agent's users.
