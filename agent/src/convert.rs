@@ -11,7 +11,8 @@ use common::proto;
 use common::scenario::MixEntry;
 
 use crate::messages::{
-    AgentEvent, AssignmentChunk, ControllerEvent, LoadModel, RunSettings, StartPlan, VuserSpec,
+    AgentEvent, AssignmentChunk, ControllerEvent, LoadModel, LoadUpdate, RunSettings, StartPlan,
+    VuserSpec,
 };
 
 /// `None` for a message with no body (from a newer controller): ignored.
@@ -30,6 +31,7 @@ pub fn controller_event(msg: proto::ControllerMessage) -> anyhow::Result<Option<
             token: Secret::new(t.access_token),
         }),
         Some(Body::Stop(s)) => Some(ControllerEvent::Stop { reason: s.reason }),
+        Some(Body::LoadUpdate(u)) => Some(ControllerEvent::LoadUpdate(LoadUpdate::from_proto(&u)?)),
     })
 }
 
@@ -56,6 +58,7 @@ fn assignment(a: proto::Assignment) -> anyhow::Result<AssignmentChunk> {
                     .map(|u| VuserSpec {
                         name: UserName::new(u.name),
                         token: Secret::new(u.access_token),
+                        rank: u.activation_rank,
                     })
                     .collect();
                 (g.group_index, users)
@@ -84,6 +87,12 @@ fn settings(s: proto::RunSettings) -> anyhow::Result<RunSettings> {
         load,
         request_timeout: Duration::from_millis(s.request_timeout_ms),
         headers,
+        stages: common::protocol::stages_from_proto(&s.stages)?,
+        rate_share: if s.rate_share.is_finite() && s.rate_share >= 0.0 {
+            s.rate_share
+        } else {
+            anyhow::bail!("run settings carry rate share {}", s.rate_share)
+        },
     })
 }
 
@@ -202,6 +211,7 @@ pub fn context_of(event: &proto::ControllerMessage) -> &'static str {
         Some(Body::Start(_)) => "start",
         Some(Body::TokenUpdate(_)) => "token update",
         Some(Body::Stop(_)) => "stop",
+        Some(Body::LoadUpdate(_)) => "load update",
         None => "empty message",
     }
 }

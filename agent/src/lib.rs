@@ -25,13 +25,14 @@ use anyhow::Context as _;
 use common::Secret;
 use common::ids::UserName;
 use common::scenario::Scenario;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::link::{Link, LinkConfig, LinkReceiver, LinkSender};
-use crate::messages::{AgentEvent, ControllerEvent, RunSettings, StartPlan, unix_ms};
+use crate::messages::{AgentEvent, ControllerEvent, LoadUpdate, RunSettings, StartPlan, unix_ms};
+use crate::pacing::LoadState;
 use crate::prepare::{Assignment, ChunkAssembler, OpenedSessions};
 use crate::recorder::Recorder;
 use crate::runner::{GeneratorCounters, Run};
@@ -148,6 +149,8 @@ struct Prepared {
     scenario: Arc<Scenario>,
     settings: RunSettings,
     sessions: OpenedSessions,
+    /// Each user's activation rank (closed-model stages).
+    ranks: Arc<HashMap<UserName, u32>>,
 }
 
 /// How the control loop ended.
@@ -223,6 +226,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         prepared: None,
         pending_start: None,
         running: None,
+        load: None,
         stop_run: agent.child_token(),
         live: live.clone(),
     };
@@ -282,6 +286,8 @@ struct Machine<'c> {
     /// A `Start` that arrived while sessions were still opening.
     pending_start: Option<StartPlan>,
     running: Option<JoinHandle<bool>>,
+    /// While running: the load the run follows, and the start (unix ms).
+    load: Option<(watch::Sender<LoadState>, i64)>,
     stop_run: CancellationToken,
     live: observe::Live,
 }
@@ -372,6 +378,7 @@ impl Machine<'_> {
                 }
                 None => tracing::warn!(%user, "token update for a user this agent does not hold"),
             },
+            ControllerEvent::LoadUpdate(update) => self.update_load(&update),
             ControllerEvent::Stop { reason } => {
                 tracing::info!(%reason, "the controller stopped the run");
                 if self.running.is_none() {
@@ -417,6 +424,12 @@ impl Machine<'_> {
             counters: self.counters.clone(),
             refresh: self.refresh_tx.clone(),
         });
+        let ranks: HashMap<UserName, u32> = groups
+            .iter()
+            .flatten()
+            .map(|u| (u.name.clone(), u.rank))
+            .collect();
+        let ranks = Arc::new(ranks);
         let tokens = self.tokens.clone();
         let recorder = self.recorder.clone();
         let sender = self.sender.clone();
@@ -442,6 +455,7 @@ impl Machine<'_> {
                 scenario,
                 settings,
                 sessions,
+                ranks,
             })
         }));
         Ok(())
@@ -451,6 +465,14 @@ impl Machine<'_> {
         let Some(prepared) = &self.prepared else {
             return;
         };
+        let state = LoadState::new(
+            prepared.settings.load,
+            &prepared.settings.stages,
+            prepared.settings.rate_share,
+            plan.warmup + plan.duration,
+        );
+        let (load_tx, load_rx) = watch::channel(state);
+        self.load = Some((load_tx, plan.start_at_ms));
         let run = Run {
             scenario: prepared.scenario.clone(),
             mix: prepared.settings.mix.clone(),
@@ -461,12 +483,32 @@ impl Machine<'_> {
             recorder: self.recorder.clone(),
             generator: self.generator.clone(),
             live: self.live.clone(),
+            load_state: load_rx,
+            ranks: prepared.ranks.clone(),
         };
         self.running = Some(tokio::spawn(runner::run(
             run,
             self.sender.clone(),
             self.stop_run.clone(),
         )));
+    }
+}
+
+impl Machine<'_> {
+    /// Applies a load update to the running run; its times become offsets
+    /// from the start, never in the past.
+    fn update_load(&mut self, update: &LoadUpdate) {
+        let Some((load, start_at_ms)) = &self.load else {
+            tracing::warn!("ignoring a load update: no run is going");
+            return;
+        };
+        let offset = |ms: i64| {
+            Duration::from_millis(u64::try_from(ms.saturating_sub(*start_at_ms)).unwrap_or(0))
+        };
+        let at = offset(update.at_ms.max(unix_ms()));
+        let end = update.end_at_ms.map(offset);
+        tracing::info!(at = ?at, stages = update.stages.len(), end = ?end, "load update");
+        load.send_modify(|s| s.apply(at, &update.stages, end));
     }
 }
 

@@ -8,7 +8,8 @@ use common::ids::UserName;
 use common::scenario::MixEntry;
 use common::series::SeriesSet;
 
-pub use common::protocol::{GeneratorStats, LoadModel, McpStats};
+pub use common::load::Stage;
+pub use common::protocol::{GeneratorStats, LoadModel, LoadUpdate, McpStats};
 
 /// One chunk of an `Assignment`, as received.
 #[derive(Debug)]
@@ -33,12 +34,18 @@ pub struct RunSettings {
     pub request_timeout: Duration,
     /// Extra non-secret HTTP headers for MCP requests.
     pub headers: Vec<(String, String)>,
+    /// `--stages`, cluster-wide (empty: a constant load).
+    pub stages: Vec<Stage>,
+    /// Open model: this agent's fraction of the cluster's rate.
+    pub rate_share: f64,
 }
 
 #[derive(Clone, Debug)]
 pub struct VuserSpec {
     pub name: UserName,
     pub token: Secret,
+    /// Closed model: the cluster-wide order in which stages start vusers.
+    pub rank: u32,
 }
 
 /// When the load starts (unix ms, wall clock) and how long each phase lasts.
@@ -55,6 +62,7 @@ pub enum ControllerEvent {
     Start(StartPlan),
     TokenUpdate { user: UserName, token: Secret },
     Stop { reason: String },
+    LoadUpdate(LoadUpdate),
 }
 
 #[derive(Debug)]

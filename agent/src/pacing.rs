@@ -1,9 +1,12 @@
 //! Choosing and timing workflow starts: the weighted workflow mix (limited
-//! to what a group can play), think-time jitter, the open model's fixed
-//! schedule, and the process CPU time for generator stats.
+//! to what a group can play), think-time jitter, the load the run follows
+//! over time (`LoadState`: stages and load updates), and the process CPU
+//! time for generator stats.
 
 use std::time::Duration;
 
+use common::load::{Profile, Stage};
+use common::protocol::LoadModel;
 use common::scenario::{MixEntry, Scenario, Workflow};
 use rand::Rng;
 
@@ -77,10 +80,60 @@ pub fn first_start(think: Duration, rng: &mut impl Rng) -> Duration {
     think.mul_f64(rng.random_range(0.0..1.0))
 }
 
-/// The open model's gap between two starts.
-pub fn open_interval(rate_per_sec: f64) -> Option<Duration> {
-    (rate_per_sec > 0.0 && rate_per_sec.is_finite())
-        .then(|| Duration::from_secs_f64(1.0 / rate_per_sec))
+/// What the load follows, as offsets from the run's start; the load tasks
+/// watch it, and a load update changes it while they run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadState {
+    /// Closed model: the cluster's active users (a vuser runs while the
+    /// value exceeds its rank); open model: this agent's starts per second.
+    pub profile: Profile,
+    /// No workflow starts from here on.
+    pub end: Duration,
+    /// Open model: this agent's fraction of the cluster's rate.
+    rate_share: f64,
+    open: bool,
+}
+
+impl LoadState {
+    /// The load of an assignment: its stages, or its constant model.
+    pub fn new(load: LoadModel, stages: &[Stage], rate_share: f64, end: Duration) -> LoadState {
+        let (profile, open) = match load {
+            LoadModel::Closed { .. } if stages.is_empty() => {
+                (Profile::constant(f64::INFINITY), false)
+            }
+            LoadModel::Closed { .. } => (Profile::from_stages(0.0, stages), false),
+            LoadModel::Open { rate_per_sec } if stages.is_empty() => {
+                (Profile::constant(rate_per_sec), true)
+            }
+            LoadModel::Open { .. } => (Profile::from_stages(0.0, stages).scaled(rate_share), true),
+        };
+        LoadState {
+            profile,
+            end,
+            rate_share,
+            open,
+        }
+    }
+
+    /// From `at` on, follow `stages` (cluster-wide); `end` can only move
+    /// earlier, never past what `Start` said.
+    pub fn apply(&mut self, at: Duration, stages: &[Stage], end: Option<Duration>) {
+        let mine: Vec<Stage> = if self.open {
+            stages
+                .iter()
+                .map(|s| Stage {
+                    duration: s.duration,
+                    target: s.target * self.rate_share,
+                })
+                .collect()
+        } else {
+            stages.to_vec()
+        };
+        self.profile.amend(at, &mine);
+        if let Some(end) = end {
+            self.end = self.end.min(end.max(at));
+        }
+    }
 }
 
 /// CPU time (user + system) used by this process, from /proc (0 elsewhere).
@@ -155,6 +208,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn load_updates_scale_the_rate_and_only_shorten_the_run() {
+        let stage = |secs, target| Stage {
+            duration: Duration::from_secs(secs),
+            target,
+        };
+        let open = LoadModel::Open { rate_per_sec: 2.5 };
+        let mut s = LoadState::new(open, &[], 0.25, Duration::from_secs(60));
+        assert_eq!(s.profile.value_at(Duration::from_secs(3)), 2.5);
+        s.apply(Duration::from_secs(10), &[stage(0, 40.0)], None);
+        assert_eq!(s.profile.value_at(Duration::from_secs(9)), 2.5);
+        assert_eq!(
+            s.profile.value_at(Duration::from_secs(11)),
+            10.0,
+            "a quarter of 40/s"
+        );
+        s.apply(Duration::from_secs(20), &[], Some(Duration::from_secs(90)));
+        assert_eq!(
+            s.end,
+            Duration::from_secs(60),
+            "never later than Start said"
+        );
+        s.apply(Duration::from_secs(20), &[], Some(Duration::from_secs(25)));
+        assert_eq!(s.end, Duration::from_secs(25));
+
+        let closed = LoadModel::Closed {
+            think_time: Duration::ZERO,
+        };
+        let staged = LoadState::new(closed, &[stage(4, 4.0)], 0.5, Duration::from_secs(4));
+        assert_eq!(
+            staged.profile.value_at(Duration::from_secs(2)),
+            2.0,
+            "users are not scaled"
+        );
+        let mut all = LoadState::new(closed, &[], 0.5, Duration::from_secs(9));
+        assert!(all.profile.is_active(999, Duration::ZERO));
+        all.apply(Duration::from_secs(1), &[stage(0, 3.0)], None);
+        assert!(all.profile.is_active(2, Duration::from_secs(2)));
+        assert!(!all.profile.is_active(3, Duration::from_secs(2)));
     }
 
     #[test]

@@ -253,6 +253,8 @@ mod tests {
             },
             request_timeout: Duration::from_secs(5),
             headers: vec![],
+            stages: vec![],
+            rate_share: 1.0,
         }
     }
 
@@ -267,6 +269,7 @@ mod tests {
                 vec![VuserSpec {
                     name: user.into(),
                     token: Secret::new("t"),
+                    rank: 0,
                 }],
             )],
         }

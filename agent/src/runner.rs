@@ -1,24 +1,27 @@
 //! Runs the load of one assignment: waits for the start time, drives vusers
-//! (closed model) or a fixed-rate generator (open model), keeps warmup out of
-//! the measurements, streams interval deltas every second, and drains
-//! in-flight workflows at the end or on `Stop`.
+//! (closed model: each runs while the load's active users exceed its rank) or
+//! a generator of starts at the load's rate (open model), follows load
+//! updates, keeps warmup out of the measurements, streams interval deltas
+//! every second, and drains in-flight workflows at the end or on `Stop`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use common::ids::UserName;
 use common::scenario::{MixEntry, Scenario, Workflow};
 use common::series::SeriesKey;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::link::{LinkSender, SendError};
 use crate::messages::{AgentEvent, GeneratorStats, LoadModel, StartPlan, unix_ms};
-use crate::pacing::{self, Picker};
+use crate::pacing::{self, LoadState, Picker};
 use crate::recorder::{Recorder, Sample};
 use crate::session::McpSession;
 use crate::steps::run_workflow;
@@ -63,6 +66,10 @@ pub struct Run {
     pub generator: Arc<GeneratorCounters>,
     /// What `--http` shows: fed with every interval delta sent.
     pub live: observe::Live,
+    /// What the load follows; load updates change it while the run goes.
+    pub load_state: watch::Receiver<LoadState>,
+    /// Closed model: each user's activation rank (absent: 0).
+    pub ranks: Arc<HashMap<UserName, u32>>,
 }
 
 /// The measured window: workflows starting inside it are recorded.
@@ -92,6 +99,27 @@ struct Ctx {
     recorder: Arc<Recorder>,
     generator: Arc<GeneratorCounters>,
     live: observe::Live,
+    load: watch::Receiver<LoadState>,
+}
+
+impl Ctx {
+    /// Time since the start (0 before it).
+    fn elapsed(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.start)
+    }
+
+    /// The instant of an offset from the start; `None` past any clock.
+    fn at(&self, offset: Duration) -> Option<Instant> {
+        self.start.checked_add(offset)
+    }
+}
+
+/// Sleeps until `at`, or forever when there is none.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs the load until the end of the plan or until `stop` is cancelled;
@@ -114,6 +142,7 @@ pub async fn run(run: Run, sender: LinkSender, stop: CancellationToken) -> bool 
         abandon: CancellationToken::new(),
         recorder: run.recorder.clone(),
         generator: run.generator.clone(),
+        load: run.load_state.clone(),
         live: run.live.clone(),
     });
     let measure_from = std::time::UNIX_EPOCH
@@ -139,18 +168,21 @@ pub async fn run(run: Run, sender: LinkSender, stop: CancellationToken) -> bool 
             for group in run.groups {
                 let group = Arc::new(group);
                 for me in 0..group.len() {
-                    tracker.spawn(vuser(ctx.clone(), group.clone(), me, think_time, task));
+                    let rank = run.ranks.get(group[me].user()).copied().unwrap_or(0);
+                    let vuser = Vuser {
+                        group: group.clone(),
+                        me,
+                        think: think_time,
+                        task,
+                        rank,
+                    };
+                    tracker.spawn(vuser.run(ctx.clone()));
                     task += 1;
                 }
             }
         }
-        LoadModel::Open { rate_per_sec } => {
-            tracker.spawn(open_generator(
-                ctx.clone(),
-                run.groups,
-                rate_per_sec,
-                tracker.clone(),
-            ));
+        LoadModel::Open { .. } => {
+            tracker.spawn(open_generator(ctx.clone(), run.groups, tracker.clone()));
         }
     }
 
@@ -162,9 +194,19 @@ pub async fn run(run: Run, sender: LinkSender, stop: CancellationToken) -> bool 
         reporting.clone(),
     ));
 
-    tokio::select! {
-        _ = tokio::time::sleep_until(phase.end) => {}
-        _ = stop.cancelled() => {}
+    // Until the end, which a load update can bring forward.
+    let mut load = run.load_state;
+    let mut updates_open = true;
+    loop {
+        let end = ctx
+            .at(load.borrow().end)
+            .unwrap_or(phase.end)
+            .min(phase.end);
+        tokio::select! {
+            _ = tokio::time::sleep_until(end) => break,
+            _ = stop.cancelled() => break,
+            changed = load.changed(), if updates_open => updates_open = changed.is_ok(),
+        }
     }
     let interrupted = stop.is_cancelled();
     ctx.starting.cancel();
@@ -188,46 +230,92 @@ pub async fn run(run: Run, sender: LinkSender, stop: CancellationToken) -> bool 
     interrupted
 }
 
-/// Closed model: one user looping over workflows with think time.
-async fn vuser(
-    ctx: Arc<Ctx>,
+/// Closed model: one user looping over workflows with think time while the
+/// load's active users exceed its rank.
+struct Vuser {
     group: Arc<Vec<Arc<McpSession>>>,
     me: usize,
     think: Duration,
     task: usize,
-) {
-    let Some(picker) = Picker::new(&ctx.scenario, &ctx.mix, group.len()) else {
-        tracing::warn!(
-            group_size = group.len(),
-            "no workflow of the mix fits this group; vuser idle"
-        );
-        return;
-    };
-    let mut rng = StdRng::from_rng(&mut rand::rng());
-    let first = ctx.start + pacing::first_start(think, &mut rng);
-    tokio::select! {
-        _ = ctx.starting.cancelled() => return,
-        _ = tokio::time::sleep_until(first) => {}
-    }
-    ctx.generator.active_vusers.fetch_add(1, Ordering::Relaxed);
-    let mut iteration: u64 = 0;
-    while !ctx.starting.is_cancelled() {
-        let wf = picker.pick(&mut rng);
-        let offset = usize::try_from(iteration).unwrap_or(0);
-        let sessions = cast(&group, me, wf, offset);
-        execute(&ctx, wf, &sessions, iteration, None, task).await;
-        iteration += 1;
-        let pause = pacing::jittered(think, &mut rng);
-        if pause.is_zero() {
-            tokio::task::yield_now().await;
-        } else {
+    rank: u32,
+}
+
+impl Vuser {
+    async fn run(self, ctx: Arc<Ctx>) {
+        let Some(picker) = Picker::new(&ctx.scenario, &ctx.mix, self.group.len()) else {
+            tracing::warn!(
+                group_size = self.group.len(),
+                "no workflow of the mix fits this group; vuser idle"
+            );
+            return;
+        };
+        let mut rng = StdRng::from_rng(&mut rand::rng());
+        let mut load = ctx.load.clone();
+        let mut updates_open = true;
+        let mut iteration: u64 = 0;
+        while !ctx.starting.is_cancelled() {
+            // Idle until the load reaches this vuser's rank.
+            let now = ctx.elapsed();
+            let next = load.borrow().profile.next_active(self.rank, now);
+            if next != Some(now) {
+                tokio::select! {
+                    _ = ctx.starting.cancelled() => return,
+                    _ = sleep_until_opt(next.and_then(|t| ctx.at(t))) => {}
+                    changed = load.changed(), if updates_open => updates_open = changed.is_ok(),
+                }
+                continue;
+            }
+            // Active: start within one think time (not all at once), then loop.
+            let first = ctx
+                .at(now)
+                .map(|t| t + pacing::first_start(self.think, &mut rng));
             tokio::select! {
-                _ = ctx.starting.cancelled() => break,
+                _ = ctx.starting.cancelled() => return,
+                _ = sleep_until_opt(first) => {}
+            }
+            ctx.generator.active_vusers.fetch_add(1, Ordering::Relaxed);
+            self.active(&ctx, &picker, &mut rng, &mut load, &mut iteration)
+                .await;
+            ctx.generator.active_vusers.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs workflows until the load drops below this vuser's rank or no
+    /// workflow may start any more.
+    async fn active(
+        &self,
+        ctx: &Ctx,
+        picker: &Picker<'_>,
+        rng: &mut StdRng,
+        load: &mut watch::Receiver<LoadState>,
+        iteration: &mut u64,
+    ) {
+        while !ctx.starting.is_cancelled()
+            && load.borrow().profile.is_active(self.rank, ctx.elapsed())
+        {
+            let wf = picker.pick(rng);
+            let offset = usize::try_from(*iteration).unwrap_or(0);
+            let sessions = cast(&self.group, self.me, wf, offset);
+            execute(ctx, wf, &sessions, *iteration, None, self.task).await;
+            *iteration += 1;
+            let pause = pacing::jittered(self.think, rng);
+            if pause.is_zero() {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            // A ramp down does not wait for the end of the think time.
+            let inactive = load
+                .borrow()
+                .profile
+                .next_inactive(self.rank, ctx.elapsed())
+                .and_then(|t| ctx.at(t));
+            tokio::select! {
+                _ = ctx.starting.cancelled() => return,
                 _ = tokio::time::sleep(pause) => {}
+                _ = sleep_until_opt(inactive) => {}
             }
         }
     }
-    ctx.generator.active_vusers.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// The sessions playing `wf`'s roles: `me` first, then partners from the group.
@@ -245,17 +333,9 @@ fn cast(
     sessions
 }
 
-/// Open model: starts workflows on a fixed schedule with random initiators.
-async fn open_generator(
-    ctx: Arc<Ctx>,
-    groups: Vec<Vec<Arc<McpSession>>>,
-    rate: f64,
-    tracker: TaskTracker,
-) {
-    let Some(gap) = pacing::open_interval(rate) else {
-        tracing::info!("open model with rate 0: nothing to start");
-        return;
-    };
+/// Open model: starts workflows at the load's rate (due times from the
+/// profile, so a ramp or an update moves them) with random initiators.
+async fn open_generator(ctx: Arc<Ctx>, groups: Vec<Vec<Arc<McpSession>>>, tracker: TaskTracker) {
     let members: Vec<(usize, usize)> = groups
         .iter()
         .enumerate()
@@ -271,14 +351,28 @@ async fn open_generator(
         .collect();
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut rng = StdRng::from_rng(&mut rand::rng());
+    let mut load = ctx.load.clone();
+    let mut updates_open = true;
+    // The intended time of the previous start, from the run's start.
+    let mut last = Duration::ZERO;
     let mut n: u32 = 0;
     loop {
-        let intended = ctx.start + gap * n;
-        n = n.saturating_add(1);
+        // One start is due once the area under the rate since the last grew by 1.
+        let due = load.borrow().profile.time_after(last, 1.0);
+        let intended = due.and_then(|t| ctx.at(t));
         tokio::select! {
             _ = ctx.starting.cancelled() => break,
-            _ = tokio::time::sleep_until(intended) => {}
+            _ = sleep_until_opt(intended) => {}
+            changed = load.changed(), if updates_open => {
+                updates_open = changed.is_ok();
+                continue;
+            }
         }
+        let (Some(due), Some(intended)) = (due, intended) else {
+            continue;
+        };
+        last = due;
+        n = n.saturating_add(1);
         let permit = tokio::select! {
             _ = ctx.starting.cancelled() => break,
             p = permits.clone().acquire_owned() => match p {

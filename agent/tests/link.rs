@@ -163,6 +163,8 @@ async fn runs_an_assignment_and_reports() {
         }),
         request_timeout_ms: 5_000,
         headers: Default::default(),
+        stages: vec![],
+        rate_share: 1.0,
     };
     // Two chunks, one user each, in one group.
     for (index, user) in ["u1", "u2"].into_iter().enumerate() {
@@ -178,6 +180,7 @@ async fn runs_an_assignment_and_reports() {
                     name: user.into(),
                     access_token: target.token(user).await,
                     expires_at_ms: 0,
+                    activation_rank: index as u32,
                 }],
             }],
         };
@@ -303,6 +306,8 @@ async fn stop_interrupts_the_run() {
             }),
             request_timeout_ms: 5_000,
             headers: Default::default(),
+            stages: vec![],
+            rate_share: 1.0,
         }),
         groups: vec![proto::VuserGroup {
             group_index: 0,
@@ -311,6 +316,7 @@ async fn stop_interrupts_the_run() {
                 name: "s1".into(),
                 access_token: target.token("s1").await,
                 expires_at_ms: 0,
+                activation_rank: 0,
             }],
         }],
     };

@@ -7,6 +7,7 @@ pub mod duration;
 pub mod error_kind;
 pub mod histogram;
 pub mod ids;
+pub mod load;
 pub mod proto;
 pub mod protocol;
 pub mod report;
@@ -19,7 +20,7 @@ pub use histogram::{CompactHistogram, LatencyHistogram};
 pub use secret::Secret;
 
 /// Version of the controller–agent protocol; `Register` refuses any other.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Metadata key that carries the cluster secret on every gRPC call.
 pub const SECRET_METADATA: &str = "x-mcp-swarm-secret";

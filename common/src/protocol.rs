@@ -1,16 +1,81 @@
 //! The protocol's domain types that the controller and the agent share, each
 //! with its one conversion to and from the generated proto types: the load
-//! model, the load generator's own figures and the MCP counters.
+//! model and its stages, a running run's load update, the load generator's
+//! own figures and the MCP counters.
 
 use std::time::Duration;
 
+use crate::load::Stage;
 use crate::proto;
+
+/// Most stages one message may carry; more is a misbehaving peer.
+pub const MAX_STAGES: usize = 1024;
 
 /// A proto value that the domain cannot represent.
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
     #[error("open-model rate {0} is not a finite, non-negative number")]
     Rate(f64),
+    #[error("stage target {0} is not a finite, non-negative number")]
+    StageTarget(f64),
+    #[error("{0} stages in one message (at most {MAX_STAGES})")]
+    TooManyStages(usize),
+}
+
+pub fn stages_to_proto(stages: &[Stage]) -> Vec<proto::Stage> {
+    stages
+        .iter()
+        .map(|s| proto::Stage {
+            duration_ms: millis(s.duration),
+            target: s.target,
+        })
+        .collect()
+}
+
+pub fn stages_from_proto(stages: &[proto::Stage]) -> Result<Vec<Stage>, ProtocolError> {
+    if stages.len() > MAX_STAGES {
+        return Err(ProtocolError::TooManyStages(stages.len()));
+    }
+    stages
+        .iter()
+        .map(|s| {
+            if !(s.target.is_finite() && s.target >= 0.0) {
+                return Err(ProtocolError::StageTarget(s.target));
+            }
+            Ok(Stage {
+                duration: Duration::from_millis(s.duration_ms),
+                target: s.target,
+            })
+        })
+        .collect()
+}
+
+/// A change of a running run's load (controller → agent): from `at_ms`
+/// (unix ms) follow `stages` (cluster-wide values) from the value there;
+/// `end_at_ms` ends the run earlier.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadUpdate {
+    pub at_ms: i64,
+    pub stages: Vec<Stage>,
+    pub end_at_ms: Option<i64>,
+}
+
+impl LoadUpdate {
+    pub fn to_proto(&self) -> proto::LoadUpdate {
+        proto::LoadUpdate {
+            at_ms: self.at_ms,
+            stages: stages_to_proto(&self.stages),
+            end_at_ms: self.end_at_ms.unwrap_or(0),
+        }
+    }
+
+    pub fn from_proto(u: &proto::LoadUpdate) -> Result<Self, ProtocolError> {
+        Ok(LoadUpdate {
+            at_ms: u.at_ms,
+            stages: stages_from_proto(&u.stages)?,
+            end_at_ms: (u.end_at_ms != 0).then_some(u.end_at_ms),
+        })
+    }
 }
 
 /// How load is generated.
@@ -154,6 +219,26 @@ mod tests {
         };
         assert_eq!(McpStats::from_proto(Some(&m.to_proto())), m);
         assert_eq!(McpStats::from_proto(None), McpStats::default());
+        let u = LoadUpdate {
+            at_ms: 1_000,
+            stages: vec![Stage {
+                duration: Duration::from_secs(2),
+                target: 7.5,
+            }],
+            end_at_ms: Some(9_000),
+        };
+        assert_eq!(LoadUpdate::from_proto(&u.to_proto()).unwrap(), u);
+    }
+
+    #[test]
+    fn bad_stages_are_refused() {
+        let bad = proto::Stage {
+            duration_ms: 1,
+            target: f64::NAN,
+        };
+        assert!(stages_from_proto(&[bad]).is_err());
+        let many = vec![proto::Stage::default(); MAX_STAGES + 1];
+        assert!(stages_from_proto(&many).is_err());
     }
 
     #[test]

@@ -39,6 +39,82 @@ pub struct Report {
     pub timeseries: Vec<TimeseriesPoint>,
     pub thresholds: Vec<ThresholdResult>,
     pub histograms: Histograms,
+    /// `controller capacity`: the search and every step's figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityReport>,
+    /// `--tenants`: per-tenant statistics and how fairly they were served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenants: Option<TenantsReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TenantsReport {
+    pub tenants: BTreeMap<String, TenantReport>,
+    pub fairness: Fairness,
+}
+
+/// One tenant's users' operations together.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TenantReport {
+    pub users: u64,
+    pub total_operations: u64,
+    pub successful_operations: u64,
+    pub failed_operations: u64,
+    pub success_rate: f64,
+    /// Tool calls per second of the measured window.
+    pub throughput_per_sec: f64,
+    pub throughput_per_user: f64,
+    /// From the users' compact histograms (2 significant digits).
+    pub latency: LatencyStats,
+}
+
+/// Per-user throughput over tenants: lowest, highest, and lowest / highest
+/// (1 = every tenant served alike).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fairness {
+    pub min_throughput_per_user: f64,
+    pub max_throughput_per_user: f64,
+    pub ratio: f64,
+}
+
+/// What `controller capacity` found: the highest open-model rate that met
+/// every threshold, and each step's figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CapacityReport {
+    pub thresholds: Vec<String>,
+    /// Workflow starts per second across the cluster.
+    pub start_rate: f64,
+    pub max_rate: f64,
+    /// Seconds per step, and the first part of each not measured.
+    pub step_duration: f64,
+    pub settle: f64,
+    /// The highest rate whose step met every threshold; `null` if none did.
+    pub max_passing_rate: Option<f64>,
+    /// The lowest rate whose step broke a threshold; `null` if none did.
+    pub lowest_failing_rate: Option<f64>,
+    pub steps: Vec<CapacityStep>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CapacityStep {
+    /// Offered workflow starts per second across the cluster.
+    pub rate: f64,
+    /// When the step began, seconds from the start of measurement.
+    pub started: f64,
+    /// Seconds measured (the step after its settle time).
+    pub measured: f64,
+    /// Workflow executions ended per second (every workflow).
+    pub workflow_rate: f64,
+    /// Tool calls per second.
+    pub throughput: f64,
+    /// Percent of tool calls that failed.
+    pub error_rate: f64,
+    /// Every tool call of the step.
+    pub latency: LatencyStats,
+    /// Per workflow (from the intended start), as in `workflows`.
+    pub workflows: BTreeMap<String, LatencyStats>,
+    pub passed: bool,
+    pub thresholds: Vec<ThresholdResult>,
 }
 
 impl Report {
@@ -315,6 +391,14 @@ pub struct TimeseriesPoint {
     pub operations: u64,
     /// Failed tool calls in the interval.
     pub errors: u64,
+    /// Active vusers at the interval's end (closed model: looping vusers;
+    /// open model: workflows in flight).
+    #[serde(default)]
+    pub active_users: u64,
+    /// With `--stages`: what they asked for at the interval's end (active
+    /// users, or workflow starts per second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<f64>,
     pub workflows: BTreeMap<String, TimeseriesWorkflow>,
 }
 

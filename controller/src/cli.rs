@@ -27,6 +27,9 @@ pub enum Command {
     Cleanup(CleanupArgs),
     /// Re-render the console report of a JSON report file.
     Report(ReportArgs),
+    /// Find the highest open-model rate that meets every --threshold: one setup, then
+    /// steps of rising rate (then bisected), each measured after a settle time.
+    Capacity(Box<CapacityArgs>),
 }
 
 fn duration_arg(s: &str) -> Result<Duration, String> {
@@ -135,6 +138,15 @@ pub struct StartArgs {
     /// Open model: workflow starts per second across the cluster.
     #[arg(long, env = "MCP_SWARM_RATE")]
     pub rate: Option<f64>,
+    /// Ramps instead of --duration: DURATION:USERS stages (closed model, active users)
+    /// or DURATION:RATE/s (open model), each ramping linearly to its target:
+    /// 30s:10,60s:50,30s:0 or 10s:5/s,30s:20/s.
+    #[arg(long, env = "MCP_SWARM_STAGES")]
+    pub stages: Option<String>,
+    /// Spread the users over N tenants (Nextcloud groups `{prefix}_tenant_{n}`) and report
+    /// per-tenant statistics and a fairness figure.
+    #[arg(long, env = "MCP_SWARM_TENANTS")]
+    pub tenants: Option<u32>,
     /// Pass/fail criterion (repeatable): 'note_share.p95<500ms', 'error_rate<1%'.
     #[arg(long = "threshold", env = "MCP_SWARM_THRESHOLD", value_delimiter = ',')]
     pub thresholds: Vec<String>,
@@ -225,6 +237,27 @@ pub struct CleanupArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct CapacityArgs {
+    /// Rate of the first step, workflow starts per second across the cluster [default: 5].
+    #[arg(long, env = "MCP_SWARM_START_RATE")]
+    pub start_rate: Option<f64>,
+    /// Highest rate to try [default: 1000].
+    #[arg(long, env = "MCP_SWARM_MAX_RATE")]
+    pub max_rate: Option<f64>,
+    /// Length of each step, whole seconds [default: 30s].
+    #[arg(long, env = "MCP_SWARM_STEP_DURATION", value_parser = duration_arg)]
+    pub step_duration: Option<Duration>,
+    /// First part of each step that is not measured, whole seconds [default: a fifth of the step].
+    #[arg(long, env = "MCP_SWARM_SETTLE", value_parser = duration_arg)]
+    pub settle: Option<Duration>,
+    /// Most steps of the search [default: 12].
+    #[arg(long, env = "MCP_SWARM_MAX_STEPS")]
+    pub max_steps: Option<u32>,
+    #[command(flatten)]
+    pub start: StartArgs,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
     /// A JSON report written by `controller start -o`.
     pub file: PathBuf,
@@ -238,6 +271,7 @@ impl Command {
             Command::Start(a) => &a.log,
             Command::Cleanup(a) => &a.log,
             Command::Report(a) => &a.log,
+            Command::Capacity(a) => &a.start.log,
         }
     }
 }

@@ -136,6 +136,10 @@ pub struct RunConfig {
     pub agent_timeout: Duration,
     pub scenario_file: Option<PathBuf>,
     pub load: LoadModel,
+    /// `--stages` (empty: a constant load), timed from the start.
+    pub stages: Vec<common::load::Stage>,
+    /// `--tenants`: users spread over this many tenants (0: none).
+    pub tenants: u32,
     pub thresholds: Vec<String>,
     pub login: LoginConfig,
     pub provider: ProviderConfig,
@@ -163,6 +167,8 @@ struct FileConfig {
     scenario: Option<PathBuf>,
     think_time: Option<DurationValue>,
     rate: Option<f64>,
+    stages: Option<String>,
+    tenants: Option<u32>,
     #[serde(default, alias = "threshold")]
     thresholds: Vec<String>,
     login: Option<LoginMethod>,
@@ -320,7 +326,31 @@ impl RunConfig {
             Some(rate_per_sec) => LoadModel::Open { rate_per_sec },
             None => LoadModel::Closed { think_time },
         };
+        let (n_users, duration, warmup, load, stages) =
+            match args.stages.clone().or(file.stages.clone()) {
+                None => (n_users, duration, warmup, load, Vec::new()),
+                Some(text) => {
+                    let s = crate::stages::resolve(
+                        &text,
+                        crate::stages::Others {
+                            duration: args.duration.or(fdur(&file.duration, "duration")?),
+                            warmup: args.warmup.or(fdur(&file.warmup, "warmup")?),
+                            rate: args.rate.or(file.rate),
+                            users: args.users.or(file.users),
+                            default_users: USERS_PER_AGENT * n_agents,
+                            think_time,
+                        },
+                    )?;
+                    (s.n_users, s.duration, s.warmup, s.load, s.stages)
+                }
+            };
 
+        let tenants = args.tenants.or(file.tenants).unwrap_or(0);
+        if tenants > n_users {
+            bail!(
+                "--tenants {tenants} is more than the {n_users} users: every tenant needs a user (raise --users)"
+            );
+        }
         let mut thresholds = file.thresholds;
         thresholds.extend(args.thresholds.iter().cloned());
 
@@ -463,6 +493,8 @@ impl RunConfig {
                 .unwrap_or(Duration::from_secs(120)),
             scenario_file: args.scenario.clone().or(file.scenario),
             load,
+            stages,
+            tenants,
             thresholds,
             login,
             provider,
@@ -587,6 +619,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("userz"), "{err:#}");
+    }
+
+    #[test]
+    fn stages_set_the_length_and_refuse_duration() {
+        let a = args(|a| a.stages = Some("3s:2,3s:4,3s:0".into()));
+        let (c, _) = RunConfig::resolve(&a, &MapEnv(HashMap::new())).unwrap();
+        assert_eq!(c.n_users, 4, "the peak");
+        assert_eq!(c.duration, Duration::from_secs(9));
+        assert_eq!(c.warmup, Duration::ZERO);
+        assert_eq!(c.stages.len(), 3);
+        let a = args(|a| {
+            a.stages = Some("3s:2,3s:4,3s:0".into());
+            a.duration = Some(Duration::from_secs(30));
+        });
+        let err = RunConfig::resolve(&a, &MapEnv(HashMap::new())).unwrap_err();
+        assert!(
+            format!("{err:#}")
+                .contains("--stages 3s:2,3s:4,3s:0 and --duration 30s cannot be used together"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub fn to_proto(msg: &ToAgent) -> Vec<proto::ControllerMessage> {
         ToAgent::Stop { reason } => vec![wrap(Body::Stop(proto::Stop {
             reason: reason.clone(),
         }))],
+        ToAgent::LoadUpdate(u) => vec![wrap(Body::LoadUpdate(u.to_proto()))],
     }
 }
 
@@ -70,6 +71,8 @@ fn settings_to_proto(s: &RunSettings) -> proto::RunSettings {
         load: Some(s.load.to_proto()),
         request_timeout_ms: millis(s.request_timeout),
         headers: Default::default(),
+        stages: common::protocol::stages_to_proto(&s.stages),
+        rate_share: s.rate_share,
     }
 }
 
@@ -84,6 +87,7 @@ fn group_to_proto(g: &VuserGroup) -> proto::VuserGroup {
                 name: u.name.to_string(),
                 access_token: u.access_token.expose().to_owned(),
                 expires_at_ms: u.expires_at_ms,
+                activation_rank: u.rank,
             })
             .collect(),
     }
@@ -173,6 +177,8 @@ mod tests {
                     think_time: Duration::ZERO,
                 },
                 request_timeout: Duration::from_secs(30),
+                stages: vec![],
+                rate_share: 1.0,
             },
             groups: (0..n_groups)
                 .map(|g| VuserGroup {
@@ -183,6 +189,7 @@ mod tests {
                             name: UserName::new(format!("u{g}_{u}")),
                             access_token: Secret::new("t".repeat(900)),
                             expires_at_ms: 0,
+                            rank: g * 2 + u,
                         })
                         .collect(),
                 })

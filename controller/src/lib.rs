@@ -9,6 +9,7 @@
 //! `tokens` (refresh), `run/` (the orchestration), `report/` and
 //! `thresholds` (the output).
 
+pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod convert;
@@ -21,6 +22,7 @@ pub mod report;
 pub mod run;
 pub mod service;
 pub mod spawn;
+pub mod stages;
 pub mod target;
 pub mod thresholds;
 pub mod tokens;
@@ -41,6 +43,14 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
             let (config, log) = RunConfig::resolve(&args, &ProcessEnv)?;
             init_tracing(log);
             let prepared = run::prepare(config)?;
+            run::execute(prepared, shutdown).await
+        }
+        Command::Capacity(args) => {
+            let (mut config, log) = RunConfig::resolve(&args.start, &ProcessEnv)?;
+            init_tracing(log);
+            let search = capacity::configure(&mut config, &args)?;
+            let mut prepared = run::prepare(config)?;
+            prepared.capacity = Some(search);
             run::execute(prepared, shutdown).await
         }
         Command::Cleanup(args) => {

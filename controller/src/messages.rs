@@ -11,6 +11,8 @@ use tokio::sync::mpsc;
 
 use crate::config::LoadModel;
 use crate::report::{GeneratorStats, McpStats};
+pub use common::load::Stage;
+pub use common::protocol::LoadUpdate;
 
 /// Controller → agent.
 #[derive(Debug, Clone)]
@@ -18,7 +20,11 @@ pub enum ToAgent {
     Assignment(Box<Assignment>),
     Start(StartCommand),
     TokenUpdate(TokenUpdate),
-    Stop { reason: String },
+    Stop {
+        reason: String,
+    },
+    /// Change the running run's load (the capacity search).
+    LoadUpdate(LoadUpdate),
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +44,10 @@ pub struct RunSettings {
     /// In the open model, this agent's share of the rate.
     pub load: LoadModel,
     pub request_timeout: Duration,
+    /// `--stages`, cluster-wide (empty: a constant load).
+    pub stages: Vec<Stage>,
+    /// Open model: this agent's fraction of the cluster's rate.
+    pub rate_share: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +63,8 @@ pub struct VuserSpec {
     pub access_token: Secret,
     /// Unix ms; 0 = unknown.
     pub expires_at_ms: i64,
+    /// Closed model: the cluster-wide order in which stages start vusers.
+    pub rank: u32,
 }
 
 impl fmt::Debug for VuserSpec {

@@ -1,5 +1,6 @@
-//! The admin API, shaped like Nextcloud's OCS provisioning API (`/ocs/v{1,2}.php/cloud/users`),
-//! behind admin Basic auth: create, list by search, get and delete users.
+//! The admin API, shaped like Nextcloud's OCS provisioning API (`/ocs/v{1,2}.php/cloud/users`
+//! and `/cloud/groups`), behind admin Basic auth: create, list by search, get and delete users
+//! and groups; users join existing groups when created (`groups[]`).
 
 use std::sync::Arc;
 
@@ -20,6 +21,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/ocs/{api}/cloud/users/{id}",
             get(get_user).delete(delete_user),
+        )
+        .route(
+            "/ocs/{api}/cloud/groups",
+            get(list_groups).post(create_group),
+        )
+        .route(
+            "/ocs/{api}/cloud/groups/{id}",
+            get(group_members).delete(delete_group),
         )
         .with_state(app)
 }
@@ -119,6 +128,9 @@ async fn create_user(
             "User already exists",
             json!([]),
         ),
+        Err(crate::state::NcError::NotFound(why)) => {
+            ocs(&api, StatusCode::BAD_REQUEST, 104, &why, json!([]))
+        }
         Err(e) => ocs(
             &api,
             StatusCode::BAD_REQUEST,
@@ -190,6 +202,116 @@ async fn get_user(
             json!([]),
         ),
     }
+}
+
+async fn create_group(
+    State(app): State<Arc<App>>,
+    Path(api): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = admit(&app, &api, &headers) {
+        return *response;
+    }
+    let form = parse_form(&body);
+    let Some(id) = form
+        .get("groupid")
+        .map(|g| g.trim())
+        .filter(|g| !g.is_empty())
+    else {
+        return ocs(
+            &api,
+            StatusCode::BAD_REQUEST,
+            101,
+            "Invalid group name",
+            json!([]),
+        );
+    };
+    match app.data().add_group(id) {
+        Ok(()) => {
+            tracing::debug!(group = %id, "admin created group");
+            ocs(&api, StatusCode::OK, 200, "OK", json!([]))
+        }
+        Err(crate::state::NcError::Conflict(_)) => ocs(
+            &api,
+            StatusCode::BAD_REQUEST,
+            102,
+            "group exists",
+            json!([]),
+        ),
+        Err(e) => ocs(
+            &api,
+            StatusCode::BAD_REQUEST,
+            101,
+            &e.to_string(),
+            json!([]),
+        ),
+    }
+}
+
+async fn list_groups(
+    State(app): State<Arc<App>>,
+    Path(api): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Err(response) = admit(&app, &api, &headers) {
+        return *response;
+    }
+    let query = parse_form(query.unwrap_or_default().as_bytes());
+    let search = query
+        .get("search")
+        .map(|s| s.to_lowercase())
+        .unwrap_or_default();
+    let groups: Vec<String> = app
+        .data()
+        .group_ids()
+        .filter(|id| id.to_lowercase().contains(&search))
+        .cloned()
+        .collect();
+    ocs(&api, StatusCode::OK, 200, "OK", json!({ "groups": groups }))
+}
+
+async fn group_members(
+    State(app): State<Arc<App>>,
+    Path((api, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = admit(&app, &api, &headers) {
+        return *response;
+    }
+    let data = app.data();
+    match data.group_members(&id) {
+        Some(users) => ocs(&api, StatusCode::OK, 200, "OK", json!({ "users": users })),
+        None => ocs(
+            &api,
+            StatusCode::NOT_FOUND,
+            404,
+            "The requested group could not be found",
+            json!([]),
+        ),
+    }
+}
+
+async fn delete_group(
+    State(app): State<Arc<App>>,
+    Path((api, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = admit(&app, &api, &headers) {
+        return *response;
+    }
+    if !app.data().delete_group(&id) {
+        return ocs(
+            &api,
+            StatusCode::BAD_REQUEST,
+            101,
+            "Group does not exist",
+            json!([]),
+        );
+    }
+    tracing::debug!(group = %id, "admin deleted group");
+    ocs(&api, StatusCode::OK, 200, "OK", json!([]))
 }
 
 async fn delete_user(

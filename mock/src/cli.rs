@@ -46,6 +46,9 @@ pub struct Args {
     /// Refuse MCP initialize (HTTP 503) beyond this many live sessions.
     #[arg(long)]
     pub max_sessions: Option<usize>,
+    /// Work on at most this many MCP requests at once (each for --latency); the rest queue.
+    #[arg(long)]
+    pub max_concurrency: Option<usize>,
     /// Host header the MCP endpoint accepts (repeatable; none = any host).
     #[arg(long = "allowed-host", value_name = "HOST")]
     pub allowed_hosts: Vec<String>,
@@ -127,6 +130,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         latency: args.latency,
         error_rate: args.error_rate,
         max_sessions: args.max_sessions,
+        max_concurrency: args.max_concurrency,
         admin_user: args.admin_user,
         admin_password,
         allowed_hosts: args.allowed_hosts,

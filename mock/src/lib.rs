@@ -44,6 +44,9 @@ pub struct MockConfig {
     pub error_rate: f64,
     /// `initialize` beyond this many live sessions gets HTTP 503.
     pub max_sessions: Option<usize>,
+    /// MCP requests worked on at once (each for `latency`); more wait their
+    /// turn, so the target saturates as a real server does.
+    pub max_concurrency: Option<usize>,
     pub admin_user: String,
     pub admin_password: String,
     /// `Host` headers the MCP endpoint accepts; empty = any host.
@@ -62,6 +65,7 @@ impl Default for MockConfig {
             latency: Duration::ZERO,
             error_rate: 0.0,
             max_sessions: None,
+            max_concurrency: None,
             admin_user: "admin".into(),
             admin_password: "admin".into(),
             allowed_hosts: Vec::new(),
@@ -85,6 +89,7 @@ impl std::fmt::Debug for MockConfig {
             .field("latency", &self.latency)
             .field("error_rate", &self.error_rate)
             .field("max_sessions", &self.max_sessions)
+            .field("max_concurrency", &self.max_concurrency)
             .field("admin_user", &self.admin_user)
             .field("admin_password", &Secret::default())
             .field("allowed_hosts", &self.allowed_hosts)
@@ -204,7 +209,8 @@ pub async fn serve(
         keys: oauth::jwt::Keys::generate(),
         auth: Mutex::new(oauth::store::AuthStore::default()),
         data: Mutex::new(data),
-        faults: mcp::faults::Faults::new(config.latency, config.error_rate, config.max_sessions),
+        faults: mcp::faults::Faults::new(config.latency, config.error_rate, config.max_sessions)
+            .with_max_concurrency(config.max_concurrency),
     });
     let router = oauth::router(app.clone())
         .merge(admin::router(app.clone()))

@@ -28,6 +28,8 @@ pub struct TestUser {
     pub password: Secret,
     pub display_name: String,
     pub email: String,
+    /// `--tenants`: the tenant (group) the user belongs to.
+    pub tenant: Option<String>,
 }
 
 impl fmt::Debug for TestUser {
@@ -50,8 +52,14 @@ impl TestUser {
             email: format!("{name}@benchmark.local"),
             name: UserName::new(name),
             password: random_secret(PASSWORD_LEN),
+            tenant: None,
         }
     }
+}
+
+/// `{prefix}_tenant_{n}`, 1-based: the Nextcloud group of tenant `n`.
+pub fn tenant_name(prefix: &str, n: u32) -> String {
+    format!("{prefix}_tenant_{n}")
 }
 
 pub fn user_name(prefix: &str, index: u32) -> String {

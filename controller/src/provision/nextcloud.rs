@@ -12,6 +12,8 @@ use super::{ProvisionError, TestUser, UserProvider};
 
 /// Where the OCS provisioning API keeps users, under the Nextcloud base URL.
 pub const OCS_USERS_PATH: &str = "/ocs/v2.php/cloud/users";
+/// And groups (the tenants of `--tenants`).
+pub const OCS_GROUPS_PATH: &str = "/ocs/v2.php/cloud/groups";
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// OCS status code of "user already exists" on user creation.
@@ -21,6 +23,8 @@ pub struct OcsProvider {
     http: reqwest::Client,
     /// `{base}/ocs/v2.php/cloud/users`
     users_url: String,
+    /// `{base}/ocs/v2.php/cloud/groups`
+    groups_url: String,
     admin_user: String,
     admin_password: Secret,
 }
@@ -61,6 +65,10 @@ impl OcsProvider {
             http,
             users_url: format!(
                 "{}{OCS_USERS_PATH}",
+                base_url.as_str().trim_end_matches('/')
+            ),
+            groups_url: format!(
+                "{}{OCS_GROUPS_PATH}",
                 base_url.as_str().trim_end_matches('/')
             ),
             admin_user,
@@ -128,6 +136,41 @@ impl OcsProvider {
     }
 }
 
+impl OcsProvider {
+    /// Creates a group; one that exists already (an earlier run's) is reused.
+    pub async fn create_group(&self, name: &str) -> Result<(), ProvisionError> {
+        let resp = self
+            .request(reqwest::Method::POST, &self.groups_url)
+            .form(&[("groupid", name)])
+            .send()
+            .await
+            .map_err(|source| ProvisionError::Http {
+                op: "create group",
+                user: name.to_owned(),
+                source,
+            })?;
+        Self::answer::<serde_json::Value>("create group", name, resp)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn delete_group(&self, name: &str) -> Result<(), ProvisionError> {
+        let url = format!("{}/{name}", self.groups_url);
+        let resp = self
+            .request(reqwest::Method::DELETE, &url)
+            .send()
+            .await
+            .map_err(|source| ProvisionError::Http {
+                op: "delete group",
+                user: name.to_owned(),
+                source,
+            })?;
+        Self::answer::<serde_json::Value>("delete group", name, resp)
+            .await
+            .map(|_| ())
+    }
+}
+
 fn truncate(s: &str, n: usize) -> &str {
     match s.char_indices().nth(n) {
         Some((i, _)) => &s[..i],
@@ -138,14 +181,18 @@ fn truncate(s: &str, n: usize) -> &str {
 impl UserProvider for OcsProvider {
     async fn create(&self, user: &TestUser) -> Result<(), ProvisionError> {
         let name = user.name.as_str();
+        let mut form = vec![
+            ("userid", name),
+            ("password", user.password.expose()),
+            ("displayName", user.display_name.as_str()),
+            ("email", user.email.as_str()),
+        ];
+        if let Some(tenant) = &user.tenant {
+            form.push(("groups[]", tenant.as_str()));
+        }
         let resp = self
             .request(reqwest::Method::POST, &self.users_url)
-            .form(&[
-                ("userid", name),
-                ("password", user.password.expose()),
-                ("displayName", user.display_name.as_str()),
-                ("email", user.email.as_str()),
-            ])
+            .form(&form)
             .send()
             .await
             .map_err(|source| ProvisionError::Http {

@@ -57,6 +57,7 @@ fn parse(text: &str) -> Result<Vec<TestUser>, String> {
             password: Secret::new(password),
             display_name: name.to_owned(),
             email: String::new(),
+            tenant: None,
         });
     }
     Ok(users)

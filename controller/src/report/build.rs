@@ -69,6 +69,8 @@ pub fn build_report(input: &ReportInput) -> Report {
         timeseries: timeseries(&input.intervals, &is_baseline),
         thresholds: Vec::new(),
         histograms: histograms(merged),
+        capacity: None,
+        tenants: super::tenants::tenants_report(merged, &input.tenants, input.run.duration),
     };
     report.thresholds = thresholds::evaluate(&input.thresholds, &report);
     report
@@ -360,6 +362,8 @@ fn timeseries(
                 throughput: per_second(point.operations, width),
                 operations: point.operations,
                 errors: point.errors,
+                active_users: point.active_users,
+                target: point.target.map(round6),
                 workflows: point
                     .workflows
                     .iter()

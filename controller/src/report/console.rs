@@ -1,12 +1,12 @@
 //! The console report: the framework's layout (banner, summary, WORKFLOW
 //! STATISTICS, PER-USER STATISTICS, BASELINE OPERATIONS, same column widths
 //! and `0.2341s` latencies) followed by our sections (AGENTS, AUTH, MCP,
-//! THRESHOLDS).
+//! TENANTS with `--tenants`, THRESHOLDS, and CAPACITY for `controller capacity`).
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 
-use common::report::{LatencyStats, Report, ThresholdResult};
+use common::report::{CapacityReport, LatencyStats, Report, TenantsReport, ThresholdResult};
 
 const WIDTH: usize = 80;
 /// Most users the PER-USER table lists; the JSON report has them all.
@@ -133,13 +133,107 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
     write_agents(out, r)?;
     write_auth(out, r)?;
     write_mcp(out, r)?;
+    if let Some(t) = &r.tenants {
+        write_tenants(out, t)?;
+    }
     if !r.thresholds.is_empty() {
         section(out, "THRESHOLDS")?;
         for t in &r.thresholds {
             writeln!(out, "{}", threshold_line(t))?;
         }
     }
+    if let Some(c) = &r.capacity {
+        write_capacity(out, c)?;
+    }
     writeln!(out, "{banner}")
+}
+
+fn write_tenants(out: &mut String, t: &TenantsReport) -> std::fmt::Result {
+    section(out, "TENANTS")?;
+    writeln!(
+        out,
+        "{:<24} {:>6} {:>10} {:>8} {:>9} {:>11} {:>9}",
+        "TENANT", "USERS", "OPS", "FAILED", "OPS/s", "OPS/s/USER", "p95"
+    )?;
+    for (name, s) in &t.tenants {
+        writeln!(
+            out,
+            "{:<24} {:>6} {:>10} {:>8} {:>9.2} {:>11.3} {:>8.4}s",
+            name,
+            s.users,
+            s.total_operations,
+            s.failed_operations,
+            s.throughput_per_sec,
+            s.throughput_per_user,
+            s.latency.p95
+        )?;
+    }
+    let f = &t.fairness;
+    writeln!(
+        out,
+        "Fairness (ops/s per user over tenants): min {:.3}, max {:.3}, min/max {:.3}",
+        f.min_throughput_per_user, f.max_throughput_per_user, f.ratio
+    )
+}
+
+/// One line per step of the search, then what it found.
+fn write_capacity(out: &mut String, c: &CapacityReport) -> std::fmt::Result {
+    section(out, "CAPACITY")?;
+    writeln!(
+        out,
+        "Thresholds: {} | steps of {}s, the first {}s not measured",
+        c.thresholds.join(", "),
+        c.step_duration,
+        c.settle
+    )?;
+    writeln!(
+        out,
+        "{:<5} {:>9} {:>12} {:>9} {:>8} {:>10}  RESULT",
+        "STEP", "RATE/s", "WORKFLOWS/s", "CALLS/s", "ERRORS", "p95 CALLS"
+    )?;
+    for (i, step) in c.steps.iter().enumerate() {
+        let result = if step.passed {
+            "met".to_owned()
+        } else {
+            let broken: Vec<String> = step
+                .thresholds
+                .iter()
+                .filter(|t| !t.passed)
+                .map(|t| match t.observed {
+                    Some(v) if t.unit == "s" => format!("{} (got {v:.4}s)", t.expression),
+                    Some(v) => format!("{} (got {v:.2}{})", t.expression, t.unit),
+                    None => format!("{} (not measured)", t.expression),
+                })
+                .collect();
+            format!("BROKE {}", broken.join(", "))
+        };
+        writeln!(
+            out,
+            "{:<5} {:>9.2} {:>12.2} {:>9.1} {:>7.2}% {:>9.4}s  {result}",
+            i + 1,
+            step.rate,
+            step.workflow_rate,
+            step.throughput,
+            step.error_rate,
+            step.latency.p95
+        )?;
+    }
+    match (c.max_passing_rate, c.lowest_failing_rate) {
+        (Some(ok), Some(broke)) => writeln!(
+            out,
+            "Highest rate that met every threshold: {ok}/s (lowest that broke one: {broke}/s)"
+        ),
+        (Some(ok), None) => writeln!(
+            out,
+            "Highest rate that met every threshold: {ok}/s (no step broke one, up to --max-rate {}/s)",
+            c.max_rate
+        ),
+        (None, _) => writeln!(
+            out,
+            "No step met every threshold (the lowest rate tried: {}/s)",
+            c.steps.iter().map(|s| s.rate).fold(f64::INFINITY, f64::min)
+        ),
+    }
 }
 
 fn rule(out: &mut String) -> std::fmt::Result {

@@ -31,6 +31,8 @@ pub struct ReportInput {
     /// Workflow → step names in scenario order, to list steps in that order.
     pub step_order: BTreeMap<String, Vec<String>>,
     pub thresholds: Vec<Threshold>,
+    /// `--tenants`: user → tenant (empty without tenants).
+    pub tenants: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug)]
@@ -128,6 +130,12 @@ pub struct IntervalPoint {
     pub errors: u64,
     /// Workflow → executions finished in the interval and their latencies.
     pub workflows: BTreeMap<String, IntervalWorkflow>,
+    /// Active vusers at the interval's end, over agents (closed model:
+    /// looping vusers; open model: workflows in flight).
+    pub active_users: u64,
+    /// With `--stages`: what they asked for at the interval's end (active
+    /// users, or workflow starts per second).
+    pub target: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

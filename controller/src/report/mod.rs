@@ -4,6 +4,7 @@
 pub mod build;
 pub mod console;
 pub mod input;
+pub mod tenants;
 
 use std::path::Path;
 

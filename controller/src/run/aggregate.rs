@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use common::ids::AgentId;
 use common::series::SeriesSet;
 
+use super::steer::Probe;
 use crate::messages::{FinalData, IntervalData};
 use crate::report::{AgentTotals, GeneratorStats, IntervalPoint, McpStats};
 
@@ -78,11 +79,14 @@ pub struct Aggregate {
     agents: BTreeMap<AgentId, AgentFold>,
     /// Cluster-wide figures per second of the measurement window.
     timeline: BTreeMap<u64, IntervalPoint>,
+    /// The window a `Steer` is measuring.
+    pub probe: Probe,
 }
 
 impl Aggregate {
     pub fn interval(&mut self, agent: &AgentId, data: IntervalData, window: Window) -> Folded {
         let (operations, errors) = data.series.operation_counts();
+        self.probe.add(agent, &data);
         let middle = data.start + data.length / 2;
         let Ok(offset) = middle.duration_since(window.from) else {
             return Folded::Interval { operations, errors };
@@ -91,13 +95,15 @@ impl Aggregate {
             return Folded::Interval { operations, errors };
         }
         let second = offset.as_secs();
-        self.timeline
+        let point = self
+            .timeline
             .entry(second)
             .or_insert_with(|| IntervalPoint {
                 at: Duration::from_secs(second + 1),
                 ..Default::default()
-            })
-            .add(&data.series);
+            });
+        point.add(&data.series);
+        point.active_users += data.generator.active_vusers;
         let fold = self.agents.entry(agent.clone()).or_default();
         if fold.done.is_none() {
             fold.measured.absorb(data.series);

@@ -6,6 +6,7 @@ pub mod agents;
 pub mod aggregate;
 pub mod session;
 pub mod status;
+pub mod steer;
 pub mod users;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::capacity::{self, CapacityConfig};
 use crate::cli::LoginMethod;
 use crate::config::{AgentsMode, LoadModel, RunConfig};
 use crate::login::{Authenticator, TokenSet};
@@ -26,7 +28,7 @@ use crate::messages::{Assignment, RunSettings, VuserGroup, VuserSpec};
 use crate::plan::{Plan, PlanError, PlanInput};
 use crate::provision::random_secret;
 use crate::registry::Registry;
-use crate::report::{self, AuthInput, ReportInput, RunInfo};
+use crate::report::{self, AuthInput, IntervalPoint, ReportInput, RunInfo};
 use crate::service::{self, SwarmService};
 use crate::spawn::AgentProcesses;
 use crate::target::Target;
@@ -51,6 +53,8 @@ pub struct Prepared {
     pub workload: Workload,
     pub plan: Plan,
     pub thresholds: Vec<Threshold>,
+    /// `controller capacity`: the search that steers the run.
+    pub capacity: Option<CapacityConfig>,
 }
 
 /// Every check that needs no network: scenario, workload, plan, thresholds,
@@ -116,6 +120,17 @@ pub fn prepare(config: RunConfig) -> anyhow::Result<Prepared> {
         ),
         other => anyhow::anyhow!("workload {}: {other}", workload.name),
     })?;
+    let peak = common::load::peak(&config.stages);
+    if matches!(config.load, LoadModel::Closed { .. })
+        && plan.runnable_users(min_roles) < peak as usize
+    {
+        bail!(
+            "--stages asks for {peak} active users, but only {} of the {} users are in groups that can run workload {} (groups of {group_size}): raise --users",
+            plan.runnable_users(min_roles),
+            config.n_users,
+            workload.name
+        );
+    }
     let thresholds = config
         .thresholds
         .iter()
@@ -148,6 +163,7 @@ pub fn prepare(config: RunConfig) -> anyhow::Result<Prepared> {
         workload,
         plan,
         thresholds,
+        capacity: None,
     })
 }
 
@@ -313,8 +329,22 @@ async fn drive(
         "run started"
     );
 
+    let frame = report_frame(p, target, pool.users.len());
+    let mut search = p.capacity.clone().map(|c| {
+        let step_frame = frame.clone();
+        let judge: capacity::Judge = Box::new(move |series, measured| {
+            let mut input = step_frame.clone();
+            input.series = series;
+            input.run.duration = measured;
+            report::build_report(&input)
+        });
+        capacity::Driver::new(c, judge, schedule.measure_from)
+    });
     let drain = config.request_timeout + DRAIN_MARGIN;
-    let collected = session.collect(schedule, drain, &mut tokens, cancel).await;
+    let steer = search.as_mut().map(|d| d as &mut dyn steer::Steer);
+    let collected = session
+        .collect(schedule, drain, &mut tokens, cancel, steer)
+        .await;
     let token_stats = tokens.finish().await;
     auth.close().await;
 
@@ -326,25 +356,22 @@ async fn drive(
     let (series, agents) = session.take_results();
     let input = ReportInput {
         run: RunInfo {
-            target: target.mcp_url.to_string(),
-            workload: p.workload.name.clone(),
-            load_model: load_model_text(&config.load),
-            n_users: pool.users.len(),
-            n_agents: config.n_agents as usize,
             started_at: schedule.started_at,
             ended_at: collected.ended_at,
             warmup: config.warmup,
-            duration: if collected.interrupted {
+            // A capacity search ends when it is done, before the bound it set.
+            duration: if collected.interrupted || search.is_some() {
                 measured
             } else {
                 config.duration
             },
             interrupted: collected.interrupted,
             login_method: login_method_text(auth.method()),
+            ..frame.run
         },
         series,
         agents,
-        intervals: session.take_intervals(),
+        intervals: with_targets(session.take_intervals(), config),
         auth: AuthInput {
             login_method: login_method_text(auth.method()),
             logins_ok: logins.latency.len(),
@@ -355,6 +382,65 @@ async fn drive(
             auth_failures: token_stats.refresh_failures,
         },
         users: pool.users.iter().map(|u| u.name.to_string()).collect(),
+        tenants: pool.tenant_of(),
+        // The search's thresholds are judged per step, not over the run.
+        thresholds: if search.is_some() {
+            Vec::new()
+        } else {
+            frame.thresholds
+        },
+        ..frame
+    };
+    let mut report = report::build_report(&input);
+    report.capacity = search.map(capacity::Driver::finish);
+    println!("{}", report::render_console(&report));
+    if let Some(path) = &config.output {
+        report::write_json(&report, path)?;
+        tracing::info!(path = %path.display(), "JSON report written");
+    }
+    let lost: Vec<&str> = session
+        .agents
+        .values()
+        .filter(|a| a.phase == agents::Phase::Lost)
+        .map(|a| a.name.as_str())
+        .collect();
+    if !lost.is_empty() {
+        tracing::warn!(agents = ?lost, "some agents were lost; the report keeps what they sent");
+    }
+    if collected.interrupted {
+        bail!("the run was interrupted; the report above covers what was measured");
+    }
+    if !report.thresholds_passed() {
+        tracing::warn!("a threshold failed");
+        return Ok(ExitCode::from(EXIT_THRESHOLD));
+    }
+    if let Some(c) = &report.capacity
+        && c.max_passing_rate.is_none()
+    {
+        tracing::warn!("no step of the capacity search met every threshold");
+        return Ok(ExitCode::from(EXIT_THRESHOLD));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the report knows before the run: the run's description, the
+/// scenario's workflow and step order, the thresholds.
+fn report_frame(p: &Prepared, target: &Target, n_users: usize) -> ReportInput {
+    ReportInput {
+        run: RunInfo {
+            target: target.mcp_url.to_string(),
+            workload: p.workload.name.clone(),
+            load_model: match &p.capacity {
+                Some(c) => format!(
+                    "open, capacity search from {}/s to at most {}/s",
+                    c.start_rate, c.max_rate
+                ),
+                None => load_model_text(&p.config),
+            },
+            n_users,
+            n_agents: p.config.n_agents as usize,
+            ..RunInfo::default()
+        },
         baseline_workflows: p
             .scenario
             .workflows()
@@ -380,30 +466,8 @@ async fn drive(
             })
             .collect::<BTreeMap<_, _>>(),
         thresholds: p.thresholds.clone(),
-    };
-    let report = report::build_report(&input);
-    println!("{}", report::render_console(&report));
-    if let Some(path) = &config.output {
-        report::write_json(&report, path)?;
-        tracing::info!(path = %path.display(), "JSON report written");
+        ..ReportInput::default()
     }
-    let lost: Vec<&str> = session
-        .agents
-        .values()
-        .filter(|a| a.phase == agents::Phase::Lost)
-        .map(|a| a.name.as_str())
-        .collect();
-    if !lost.is_empty() {
-        tracing::warn!(agents = ?lost, "some agents were lost; the report keeps what they sent");
-    }
-    if collected.interrupted {
-        bail!("the run was interrupted; the report above covers what was measured");
-    }
-    if !report.thresholds_passed() {
-        tracing::warn!("a threshold failed");
-        return Ok(ExitCode::from(EXIT_THRESHOLD));
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Each agent's slice: its groups with tokens, the mix and its load share.
@@ -423,20 +487,23 @@ fn assignments(
             let groups = share
                 .groups
                 .iter()
-                .map(|g| {
+                .zip(&share.ranks)
+                .map(|(g, ranks)| {
                     group_index += 1;
                     VuserGroup {
                         index: group_index - 1,
                         users: g
                             .iter()
-                            .filter_map(|&u| users.get(u))
-                            .map(|u| {
+                            .zip(ranks)
+                            .filter_map(|(&u, &rank)| users.get(u).map(|u| (u, rank)))
+                            .map(|(u, rank)| {
                                 let t = tokens.get(&u.name);
                                 VuserSpec {
                                     index: u.index,
                                     name: u.name.clone(),
                                     access_token: t.map(|t| t.access.clone()).unwrap_or_default(),
                                     expires_at_ms: t.map_or(0, TokenSet::expires_at_ms),
+                                    rank,
                                 }
                             })
                             .collect(),
@@ -461,6 +528,8 @@ fn assignments(
                         .collect(),
                     load,
                     request_timeout: p.config.request_timeout,
+                    stages: p.config.stages.clone(),
+                    rate_share: share.rate_share,
                 },
                 groups,
             }
@@ -468,14 +537,39 @@ fn assignments(
         .collect()
 }
 
-fn load_model_text(load: &LoadModel) -> String {
-    match load {
-        LoadModel::Closed { think_time } => format!(
+fn load_model_text(config: &RunConfig) -> String {
+    use common::load::{StageUnit, StagesText};
+    match (&config.load, config.stages.is_empty()) {
+        (LoadModel::Closed { think_time }, true) => format!(
             "closed, think time {}",
             common::duration::format_duration(*think_time)
         ),
-        LoadModel::Open { rate_per_sec } => format!("open, {rate_per_sec}/s"),
+        (LoadModel::Closed { think_time }, false) => format!(
+            "closed, stages {}, think time {}",
+            StagesText(&config.stages, StageUnit::Users),
+            common::duration::format_duration(*think_time)
+        ),
+        (LoadModel::Open { rate_per_sec }, true) => format!("open, {rate_per_sec}/s"),
+        (LoadModel::Open { .. }, false) => {
+            format!(
+                "open, stages {}",
+                StagesText(&config.stages, StageUnit::Rate)
+            )
+        }
     }
+}
+
+/// With `--stages`, each point of the timeline carries what the stages
+/// asked for at its end (active users or starts per second).
+fn with_targets(mut points: Vec<IntervalPoint>, config: &RunConfig) -> Vec<IntervalPoint> {
+    if config.stages.is_empty() {
+        return points;
+    }
+    let profile = common::load::Profile::from_stages(0.0, &config.stages);
+    for p in &mut points {
+        p.target = Some(profile.value_at(config.warmup + p.at));
+    }
+    points
 }
 
 fn login_method_text(m: LoginMethod) -> String {

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::agents::{AgentState, Phase};
 use super::aggregate::{Aggregate, Folded, Window};
 use super::status::{STATUS_EVERY, print_status};
+use super::steer::Steer;
 use crate::messages::{AgentEvent, Assignment, FromAgent, StartCommand, ToAgent, TokenUpdate};
 use crate::registry::Registry;
 use crate::report::{AgentResult, IntervalPoint, McpStats};
@@ -244,12 +245,14 @@ impl Session {
 
     /// Runs until every agent has sent its final report or is lost, the
     /// drain deadline passes, or `cancel` fires (then agents are stopped).
+    /// A `steer` may change the load on the way.
     pub async fn collect(
         &mut self,
         schedule: Schedule,
         drain: Duration,
         tokens: &mut Tokens,
         cancel: &CancellationToken,
+        mut steer: Option<&mut dyn Steer>,
     ) -> Collected {
         let until_end = schedule
             .end_at
@@ -284,6 +287,9 @@ impl Session {
                 }
                 _ = tick.tick() => {
                     self.check_lost();
+                    if let Some(steer) = steer.as_deref_mut() && !stopped {
+                        self.steer(steer).await;
+                    }
                     if Instant::now() >= next_status {
                         next_status += STATUS_EVERY;
                         print_status(&self.agents, &schedule);
@@ -359,6 +365,31 @@ impl Session {
                         "agent left without a final report: reporting it as lost");
                     state.transition(Phase::Lost);
                 }
+            }
+        }
+    }
+
+    /// Asks `steer` for a load update and sends it to every running agent.
+    async fn steer(&mut self, steer: &mut dyn Steer) {
+        let running: Vec<AgentId> = self
+            .order
+            .iter()
+            .filter(|id| {
+                self.agents
+                    .get(*id)
+                    .is_some_and(|a| a.phase == Phase::Running)
+            })
+            .cloned()
+            .collect();
+        let Some(update) = steer.tick(SystemTime::now(), &mut self.aggregate.probe, &running)
+        else {
+            return;
+        };
+        for id in &running {
+            if let Some(state) = self.agents.get(id)
+                && let Err(e) = state.send(ToAgent::LoadUpdate(update.clone())).await
+            {
+                tracing::warn!(error = %e, "load update not delivered");
             }
         }
     }

@@ -27,6 +27,9 @@ pub struct UserPool {
     pub users: Vec<TestUser>,
     /// Created by us (to delete at the end).
     pub created: Vec<UserName>,
+    /// `--tenants`: the tenants' groups, and those we created (to delete).
+    pub tenants: Vec<String>,
+    groups_created: Vec<String>,
 }
 
 pub fn provider_for(config: &ProviderConfig, target: &Target) -> anyhow::Result<Provider> {
@@ -55,12 +58,21 @@ impl UserPool {
     /// Picks the users (generated or from `--users-file`); creates nothing yet.
     pub fn new(config: &RunConfig, target: &Target) -> anyhow::Result<UserPool> {
         let provider = provider_for(&config.provider, target)?;
-        let users = match &config.provider {
+        let mut users = match &config.provider {
             ProviderConfig::Static { users_file } => StaticUsers::load(users_file, config.n_users)?,
             _ => (1..=config.n_users)
                 .map(|i| TestUser::generate(&config.user_prefix, i))
                 .collect(),
         };
+        // Users go round the tenants: user n to tenant (n - 1) % N + 1.
+        let tenants: Vec<String> = (1..=config.tenants)
+            .map(|t| provision::tenant_name(&config.user_prefix, t))
+            .collect();
+        if !tenants.is_empty() {
+            for (i, u) in users.iter_mut().enumerate() {
+                u.tenant = Some(tenants[i % tenants.len()].clone());
+            }
+        }
         // The embedded target's users die with this process: nothing to journal.
         let journal = match (&config.provider, provider.manages_users()) {
             (ProviderConfig::Nextcloud { .. }, true) => {
@@ -78,7 +90,35 @@ impl UserPool {
             journal,
             users,
             created: Vec::new(),
+            tenants,
+            groups_created: Vec::new(),
         })
+    }
+
+    /// User → tenant, for the report (empty without tenants).
+    pub fn tenant_of(&self) -> std::collections::BTreeMap<String, String> {
+        self.users
+            .iter()
+            .filter_map(|u| Some((u.name.to_string(), u.tenant.clone()?)))
+            .collect()
+    }
+
+    /// Creates the tenants' groups (users created by us join them).
+    async fn create_groups(&mut self) -> anyhow::Result<()> {
+        let Provider::Ocs(ocs) = &self.provider else {
+            // Users from a file: tenants are only labels in the report.
+            return Ok(());
+        };
+        for group in &self.tenants {
+            ocs.create_group(group)
+                .await
+                .with_context(|| format!("creating the group of tenant {group}"))?;
+            self.groups_created.push(group.clone());
+        }
+        if !self.tenants.is_empty() {
+            tracing::info!(n_tenants = self.tenants.len(), "tenant groups created");
+        }
+        Ok(())
     }
 
     /// Creates every user (journaled and fsynced first), `concurrency` at once.
@@ -86,6 +126,7 @@ impl UserPool {
         if !self.provider.manages_users() {
             return Ok(());
         }
+        self.create_groups().await?;
         let names: Vec<UserName> = self.users.iter().map(|u| u.name.clone()).collect();
         if let Some(j) = &self.journal {
             j.record_created(&self.provider.location(), &names)
@@ -122,6 +163,17 @@ impl UserPool {
 
     /// Deletes what we created (bounded); reports but does not fail on errors.
     pub async fn cleanup(&mut self, concurrency: usize) {
+        self.cleanup_users(concurrency).await;
+        if let Provider::Ocs(ocs) = &self.provider {
+            for group in std::mem::take(&mut self.groups_created) {
+                if let Err(e) = ocs.delete_group(&group).await {
+                    tracing::warn!(%group, error = %e, "could not delete a tenant group");
+                }
+            }
+        }
+    }
+
+    async fn cleanup_users(&mut self, concurrency: usize) {
         if self.created.is_empty() {
             return;
         }

@@ -258,5 +258,6 @@ pub fn realistic_input() -> ReportInput {
             .iter()
             .map(|t| Threshold::parse(t).expect("fixture thresholds parse"))
             .collect(),
+        tenants: Default::default(),
     }
 }

@@ -1,14 +1,18 @@
 //! Fault injection for the MCP endpoint: fixed latency, a rate of HTTP 503s on `tools/call`,
-//! and a cap on live sessions.
+//! a cap on live sessions, and a cap on requests worked on at once (a saturating server).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 pub struct Faults {
     pub latency: Duration,
     pub error_rate: f64,
     pub max_sessions: Option<usize>,
     injected: AtomicU64,
+    /// Requests worked on at once; `None` = no limit.
+    workers: Option<Semaphore>,
 }
 
 impl Faults {
@@ -18,6 +22,21 @@ impl Faults {
             error_rate,
             max_sessions,
             injected: AtomicU64::new(0),
+            workers: None,
+        }
+    }
+
+    pub fn with_max_concurrency(mut self, max: Option<usize>) -> Self {
+        self.workers = max.map(|n| Semaphore::new(n.max(1)));
+        self
+    }
+
+    /// Waits for a free worker (at once without a limit); the request is
+    /// worked on (its latency slept) while the permit is held.
+    pub async fn worker(&self) -> Option<SemaphorePermit<'_>> {
+        match &self.workers {
+            Some(w) => w.acquire().await.ok(),
+            None => None,
         }
     }
 
@@ -50,5 +69,37 @@ mod tests {
         };
         check(0.0, 0);
         check(1.0, 100);
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_workers_queue() {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicUsize;
+        let f = Arc::new(
+            Faults::new(Duration::from_millis(20), 0.0, None).with_max_concurrency(Some(2)),
+        );
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks: Vec<_> = (0..6)
+            .map(|_| {
+                let (f, now, most) = (f.clone(), now.clone(), most.clone());
+                tokio::spawn(async move {
+                    let _w = f.worker().await;
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(n, Ordering::SeqCst);
+                    tokio::time::sleep(f.latency).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+        assert!(
+            Faults::new(Duration::ZERO, 0.0, None)
+                .worker()
+                .await
+                .is_none()
+        );
     }
 }

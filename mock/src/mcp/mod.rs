@@ -223,9 +223,11 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
             .into_response();
     }
     let faults = &app.faults;
+    let worker = faults.worker().await;
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
+    drop(worker);
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
     // rmcp answers a DELETE of any session id with 202; the MCP spec wants

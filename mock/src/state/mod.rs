@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::Secret;
 
 mod files;
+mod groups;
 mod notes;
 mod shares;
 
@@ -93,6 +94,7 @@ pub struct Loc {
 #[derive(Default)]
 pub struct Data {
     users: BTreeMap<String, User>,
+    groups: std::collections::BTreeSet<String>,
     /// owner → path → node; the root `/` of each tree is implicit.
     trees: HashMap<String, BTreeMap<String, Node>>,
     /// node id → (owner, path), so ids (note ids) survive moves.
@@ -171,6 +173,9 @@ impl Data {
         }
         if self.users.contains_key(name) {
             return Err(NcError::Conflict(format!("user {name} already exists")));
+        }
+        if let Some(g) = groups.iter().find(|g| !self.groups.contains(*g)) {
+            return Err(NcError::NotFound(format!("group {g} does not exist")));
         }
         self.users.insert(
             name.to_owned(),
