@@ -11,8 +11,8 @@ use common::proto;
 use common::scenario::MixEntry;
 
 use crate::messages::{
-    AgentEvent, AssignmentChunk, ControllerEvent, LoadModel, LoadUpdate, RunSettings, StartPlan,
-    VuserSpec,
+    AgentEvent, AssignmentChunk, ControllerEvent, LoadModel, LoadUpdate, McpVersionChoice,
+    RunSettings, StartPlan, VuserSpec,
 };
 
 /// `None` for a message with no body (from a newer controller): ignored.
@@ -93,6 +93,7 @@ fn settings(s: proto::RunSettings) -> anyhow::Result<RunSettings> {
         } else {
             anyhow::bail!("run settings carry rate share {}", s.rate_share)
         },
+        mcp_version: McpVersionChoice::from_proto(&s.mcp_version)?,
     })
 }
 

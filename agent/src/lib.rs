@@ -423,6 +423,7 @@ impl Machine<'_> {
             headers,
             counters: self.counters.clone(),
             refresh: self.refresh_tx.clone(),
+            version: settings.mcp_version,
         });
         let ranks: HashMap<UserName, u32> = groups
             .iter()

@@ -9,7 +9,7 @@ use common::scenario::MixEntry;
 use common::series::SeriesSet;
 
 pub use common::load::Stage;
-pub use common::protocol::{GeneratorStats, LoadModel, LoadUpdate, McpStats};
+pub use common::protocol::{GeneratorStats, LoadModel, LoadUpdate, McpStats, McpVersionChoice};
 
 /// One chunk of an `Assignment`, as received.
 #[derive(Debug)]
@@ -38,6 +38,8 @@ pub struct RunSettings {
     pub stages: Vec<Stage>,
     /// Open model: this agent's fraction of the cluster's rate.
     pub rate_share: f64,
+    /// `--mcp-version`.
+    pub mcp_version: McpVersionChoice,
 }
 
 #[derive(Clone, Debug)]

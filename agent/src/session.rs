@@ -3,7 +3,12 @@
 //! token can change during the run (`TokenUpdate`), which asks the
 //! controller for a fresh token and retries once on HTTP 401, re-initializes
 //! once when the server forgets the session, and classifies failures into
-//! `ErrorKind`s.
+//! `ErrorKind`s. Up to 2025-11-25 a session is `initialize` and an
+//! `Mcp-Session-Id`; on 2026-07-28 it is only the user's token: opening is a
+//! `server/discover`, and every request carries the version and client info
+//! in `_meta` and `Mcp-Method`/`Mcp-Name` headers. `--mcp-version auto`
+//! discovers first and falls back to `initialize` when the server does not
+//! speak 2026-07-28.
 
 mod exchange;
 mod sse;
@@ -19,6 +24,7 @@ use bytes::Bytes;
 use common::ErrorKind;
 use common::Secret;
 use common::ids::UserName;
+use common::protocol::{McpVersion, McpVersionChoice};
 use common::scenario::ToolOutput;
 use http::{HeaderName, HeaderValue};
 use reqwest::Url;
@@ -27,7 +33,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, mpsc};
 
 use exchange::{Failure, Target};
-use wire::{CallResult, InitializeResult, Reply};
+use wire::{CallResult, DiscoverResult, InitializeResult, Reply};
 
 /// How long a call that got a 401 waits for the controller's new token.
 pub const REFRESH_WAIT: Duration = Duration::from_secs(5);
@@ -43,17 +49,28 @@ pub struct McpCounters {
     /// HTTP 401/403 answers from the target (including ones a refresh fixed).
     pub auth_failures: AtomicU64,
     pub refresh_requests: AtomicU64,
+    /// Sessions opened, by the version they settled on (`McpVersion` order).
+    sessions_by_version: [AtomicU64; McpVersion::ALL.len()],
 }
 
 pub use common::protocol::McpStats;
 
 impl McpCounters {
     pub fn snapshot(&self) -> McpStats {
-        McpStats {
+        let mut stats = McpStats {
             session_reinitializations: self.session_reinitializations.load(Ordering::Relaxed),
             auth_failures: self.auth_failures.load(Ordering::Relaxed),
             refresh_requests: self.refresh_requests.load(Ordering::Relaxed),
+            ..McpStats::default()
+        };
+        for (v, n) in McpVersion::ALL.iter().zip(&self.sessions_by_version) {
+            stats.sessions_by_version[*v as usize] = n.load(Ordering::Relaxed);
         }
+        stats
+    }
+
+    fn count_session(&self, version: McpVersion) {
+        self.sessions_by_version[version as usize].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -174,6 +191,8 @@ pub struct SessionContext {
     pub counters: Arc<McpCounters>,
     /// Users for whom the controller should send a fresh token.
     pub refresh: mpsc::Sender<UserName>,
+    /// `--mcp-version`.
+    pub version: McpVersionChoice,
 }
 
 /// Builds the agent's one HTTP client.
@@ -194,11 +213,12 @@ pub struct CallError {
     pub message: String,
 }
 
-/// What `initialize` settled: the server's session id and the protocol version.
+/// What opening settled: the protocol version and, where it has sessions,
+/// the server's session id.
 #[derive(Clone, Debug, PartialEq)]
 struct Negotiated {
     session_id: Option<HeaderValue>,
-    version: &'static str,
+    version: McpVersion,
 }
 
 /// One user's initialized MCP session, kept for the whole run. It owns no
@@ -240,12 +260,12 @@ impl McpSession {
             next_id: AtomicU64::new(0),
             negotiated: Mutex::new(Negotiated {
                 session_id: None,
-                version: wire::KNOWN_VERSIONS[0],
+                version: McpVersion::NEWEST_WITH_INITIALIZE,
             }),
             reinit: tokio::sync::Mutex::new(()),
         };
         let started = Instant::now();
-        let negotiated = match tokio::time::timeout(timeout, session.handshake()).await {
+        let negotiated = match tokio::time::timeout(timeout, session.negotiate()).await {
             Ok(result) => result?,
             Err(_) => {
                 return Err(CallError {
@@ -255,12 +275,18 @@ impl McpSession {
             }
         };
         let elapsed = started.elapsed();
+        ctx.counters.count_session(negotiated.version);
         *session.lock() = negotiated;
         Ok((session, elapsed))
     }
 
     pub fn user(&self) -> &UserName {
         self.token.user()
+    }
+
+    /// The protocol version this session speaks.
+    pub fn protocol_version(&self) -> McpVersion {
+        self.lock().version
     }
 
     /// Calls a tool. A result with `isError` is `Ok` (the step decides);
@@ -304,17 +330,24 @@ impl McpSession {
 
     async fn call_tool(&self, tool: &str, args: &Value) -> Result<ToolOutput, CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let body = || wire::tool_call(id, tool, args);
         let negotiated = self.lock().clone();
-        let posted =
-            match exchange::post::<CallResult>(&self.target(&negotiated), &body, Some(id)).await {
-                Err(Failure::SessionGone) => {
-                    self.reinitialize(&negotiated).await?;
-                    let negotiated = self.lock().clone();
-                    exchange::post::<CallResult>(&self.target(&negotiated), &body, Some(id)).await?
-                }
-                other => other?,
-            };
+        let stateless = !negotiated.version.has_initialize();
+        let body = || wire::tool_call(id, tool, args, stateless);
+        let posted = match exchange::post::<CallResult>(
+            &self.call_target(&negotiated, tool),
+            &body,
+            Some(id),
+        )
+        .await
+        {
+            Err(Failure::SessionGone) => {
+                self.reinitialize(&negotiated).await?;
+                let negotiated = self.lock().clone();
+                exchange::post::<CallResult>(&self.call_target(&negotiated, tool), &body, Some(id))
+                    .await?
+            }
+            other => other?,
+        };
         match posted.reply {
             Some(Reply::Result(mut result)) => {
                 let text = result.text();
@@ -329,34 +362,107 @@ impl McpSession {
         }
     }
 
-    /// `initialize` then `notifications/initialized`.
-    async fn handshake(&self) -> Result<Negotiated, CallError> {
+    /// Settles the protocol version as `--mcp-version` asks: 2026-07-28 by
+    /// `server/discover`, older ones by `initialize`; `auto` discovers and
+    /// falls back to `initialize` when the server does not offer 2026-07-28.
+    async fn negotiate(&self) -> Result<Negotiated, CallError> {
+        match self.ctx.version {
+            McpVersionChoice::Fixed(v) if v.has_initialize() => self.handshake(Some(v)).await,
+            McpVersionChoice::Fixed(_) => match self.discover().await {
+                Ok(true) => Ok(Negotiated {
+                    session_id: None,
+                    version: McpVersion::V2026_07_28,
+                }),
+                Ok(false) => Err(CallError {
+                    kind: ErrorKind::Transport,
+                    message: "--mcp-version 2026-07-28: the server's server/discover does not list 2026-07-28 among its supportedVersions".into(),
+                }),
+                Err(e) => Err(e.into_error()),
+            },
+            McpVersionChoice::Auto => match self.discover().await {
+                Ok(true) => Ok(Negotiated {
+                    session_id: None,
+                    version: McpVersion::V2026_07_28,
+                }),
+                Ok(false) | Err(Discovery::NotSpoken(_)) => self.handshake(None).await,
+                Err(e) => Err(e.into_error()),
+            },
+        }
+    }
+
+    /// `server/discover`: whether the server speaks 2026-07-28. A server
+    /// that refuses the request (HTTP 4xx other than auth, or a JSON-RPC
+    /// error) does not speak it.
+    async fn discover(&self) -> Result<bool, Discovery> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let probe = Negotiated {
+            session_id: None,
+            version: McpVersion::V2026_07_28,
+        };
+        let mut target = self.target(&probe);
+        target.rpc = Some(("server/discover", None));
+        let posted =
+            match exchange::post::<DiscoverResult>(&target, &|| wire::discover(id), Some(id)).await
+            {
+                Ok(posted) => posted,
+                Err(Failure::Call(e)) if e.kind == ErrorKind::Http4xx => {
+                    return Err(Discovery::NotSpoken(e));
+                }
+                Err(e) => return Err(Discovery::Failed(e.into())),
+            };
+        match posted.reply {
+            Some(Reply::Result(r)) => Ok(r
+                .supported_versions
+                .iter()
+                .any(|v| v == McpVersion::V2026_07_28.as_str())),
+            Some(Reply::Error(e)) => Err(Discovery::NotSpoken(rpc_error(&e, &self.token))),
+            None => Err(Discovery::Failed(no_response(id))),
+        }
+    }
+
+    /// `initialize` (offering `pinned`, else our newest) then
+    /// `notifications/initialized`. A pinned version must be the one the
+    /// server answers with.
+    async fn handshake(&self, pinned: Option<McpVersion>) -> Result<Negotiated, CallError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let offered = pinned.unwrap_or(McpVersion::NEWEST_WITH_INITIALIZE);
         let unset = Negotiated {
             session_id: None,
-            version: wire::KNOWN_VERSIONS[0],
+            version: offered,
         };
         let mut target = self.target(&unset);
         target.version = None;
-        let posted =
-            exchange::post::<InitializeResult>(&target, &|| wire::initialize(id), Some(id)).await?;
+        let posted = exchange::post::<InitializeResult>(
+            &target,
+            &|| wire::initialize(id, offered.as_str()),
+            Some(id),
+        )
+        .await?;
         let result = match posted.reply {
             Some(Reply::Result(result)) => result,
             Some(Reply::Error(e)) => return Err(rpc_error(&e, &self.token)),
             None => return Err(no_response(id)),
         };
-        let Some(version) = wire::KNOWN_VERSIONS
-            .iter()
-            .find(|v| **v == result.protocol_version)
-        else {
-            return Err(CallError {
-                kind: ErrorKind::Transport,
-                message: format!(
-                    "the server chose MCP protocol version {:?}; this client speaks {}",
-                    result.protocol_version.chars().take(40).collect::<String>(),
-                    wire::KNOWN_VERSIONS.join(", ")
-                ),
-            });
+        let answered: String = result.protocol_version.chars().take(40).collect();
+        let version = match (McpVersion::parse(&result.protocol_version), pinned) {
+            (Some(v), None) if v.has_initialize() => v,
+            (Some(v), Some(p)) if v == p => v,
+            (_, Some(p)) => {
+                return Err(CallError {
+                    kind: ErrorKind::Transport,
+                    message: format!(
+                        "--mcp-version {p}: the server answered initialize with protocol version {answered:?}"
+                    ),
+                });
+            }
+            (_, None) => {
+                return Err(CallError {
+                    kind: ErrorKind::Transport,
+                    message: format!(
+                        "the server chose MCP protocol version {answered:?}; this client speaks 2025-03-26, 2025-06-18 and 2025-11-25 with initialize"
+                    ),
+                });
+            }
         };
         let negotiated = Negotiated {
             session_id: posted.session_id,
@@ -382,9 +488,22 @@ impl McpSession {
             .counters
             .session_reinitializations
             .fetch_add(1, Ordering::Relaxed);
-        let fresh = self.handshake().await?;
+        let pinned = match self.ctx.version {
+            McpVersionChoice::Fixed(v) => Some(v),
+            McpVersionChoice::Auto => Some(failed.version),
+        };
+        let fresh = self.handshake(pinned).await?;
         *self.lock() = fresh;
         Ok(())
+    }
+
+    /// The target of a `tools/call`: on 2026-07-28 with `Mcp-Method` and `Mcp-Name`.
+    fn call_target<'a>(&'a self, negotiated: &'a Negotiated, tool: &'a str) -> Target<'a> {
+        let mut target = self.target(negotiated);
+        if !negotiated.version.has_initialize() {
+            target.rpc = Some(("tools/call", Some(tool)));
+        }
+        target
     }
 
     fn target<'a>(&'a self, negotiated: &'a Negotiated) -> Target<'a> {
@@ -393,7 +512,8 @@ impl McpSession {
             url: &self.url,
             token: &self.token,
             session_id: negotiated.session_id.as_ref(),
-            version: Some(negotiated.version),
+            version: Some(negotiated.version.as_str()),
+            rpc: None,
         }
     }
 
@@ -402,6 +522,26 @@ impl McpSession {
         self.negotiated
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Why `server/discover` told us nothing.
+enum Discovery {
+    /// The server refused the request: it does not speak 2026-07-28.
+    NotSpoken(CallError),
+    /// It could not be asked (timeout, 5xx, transport, auth).
+    Failed(CallError),
+}
+
+impl Discovery {
+    fn into_error(self) -> CallError {
+        match self {
+            Discovery::NotSpoken(e) => CallError {
+                kind: e.kind,
+                message: format!("server/discover (2026-07-28) refused: {}", e.message),
+            },
+            Discovery::Failed(e) => e,
+        }
     }
 }
 
@@ -450,6 +590,7 @@ mod tests {
             headers: HashMap::new(),
             counters: Arc::default(),
             refresh,
+            version: McpVersionChoice::Auto,
         };
         (ctx, rx)
     }

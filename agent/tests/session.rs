@@ -128,6 +128,10 @@ fn context(mcp_url: &str) -> (Arc<SessionContext>, mpsc::Receiver<UserName>) {
         headers,
         counters: Arc::new(McpCounters::default()),
         refresh,
+        // These tests are about sessions: initialize, Mcp-Session-Id, DELETE.
+        version: common::protocol::McpVersionChoice::Fixed(
+            common::protocol::McpVersion::V2025_11_25,
+        ),
     });
     (ctx, refresh_rx)
 }
@@ -203,7 +207,9 @@ async fn open_call_close_on_the_wire() {
     assert_eq!(sent.matches("x-load-test: thin-client").count(), 7);
     // One keep-alive connection carried the whole session.
     assert_eq!(proxy.text(true).len(), 1);
-    assert_eq!(ctx.counters.snapshot(), Default::default());
+    let mut expected = agent::session::McpStats::default();
+    expected.count_session(common::protocol::McpVersion::V2025_11_25);
+    assert_eq!(ctx.counters.snapshot(), expected);
 }
 
 #[tokio::test]

@@ -95,6 +95,9 @@ async fn serve(version: &'static str, script: Script) -> String {
                                 .to_string(),
                             ),
                             Some("notifications/initialized") => response("202 Accepted", &[], ""),
+                            // A server from before 2026-07-28: `auto` falls back to initialize.
+                            Some("server/discover") => json_ok(&json!({"jsonrpc": "2.0", "id": id,
+                                "error": {"code": -32601, "message": "Method not found"}})),
                             _ => script(id),
                         }
                     };
@@ -120,6 +123,7 @@ async fn call(
         headers: HashMap::new(),
         counters: Arc::new(McpCounters::default()),
         refresh,
+        version: Default::default(),
     });
     let token = UserToken::new("u".into(), Secret::new("tok"));
     let (session, _) = McpSession::open(&ctx, token, TIMEOUT).await?;

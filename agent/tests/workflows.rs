@@ -1,5 +1,7 @@
-//! Runs every built-in workflow once as two users against the real mock
-//! target, through the agent's session and step layers.
+//! Runs every built-in workflow as two users against the real mock target,
+//! through the agent's session and step layers, in every MCP protocol
+//! version: 2026-07-28 without a session id on the wire, `auto` settling on
+//! the newest version the mock offers.
 
 mod support;
 
@@ -10,6 +12,7 @@ use std::time::Duration;
 use agent::session::{McpCounters, McpSession, SessionContext, UserToken};
 use agent::steps::run_workflow;
 use common::Secret;
+use common::protocol::{McpVersion, McpVersionChoice};
 use common::scenario::Scenario;
 use tokio::sync::mpsc;
 
@@ -18,6 +21,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 async fn open(
     target: &support::Target,
     users: &[&str],
+    version: McpVersionChoice,
 ) -> (
     Vec<Arc<McpSession>>,
     Arc<McpCounters>,
@@ -31,6 +35,7 @@ async fn open(
         headers: HashMap::new(),
         counters: counters.clone(),
         refresh,
+        version,
     });
     let mut sessions = Vec::new();
     for user in users {
@@ -42,10 +47,8 @@ async fn open(
     (sessions, counters, refresh_rx)
 }
 
-#[tokio::test]
-async fn every_builtin_workflow_succeeds_against_the_mock() {
-    let target = support::start_target(&["alice", "bob"], mock::MockConfig::default()).await;
-    let (sessions, counters, _refresh) = open(&target, &["alice", "bob"]).await;
+/// Every built-in workflow twice over `sessions`; each must succeed.
+async fn run_every_workflow(sessions: &[Arc<McpSession>]) {
     for wf in Scenario::builtin().workflows() {
         for iteration in 0..2 {
             let outcome = tokio::time::timeout(
@@ -70,9 +73,88 @@ async fn every_builtin_workflow_succeeds_against_the_mock() {
             assert_eq!(ops, n_calls, "{}", wf.name);
         }
     }
-    assert_eq!(counters.snapshot().auth_failures, 0);
-    for s in sessions {
-        Arc::try_unwrap(s).unwrap().close().await;
+}
+
+/// (versions the mock serves, `--mcp-version`, the version settled on).
+#[tokio::test]
+async fn every_builtin_workflow_succeeds_in_every_protocol_version() {
+    use McpVersion::*;
+    let cases: [(&[&str], McpVersionChoice, McpVersion); 5] = [
+        (&[], McpVersionChoice::Fixed(V2025_06_18), V2025_06_18),
+        (&[], McpVersionChoice::Fixed(V2025_11_25), V2025_11_25),
+        (&[], McpVersionChoice::Fixed(V2026_07_28), V2026_07_28),
+        (&[], McpVersionChoice::Auto, V2026_07_28),
+        (
+            &["2025-06-18", "2025-11-25"],
+            McpVersionChoice::Auto,
+            V2025_11_25,
+        ),
+    ];
+    for (served, choice, expected) in cases {
+        let config = mock::MockConfig {
+            mcp_versions: served.iter().map(|v| v.to_string()).collect(),
+            ..Default::default()
+        };
+        let target = support::start_target(&["alice", "bob"], config).await;
+        let (sessions, counters, _refresh) = open(&target, &["alice", "bob"], choice).await;
+        for s in &sessions {
+            assert_eq!(
+                s.protocol_version(),
+                expected,
+                "{choice:?} against {served:?}"
+            );
+        }
+        run_every_workflow(&sessions).await;
+        let stats = counters.snapshot();
+        assert_eq!(stats.auth_failures, 0);
+        assert_eq!(stats.sessions(expected), 2, "{stats:?}");
+        for s in sessions {
+            Arc::try_unwrap(s).unwrap().close().await;
+        }
+        let wire = target.mock.wire_stats();
+        assert!(wire.mcp_requests > 20, "{wire:?}");
+        let with_version = wire
+            .mcp_requests_by_protocol_version
+            .get(expected.as_str())
+            .copied()
+            .unwrap_or(0);
+        if expected.has_initialize() {
+            assert!(
+                wire.mcp_requests_with_session_id > 20,
+                "{choice:?}: {wire:?}"
+            );
+        } else {
+            assert_eq!(wire.mcp_requests_with_session_id, 0, "{choice:?}: {wire:?}");
+            // Every request named the version: discover and tool calls alike.
+            assert_eq!(with_version, wire.mcp_requests, "{wire:?}");
+        }
+        assert!(with_version > 20, "{choice:?}: {wire:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_pinned_version_the_server_does_not_speak_fails_with_the_reason() {
+    let config = mock::MockConfig {
+        mcp_versions: vec!["2025-11-25".into()],
+        ..Default::default()
+    };
+    let target = support::start_target(&["alice"], config).await;
+    let (refresh, _rx) = mpsc::channel(16);
+    for (pinned, needle) in [
+        (McpVersion::V2026_07_28, "server/discover"),
+        (McpVersion::V2025_06_18, "--mcp-version 2025-06-18"),
+    ] {
+        let ctx = Arc::new(SessionContext {
+            http: agent::session::http_client().unwrap(),
+            mcp_url: target.mock.mcp_url.clone(),
+            headers: HashMap::new(),
+            counters: Arc::default(),
+            refresh: refresh.clone(),
+            version: McpVersionChoice::Fixed(pinned),
+        });
+        let token = UserToken::new("alice".into(), Secret::new(target.token("alice").await));
+        let err = McpSession::open(&ctx, token, TIMEOUT).await.unwrap_err();
+        assert!(err.message.contains(needle), "{pinned}: {err}");
     }
 }
 
@@ -87,6 +169,7 @@ async fn a_bad_token_is_an_auth_failure_not_a_crash() {
         headers: HashMap::new(),
         counters: counters.clone(),
         refresh,
+        version: Default::default(),
     });
     let token = UserToken::new("carol".into(), Secret::new("not-a-token"));
     // Answer the refresh request with a real token, as the controller would.

@@ -1,7 +1,7 @@
 //! The protocol's domain types that the controller and the agent share, each
 //! with its one conversion to and from the generated proto types: the load
-//! model and its stages, a running run's load update, the load generator's
-//! own figures and the MCP counters.
+//! model and its stages, a running run's load update, the MCP protocol version
+//! to speak, the load generator's own figures and the MCP counters.
 
 use std::time::Duration;
 
@@ -16,6 +16,10 @@ pub const MAX_STAGES: usize = 1024;
 pub enum ProtocolError {
     #[error("open-model rate {0} is not a finite, non-negative number")]
     Rate(f64),
+    #[error(
+        "MCP protocol version {0:?} is not one this agent speaks (auto, 2025-06-18, 2025-11-25, 2026-07-28)"
+    )]
+    McpVersion(String),
     #[error("stage target {0} is not a finite, non-negative number")]
     StageTarget(f64),
     #[error("{0} stages in one message (at most {MAX_STAGES})")]
@@ -162,6 +166,83 @@ impl GeneratorStats {
 }
 
 /// MCP-level counters an agent keeps beside its series.
+/// An MCP protocol revision the agent speaks, oldest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum McpVersion {
+    V2025_03_26,
+    V2025_06_18,
+    V2025_11_25,
+    /// No initialize and no session: version and client info ride in each
+    /// request's `_meta`, with `Mcp-Method`/`Mcp-Name` headers.
+    V2026_07_28,
+}
+
+impl McpVersion {
+    pub const ALL: [McpVersion; 4] = [
+        McpVersion::V2025_03_26,
+        McpVersion::V2025_06_18,
+        McpVersion::V2025_11_25,
+        McpVersion::V2026_07_28,
+    ];
+    /// The newest revision that still has an `initialize` handshake.
+    pub const NEWEST_WITH_INITIALIZE: McpVersion = McpVersion::V2025_11_25;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            McpVersion::V2025_03_26 => "2025-03-26",
+            McpVersion::V2025_06_18 => "2025-06-18",
+            McpVersion::V2025_11_25 => "2025-11-25",
+            McpVersion::V2026_07_28 => "2026-07-28",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<McpVersion> {
+        McpVersion::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Whether a session starts with `initialize` (and keeps an `Mcp-Session-Id`).
+    pub fn has_initialize(self) -> bool {
+        self < McpVersion::V2026_07_28
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for McpVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `--mcp-version`: one revision, or `auto`, the newest both sides speak.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum McpVersionChoice {
+    #[default]
+    Auto,
+    Fixed(McpVersion),
+}
+
+impl McpVersionChoice {
+    /// The proto form: `""` is auto.
+    pub fn to_proto(self) -> String {
+        match self {
+            McpVersionChoice::Auto => String::new(),
+            McpVersionChoice::Fixed(v) => v.as_str().to_owned(),
+        }
+    }
+
+    pub fn from_proto(s: &str) -> Result<Self, ProtocolError> {
+        match s {
+            "" | "auto" => Ok(McpVersionChoice::Auto),
+            s => McpVersion::parse(s)
+                .map(McpVersionChoice::Fixed)
+                .ok_or_else(|| ProtocolError::McpVersion(s.chars().take(40).collect())),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct McpStats {
     pub session_reinitializations: u64,
@@ -169,6 +250,9 @@ pub struct McpStats {
     pub auth_failures: u64,
     /// Token refreshes the agent asked the controller for.
     pub refresh_requests: u64,
+    /// Sessions opened, by the protocol version they settled on
+    /// (indexed by `McpVersion`).
+    pub sessions_by_version: [u64; McpVersion::ALL.len()],
 }
 
 impl McpStats {
@@ -177,17 +261,41 @@ impl McpStats {
             session_reinitializations: self.session_reinitializations,
             auth_failures: self.auth_failures,
             refresh_requests: self.refresh_requests,
+            sessions_by_protocol_version: McpVersion::ALL
+                .into_iter()
+                .filter(|v| self.sessions_by_version[v.index()] > 0)
+                .map(|v| (v.as_str().to_owned(), self.sessions_by_version[v.index()]))
+                .collect(),
         }
     }
 
-    /// A missing message is all zeros.
+    /// A missing message is all zeros; versions we do not know are left out.
     pub fn from_proto(m: Option<&proto::McpStats>) -> Self {
-        m.map(|m| McpStats {
-            session_reinitializations: m.session_reinitializations,
-            auth_failures: m.auth_failures,
-            refresh_requests: m.refresh_requests,
+        m.map(|m| {
+            let mut sessions_by_version = [0; McpVersion::ALL.len()];
+            for (k, n) in &m.sessions_by_protocol_version {
+                if let Some(v) = McpVersion::parse(k) {
+                    sessions_by_version[v.index()] = *n;
+                }
+            }
+            McpStats {
+                session_reinitializations: m.session_reinitializations,
+                auth_failures: m.auth_failures,
+                refresh_requests: m.refresh_requests,
+                sessions_by_version,
+            }
         })
         .unwrap_or_default()
+    }
+
+    /// Sessions that settled on `version`.
+    pub fn sessions(&self, version: McpVersion) -> u64 {
+        self.sessions_by_version[version.index()]
+    }
+
+    /// Counts one session opened with `version`.
+    pub fn count_session(&mut self, version: McpVersion) {
+        self.sessions_by_version[version.index()] += 1;
     }
 }
 
@@ -212,13 +320,31 @@ mod tests {
             active_vusers: 10,
         };
         assert_eq!(GeneratorStats::from_proto(Some(&g.to_proto())), g);
-        let m = McpStats {
+        let mut m = McpStats {
             session_reinitializations: 1,
             auth_failures: 2,
             refresh_requests: 3,
+            ..McpStats::default()
         };
+        m.count_session(McpVersion::V2026_07_28);
+        m.count_session(McpVersion::V2025_06_18);
+        m.count_session(McpVersion::V2026_07_28);
+        assert_eq!(m.sessions(McpVersion::V2026_07_28), 2);
         assert_eq!(McpStats::from_proto(Some(&m.to_proto())), m);
         assert_eq!(McpStats::from_proto(None), McpStats::default());
+        for choice in [
+            McpVersionChoice::Auto,
+            McpVersionChoice::Fixed(McpVersion::V2026_07_28),
+            McpVersionChoice::Fixed(McpVersion::V2025_06_18),
+        ] {
+            assert_eq!(
+                McpVersionChoice::from_proto(&choice.to_proto()).unwrap(),
+                choice
+            );
+        }
+        assert!(McpVersionChoice::from_proto("2099-01-01").is_err());
+        assert!(McpVersion::V2025_11_25.has_initialize());
+        assert!(!McpVersion::V2026_07_28.has_initialize());
         let u = LoadUpdate {
             at_ms: 1_000,
             stages: vec![Stage {

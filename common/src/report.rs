@@ -336,7 +336,15 @@ pub struct AuthReport {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct McpReport {
-    /// Session openings (connect + initialize), kept apart from tool calls.
+    /// The MCP protocol version the sessions settled on (the most common one,
+    /// should agents differ); `None` when no session opened.
+    #[serde(default)]
+    pub protocol_version: Option<String>,
+    /// Sessions opened, by protocol version.
+    #[serde(default)]
+    pub sessions_by_protocol_version: std::collections::BTreeMap<String, u64>,
+    /// Session openings (connect + initialize, or the `server/discover` of
+    /// 2026-07-28), kept apart from tool calls.
     pub initializations: u64,
     pub initialize_failures: u64,
     pub initialize_latency: LatencyStats,

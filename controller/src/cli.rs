@@ -51,6 +51,39 @@ pub enum LoginMethod {
     TokensFile,
 }
 
+/// `--mcp-version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+pub enum McpVersionArg {
+    /// The newest both sides speak: 2026-07-28 when the server's server/discover lists it,
+    /// else initialize.
+    #[default]
+    #[value(name = "auto")]
+    #[serde(rename = "auto")]
+    Auto,
+    #[value(name = "2025-06-18")]
+    #[serde(rename = "2025-06-18")]
+    V2025_06_18,
+    #[value(name = "2025-11-25")]
+    #[serde(rename = "2025-11-25")]
+    V2025_11_25,
+    /// No initialize, no session: version and client info in each request's _meta.
+    #[value(name = "2026-07-28")]
+    #[serde(rename = "2026-07-28")]
+    V2026_07_28,
+}
+
+impl McpVersionArg {
+    pub fn choice(self) -> common::protocol::McpVersionChoice {
+        use common::protocol::{McpVersion, McpVersionChoice};
+        match self {
+            McpVersionArg::Auto => McpVersionChoice::Auto,
+            McpVersionArg::V2025_06_18 => McpVersionChoice::Fixed(McpVersion::V2025_06_18),
+            McpVersionArg::V2025_11_25 => McpVersionChoice::Fixed(McpVersion::V2025_11_25),
+            McpVersionArg::V2026_07_28 => McpVersionChoice::Fixed(McpVersion::V2026_07_28),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProviderKind {
@@ -168,6 +201,10 @@ pub struct StartArgs {
     /// OAuth client id instead of dynamic client registration (secret from MCP_SWARM_CLIENT_SECRET).
     #[arg(long, env = "MCP_SWARM_CLIENT_ID")]
     pub client_id: Option<String>,
+    /// Client ID Metadata Document URL to use as the OAuth client id (https, with a path;
+    /// the authorization server fetches it) instead of dynamic client registration.
+    #[arg(long, env = "MCP_SWARM_CLIENT_METADATA_URL")]
+    pub client_metadata_url: Option<url::Url>,
     /// OAuth scope to request [default: the resource's scopes_supported].
     #[arg(long, env = "MCP_SWARM_SCOPE")]
     pub scope: Option<String>,
@@ -211,6 +248,9 @@ pub struct StartArgs {
     /// Timeout of one MCP request on the agents [default: 30s].
     #[arg(long, env = "MCP_SWARM_REQUEST_TIMEOUT", value_parser = duration_arg)]
     pub request_timeout: Option<Duration>,
+    /// MCP protocol version the agents speak [default: auto].
+    #[arg(long, value_enum, env = "MCP_SWARM_MCP_VERSION")]
+    pub mcp_version: Option<McpVersionArg>,
     #[command(flatten)]
     pub log: LogArgs,
 }

@@ -102,6 +102,8 @@ pub struct LoginConfig {
     pub method: LoginMethod,
     pub client_id: Option<String>,
     pub client_secret: Option<Secret>,
+    /// `--client-metadata-url`: the client id is this URL, whose document the AS fetches.
+    pub client_metadata_url: Option<url::Url>,
     pub scope: Option<String>,
     pub concurrency: usize,
     pub form: FormFields,
@@ -113,11 +115,13 @@ pub struct LoginConfig {
     pub callback_listen: SocketAddr,
 }
 
-/// Names of the IdP login form's fields.
-#[derive(Debug, Clone, PartialEq)]
+/// What `--login direct` looks for on the IdP's pages: the login form's
+/// field names and, if given, the consent button's selector.
+#[derive(Debug, Clone)]
 pub struct FormFields {
     pub user: String,
     pub password: String,
+    pub consent: Option<crate::login::selector::ConsentSelector>,
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +149,8 @@ pub struct RunConfig {
     pub provider: ProviderConfig,
     pub state_dir: PathBuf,
     pub request_timeout: Duration,
+    /// `--mcp-version`: what the agents speak.
+    pub mcp_version: common::protocol::McpVersionChoice,
 }
 
 /// Keys of a `--config` TOML file: the long flag names with `_` for `-`.
@@ -177,6 +183,7 @@ struct FileConfig {
     users_file: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     client_id: Option<String>,
+    client_metadata_url: Option<url::Url>,
     scope: Option<String>,
     login_concurrency: Option<u32>,
     login_user_field: Option<String>,
@@ -191,6 +198,7 @@ struct FileConfig {
     tokens_file: Option<PathBuf>,
     callback_listen: Option<SocketAddr>,
     request_timeout: Option<DurationValue>,
+    mcp_version: Option<crate::cli::McpVersionArg>,
     verbose: Option<bool>,
     log_format: Option<LogFormat>,
 }
@@ -355,6 +363,10 @@ impl RunConfig {
         thresholds.extend(args.thresholds.iter().cloned());
 
         let method = args.login.or(file.login).unwrap_or(LoginMethod::Direct);
+        let consent_selector = args
+            .login_consent_selector
+            .clone()
+            .or(file.login_consent_selector);
         let form = FormFields {
             user: args
                 .login_user_field
@@ -366,6 +378,11 @@ impl RunConfig {
                 .clone()
                 .or(file.login_password_field)
                 .unwrap_or_else(|| "password".into()),
+            consent: consent_selector
+                .as_deref()
+                .map(crate::login::selector::ConsentSelector::parse)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
         };
         let concurrency = args
             .login_concurrency
@@ -397,10 +414,7 @@ impl RunConfig {
                     .clone()
                     .or(file.login_submit_selector)
                     .unwrap_or(default_selectors.submit),
-                consent: args
-                    .login_consent_selector
-                    .clone()
-                    .or(file.login_consent_selector),
+                consent: consent_selector,
             },
             timeout: args
                 .login_timeout
@@ -420,9 +434,23 @@ impl RunConfig {
             ),
             _ => {}
         }
+        let client_id = args.client_id.clone().or(file.client_id);
+        let client_metadata_url = args
+            .client_metadata_url
+            .clone()
+            .or(file.client_metadata_url);
+        if let Some(u) = &client_metadata_url {
+            if client_id.is_some() {
+                bail!(
+                    "--client-metadata-url and --client-id both name the OAuth client: pass one (the metadata URL is the client id)"
+                );
+            }
+            crate::login::check_client_metadata_url(u).map_err(anyhow::Error::msg)?;
+        }
         let login = LoginConfig {
             method,
-            client_id: args.client_id.clone().or(file.client_id),
+            client_id,
+            client_metadata_url,
             client_secret: env.var(CLIENT_SECRET_ENV).map(Secret::new),
             scope: args.scope.clone().or(file.scope),
             concurrency,
@@ -507,6 +535,11 @@ impl RunConfig {
                 .request_timeout
                 .or(fdur(&file.request_timeout, "request_timeout")?)
                 .unwrap_or(Duration::from_secs(30)),
+            mcp_version: args
+                .mcp_version
+                .or(file.mcp_version)
+                .unwrap_or_default()
+                .choice(),
         };
         validate_prefix(&config.user_prefix)?;
         Ok((config, log))

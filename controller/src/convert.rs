@@ -71,6 +71,7 @@ fn settings_to_proto(s: &RunSettings) -> proto::RunSettings {
         load: Some(s.load.to_proto()),
         request_timeout_ms: millis(s.request_timeout),
         headers: Default::default(),
+        mcp_version: s.mcp_version.to_proto(),
         stages: common::protocol::stages_to_proto(&s.stages),
         rate_share: s.rate_share,
     }
@@ -177,6 +178,7 @@ mod tests {
                     think_time: Duration::ZERO,
                 },
                 request_timeout: Duration::from_secs(30),
+                mcp_version: Default::default(),
                 stages: vec![],
                 rate_share: 1.0,
             },

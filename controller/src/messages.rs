@@ -44,6 +44,8 @@ pub struct RunSettings {
     /// In the open model, this agent's share of the rate.
     pub load: LoadModel,
     pub request_timeout: Duration,
+    /// `--mcp-version`.
+    pub mcp_version: common::protocol::McpVersionChoice,
     /// `--stages`, cluster-wide (empty: a constant load).
     pub stages: Vec<Stage>,
     /// Open model: this agent's fraction of the cluster's rate.

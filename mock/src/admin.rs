@@ -1,6 +1,7 @@
 //! The admin API, shaped like Nextcloud's OCS provisioning API (`/ocs/v{1,2}.php/cloud/users`
 //! and `/cloud/groups`), behind admin Basic auth: create, list by search, get and delete users
-//! and groups; users join existing groups when created (`groups[]`).
+//! and groups; users join existing groups when created (`groups[]`). Also `GET /mock/stats`,
+//! the MCP endpoint's wire counters, behind the same auth.
 
 use std::sync::Arc;
 
@@ -30,7 +31,15 @@ pub fn router(app: Arc<App>) -> Router {
             "/ocs/{api}/cloud/groups/{id}",
             get(group_members).delete(delete_group),
         )
+        .route("/mock/stats", get(stats))
         .with_state(app)
+}
+
+async fn stats(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(response) = admit(&app, "v2.php", &headers) {
+        return *response;
+    }
+    axum::Json(app.wire_stats.snapshot()).into_response()
 }
 
 /// An OCS envelope. v2 answers with the real HTTP status and statuscode 200 on success; v1

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use crate::{MockConfig, serve};
+use crate::{MockConfig, TokenAuthMethod, serve};
 
 const ADMIN_PASSWORD_ENV: &str = "MOCK_TARGET_ADMIN_PASSWORD";
 /// Log filter without `RUST_LOG`: rmcp logs several info lines per session, which at
@@ -37,6 +37,22 @@ pub struct Args {
     /// Show a consent page after login.
     #[arg(long)]
     pub consent: bool,
+    /// Consent page with one submit button labelled LABEL (no name or value, as many OIDC
+    /// providers show) instead of Allow/Deny; implies --consent.
+    #[arg(long, value_name = "LABEL")]
+    pub consent_label: Option<String>,
+    /// Client authentication methods the token endpoint accepts and advertises
+    /// (comma-separated: none, client_secret_basic, client_secret_post) [default: all three].
+    #[arg(long, value_delimiter = ',', value_name = "METHODS")]
+    pub token_auth_methods: Vec<TokenAuthMethod>,
+    /// Accept https URLs as client ids by fetching their Client ID Metadata Document
+    /// (http too on loopback hosts, for tests).
+    #[arg(long)]
+    pub client_metadata_documents: bool,
+    /// MCP protocol versions to serve (comma-separated, e.g. 2025-06-18,2025-11-25)
+    /// [default: every version, up to 2026-07-28].
+    #[arg(long, value_delimiter = ',', value_name = "VERSIONS")]
+    pub mcp_versions: Vec<String>,
     /// Delay before each MCP request is handled.
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     pub latency: Duration,
@@ -127,6 +143,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         token_ttl: args.token_ttl,
         auto_approve: args.auto_approve,
         consent: args.consent,
+        consent_label: args.consent_label,
+        token_auth_methods: if args.token_auth_methods.is_empty() {
+            TokenAuthMethod::ALL.to_vec()
+        } else {
+            args.token_auth_methods
+        },
+        client_metadata_documents: args.client_metadata_documents,
+        mcp_versions: args.mcp_versions,
         latency: args.latency,
         error_rate: args.error_rate,
         max_sessions: args.max_sessions,

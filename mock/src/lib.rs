@@ -19,6 +19,8 @@ mod oauth;
 mod secret;
 mod state;
 
+pub use mcp::wire_stats::WireStatsSnapshot;
+pub use oauth::TokenAuthMethod;
 pub use secret::Secret;
 
 /// How long open connections (SSE streams) may keep the server alive after shutdown is asked.
@@ -38,6 +40,17 @@ pub struct MockConfig {
     pub auto_approve: bool,
     /// Show a consent page after login.
     pub consent: bool,
+    /// The consent page has one submit button with this label and no name or value (as many
+    /// OIDC providers' pages do) instead of Allow/Deny; implies `consent`.
+    pub consent_label: Option<String>,
+    /// Client authentication methods the token, introspection and revocation endpoints accept
+    /// (and DCR registers); never empty.
+    pub token_auth_methods: Vec<TokenAuthMethod>,
+    /// Accept https URLs as client ids by fetching their Client ID Metadata Document.
+    pub client_metadata_documents: bool,
+    /// MCP protocol versions served (`2025-06-18`, `2025-11-25`, `2026-07-28`, …); empty =
+    /// every version rmcp knows.
+    pub mcp_versions: Vec<String>,
     /// Sleep before each MCP request is handled.
     pub latency: Duration,
     /// Fraction of MCP `tools/call` POSTs answered with HTTP 503.
@@ -62,6 +75,10 @@ impl Default for MockConfig {
             token_ttl: Duration::from_secs(3600),
             auto_approve: false,
             consent: false,
+            consent_label: None,
+            token_auth_methods: TokenAuthMethod::ALL.to_vec(),
+            client_metadata_documents: false,
+            mcp_versions: Vec::new(),
             latency: Duration::ZERO,
             error_rate: 0.0,
             max_sessions: None,
@@ -86,6 +103,10 @@ impl std::fmt::Debug for MockConfig {
             .field("token_ttl", &self.token_ttl)
             .field("auto_approve", &self.auto_approve)
             .field("consent", &self.consent)
+            .field("consent_label", &self.consent_label)
+            .field("token_auth_methods", &self.token_auth_methods)
+            .field("client_metadata_documents", &self.client_metadata_documents)
+            .field("mcp_versions", &self.mcp_versions)
             .field("latency", &self.latency)
             .field("error_rate", &self.error_rate)
             .field("max_sessions", &self.max_sessions)
@@ -132,6 +153,11 @@ impl MockTarget {
     pub fn injected_errors(&self) -> u64 {
         self.app.faults.injected_errors()
     }
+
+    /// What the MCP endpoint has seen on the wire so far (also at `GET /mock/stats`).
+    pub fn wire_stats(&self) -> WireStatsSnapshot {
+        self.app.wire_stats.snapshot()
+    }
 }
 
 /// Everything the handlers share. Locks are std mutexes never held across `.await`; when both
@@ -142,6 +168,14 @@ pub(crate) struct App {
     pub token_ttl: Duration,
     pub auto_approve: bool,
     pub consent: bool,
+    pub consent_label: Option<String>,
+    pub token_auth_methods: Vec<TokenAuthMethod>,
+    pub client_metadata_documents: bool,
+    /// `None` = every version rmcp knows.
+    pub mcp_versions: Option<Vec<rmcp::model::ProtocolVersion>>,
+    pub wire_stats: mcp::wire_stats::WireStats,
+    /// Fetches client metadata documents.
+    pub http: reqwest::Client,
     pub admin_user: String,
     pub admin_password: Secret,
     pub keys: oauth::jwt::Keys,
@@ -181,6 +215,31 @@ pub async fn serve(
         "error_rate must be between 0 and 1, got {}",
         config.error_rate
     );
+    anyhow::ensure!(
+        !config.token_auth_methods.is_empty(),
+        "token_auth_methods must name at least one method"
+    );
+    let known = rmcp::model::ProtocolVersion::KNOWN_VERSIONS;
+    let mcp_versions = if config.mcp_versions.is_empty() {
+        None
+    } else {
+        let mut versions = Vec::new();
+        for v in &config.mcp_versions {
+            let Some(known) = known.iter().find(|k| k.as_str() == v) else {
+                let names: Vec<&str> = known.iter().map(|k| k.as_str()).collect();
+                anyhow::bail!(
+                    "unknown MCP protocol version {v:?}: use {}",
+                    names.join(", ")
+                );
+            };
+            versions.push(known.clone());
+        }
+        Some(versions)
+    };
+    let http = reqwest::Client::builder()
+        .timeout(oauth::cimd_fetch_timeout())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     let addr = listener.local_addr()?;
     let issuer = match &config.public_url {
         Some(url) => url.as_str().trim_end_matches('/').to_owned(),
@@ -203,7 +262,13 @@ pub async fn serve(
         mcp_url: mcp_url.clone(),
         token_ttl: config.token_ttl,
         auto_approve: config.auto_approve,
-        consent: config.consent,
+        consent: config.consent || config.consent_label.is_some(),
+        consent_label: config.consent_label.clone(),
+        token_auth_methods: config.token_auth_methods.clone(),
+        client_metadata_documents: config.client_metadata_documents,
+        mcp_versions,
+        wire_stats: Default::default(),
+        http,
         admin_user: config.admin_user.clone(),
         admin_password: Secret::new(config.admin_password.clone()),
         keys: oauth::jwt::Keys::generate(),

@@ -437,3 +437,94 @@ async fn confidential_clients_registration_errors_and_userinfo() {
         assert_eq!(error["error"], expected, "{body}");
     }
 }
+
+#[tokio::test]
+async fn token_auth_methods_switch_limits_metadata_registration_and_the_token_endpoint() {
+    let h = start(MockConfig {
+        token_auth_methods: vec![mock::TokenAuthMethod::ClientSecretPost],
+        ..config()
+    })
+    .await;
+    let metadata: Value = within(
+        h.http
+            .get(h.url("/.well-known/oauth-authorization-server"))
+            .send(),
+    )
+    .await
+    .expect("metadata")
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(
+        metadata["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_post"])
+    );
+    assert!(
+        metadata
+            .get("client_id_metadata_document_supported")
+            .is_none()
+    );
+    let register = |method: Option<&str>| {
+        let mut body = json!({
+            "redirect_uris": [REDIRECT_URI],
+            "grant_types": ["client_credentials"],
+        });
+        if let Some(m) = method {
+            body["token_endpoint_auth_method"] = json!(m);
+        }
+        let request = h.http.post(h.url("/register")).json(&body);
+        async move {
+            let response = within(request.send()).await.expect("register");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("json"))
+        }
+    };
+    for refused in ["none", "client_secret_basic"] {
+        let (status, body) = register(Some(refused)).await;
+        assert_eq!(status, 400, "{refused}: {body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("client_secret_post"),
+            "{body}"
+        );
+    }
+    // Without a method, DCR registers the one the server takes.
+    let (status, registered) = register(None).await;
+    assert_eq!(status, 201, "{registered}");
+    assert_eq!(
+        registered["token_endpoint_auth_method"],
+        "client_secret_post"
+    );
+    let id = registered["client_id"].as_str().expect("id");
+    let secret = registered["client_secret"].as_str().expect("secret");
+
+    let (status, body) = h
+        .token_request(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let response = within(
+        h.http
+            .post(h.url("/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send(),
+    )
+    .await
+    .expect("token");
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"], "invalid_client");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("client_secret_basic"),
+        "{body}"
+    );
+}

@@ -1,5 +1,6 @@
 //! One HTTP exchange of a session over the shared client: the request
-//! (bearer, session id, protocol version, custom headers), one refresh and
+//! (bearer, session id, protocol version, 2026-07-28's `Mcp-Method` and
+//! `Mcp-Name`, custom headers), one refresh and
 //! retry on a 401, and the answer (JSON or SSE) read within a size bound.
 
 use bytes::Bytes;
@@ -25,6 +26,8 @@ const ERROR_EXCERPT_BYTES: usize = 300;
 
 pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+pub const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
 const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
@@ -37,6 +40,9 @@ pub struct Target<'a> {
     pub session_id: Option<&'a HeaderValue>,
     /// Absent on initialize itself.
     pub version: Option<&'static str>,
+    /// The JSON-RPC method and its name parameter, sent as `Mcp-Method` and
+    /// `Mcp-Name` (SEP-2243) when set: on 2026-07-28 requests.
+    pub rpc: Option<(&'static str, Option<&'a str>)>,
 }
 
 /// Why a request produced no answer.
@@ -176,6 +182,12 @@ async fn execute(
     if let Some(version) = t.version {
         headers.insert(PROTOCOL_VERSION, HeaderValue::from_static(version));
     }
+    if let Some((method, name)) = t.rpc {
+        headers.insert(MCP_METHOD, HeaderValue::from_static(method));
+        if let Some(name) = name {
+            headers.insert(MCP_NAME, name_header(name)?);
+        }
+    }
     if let Some(body) = body {
         headers.insert(CONTENT_TYPE, JSON);
         *request.body_mut() = Some(body().into());
@@ -185,6 +197,26 @@ async fn execute(
         .execute(request)
         .await
         .map_err(|e| reqwest_error(&e))
+}
+
+/// An `Mcp-Name` value: the name itself when it is plain visible ASCII
+/// without edge spaces, else `=?base64?…?=` (SEP-2243).
+fn name_header(name: &str) -> Result<HeaderValue, CallError> {
+    use base64::Engine;
+    let plain = name.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        && !name.starts_with([' ', '\t'])
+        && !name.ends_with([' ', '\t'])
+        && !(name.starts_with("=?base64?") && name.ends_with("?="));
+    let value = if plain {
+        HeaderValue::from_str(name).ok()
+    } else {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(name);
+        HeaderValue::try_from(format!("=?base64?{encoded}?=")).ok()
+    };
+    value.ok_or_else(|| CallError {
+        kind: ErrorKind::Skipped,
+        message: format!("the name {name:?} cannot be sent as an Mcp-Name header"),
+    })
 }
 
 /// The error for a non-success answer, with a short excerpt of its body.

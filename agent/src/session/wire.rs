@@ -10,30 +10,52 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, IgnoredAny, Visitor};
 use serde_json::Value;
 
-/// Protocol versions this client speaks, newest first; `initialize` offers
-/// the first and accepts any of them in the answer.
-pub const KNOWN_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
-
 /// The `notifications/initialized` body.
 pub const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
-/// The `initialize` request with id `id`, offering our newest version.
-pub fn initialize(id: u64) -> Bytes {
+/// The per-request `_meta` of 2026-07-28 (SEP-2567): protocol version,
+/// client info and capabilities, the same bytes on every request.
+pub const STATELESS_META: &str = concat!(
+    r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","#,
+    r#""io.modelcontextprotocol/clientInfo":{"name":"mcp-swarm","version":""#,
+    env!("CARGO_PKG_VERSION"),
+    r#""},"io.modelcontextprotocol/clientCapabilities":{}}"#
+);
+
+/// The `initialize` request with id `id`, offering `version`.
+pub fn initialize(id: u64, version: &str) -> Bytes {
     let mut buf = Vec::with_capacity(192);
     buf.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
     buf.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
     buf.extend_from_slice(br#","method":"initialize","params":{"protocolVersion":""#);
-    buf.extend_from_slice(KNOWN_VERSIONS[0].as_bytes());
+    buf.extend_from_slice(version.as_bytes());
     buf.extend_from_slice(br#"","capabilities":{},"clientInfo":{"name":"mcp-swarm","version":""#);
     buf.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
     buf.extend_from_slice(br#""}}}"#);
     Bytes::from(buf)
 }
 
-/// A `tools/call` request; `args` is an object, or null for no arguments.
-pub fn tool_call(id: u64, tool: &str, args: &Value) -> Bytes {
+/// The `server/discover` request (2026-07-28) with id `id`.
+pub fn discover(id: u64) -> Bytes {
+    let mut buf = Vec::with_capacity(64 + STATELESS_META.len());
+    buf.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    buf.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+    buf.extend_from_slice(br#","method":"server/discover","params":{"_meta":"#);
+    buf.extend_from_slice(STATELESS_META.as_bytes());
+    buf.extend_from_slice(b"}}");
+    Bytes::from(buf)
+}
+
+/// A `tools/call` request; `args` is an object, or null for no arguments;
+/// `stateless` adds the 2026-07-28 `_meta`.
+pub fn tool_call(id: u64, tool: &str, args: &Value, stateless: bool) -> Bytes {
     // A guess that fits typical arguments without regrowing.
-    let mut buf = Vec::with_capacity(192 + tool.len());
+    let meta_len = if stateless {
+        STATELESS_META.len() + 9
+    } else {
+        0
+    };
+    let mut buf = Vec::with_capacity(192 + tool.len() + meta_len);
     buf.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
     buf.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
     buf.extend_from_slice(br#","method":"tools/call","params":{"name":"#);
@@ -45,6 +67,10 @@ pub fn tool_call(id: u64, tool: &str, args: &Value) -> Bytes {
         buf.extend_from_slice(b"{}");
     } else {
         let _ = serde_json::to_writer(&mut buf, args);
+    }
+    if stateless {
+        buf.extend_from_slice(br#","_meta":"#);
+        buf.extend_from_slice(STATELESS_META.as_bytes());
     }
     buf.extend_from_slice(b"}}");
     Bytes::from(buf)
@@ -70,6 +96,13 @@ pub struct RpcError {
 pub struct InitializeResult {
     #[serde(rename = "protocolVersion")]
     pub protocol_version: String,
+}
+
+/// The part of a `server/discover` result we use.
+#[derive(Debug, PartialEq, Deserialize)]
+pub struct DiscoverResult {
+    #[serde(default, rename = "supportedVersions")]
+    pub supported_versions: Vec<String>,
 }
 
 /// A `tools/call` result: text contents, `isError`, structured content.
@@ -293,18 +326,37 @@ mod tests {
             assert_eq!(got, expected);
         };
         check(
-            &tool_call(3, "nc_notes_get_note", &json!({"note_id": 1, "q": "a\"b"})),
+            &tool_call(
+                3,
+                "nc_notes_get_note",
+                &json!({"note_id": 1, "q": "a\"b"}),
+                false,
+            ),
             json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
                    "params": {"name": "nc_notes_get_note", "arguments": {"note_id": 1, "q": "a\"b"}}}),
         );
         check(
-            &tool_call(4, "t", &Value::Null),
+            &tool_call(4, "t", &Value::Null, false),
             json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "t", "arguments": {}}}),
         );
+        let meta = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "mcp-swarm", "version": env!("CARGO_PKG_VERSION")},
+            "io.modelcontextprotocol/clientCapabilities": {},
+        });
         check(
-            &initialize(1),
+            &tool_call(5, "t", &json!({"a": 1}), true),
+            json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                   "params": {"name": "t", "arguments": {"a": 1}, "_meta": meta}}),
+        );
+        check(
+            &discover(6),
+            json!({"jsonrpc": "2.0", "id": 6, "method": "server/discover", "params": {"_meta": meta}}),
+        );
+        check(
+            &initialize(1, "2025-06-18"),
             json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": KNOWN_VERSIONS[0], "capabilities": {},
+                "protocolVersion": "2025-06-18", "capabilities": {},
                 "clientInfo": {"name": "mcp-swarm", "version": env!("CARGO_PKG_VERSION")}}}),
         );
         check(

@@ -1,11 +1,13 @@
 //! `--login direct`: authorization code + PKCE (S256) by plain HTTP. Follows
-//! the IdP's redirects by hand, posts its login form (and consent form),
+//! the IdP's redirects by hand, posts its login form and presses its consent
+//! button (whatever it says, or the one `--login-consent-selector` names),
 //! and reads the code from the redirect to `REDIRECT_URI` without following it.
+//! Errors name the page they stopped on and what was looked for there.
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use super::form::{Form, parse_forms};
+use super::form::{Form, parse_page};
 use super::{Authenticator, LoginError, REDIRECT_URI, TokenSet};
 use crate::provision::{TestUser, random_secret};
 use common::Secret;
@@ -120,7 +122,7 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
     let mut jar = CookieJar::default();
     let mut next = Next::Get(authorize);
     let mut posted_credentials = false;
-    let mut posted_consent = false;
+    let mut pressed_consent: Option<String> = None;
     for _ in 0..MAX_HOPS {
         let (url, req) = match next {
             Next::Get(url) => (url.clone(), auth.http().get(url)),
@@ -180,29 +182,30 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
             )));
         }
         let body = resp.text().await.map_err(|e| flow(e.to_string()))?;
-        let forms = parse_forms(&body);
-        if let Some(form) = forms.iter().find(|f| f.has_field(&fields.password)) {
+        let page = parse_page(&body);
+        let here = strip_query(&url);
+        if let Some(form) = page.forms.iter().find(|f| f.has_field(&fields.password)) {
             if posted_credentials {
                 return Err(LoginError::OAuth {
                     user: name.clone(),
                     stage: "login form",
                     error: "credentials_rejected".into(),
-                    description: Some(
-                        "the IdP showed its login form again after the credentials were posted"
-                            .into(),
-                    ),
+                    description: Some(format!(
+                        "{here} showed its login form again after the credentials were posted"
+                    )),
                 });
+            }
+            if !form.has_field(&fields.user) {
+                return Err(flow(format!(
+                    "the login form at {here} has no field {:?} (set --login-user-field): {}",
+                    fields.user,
+                    page.describe()
+                )));
             }
             posted_credentials = true;
             let mut values = form.fields();
             set_field(&mut values, &fields.user, user.name.as_str());
             set_field(&mut values, &fields.password, user.password.expose());
-            if !form.has_field(&fields.user) {
-                return Err(flow(format!(
-                    "the login form has no field {:?} (set --login-user-field)",
-                    fields.user
-                )));
-            }
             if let Some(b) = form.buttons.first()
                 && let (Some(n), Some(v)) = (&b.name, &b.value)
             {
@@ -211,11 +214,14 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
             next = submit(&url, form, values).map_err(flow)?;
             continue;
         }
-        if let Some((form, button)) = forms.iter().find_map(|f| f.allow_button().map(|b| (f, b))) {
-            if posted_consent {
-                return Err(flow("the consent page came back after allowing".into()));
+        if let Some((form, button)) = page.consent_choice(fields.consent.as_ref()) {
+            if let Some(pressed) = &pressed_consent {
+                return Err(flow(format!(
+                    "the consent page came back at {here} after pressing {pressed:?}: {}",
+                    page.describe()
+                )));
             }
-            posted_consent = true;
+            pressed_consent = Some(button.label.clone());
             let mut values = form.fields();
             if let (Some(n), Some(v)) = (&button.name, &button.value) {
                 values.push((n.clone(), v.clone()));
@@ -223,10 +229,19 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
             next = submit(&url, form, values).map_err(flow)?;
             continue;
         }
+        let consent = match &fields.consent {
+            Some(c) => format!("a button matching --login-consent-selector {:?}", c.as_str()),
+            None => "a consent form's submit button (one that does not read like Deny or Cancel; or set --login-consent-selector)".into(),
+        };
         return Err(flow(format!(
-            "{} answered a page with neither a login form (field {:?}) nor a consent button",
-            strip_query(&url),
-            fields.password
+            "{here} answered a {}{}: looked for a login form with a field {:?} (see --login-password-field) or {consent}",
+            page.describe(),
+            if posted_credentials {
+                " after the credentials were posted"
+            } else {
+                ""
+            },
+            fields.password,
         )));
     }
     Err(flow(format!(

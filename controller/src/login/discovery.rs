@@ -13,6 +13,11 @@ pub struct Endpoints {
     pub authorization_endpoint: url::Url,
     pub token_endpoint: url::Url,
     pub registration_endpoint: Option<url::Url>,
+    /// How clients may authenticate at the token endpoint (RFC 8414's default when the
+    /// metadata says nothing: `client_secret_basic`).
+    pub token_endpoint_auth_methods: Vec<String>,
+    /// Whether the AS takes URL client ids (Client ID Metadata Documents).
+    pub client_id_metadata_document_supported: bool,
     /// Scopes the protected resource supports (to request by default).
     pub scopes_supported: Vec<String>,
     /// The resource identifier (RFC 8707) to request tokens for.
@@ -37,6 +42,10 @@ struct ServerMetadata {
     token_endpoint: url::Url,
     #[serde(default)]
     registration_endpoint: Option<url::Url>,
+    #[serde(default)]
+    token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    client_id_metadata_document_supported: bool,
 }
 
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"mcp-swarm-controller","version":"0"}}}"#;
@@ -120,6 +129,10 @@ pub async fn discover(http: &reqwest::Client, mcp_url: &url::Url) -> Result<Endp
         authorization_endpoint: asm.authorization_endpoint,
         token_endpoint: asm.token_endpoint,
         registration_endpoint: asm.registration_endpoint,
+        token_endpoint_auth_methods: asm
+            .token_endpoint_auth_methods_supported
+            .unwrap_or_else(|| vec!["client_secret_basic".to_owned()]),
+        client_id_metadata_document_supported: asm.client_id_metadata_document_supported,
         scopes_supported: prm.scopes_supported,
         resource: prm.resource.unwrap_or_else(|| mcp_url.to_string()),
     })

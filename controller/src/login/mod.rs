@@ -1,11 +1,13 @@
-//! Getting tokens for test users: discovery, the OAuth client (DCR or
-//! `--client-id`), the login methods, and refresh.
+//! Getting tokens for test users: discovery, the login methods, and refresh;
+//! the OAuth client itself (DCR, `--client-id`, metadata document) is `client`.
 
 pub mod browser;
 pub mod callback;
+pub mod client;
 pub mod direct;
 pub mod discovery;
 pub mod form;
+pub mod selector;
 pub mod tokens_file;
 
 use std::collections::BTreeMap;
@@ -21,6 +23,7 @@ use serde::Deserialize;
 use crate::cli::LoginMethod;
 use crate::config::LoginConfig;
 use crate::provision::TestUser;
+pub use client::{OAuthClient, TokenAuthMethod, check_client_metadata_url};
 pub use discovery::Endpoints;
 
 /// Where the IdP sends the browser back; direct login reads the code from
@@ -80,22 +83,6 @@ impl TokenSet {
     }
 }
 
-/// The OAuth client the controller logs users in with.
-#[derive(Clone)]
-pub struct OAuthClient {
-    pub client_id: String,
-    pub client_secret: Option<Secret>,
-}
-
-impl fmt::Debug for OAuthClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OAuthClient")
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
-            .finish()
-    }
-}
-
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
@@ -106,7 +93,7 @@ struct TokenResponse {
 }
 
 #[derive(Deserialize)]
-struct OAuthErrorBody {
+pub(crate) struct OAuthErrorBody {
     error: String,
     #[serde(default)]
     error_description: Option<String>,
@@ -208,14 +195,23 @@ impl Authenticator {
         let redirect_uri = callback
             .as_ref()
             .map_or_else(|| REDIRECT_URI.to_owned(), |c| c.redirect_uri());
-        let client = match (&config.client_id, config.method) {
-            (Some(id), _) => Some(OAuthClient {
-                client_id: id.clone(),
-                client_secret: config.client_secret.clone(),
-            }),
-            (None, LoginMethod::TokensFile) => None,
-            (None, method) => Some(
-                register_client(&http, &endpoints, method, scope.as_deref(), &redirect_uri).await?,
+        let client = match (
+            &config.client_id,
+            &config.client_metadata_url,
+            config.method,
+        ) {
+            (Some(id), _, _) => Some(OAuthClient::given(
+                id,
+                config.client_secret.clone(),
+                &endpoints,
+            )?),
+            (None, Some(url), _) => {
+                Some(client::metadata_document_client(&http, url, &endpoints, &redirect_uri).await?)
+            }
+            (None, None, LoginMethod::TokensFile) => None,
+            (None, None, method) => Some(
+                client::register_client(&http, &endpoints, method, scope.as_deref(), &redirect_uri)
+                    .await?,
             ),
         };
         if config.method == LoginMethod::ClientCredentials
@@ -252,7 +248,7 @@ impl Authenticator {
         };
         match &client {
             Some(c) => {
-                tracing::info!(issuer = %endpoints.issuer, client_id = %c.client_id, "OAuth client ready")
+                tracing::info!(issuer = %endpoints.issuer, client_id = %c.client_id, auth_method = %c.auth_method, "OAuth client ready")
             }
             None => tracing::info!(
                 issuer = %endpoints.issuer,
@@ -455,11 +451,10 @@ impl Authenticator {
                 "{stage}: no OAuth client to call the token endpoint with; pass --client-id (the client the tokens were issued to)"
             ),
         })?;
-        form.push(("client_id", client.client_id.clone()));
-        let mut req = self.http.post(self.endpoints.token_endpoint.clone());
-        if let Some(secret) = &client.client_secret {
-            req = req.basic_auth(&client.client_id, Some(secret.expose()));
-        }
+        let req = client.authenticate(
+            self.http.post(self.endpoints.token_endpoint.clone()),
+            &mut form,
+        );
         let resp = req
             .header("Accept", "application/json")
             .form(&form)
@@ -514,77 +509,4 @@ impl Authenticator {
     pub(crate) fn form_fields(&self) -> &crate::config::FormFields {
         &self.form
     }
-}
-
-#[derive(Deserialize)]
-struct RegistrationResponse {
-    client_id: String,
-    #[serde(default)]
-    client_secret: Option<String>,
-}
-
-/// RFC 7591 registration of one public client for the whole run.
-async fn register_client(
-    http: &reqwest::Client,
-    endpoints: &Endpoints,
-    method: LoginMethod,
-    scope: Option<&str>,
-    redirect_uri: &str,
-) -> Result<OAuthClient, LoginError> {
-    let url = endpoints.registration_endpoint.clone().ok_or_else(|| LoginError::Registration {
-        url: endpoints.issuer.clone(),
-        message: "the authorization server offers no registration_endpoint: pass --client-id (and MCP_SWARM_CLIENT_SECRET if confidential)".into(),
-    })?;
-    let err = |message: String| LoginError::Registration {
-        url: url.to_string(),
-        message,
-    };
-    let mut grant_types = vec!["authorization_code", "refresh_token"];
-    let mut auth_method = "none";
-    match method {
-        LoginMethod::Password => grant_types.push("password"),
-        LoginMethod::ClientCredentials => {
-            grant_types = vec!["client_credentials"];
-            auth_method = "client_secret_basic";
-        }
-        _ => {}
-    }
-    let mut body = serde_json::json!({
-        "client_name": "mcp-swarm",
-        "redirect_uris": [redirect_uri],
-        "grant_types": grant_types,
-        "response_types": ["code"],
-        "token_endpoint_auth_method": auth_method,
-    });
-    if let Some(scope) = scope {
-        body["scope"] = scope.into();
-    }
-    let resp = http
-        .post(url.clone())
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| err(discovery::error_chain(&e)))?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    if !status.is_success() {
-        let detail = serde_json::from_str::<OAuthErrorBody>(&text)
-            .map(|b| {
-                format!(
-                    "{}{}",
-                    b.error,
-                    b.error_description
-                        .map(|d| format!(" ({d})"))
-                        .unwrap_or_default()
-                )
-            })
-            .unwrap_or_else(|_| format!("HTTP {status}"));
-        return Err(err(detail));
-    }
-    let r: RegistrationResponse =
-        serde_json::from_str(&text).map_err(|e| err(format!("unexpected answer: {e}")))?;
-    Ok(OAuthClient {
-        client_id: r.client_id,
-        client_secret: r.client_secret.map(Secret::new),
-    })
 }

@@ -329,7 +329,21 @@ fn mcp_report(merged: &SeriesSet, input: &ReportInput) -> McpReport {
             *class += n;
         }
     }
+    let mut by_version = std::collections::BTreeMap::new();
+    for v in common::protocol::McpVersion::ALL {
+        let n: u64 = input.agents.iter().map(|a| a.mcp.sessions(v)).sum();
+        if n > 0 {
+            by_version.insert(v.as_str().to_owned(), n);
+        }
+    }
+    // The most sessions win; on a tie, the newer version.
+    let protocol_version = by_version
+        .iter()
+        .max_by_key(|(v, n)| (**n, (*v).clone()))
+        .map(|(v, _)| v.clone());
     McpReport {
+        protocol_version,
+        sessions_by_protocol_version: by_version,
         initializations: init.total(),
         initialize_failures: init.failed,
         initialize_latency: LatencyStats::from_histogram(&init.histogram),

@@ -297,6 +297,9 @@ fn write_auth(out: &mut String, r: &Report) -> std::fmt::Result {
 fn write_mcp(out: &mut String, r: &Report) -> std::fmt::Result {
     let m = &r.mcp;
     section(out, "MCP")?;
+    if let Some(v) = &m.protocol_version {
+        writeln!(out, "Protocol Version: {v}")?;
+    }
     writeln!(
         out,
         "Sessions Initialized: {} ({} failed), {}",

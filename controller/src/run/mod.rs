@@ -528,6 +528,7 @@ fn assignments(
                         .collect(),
                     load,
                     request_timeout: p.config.request_timeout,
+                    mcp_version: p.config.mcp_version,
                     stages: p.config.stages.clone(),
                     rate_share: share.rate_share,
                 },

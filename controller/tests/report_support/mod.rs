@@ -199,10 +199,17 @@ pub fn realistic_input() -> ReportInput {
                 max_lateness_us: 1_500 * i as u64,
                 active_vusers: users.len() as u64,
             },
-            mcp: McpStats {
-                session_reinitializations: i as u64,
-                auth_failures: u64::from(i == 1),
-                refresh_requests: u64::from(i == 1),
+            mcp: {
+                let mut mcp = McpStats {
+                    session_reinitializations: i as u64,
+                    auth_failures: u64::from(i == 1),
+                    refresh_requests: u64::from(i == 1),
+                    ..McpStats::default()
+                };
+                for _ in 0..users.len() {
+                    mcp.count_session(common::protocol::McpVersion::V2026_07_28);
+                }
+                mcp
             },
             intervals_received: ran,
         });

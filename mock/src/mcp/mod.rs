@@ -22,6 +22,7 @@ use crate::{App, MCP_SCOPE, MockConfig, SCOPES, lock};
 
 pub mod faults;
 mod tools;
+pub mod wire_stats;
 
 /// Largest MCP POST body the guard buffers to look at the JSON-RPC method.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -205,6 +206,7 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
         return insufficient_scope(app);
     }
     let user = claims.sub;
+    app.wire_stats.count(req.headers());
     let session = req
         .headers()
         .get(SESSION_HEADER)

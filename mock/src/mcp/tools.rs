@@ -8,7 +8,9 @@ use std::sync::Arc;
 use http::request::Parts;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    CallToolResult, ContentBlock, ProtocolVersion, ServerCapabilities, ServerConfig,
+};
 use rmcp::{
     ErrorData, ServerHandler, handler::server::common::Extension, tool, tool_handler, tool_router,
 };
@@ -383,6 +385,14 @@ impl ServerHandler for NcServer {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
             "mcp-swarm mock of the Nextcloud MCP server: notes, shares and WebDAV files",
         )
+    }
+
+    /// Every version rmcp knows, or those `--mcp-versions` names.
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        match &self.app.mcp_versions {
+            None => Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS),
+            Some(versions) => Cow::Owned(versions.clone()),
+        }
     }
 }
 

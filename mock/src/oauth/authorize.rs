@@ -63,14 +63,26 @@ fn login_page(pending_id: &str, csrf: &str, error: Option<&str>) -> Response {
     page(status, "Log in", &body)
 }
 
-fn consent_page(pending_id: &str, csrf: &str, client: &str, scope: &str) -> Response {
+/// Allow and Deny buttons, or (`--consent-label`) one unnamed button with that label.
+fn consent_page(
+    pending_id: &str,
+    csrf: &str,
+    client: &str,
+    scope: &str,
+    label: Option<&str>,
+) -> Response {
+    let buttons = match label {
+        Some(label) => format!(r#"<button type="submit">{}</button>"#, escape(label)),
+        None => r#"<button type="submit" name="decision" value="allow">Allow</button>
+<button type="submit" name="decision" value="deny">Deny</button>"#
+            .to_owned(),
+    };
     let body = format!(
         r#"<p>{client} wants to access your account with scopes: {scope}</p>
 <form method="post" action="/consent" name="consent" id="consent">
 <input type="hidden" name="pending" value="{p}">
 <input type="hidden" name="csrf_token" value="{c}">
-<button type="submit" name="decision" value="allow">Allow</button>
-<button type="submit" name="decision" value="deny">Deny</button>
+{buttons}
 </form>"#,
         client = escape(client),
         scope = escape(scope),
@@ -154,8 +166,16 @@ pub async fn authorize(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -
     let Some(client_id) = get("client_id") else {
         return error_page("missing client_id");
     };
-    let Some(client) = app.auth().clients.get(client_id).cloned() else {
-        return error_page("unknown client_id");
+    let client = if app.client_metadata_documents && super::cimd::is_url_client_id(client_id) {
+        match super::cimd::resolve(&app, client_id).await {
+            Ok(client) => client,
+            Err(e) => return error_page(&e),
+        }
+    } else {
+        let Some(client) = app.auth().clients.get(client_id).cloned() else {
+            return error_page("unknown client_id");
+        };
+        client
     };
     let redirect_uri = match get("redirect_uri") {
         Some(uri)
@@ -310,7 +330,13 @@ pub async fn login(State(app): State<Arc<App>>, body: Bytes) -> Response {
             .and_then(|c| c.name.clone())
             .unwrap_or(client_id);
         drop(auth);
-        return consent_page(&pending_id, &csrf, &client, &scope);
+        return consent_page(
+            &pending_id,
+            &csrf,
+            &client,
+            &scope,
+            app.consent_label.as_deref(),
+        );
     }
     let Some(pending) = auth.pending.remove(&pending_id) else {
         return error_page("this login request has expired; start again");
@@ -331,7 +357,13 @@ pub async fn consent(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let Stage::Consent { user } = pending.stage else {
         return error_page("log in first");
     };
-    if form.get("decision").map(String::as_str) == Some("allow") {
+    // With a single unnamed button, posting the form is the consent.
+    let decision = form.get("decision").map(String::as_str);
+    let allowed = match app.consent_label {
+        Some(_) => decision.is_none_or(|d| d == "allow"),
+        None => decision == Some("allow"),
+    };
+    if allowed {
         issue_code(&app, pending.request, &user)
     } else {
         redirect_error(

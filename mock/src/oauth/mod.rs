@@ -1,5 +1,6 @@
 //! The OAuth 2.1 authorization server: routes, discovery metadata, JWKS, dynamic client
-//! registration, the shared error type and client authentication.
+//! registration and the shared error type; client authentication is in `client_auth`, Client
+//! ID Metadata Documents in `cimd`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,20 +8,22 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
 use crate::{App, SCOPES, Secret};
 
 mod authorize;
+mod cimd;
+pub mod client_auth;
 pub mod jwt;
 pub mod store;
 pub mod token;
 
+use client_auth::method_names;
+pub use client_auth::{TokenAuthMethod, authenticate_client, basic_credentials};
 use store::{Client, random_token};
 
 pub const GRANT_TYPES: [&str; 4] = [
@@ -29,7 +32,6 @@ pub const GRANT_TYPES: [&str; 4] = [
     "password",
     "client_credentials",
 ];
-const AUTH_METHODS: [&str; 3] = ["none", "client_secret_basic", "client_secret_post"];
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -48,6 +50,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/revoke", post(token::revoke))
         .route("/userinfo", get(token::userinfo).post(token::userinfo))
         .with_state(app)
+}
+
+/// How long fetching one client metadata document may take.
+pub fn cimd_fetch_timeout() -> std::time::Duration {
+    cimd::FETCH_TIMEOUT
 }
 
 /// An RFC 6749 error response: JSON `{error, error_description}`, never cached.
@@ -103,56 +110,6 @@ pub fn parse_form(body: &[u8]) -> HashMap<String, String> {
     out
 }
 
-/// Decodes `Authorization: Basic` into (user, password), form-urldecoding both per RFC 6749 §2.3.1.
-pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = String::from_utf8(B64.decode(encoded.trim()).ok()?).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    let unescape = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    Some((unescape(user), unescape(password)))
-}
-
-/// Authenticates the client of a token, introspection or revocation request.
-pub fn authenticate_client(
-    app: &App,
-    headers: &HeaderMap,
-    form: &HashMap<String, String>,
-) -> Result<Client, OAuthError> {
-    let (id, secret) = match basic_credentials(headers) {
-        Some((id, secret)) => (id, Some(secret)),
-        None => match form.get("client_id") {
-            Some(id) => (id.clone(), form.get("client_secret").cloned()),
-            None => {
-                return Err(OAuthError::new(
-                    "invalid_client",
-                    "client authentication required",
-                ));
-            }
-        },
-    };
-    let client = app
-        .auth()
-        .clients
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| OAuthError::new("invalid_client", "unknown client"))?;
-    match (&client.secret, secret) {
-        (None, _) => Ok(client),
-        (Some(expected), Some(given)) if expected.matches(&given) => Ok(client),
-        (Some(_), Some(_)) => Err(OAuthError::new("invalid_client", "wrong client secret")),
-        (Some(_), None) => Err(OAuthError::new("invalid_client", "client secret required")),
-    }
-}
-
 /// Checks `requested` (space-separated) against what the client may get; `None` = all of it.
 pub fn resolve_scope(requested: Option<&str>, allowed: &str) -> Result<String, OAuthError> {
     let Some(requested) = requested.map(str::trim).filter(|s| !s.is_empty()) else {
@@ -182,7 +139,8 @@ pub fn check_resource(app: &App, resource: Option<&str>) -> Result<(), OAuthErro
 
 async fn metadata(State(app): State<Arc<App>>) -> impl IntoResponse {
     let i = &app.issuer;
-    axum::Json(json!({
+    let methods = method_names(&app.token_auth_methods);
+    let mut metadata = json!({
         "issuer": i,
         "authorization_endpoint": format!("{i}/authorize"),
         "token_endpoint": format!("{i}/token"),
@@ -195,14 +153,18 @@ async fn metadata(State(app): State<Arc<App>>) -> impl IntoResponse {
         "response_modes_supported": ["query"],
         "grant_types_supported": GRANT_TYPES,
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
-        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
-        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_methods_supported": methods,
+        "introspection_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_methods_supported": methods,
         "scopes_supported": SCOPES,
         "authorization_response_iss_parameter_supported": true,
         "id_token_signing_alg_values_supported": ["EdDSA"],
         "subject_types_supported": ["public"],
-    }))
+    });
+    if app.client_metadata_documents {
+        metadata["client_id_metadata_document_supported"] = json!(true);
+    }
+    axum::Json(metadata)
 }
 
 async fn jwks(State(app): State<Arc<App>>) -> impl IntoResponse {
@@ -271,13 +233,29 @@ async fn register(State(app): State<Arc<App>>, body: Bytes) -> Response {
             format!("unsupported response_types {types}"),
         );
     }
+    // RFC 7591 §2: the default is client_secret_basic, or here the first method accepted.
+    let accepted = &app.token_auth_methods;
     let auth_method = match meta.get("token_endpoint_auth_method") {
-        None => "client_secret_basic".to_owned(),
-        Some(Value::String(m)) if AUTH_METHODS.contains(&m.as_str()) => m.clone(),
+        None if accepted.contains(&TokenAuthMethod::ClientSecretBasic) => {
+            TokenAuthMethod::ClientSecretBasic
+        }
+        None => accepted[0],
+        Some(Value::String(m)) => match m.parse::<TokenAuthMethod>() {
+            Ok(m) if accepted.contains(&m) => m,
+            _ => {
+                return registration_error(
+                    "invalid_client_metadata",
+                    format!(
+                        "unsupported token_endpoint_auth_method {m}: this server supports {}",
+                        method_names(accepted).join(", ")
+                    ),
+                );
+            }
+        },
         Some(m) => {
             return registration_error(
                 "invalid_client_metadata",
-                format!("unsupported token_endpoint_auth_method {m}"),
+                format!("token_endpoint_auth_method must be a string, got {m}"),
             );
         }
     };
@@ -293,7 +271,9 @@ async fn register(State(app): State<Arc<App>>, body: Bytes) -> Response {
         .get("client_name")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let secret = (auth_method != "none").then(|| Secret::new(random_token()));
+    let secret = auth_method
+        .has_secret()
+        .then(|| Secret::new(random_token()));
     let client = Client {
         id: uuid::Uuid::new_v4().to_string(),
         secret: secret.clone(),
@@ -312,7 +292,7 @@ async fn register(State(app): State<Arc<App>>, body: Bytes) -> Response {
     out.insert("response_types".into(), json!(["code"]));
     out.insert(
         "token_endpoint_auth_method".into(),
-        json!(client.auth_method),
+        json!(client.auth_method.as_str()),
     );
     out.insert("scope".into(), json!(client.scope));
     if let Some(secret) = &secret {

@@ -31,7 +31,7 @@ pub struct Client {
     pub secret: Option<Secret>,
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
-    pub auth_method: String,
+    pub auth_method: super::TokenAuthMethod,
     pub name: Option<String>,
     pub scope: String,
     pub issued_at: u64,
