@@ -156,6 +156,10 @@ pub struct StartArgs {
     /// gRPC address agents dial [default: 127.0.0.1:0 when spawning, 0.0.0.0:7000 with --no-spawn].
     #[arg(long, env = "MCP_SWARM_LISTEN")]
     pub listen: Option<std::net::SocketAddr>,
+    /// Serve /health (200 once agents can attach), /metrics (Prometheus) and
+    /// /api/v1/status (JSON) on this address, e.g. 0.0.0.0:9090.
+    #[arg(long, env = "MCP_SWARM_HTTP")]
+    pub http: Option<std::net::SocketAddr>,
     /// A separate agent executable to spawn [default: this executable, run as `controller agent`].
     #[arg(long, env = "MCP_SWARM_AGENT_BIN")]
     pub agent_bin: Option<PathBuf>,

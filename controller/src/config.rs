@@ -137,6 +137,8 @@ pub struct RunConfig {
     pub cleanup: bool,
     pub agents: AgentsMode,
     pub listen: SocketAddr,
+    /// Where `/health`, `/metrics` and `/api/v1/status` are served.
+    pub http: Option<SocketAddr>,
     pub agent_timeout: Duration,
     pub scenario_file: Option<PathBuf>,
     pub load: LoadModel,
@@ -168,6 +170,7 @@ struct FileConfig {
     agents: Option<u32>,
     no_spawn: Option<bool>,
     listen: Option<SocketAddr>,
+    http: Option<SocketAddr>,
     agent_bin: Option<PathBuf>,
     agent_timeout: Option<DurationValue>,
     scenario: Option<PathBuf>,
@@ -515,6 +518,7 @@ impl RunConfig {
             cleanup,
             agents,
             listen,
+            http: args.http.or(file.http),
             agent_timeout: args
                 .agent_timeout
                 .or(fdur(&file.agent_timeout, "agent_timeout")?)

@@ -145,7 +145,7 @@ pub fn init_tracing(log: LogConfig) {
     let ours = if log.verbose { "debug" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "warn,controller={ours},mock={ours},chromiumoxide=error"
+            "warn,controller={ours},observe={ours},mock={ours},chromiumoxide=error"
         ))
     });
     let builder = tracing_subscriber::fmt()

@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod aggregate;
+pub mod progress;
 pub mod session;
 pub mod status;
 pub mod steer;
@@ -12,7 +13,7 @@ pub mod users;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use common::scenario::{Scenario, Workload};
@@ -201,6 +202,23 @@ async fn with_target(
         .local_addr()
         .context("the gRPC listener's address")?;
     tracing::info!("listening for agents on http://{local}");
+    // Ready (for a container probe) once agents can attach.
+    let live = observe::Live::new();
+    live.update(|f| {
+        f.started_at = Some(SystemTime::now());
+        f.phase = observe::Phase::Agents;
+        f.ready = true;
+    });
+    let http_token = CancellationToken::new();
+    if let Some(addr) = config.http {
+        observe::serve(
+            addr,
+            live.clone(),
+            observe::server::Role::Controller,
+            http_token.clone(),
+        )
+        .await?;
+    }
 
     let secret = match &config.agents {
         AgentsMode::Spawn { .. } => random_secret(48),
@@ -237,7 +255,7 @@ async fn with_target(
     };
 
     let mut pool = UserPool::new(config, target)?;
-    let mut session = Session::new(events_rx, registry);
+    let mut session = Session::new(events_rx, registry, live.clone());
     let result = drive(
         p,
         target,
@@ -264,6 +282,11 @@ async fn with_target(
     if let Some(p) = processes {
         p.finish(AGENT_EXIT_TIMEOUT).await;
     }
+    live.update(|f| {
+        f.phase = observe::Phase::Done;
+        f.ready = false;
+    });
+    http_token.cancel();
     server_token.cancel();
     match tokio::time::timeout(SHUTDOWN_TIMEOUT, server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "gRPC server error"),
@@ -328,6 +351,15 @@ async fn drive(
         duration = %common::duration::format_duration(config.duration),
         "run started"
     );
+    session.live.update(|f| {
+        // Elapsed and total in the live view count from the agents' start.
+        f.started_at = Some(schedule.started_at);
+        f.phase = observe::Phase::Warmup;
+        f.measure_from = Some(schedule.measure_from);
+        f.measure_for = Some(config.duration);
+    });
+    let view_stop = CancellationToken::new();
+    let view = progress::spawn(session.live.clone(), view_stop.clone());
 
     let frame = report_frame(p, target, pool.users.len());
     let mut search = p.capacity.clone().map(|c| {
@@ -345,6 +377,9 @@ async fn drive(
     let collected = session
         .collect(schedule, drain, &mut tokens, cancel, steer)
         .await;
+    session.live.update(|f| f.phase = observe::Phase::Draining);
+    view_stop.cancel();
+    let _ = view.await;
     let token_stats = tokens.finish().await;
     auth.close().await;
 

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::agents::{AgentState, Phase};
 use super::aggregate::{Aggregate, Folded, Window};
-use super::status::{STATUS_EVERY, print_status};
+use super::status::publish;
 use super::steer::Steer;
 use crate::messages::{AgentEvent, Assignment, FromAgent, StartCommand, ToAgent, TokenUpdate};
 use crate::registry::Registry;
@@ -49,6 +49,8 @@ pub struct Session {
     /// What the agents measured, folded as it arrives.
     aggregate: Aggregate,
     pub failures: Vec<String>,
+    /// What the progress view and `--http` show.
+    pub live: observe::Live,
 }
 
 pub struct Collected {
@@ -57,7 +59,11 @@ pub struct Collected {
 }
 
 impl Session {
-    pub fn new(events: mpsc::Receiver<AgentEvent>, registry: Arc<Registry>) -> Session {
+    pub fn new(
+        events: mpsc::Receiver<AgentEvent>,
+        registry: Arc<Registry>,
+        live: observe::Live,
+    ) -> Session {
         Session {
             events,
             registry,
@@ -66,6 +72,7 @@ impl Session {
             user_agent: BTreeMap::new(),
             aggregate: Aggregate::default(),
             failures: Vec::new(),
+            live,
         }
     }
 
@@ -89,6 +96,7 @@ impl Session {
                     common::duration::format_duration(timeout)
                 ),
                 _ = tick.tick() => {
+                    publish(&self.live, &self.agents, None);
                     if let Some(p) = processes.as_deref_mut()
                         && let Some(exit) = p.exited()
                     {
@@ -217,6 +225,7 @@ impl Session {
             bail!("no agent could open an MCP session: {}", samples.join("; "));
         }
         tracing::info!(sessions = open, "all agents ready");
+        publish(&self.live, &self.agents, None);
         Ok(())
     }
 
@@ -262,7 +271,6 @@ impl Session {
         let mut stopped = false;
         let mut interrupted = false;
         let mut tick = tokio::time::interval(TICK);
-        let mut next_status = Instant::now() + STATUS_EVERY;
         while !self.agents.values().all(AgentState::finished) {
             tokio::select! {
                 () = cancel.cancelled(), if !interrupted => {
@@ -290,10 +298,7 @@ impl Session {
                     if let Some(steer) = steer.as_deref_mut() && !stopped {
                         self.steer(steer).await;
                     }
-                    if Instant::now() >= next_status {
-                        next_status += STATUS_EVERY;
-                        print_status(&self.agents, &schedule);
-                    }
+                    publish(&self.live, &self.agents, Some(&schedule));
                 }
                 Some(update) = tokens.updates.recv() => self.push_token(update).await,
                 ev = self.events.recv() => match ev {
@@ -326,6 +331,13 @@ impl Session {
                             from: schedule.measure_from,
                             until: schedule.end_at,
                         };
+                        let lag = SystemTime::now()
+                            .duration_since(i.start + i.length)
+                            .unwrap_or_default();
+                        self.live.update(|f| {
+                            f.add(&i.series, i.start >= schedule.measure_from);
+                            f.interval_lag = lag;
+                        });
                         if let Folded::Interval { operations, errors } =
                             self.aggregate.interval(&agent, i, window)
                         {
@@ -399,9 +411,11 @@ impl Session {
         let agent = self.user_agent.get(&update.user);
         if let Some(state) = agent.and_then(|a| self.agents.get(a))
             && !state.finished()
-            && let Err(e) = state.send(ToAgent::TokenUpdate(update)).await
         {
-            tracing::debug!(error = %e, "token update not delivered");
+            match state.send(ToAgent::TokenUpdate(update)).await {
+                Ok(()) => self.live.update(|f| f.token_refreshes += 1),
+                Err(e) => tracing::debug!(error = %e, "token update not delivered"),
+            }
         }
     }
 

@@ -1,41 +1,55 @@
-//! The live status line, printed every `STATUS_EVERY` while the run goes.
+//! What the run publishes to its live figures (`observe::Live`) besides
+//! the interval deltas: each agent's state, the users running and the phase.
+//! The progress view and `--http` read them from there.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use common::ids::AgentId;
+use observe::{AgentView, Live, Phase as RunPhase};
 
 use super::agents::{AgentState, Phase};
 use super::session::Schedule;
 
-/// How often the live status line is printed.
-pub const STATUS_EVERY: Duration = Duration::from_secs(5);
+fn state_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Attached | Phase::Assigned => "attached",
+        Phase::Ready => "ready",
+        Phase::Running => "running",
+        Phase::Finished => "done",
+        Phase::Lost => "lost",
+    }
+}
 
-pub fn print_status(agents: &BTreeMap<AgentId, AgentState>, schedule: &Schedule) {
-    let elapsed = SystemTime::now()
-        .duration_since(schedule.started_at)
-        .unwrap_or_default();
-    let ops: u64 = agents.values().map(|a| a.live_ops).sum();
-    let errors: u64 = agents.values().map(|a| a.live_errors).sum();
-    let running = agents
+/// Publishes the agents and, once the run is scheduled, its phase.
+pub fn publish(live: &Live, agents: &BTreeMap<AgentId, AgentState>, schedule: Option<&Schedule>) {
+    let views: Vec<AgentView> = agents
+        .values()
+        .map(|a| AgentView {
+            name: a.name.clone(),
+            state: state_name(a.phase),
+            n_users: a.users.len() as u64,
+        })
+        .collect();
+    let active_users = agents
         .values()
         .filter(|a| a.phase == Phase::Running)
-        .count();
-    let lost = agents.values().filter(|a| a.phase == Phase::Lost).count();
-    let phase = if SystemTime::now() < schedule.measure_from {
-        "warmup"
-    } else {
-        "measuring"
-    };
-    tracing::info!(
-        "[{:>4}s {phase}] operations {ops} ({:.1}/s), errors {errors}, agents running {running}/{}{}",
-        elapsed.as_secs(),
-        ops as f64 / elapsed.as_secs_f64().max(0.001),
-        agents.len(),
-        if lost > 0 {
-            format!(", lost {lost}")
-        } else {
-            String::new()
+        .map(|a| a.generator.active_vusers)
+        .sum();
+    live.update(|f| {
+        f.agents = views;
+        f.active_users = active_users;
+        if let Some(s) = schedule
+            && f.phase.is_running()
+        {
+            let now = SystemTime::now();
+            f.phase = if now < s.measure_from {
+                RunPhase::Warmup
+            } else if now < s.end_at {
+                RunPhase::Measuring
+            } else {
+                RunPhase::Draining
+            };
         }
-    );
+    });
 }
