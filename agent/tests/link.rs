@@ -165,6 +165,7 @@ async fn runs_an_assignment_and_reports() {
         headers: Default::default(),
         stages: vec![],
         rate_share: 1.0,
+        mcp_version: String::new(),
     };
     // Two chunks, one user each, in one group.
     for (index, user) in ["u1", "u2"].into_iter().enumerate() {
@@ -308,6 +309,7 @@ async fn stop_interrupts_the_run() {
             headers: Default::default(),
             stages: vec![],
             rate_share: 1.0,
+            mcp_version: String::new(),
         }),
         groups: vec![proto::VuserGroup {
             group_index: 0,

@@ -128,6 +128,10 @@ fn context(mcp_url: &str) -> anyhow::Result<Arc<SessionContext>> {
         headers: HashMap::new(),
         counters: Arc::new(McpCounters::default()),
         refresh,
+        // The figures in BENCHMARKS.md are of sessions (initialize, Mcp-Session-Id).
+        version: common::protocol::McpVersionChoice::Fixed(
+            common::protocol::McpVersion::V2025_11_25,
+        ),
     }))
 }
 

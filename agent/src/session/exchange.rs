@@ -203,10 +203,10 @@ async fn execute(
 /// without edge spaces, else `=?base64?…?=` (SEP-2243).
 fn name_header(name: &str) -> Result<HeaderValue, CallError> {
     use base64::Engine;
-    let plain = name.bytes().all(|b| (0x20..=0x7e).contains(&b))
-        && !name.starts_with([' ', '\t'])
-        && !name.ends_with([' ', '\t'])
-        && !(name.starts_with("=?base64?") && name.ends_with("?="));
+    let printable = name.bytes().all(|b| (0x20..=0x7e).contains(&b));
+    let padded = name.starts_with([' ', '\t']) || name.ends_with([' ', '\t']);
+    let looks_encoded = name.starts_with("=?base64?") && name.ends_with("?=");
+    let plain = printable && !padded && !looks_encoded;
     let value = if plain {
         HeaderValue::from_str(name).ok()
     } else {

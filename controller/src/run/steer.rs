@@ -105,7 +105,7 @@ mod tests {
             probe.add(&a, &interval(s, s));
         }
         probe.add(&b, &interval(2, 10));
-        assert!(probe.reported(&[a.clone()], at(4)));
+        assert!(probe.reported(std::slice::from_ref(&a), at(4)));
         assert!(
             !probe.reported(&[a.clone(), b.clone()], at(4)),
             "b is behind"
