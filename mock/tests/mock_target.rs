@@ -375,6 +375,23 @@ async fn admin_api_creates_lists_and_deletes_users() {
             ("groups[]", "tenant1"),
         ])
     };
+    // Users join existing groups only, as on Nextcloud.
+    let refused = within(create("loadtest_user_1").send())
+        .await
+        .expect("create");
+    assert_eq!(
+        refused.status(),
+        400,
+        "a user added to a group that does not exist"
+    );
+    let group = within(
+        admin(h.http.post(h.url("/ocs/v2.php/cloud/groups")))
+            .form(&[("groupid", "tenant1")])
+            .send(),
+    )
+    .await
+    .expect("create group");
+    assert_eq!(group.status(), 200);
     let response = within(create("loadtest_user_1").send())
         .await
         .expect("create");
