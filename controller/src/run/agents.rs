@@ -28,9 +28,6 @@ pub struct AgentState {
     pub last_seen: Instant,
     pub users: Vec<UserName>,
     pub ready: Option<ReadyReport>,
-    /// Every delta since start, for the live status.
-    pub live_ops: u64,
-    pub live_errors: u64,
     pub intervals_received: u64,
     pub generator: GeneratorStats,
 }
@@ -44,8 +41,6 @@ impl AgentState {
             last_seen: Instant::now(),
             users: Vec::new(),
             ready: None,
-            live_ops: 0,
-            live_errors: 0,
             intervals_received: 0,
             generator: GeneratorStats::default(),
         }

@@ -71,8 +71,8 @@ impl View {
     /// The text after the bar (and the whole plain line, with `line`).
     pub fn message(&self) -> String {
         let mut s = format!(
-            "{:.0} ops/s, {} errors (last {}) · agents {}/{} running",
-            self.ops_per_sec, self.errors, "interval", self.running, self.n_agents
+            "{:.0} ops/s, {} errors (last interval) · agents {}/{} running",
+            self.ops_per_sec, self.errors, self.running, self.n_agents
         );
         if self.lost > 0 {
             s.push_str(&format!(", {} lost", self.lost));

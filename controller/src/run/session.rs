@@ -338,12 +338,8 @@ impl Session {
                             f.add(&i.series, i.start >= schedule.measure_from);
                             f.interval_lag = lag;
                         });
-                        if let Folded::Interval { operations, errors } =
-                            self.aggregate.interval(&agent, i, window)
-                        {
-                            state.live_ops += operations;
-                            state.live_errors += errors;
-                        }
+                        // The live view counts from `self.live`, fed above.
+                        self.aggregate.interval(&agent, i, window);
                     }
                     FromAgent::Final(f) => {
                         if f.chunk_index == 0 {
