@@ -130,6 +130,7 @@ pub fn agent_messages(event: AgentEvent) -> Result<Vec<proto::AgentMessage>, His
             interval,
             series,
             generator: g,
+            failures,
         } => Body::Interval(proto::IntervalReport {
             seq,
             interval_start_ms,
@@ -137,18 +138,21 @@ pub fn agent_messages(event: AgentEvent) -> Result<Vec<proto::AgentMessage>, His
             series: series.series_to_proto()?,
             generator: Some(g.to_proto()),
             users: series.users_to_proto()?,
+            failures: common::failures::samples_to_proto(&failures),
         }),
         AgentEvent::Final {
             series,
             generator: g,
             mcp,
             interrupted,
+            failures,
         } => {
             let head = proto::FinalReport {
                 series: series.series_to_proto()?,
                 generator: Some(g.to_proto()),
                 mcp: Some(mcp.to_proto()),
                 interrupted,
+                failures: common::failures::samples_to_proto(&failures),
                 ..Default::default()
             };
             let chunks = final_chunks(head, series.users_to_proto()?, FINAL_CHUNK_BYTES);

@@ -242,6 +242,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 generator: generator.snapshot(),
                 mcp: counters.snapshot(),
                 interrupted,
+                failures: recorder.take_failures(),
             };
             let sent = sender.send(final_report).await;
             tracing::info!(interrupted, "final report sent");

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use common::Secret;
+use common::failures::FailureSample;
 use common::ids::UserName;
 use common::scenario::MixEntry;
 use common::series::SeriesSet;
@@ -85,12 +86,16 @@ pub enum AgentEvent {
         interval: Duration,
         series: SeriesSet,
         generator: GeneratorStats,
+        /// Failure messages new since the previous interval.
+        failures: Vec<FailureSample>,
     },
     Final {
         series: SeriesSet,
         generator: GeneratorStats,
         mcp: McpStats,
         interrupted: bool,
+        /// Failure messages no interval carried yet.
+        failures: Vec<FailureSample>,
     },
     RefreshRequest {
         user: UserName,

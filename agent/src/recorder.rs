@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::ErrorKind;
+use common::failures::{
+    Added, FailureBook, FailureKey, FailureSample, MAX_SAMPLES_PER_MESSAGE, clean_message,
+};
 use common::ids::UserName;
 use common::series::{SeriesKey, SeriesSet};
 
@@ -35,6 +38,15 @@ pub struct Recorder {
     shards: Vec<Mutex<SeriesSet>>,
     /// Everything drained so far.
     cumulative: Mutex<SeriesSet>,
+    failures: Mutex<FailureLog>,
+}
+
+/// Failure messages: every one kept so far (so each is sent once) and those
+/// not sent yet.
+#[derive(Debug, Default)]
+struct FailureLog {
+    sent: FailureBook,
+    pending: Vec<FailureSample>,
 }
 
 impl Default for Recorder {
@@ -44,6 +56,7 @@ impl Default for Recorder {
                 .map(|_| Mutex::new(SeriesSet::default()))
                 .collect(),
             cumulative: Mutex::new(SeriesSet::default()),
+            failures: Mutex::new(FailureLog::default()),
         }
     }
 }
@@ -74,6 +87,28 @@ impl Recorder {
                 stats.corrected.record(c);
             }
         }
+    }
+
+    /// Keeps why `step` of `workflow` failed, if it is a new message for its
+    /// key and the key has fewer than three (the count is the step sample's).
+    pub fn record_failure(&self, workflow: &str, step: &str, kind: ErrorKind, message: &str) {
+        let key = FailureKey::new(workflow, step, kind);
+        let mut log = lock(&self.failures);
+        if log.sent.is_full(&key) {
+            return;
+        }
+        let message = clean_message(message);
+        if let Added::New { .. } = log.sent.add(&key, &message) {
+            log.pending.push(FailureSample { key, message });
+        }
+    }
+
+    /// Failure messages not sent yet, at most one message's worth; the rest
+    /// wait for the next interval.
+    pub fn take_failures(&self) -> Vec<FailureSample> {
+        let mut log = lock(&self.failures);
+        let n = log.pending.len().min(MAX_SAMPLES_PER_MESSAGE);
+        log.pending.drain(..n).collect()
     }
 
     /// Counts a workflow that was still running when the run ended.
@@ -153,6 +188,30 @@ mod tests {
         assert_eq!(all.series[&SeriesKey::workflow("a")].ok, 2);
         assert_eq!(all.series[&SeriesKey::workflow("b")].ok, 1);
         assert!(r.take_cumulative().is_empty(), "handed over once");
+    }
+
+    #[test]
+    fn each_failure_message_is_sent_once() {
+        let r = Recorder::new();
+        for _ in 0..5 {
+            r.record_failure("wf", "s", ErrorKind::Http5xx, "HTTP 503: busy");
+        }
+        r.record_failure(
+            "wf",
+            "s",
+            ErrorKind::Tool,
+            "tool error: no such note token=abc",
+        );
+        let first = r.take_failures();
+        assert_eq!(first.len(), 2, "{first:?}");
+        assert_eq!(first[1].message, "tool error: no such note token=***");
+        for i in 0..(MAX_SAMPLES_PER_MESSAGE + 10) {
+            r.record_failure("wf", &format!("s{i}"), ErrorKind::Tool, "m");
+        }
+        r.record_failure("wf", "s", ErrorKind::Http5xx, "HTTP 503: busy");
+        assert_eq!(r.take_failures().len(), MAX_SAMPLES_PER_MESSAGE);
+        assert_eq!(r.take_failures().len(), 10, "the rest wait a turn");
+        assert!(r.take_failures().is_empty());
     }
 
     #[test]

@@ -447,6 +447,10 @@ async fn execute(
     if !record {
         return;
     }
+    for f in &outcome.failures {
+        ctx.recorder
+            .record_failure(&wf.name, &f.step, f.kind, &f.message);
+    }
     let mut samples = outcome.samples;
     samples.push(Sample {
         key: SeriesKey::workflow(&wf.name),
@@ -489,6 +493,7 @@ async fn report_intervals(
             interval: REPORT_INTERVAL,
             series,
             generator: ctx.generator.snapshot(),
+            failures: ctx.recorder.take_failures(),
         };
         match sender.send(event).await {
             Ok(()) => {}

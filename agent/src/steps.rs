@@ -23,8 +23,18 @@ pub struct WorkflowOutcome {
     pub error: Option<ErrorKind>,
     /// Why it failed, for logs and operator samples (never contains tokens).
     pub failure: Option<String>,
+    /// Each failed step's first error, as the target put it.
+    pub failures: Vec<StepFailed>,
     /// Step and operation samples (the workflow sample is the caller's).
     pub samples: Vec<Sample>,
+}
+
+/// One failed step of one execution.
+#[derive(Debug)]
+pub struct StepFailed {
+    pub step: String,
+    pub kind: ErrorKind,
+    pub message: String,
 }
 
 /// A successful call: its result and the values it captured.
@@ -52,6 +62,7 @@ pub async fn run_workflow(
     let mut samples = Vec::with_capacity(workflow.steps.len() * 2);
     let mut error: Option<ErrorKind> = None;
     let mut failure: Option<String> = None;
+    let mut failures = Vec::new();
 
     for step in &workflow.steps {
         if error.is_some() && !step.always {
@@ -99,18 +110,24 @@ pub async fn run_workflow(
             corrected: None,
             error: step_error.as_ref().map(|(k, _)| *k),
         });
-        if let Some((kind, message)) = step_error
-            && error.is_none()
-        {
-            tracing::debug!(workflow = %workflow.name, step = %step.name, ?kind, %message, "step failed");
-            error = Some(kind);
-            failure = Some(format!("{}/{}: {message}", workflow.name, step.name));
+        if let Some((kind, message)) = step_error {
+            if error.is_none() {
+                tracing::debug!(workflow = %workflow.name, step = %step.name, ?kind, %message, "step failed");
+                error = Some(kind);
+                failure = Some(format!("{}/{}: {message}", workflow.name, step.name));
+            }
+            failures.push(StepFailed {
+                step: step.name.clone(),
+                kind,
+                message,
+            });
         }
     }
     WorkflowOutcome {
         latency: started.elapsed(),
         error,
         failure,
+        failures,
         samples,
     }
 }

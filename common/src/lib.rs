@@ -5,6 +5,7 @@
 pub mod chunk;
 pub mod duration;
 pub mod error_kind;
+pub mod failures;
 pub mod histogram;
 pub mod ids;
 pub mod load;

@@ -45,6 +45,12 @@ pub struct Report {
     /// `--tenants`: per-tenant statistics and how fairly they were served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenants: Option<TenantsReport>,
+    /// Why steps failed, most frequent first.
+    #[serde(default)]
+    pub errors: Vec<ErrorReport>,
+    /// Failure samples the controller refused (past its bounds).
+    #[serde(default)]
+    pub error_samples_refused: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -430,6 +436,19 @@ pub struct ThresholdResult {
     pub passed: bool,
     /// Why the threshold could not be evaluated, when it could not.
     pub note: Option<String>,
+}
+
+/// Failures of one workflow step with one error kind.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReport {
+    pub workflow: String,
+    pub step: String,
+    /// `tool_error`, `http_5xx`, … (`ErrorKind::as_str`).
+    pub kind: String,
+    /// From the step's series, so exact.
+    pub count: u64,
+    /// Up to 3 distinct messages as the target sent them (redacted, bounded).
+    pub messages: Vec<String>,
 }
 
 /// Base64 HdrHistogram V2 (µs) per series, so reports can be merged or

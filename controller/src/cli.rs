@@ -25,11 +25,13 @@ pub enum Command {
     Start(Box<StartArgs>),
     /// Delete test users left behind (`{prefix}_user_*`).
     Cleanup(CleanupArgs),
-    /// Re-render the console report of a JSON report file.
+    /// Re-render the console report of a JSON report file (and HTML with --html).
     Report(ReportArgs),
     /// Find the highest open-model rate that meets every --threshold: one setup, then
     /// steps of rising rate (then bisected), each measured after a settle time.
     Capacity(Box<CapacityArgs>),
+    /// Compare two JSON reports from their histograms; exit 3 on a regression.
+    Compare(CompareArgs),
 }
 
 fn duration_arg(s: &str) -> Result<Duration, String> {
@@ -134,6 +136,12 @@ pub struct StartArgs {
     /// Write the JSON report here.
     #[arg(short, long, env = "MCP_SWARM_OUTPUT")]
     pub output: Option<PathBuf>,
+    /// Write the HTML report (one self-contained file) here.
+    #[arg(long, env = "MCP_SWARM_HTML")]
+    pub html: Option<PathBuf>,
+    /// Write the thresholds as JUnit XML test cases here.
+    #[arg(long, env = "MCP_SWARM_JUNIT")]
+    pub junit: Option<PathBuf>,
     /// Workload: mixed, sharing, collaboration, baseline, or one of --scenario [default: mixed].
     #[arg(long, env = "MCP_SWARM_WORKLOAD")]
     pub workload: Option<String>,
@@ -305,8 +313,38 @@ pub struct CapacityArgs {
 pub struct ReportArgs {
     /// A JSON report written by `controller start -o`.
     pub file: PathBuf,
+    /// Also write the HTML report here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The reference run's JSON report.
+    pub base: PathBuf,
+    /// The run to judge against it.
+    pub new: PathBuf,
+    /// How much worse a figure may get before it is a regression: p50/p95/p99
+    /// and throughput relative to the base (and a latency by at least 1 ms),
+    /// the error rate by this share of the base and at least 1 point.
+    #[arg(long, default_value = "10%", value_parser = percent_arg)]
+    pub tolerance: f64,
+    /// Write each compared figure as a JUnit XML test case here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// `10%`, `10` or `0.5%` as a fraction (0.1, 0.1, 0.005).
+fn percent_arg(s: &str) -> Result<f64, String> {
+    let number = s.trim().trim_end_matches('%');
+    match number.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v / 100.0),
+        _ => Err(format!("{s:?} is not a percentage: write it as `10%`")),
+    }
 }
 
 impl Command {
@@ -316,6 +354,7 @@ impl Command {
             Command::Cleanup(a) => &a.log,
             Command::Report(a) => &a.log,
             Command::Capacity(a) => &a.start.log,
+            Command::Compare(a) => &a.log,
         }
     }
 }

@@ -132,6 +132,8 @@ pub struct RunConfig {
     pub warmup: Duration,
     pub target: TargetConfig,
     pub output: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
     pub workload: Option<String>,
     pub user_prefix: String,
     pub cleanup: bool,
@@ -164,6 +166,8 @@ struct FileConfig {
     warmup: Option<DurationValue>,
     url: Option<url::Url>,
     output: Option<PathBuf>,
+    html: Option<PathBuf>,
+    junit: Option<PathBuf>,
     workload: Option<String>,
     user_prefix: Option<String>,
     cleanup: Option<bool>,
@@ -509,6 +513,8 @@ impl RunConfig {
             warmup,
             target,
             output: args.output.clone().or(file.output),
+            html: args.html.clone().or(file.html),
+            junit: args.junit.clone().or(file.junit),
             workload: args.workload.clone().or(file.workload),
             user_prefix: args
                 .user_prefix

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::failures::FailureBook;
 use common::histogram::HistogramError;
 use common::ids::UserName;
 use common::proto;
@@ -143,6 +144,7 @@ pub fn from_proto(msg: proto::AgentMessage) -> Result<Option<FromAgent>, Histogr
             length: Duration::from_millis(i.interval_ms),
             series: SeriesSet::from_proto(&i.series, &i.users)?,
             generator: GeneratorStats::from_proto(i.generator.as_ref()),
+            failures: failure_book(&i.failures),
         }),
         Body::FinalReport(f) => FromAgent::Final(FinalData {
             chunk_index: f.chunk_index,
@@ -151,12 +153,20 @@ pub fn from_proto(msg: proto::AgentMessage) -> Result<Option<FromAgent>, Histogr
             generator: GeneratorStats::from_proto(f.generator.as_ref()),
             mcp: McpStats::from_proto(f.mcp.as_ref()),
             interrupted: f.interrupted,
+            failures: failure_book(&f.failures),
         }),
         Body::RefreshRequest(r) => FromAgent::RefreshRequest {
             user: UserName::new(r.user_name),
         },
         Body::Failure(f) => FromAgent::Failure { message: f.message },
     }))
+}
+
+/// Failure samples from the wire, bounded and cleaned (`FailureBook::merge_proto`).
+fn failure_book(samples: &[proto::FailureSample]) -> FailureBook {
+    let mut book = FailureBook::default();
+    book.merge_proto(samples);
+    book
 }
 
 #[cfg(test)]

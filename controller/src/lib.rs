@@ -61,9 +61,54 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
             init_tracing(config::log_config(&args.log));
             let report = report::read_json(&args.file)?;
             println!("{}", report::render_console(&report));
+            if let Some(path) = &args.html {
+                report::write_html(&report, path)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Compare(args) => {
+            init_tracing(config::log_config(&args.log));
+            compare(&args)
+        }
     }
+}
+
+/// `controller compare`: the table on stdout, exit 3 on a regression.
+fn compare(args: &cli::CompareArgs) -> anyhow::Result<ExitCode> {
+    use report::compare;
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let (base_text, new_text) = (read(&args.base)?, read(&args.new)?);
+    compare::check_versions(&base_text, &new_text)?;
+    let parse = |text: &str, path: &std::path::Path| {
+        report::Report::from_json(text)
+            .with_context(|| format!("reading report {}", path.display()))
+    };
+    let base = parse(&base_text, &args.base)?;
+    let new = parse(&new_text, &args.new)?;
+    let comparison = compare::compare(&base, &new, args.tolerance)?;
+    print!(
+        "{}",
+        compare::render(
+            &comparison,
+            &args.base.display().to_string(),
+            &args.new.display().to_string()
+        )
+    );
+    if let Some(path) = &args.junit {
+        let xml = report::junit::render(
+            "mcp-swarm compare",
+            &report::junit::timestamp(&new.run.started_at),
+            0.0,
+            &compare::junit_cases(&comparison),
+        );
+        report::junit::write(path, &xml)?;
+    }
+    if comparison.regressed() {
+        return Ok(ExitCode::from(run::EXIT_THRESHOLD));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `controller cleanup`: the journal first (every location it lists users

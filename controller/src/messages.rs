@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use common::Secret;
+use common::failures::FailureBook;
 use common::ids::{AgentId, UserName};
 use common::series::SeriesSet;
 use tokio::sync::mpsc;
@@ -128,6 +129,8 @@ pub struct IntervalData {
     pub length: Duration,
     pub series: SeriesSet,
     pub generator: GeneratorStats,
+    /// Failure messages new in this interval (bounded when decoded).
+    pub failures: FailureBook,
 }
 
 /// One chunk of a final report: chunk 0 carries the series and counters,
@@ -140,6 +143,8 @@ pub struct FinalData {
     pub generator: GeneratorStats,
     pub mcp: McpStats,
     pub interrupted: bool,
+    /// Chunk 0: failure messages no interval carried.
+    pub failures: FailureBook,
 }
 
 /// What the service tells the run about an agent.

@@ -178,6 +178,7 @@ impl TokenKeeper {
         self.in_flight.remove(&user);
         match result {
             Ok(tokens) => {
+                tracing::debug!(%user, "token refreshed");
                 self.refreshes += 1;
                 self.attempts.remove(&user);
                 if let Some(at) = refresh_at(&tokens, Instant::now(), SystemTime::now()) {

@@ -34,6 +34,7 @@ fn input(agents: Vec<SeriesSet>) -> ReportInput {
                 generator: Default::default(),
                 mcp: Default::default(),
                 interrupted: false,
+                failures: Default::default(),
             };
             aggregate.final_chunk(&id, chunk);
         }

@@ -159,6 +159,8 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
             let target = url
                 .join(location)
                 .map_err(|e| flow(format!("bad Location {location:?}: {e}")))?;
+            // Without the query: it carries the code and state.
+            tracing::debug!(user = %name, %status, from = %strip_query(&url), to = %strip_query(&target), "login redirect");
             if same_endpoint(&target, &redirect) {
                 let code = check_redirect(
                     &target,

@@ -8,10 +8,12 @@ use std::time::{Duration, SystemTime};
 
 use common::ErrorKind;
 use common::LatencyHistogram;
+use common::failures::{FailureBook, FailureKey};
 use common::report::{
-    AgentReport, AuthReport, BaselineReport, GeneratorReport, Histograms, LatencyStats, McpErrors,
-    McpReport, OperationReport, OrderedMap, Report, RunReport, SCHEMA_VERSION, StepReport, Summary,
-    TimeseriesPoint, TimeseriesWorkflow, UserReport, WorkflowReport, round6, success_rate,
+    AgentReport, AuthReport, BaselineReport, ErrorReport, GeneratorReport, Histograms,
+    LatencyStats, McpErrors, McpReport, OperationReport, OrderedMap, Report, RunReport,
+    SCHEMA_VERSION, StepReport, Summary, TimeseriesPoint, TimeseriesWorkflow, UserReport,
+    WorkflowReport, round6, success_rate,
 };
 use common::series::{SeriesKind, SeriesSet, SeriesStats, UserStats};
 
@@ -71,9 +73,33 @@ pub fn build_report(input: &ReportInput) -> Report {
         histograms: histograms(merged),
         capacity: None,
         tenants: super::tenants::tenants_report(merged, &input.tenants, input.run.duration),
+        errors: error_reports(merged, &input.failures),
+        error_samples_refused: input.failures.refused,
     };
     report.thresholds = thresholds::evaluate(&input.thresholds, &report);
     report
+}
+
+/// Every step's failures by kind, with the messages agents sent for them,
+/// most frequent first.
+fn error_reports(merged: &SeriesSet, failures: &FailureBook) -> Vec<ErrorReport> {
+    let mut errors: Vec<ErrorReport> = merged
+        .iter_kind(SeriesKind::Step)
+        .flat_map(|(key, stats)| {
+            stats.errors.iter().map(|(kind, count)| ErrorReport {
+                workflow: key.workflow.clone(),
+                step: key.step.clone(),
+                kind: kind.as_str().to_owned(),
+                count: *count,
+                messages: failures
+                    .messages(&FailureKey::new(&key.workflow, &key.step, *kind))
+                    .to_vec(),
+            })
+        })
+        .filter(|e| e.count > 0)
+        .collect();
+    errors.sort_by_key(|e| std::cmp::Reverse(e.count));
+    errors
 }
 
 fn per_second(n: u64, over: Duration) -> f64 {

@@ -1,16 +1,25 @@
 //! The console report: the framework's layout (banner, summary, WORKFLOW
 //! STATISTICS, PER-USER STATISTICS, BASELINE OPERATIONS, same column widths
-//! and `0.2341s` latencies) followed by our sections (AGENTS, AUTH, MCP,
-//! TENANTS with `--tenants`, THRESHOLDS, and CAPACITY for `controller capacity`).
+//! and `0.2341s` latencies; past `CONSOLE_USERS` users, the spread of
+//! per-user figures and the users worth a look) followed by our sections
+//! (FAILURES, AGENTS, AUTH, MCP, TENANTS with `--tenants`, THRESHOLDS, and
+//! CAPACITY for `controller capacity`).
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 
-use common::report::{CapacityReport, LatencyStats, Report, TenantsReport, ThresholdResult};
+use common::report::{
+    CapacityReport, LatencyStats, Report, TenantsReport, ThresholdResult, UserReport,
+};
 
 const WIDTH: usize = 80;
-/// Most users the PER-USER table lists; the JSON report has them all.
-const CONSOLE_USERS: usize = 50;
+/// Most users the PER-USER table lists one by one; past that it shows
+/// their spread and the `USERS_SHOWN` slowest and most failing. The JSON
+/// report has them all.
+const CONSOLE_USERS: usize = 20;
+const USERS_SHOWN: usize = 10;
+/// Most (workflow, step, kind) rows of the FAILURES table.
+const FAILURE_ROWS: usize = 10;
 const TITLE: &str = "MCP-SWARM LOAD TEST RESULTS";
 
 /// Renders the report as the text printed at the end of a run.
@@ -78,45 +87,7 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
         }
     }
 
-    if !r.users.is_empty() {
-        section(out, "PER-USER STATISTICS")?;
-        writeln!(
-            out,
-            "{:<20}{:>11}{:>11}{:>9}{:>9}{:>11}",
-            "User", "Total Ops", "Success", "Errors", "Rate", "P50"
-        )?;
-        rule(out)?;
-        let mut users: Vec<_> = r.users.iter().collect();
-        let hidden = users.len().saturating_sub(CONSOLE_USERS);
-        if hidden > 0 {
-            // The users worth a look: most errors first, then the slowest.
-            users.sort_by(|a, b| {
-                (b.1.failed_operations, b.1.latency.median)
-                    .partial_cmp(&(a.1.failed_operations, a.1.latency.median))
-                    .unwrap_or(Ordering::Equal)
-            });
-            users.truncate(CONSOLE_USERS);
-        }
-        users.sort_by(|a, b| natural_cmp(a.0, b.0));
-        for (name, u) in users {
-            writeln!(
-                out,
-                "{:<20}{:>12}{:>11}{:>9}{:>8.1}%{:>9.4}s",
-                name,
-                u.total_operations,
-                u.successful_operations,
-                u.failed_operations,
-                u.success_rate,
-                u.latency.median
-            )?;
-        }
-        if hidden > 0 {
-            writeln!(
-                out,
-                "… and {hidden} more users in the JSON report (shown: the {CONSOLE_USERS} with the most errors, then the slowest p50)"
-            )?;
-        }
-    }
+    write_users(out, r)?;
 
     let b = &r.baseline;
     if b.total_operations > 0 {
@@ -130,6 +101,7 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
         )?;
     }
 
+    write_failures(out, r)?;
     write_agents(out, r)?;
     write_auth(out, r)?;
     write_mcp(out, r)?;
@@ -234,6 +206,171 @@ fn write_capacity(out: &mut String, c: &CapacityReport) -> std::fmt::Result {
             c.steps.iter().map(|s| s.rate).fold(f64::INFINITY, f64::min)
         ),
     }
+fn write_users(out: &mut String, r: &Report) -> std::fmt::Result {
+    if r.users.is_empty() {
+        return Ok(());
+    }
+    section(out, "PER-USER STATISTICS")?;
+    let users: Vec<(&str, &UserReport)> = r.users.iter().map(|(n, u)| (n.as_str(), u)).collect();
+    if users.len() <= CONSOLE_USERS {
+        let mut users = users;
+        users.sort_by(|a, b| natural_cmp(a.0, b.0));
+        return framework_user_table(out, &users);
+    }
+    writeln!(
+        out,
+        "{} users (each one is in the JSON report)",
+        users.len()
+    )?;
+    writeln!(
+        out,
+        "{:<20}{:>12}{:>12}{:>12}{:>12}",
+        "", "min", "p50", "p95", "max"
+    )?;
+    let duration = r.summary.duration;
+    let mut throughput: Vec<f64> = users
+        .iter()
+        .map(|(_, u)| {
+            if duration > 0.0 {
+                u.total_operations as f64 / duration
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mut p95: Vec<f64> = users.iter().map(|(_, u)| u.latency.p95).collect();
+    let spread = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        [0.0, 0.5, 0.95, 1.0].map(|q| nearest_rank(values, q))
+    };
+    let t = spread(&mut throughput);
+    writeln!(
+        out,
+        "{:<20}{:>10.2}/s{:>10.2}/s{:>10.2}/s{:>10.2}/s",
+        "Throughput (ops)", t[0], t[1], t[2], t[3]
+    )?;
+    let l = spread(&mut p95);
+    writeln!(
+        out,
+        "{:<20}{:>11.4}s{:>11.4}s{:>11.4}s{:>11.4}s",
+        "P95 latency", l[0], l[1], l[2], l[3]
+    )?;
+
+    let mut slowest = users.clone();
+    slowest.sort_by(|a, b| {
+        b.1.latency
+            .p95
+            .total_cmp(&a.1.latency.p95)
+            .then_with(|| natural_cmp(a.0, b.0))
+    });
+    slowest.truncate(USERS_SHOWN);
+    writeln!(out)?;
+    writeln!(out, "Slowest {USERS_SHOWN} users (by p95):")?;
+    user_table(out, &slowest)?;
+
+    let mut failing: Vec<_> = users
+        .into_iter()
+        .filter(|(_, u)| u.failed_operations > 0)
+        .collect();
+    writeln!(out)?;
+    if failing.is_empty() {
+        return writeln!(out, "No user had a failed operation.");
+    }
+    failing.sort_by(|a, b| {
+        b.1.failed_operations
+            .cmp(&a.1.failed_operations)
+            .then_with(|| natural_cmp(a.0, b.0))
+    });
+    failing.truncate(USERS_SHOWN);
+    writeln!(out, "Users with the most errors:")?;
+    user_table(out, &failing)
+}
+
+/// The value at quantile `q` of sorted `values` (nearest rank), 0 when empty.
+fn nearest_rank(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
+/// The framework's per-user table (its columns and widths), for the users
+/// listed one by one.
+fn framework_user_table(out: &mut String, users: &[(&str, &UserReport)]) -> std::fmt::Result {
+    writeln!(
+        out,
+        "{:<20}{:>11}{:>11}{:>9}{:>9}{:>11}",
+        "User", "Total Ops", "Success", "Errors", "Rate", "P50"
+    )?;
+    rule(out)?;
+    for (name, u) in users {
+        writeln!(
+            out,
+            "{:<20}{:>12}{:>11}{:>9}{:>8.1}%{:>9.4}s",
+            name,
+            u.total_operations,
+            u.successful_operations,
+            u.failed_operations,
+            u.success_rate,
+            u.latency.median
+        )?;
+    }
+    Ok(())
+}
+
+/// Users picked out of many: the framework's columns plus p95.
+fn user_table(out: &mut String, users: &[(&str, &UserReport)]) -> std::fmt::Result {
+    writeln!(
+        out,
+        "{:<20}{:>11}{:>11}{:>9}{:>9}{:>10}{:>10}",
+        "User", "Total Ops", "Success", "Errors", "Rate", "P50", "P95"
+    )?;
+    rule(out)?;
+    for (name, u) in users {
+        writeln!(
+            out,
+            "{:<20}{:>11}{:>11}{:>9}{:>8.1}%{:>9.4}s{:>9.4}s",
+            name,
+            u.total_operations,
+            u.successful_operations,
+            u.failed_operations,
+            u.success_rate,
+            u.latency.median,
+            u.latency.p95
+        )?;
+    }
+    Ok(())
+}
+
+/// Why steps failed: the most frequent (workflow, step, kind) first, each
+/// with the messages the target sent.
+fn write_failures(out: &mut String, r: &Report) -> std::fmt::Result {
+    if r.errors.is_empty() {
+        return Ok(());
+    }
+    section(out, "FAILURES")?;
+    writeln!(out, "{:<50}{:<20}{:>10}", "Workflow/Step", "Kind", "Count")?;
+    rule(out)?;
+    for e in r.errors.iter().take(FAILURE_ROWS) {
+        let at = format!("{}/{}", e.workflow, e.step);
+        writeln!(out, "{at:<50}{:<20}{:>10}", e.kind, e.count)?;
+        for m in &e.messages {
+            writeln!(out, "    {m}")?;
+        }
+    }
+    let hidden = r.errors.len().saturating_sub(FAILURE_ROWS);
+    if hidden > 0 {
+        writeln!(out, "… and {hidden} more in the JSON report (`errors`)")?;
+    }
+    if r.error_samples_refused > 0 {
+        writeln!(
+            out,
+            "({} failure samples from agents were past the bounds and refused)",
+            r.error_samples_refused
+        )?;
+    }
+    Ok(())
 }
 
 fn rule(out: &mut String) -> std::fmt::Result {
@@ -394,8 +531,9 @@ mod tests {
     }
 
     #[test]
-    fn many_users_show_the_ones_with_errors() {
+    fn many_users_show_their_spread_and_the_worst() {
         let mut report = crate::report::build_report(&Default::default());
+        report.summary.duration = 10.0;
         let template = common::report::UserReport {
             total_operations: 100,
             successful_operations: 100,
@@ -405,17 +543,38 @@ mod tests {
             operations_breakdown: Default::default(),
             errors_breakdown: Default::default(),
         };
-        for i in 0..(CONSOLE_USERS as u64 + 10) {
+        for i in 0..100u64 {
             let mut u = template.clone();
-            u.failed_operations = i;
+            u.total_operations = 100 + i;
+            u.failed_operations = i % 7;
+            u.latency.p95 = i as f64 / 1000.0;
             report.users.insert(format!("user_{i}"), u);
         }
         let text = render_console(&report);
         assert!(
-            text.contains("… and 10 more users in the JSON report"),
+            text.contains("100 users (each one is in the JSON report)"),
             "{text}"
         );
-        assert!(text.contains("user_59 "), "most errors shown");
-        assert!(!text.contains("user_9 "), "fewest errors left out");
+        assert!(
+            text.contains("Throughput (ops)         10.00/s     14.90/s     19.40/s     19.90/s"),
+            "{text}"
+        );
+        assert!(text.contains("     0.0990s\n"), "max p95: {text}");
+        let slowest = text.split("Slowest 10").nth(1).unwrap();
+        assert!(slowest.contains("user_99 "), "{text}");
+        assert!(
+            !slowest
+                .split("most errors")
+                .next()
+                .unwrap()
+                .contains("user_89 ")
+        );
+        let failing = text.split("most errors").nth(1).unwrap();
+        assert!(failing.contains("user_6 "), "{text}");
+        assert!(
+            !failing.contains("user_7 "),
+            "no errors, not listed: {text}"
+        );
+        assert!(text.lines().count() < 80, "{text}");
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use common::failures::FailureBook;
 use common::ids::AgentId;
 pub use common::protocol::{GeneratorStats, McpStats};
 use common::series::{SeriesKind, SeriesSet, slot};
@@ -33,6 +34,8 @@ pub struct ReportInput {
     pub thresholds: Vec<Threshold>,
     /// `--tenants`: user → tenant (empty without tenants).
     pub tenants: BTreeMap<String, String>,
+    /// Why steps failed: messages per workflow, step and kind.
+    pub failures: FailureBook,
 }
 
 #[derive(Clone, Debug)]

@@ -1,10 +1,16 @@
 //! The run's report: built from what agents measured (`build`), printed in
-//! the framework's console layout (`console`) and written as JSON.
+//! the framework's console layout (`console`), written as JSON, as HTML
+//! (`html`, charts by `chart`) and as JUnit (`junit`), and compared with
+//! another run's (`compare`).
 
 pub mod build;
+pub mod chart;
+pub mod compare;
 pub mod console;
+pub mod html;
 pub mod input;
 pub mod tenants;
+pub mod junit;
 
 use std::path::Path;
 
@@ -13,10 +19,36 @@ use anyhow::Context as _;
 pub use build::build_report;
 pub use common::report::Report;
 pub use console::render_console;
+pub use html::render_html;
 pub use input::{
     AgentResult, AgentTotals, AuthInput, GeneratorStats, IntervalPoint, IntervalWorkflow, McpStats,
     ReportInput, RunInfo,
 };
+
+/// Why the run counts as failed when no workflow (baseline ones included)
+/// succeeded: the most frequent error and its first message.
+pub fn nothing_succeeded(report: &Report) -> Option<String> {
+    let succeeded: u64 = report
+        .workflows
+        .values()
+        .map(|w| w.successful_executions)
+        .sum::<u64>()
+        + report.baseline.successful_operations;
+    if succeeded > 0 {
+        return None;
+    }
+    let Some(top) = report.errors.first() else {
+        return Some("no workflow succeeded, and no step failed: nothing ran".to_owned());
+    };
+    let sample = match top.messages.first() {
+        Some(m) => format!(": {m}"),
+        None => String::new(),
+    };
+    Some(format!(
+        "no workflow succeeded; the most frequent error was {} at {}/{} ({} times){sample}",
+        top.kind, top.workflow, top.step, top.count
+    ))
+}
 
 /// Writes the report as pretty JSON, atomically: a temporary file beside the
 /// target, synced, then renamed over it, so a reader never sees half a report.
@@ -48,6 +80,23 @@ pub fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Writes the HTML report.
+pub fn write_html(report: &Report, path: &Path) -> anyhow::Result<()> {
+    std::fs::write(path, render_html(report))
+        .with_context(|| format!("writing the HTML report to {}", path.display()))
+}
+
+/// Writes the report's thresholds as JUnit XML.
+pub fn write_junit(report: &Report, path: &Path) -> anyhow::Result<()> {
+    let xml = junit::render(
+        "mcp-swarm thresholds",
+        &junit::timestamp(&report.run.started_at),
+        report.run.duration_seconds,
+        &junit::threshold_cases(report),
+    );
+    junit::write(path, &xml)
 }
 
 /// Reads a JSON report written by `write_json`.

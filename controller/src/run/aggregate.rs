@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
+use common::failures::FailureBook;
 use common::ids::AgentId;
 use common::series::SeriesSet;
 
@@ -81,10 +82,13 @@ pub struct Aggregate {
     timeline: BTreeMap<u64, IntervalPoint>,
     /// The window a `Steer` is measuring.
     pub probe: Probe,
+    /// Why steps failed, from every agent (bounded per key and in keys).
+    failures: FailureBook,
 }
 
 impl Aggregate {
     pub fn interval(&mut self, agent: &AgentId, data: IntervalData, window: Window) -> Folded {
+        add_failures(&mut self.failures, agent, &data.failures);
         let (operations, errors) = data.series.operation_counts();
         self.probe.add(agent, &data);
         let middle = data.start + data.length / 2;
@@ -134,6 +138,7 @@ impl Aggregate {
                 chunk.chunk_index, chunk.chunk_count
             ));
         }
+        add_failures(&mut self.failures, agent, &chunk.failures);
         assembly.series.absorb(chunk.series);
         if chunk.chunk_index == 0 {
             assembly.head = Some(FinalHead {
@@ -154,6 +159,11 @@ impl Aggregate {
         fold.measured = SeriesSet::default();
         self.merged.absorb(assembly.series);
         Folded::FinalComplete
+    }
+
+    /// Why steps failed (moved out: call once).
+    pub fn take_failures(&mut self) -> FailureBook {
+        std::mem::take(&mut self.failures)
     }
 
     /// Whether `agent`'s whole final report is in.
@@ -190,6 +200,21 @@ impl Aggregate {
     }
 }
 
+/// Folds an agent's failure messages in; `-v` logs the first message of
+/// each workflow, step and kind, and refusals are logged as they happen.
+fn add_failures(into: &mut FailureBook, agent: &AgentId, book: &FailureBook) {
+    if book.is_empty() && book.refused == 0 {
+        return;
+    }
+    if book.refused > 0 {
+        tracing::warn!(%agent, refused = book.refused, "failure samples past the bounds were refused");
+    }
+    for key in into.merge(book) {
+        let message = into.messages(&key).first().map_or("", String::as_str);
+        tracing::debug!(workflow = %key.workflow, step = %key.step, kind = key.kind.as_str(), %message, "first failure of its kind");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +242,7 @@ mod tests {
             generator: GeneratorStats::default(),
             mcp: McpStats::default(),
             interrupted: false,
+            failures: FailureBook::default(),
         }
     }
 
@@ -234,6 +260,7 @@ mod tests {
             length: Duration::from_secs(1),
             series,
             generator: GeneratorStats::default(),
+            failures: FailureBook::default(),
         }
     }
 

@@ -418,6 +418,7 @@ async fn drive(
         },
         users: pool.users.iter().map(|u| u.name.to_string()).collect(),
         tenants: pool.tenant_of(),
+        failures: session.take_failures(),
         // The search's thresholds are judged per step, not over the run.
         thresholds: if search.is_some() {
             Vec::new()
@@ -433,6 +434,14 @@ async fn drive(
         report::write_json(&report, path)?;
         tracing::info!(path = %path.display(), "JSON report written");
     }
+    if let Some(path) = &config.html {
+        report::write_html(&report, path)?;
+        tracing::info!(path = %path.display(), "HTML report written");
+    }
+    if let Some(path) = &config.junit {
+        report::write_junit(&report, path)?;
+        tracing::info!(path = %path.display(), "JUnit XML written");
+    }
     let lost: Vec<&str> = session
         .agents
         .values()
@@ -444,6 +453,9 @@ async fn drive(
     }
     if collected.interrupted {
         bail!("the run was interrupted; the report above covers what was measured");
+    }
+    if let Some(why) = report::nothing_succeeded(&report) {
+        bail!("{why}");
     }
     if !report.thresholds_passed() {
         tracing::warn!("a threshold failed");

@@ -487,4 +487,9 @@ impl Session {
     pub fn take_intervals(&mut self) -> Vec<IntervalPoint> {
         self.aggregate.take_intervals()
     }
+
+    /// Why steps failed, from every agent (moved out: call once).
+    pub fn take_failures(&mut self) -> common::failures::FailureBook {
+        self.aggregate.take_failures()
+    }
 }

@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use common::ErrorKind;
 use common::LatencyHistogram;
+use common::failures::FailureBook;
 use common::ids::UserName;
-use common::series::{SeriesKey, SeriesSet};
+use common::series::{SeriesKey, SeriesKind, SeriesSet};
 use controller::report::{
     AgentResult, AgentTotals, AuthInput, GeneratorStats, IntervalPoint, McpStats, ReportInput,
     RunInfo,
@@ -232,6 +233,7 @@ pub fn realistic_input() -> ReportInput {
         "baseline".to_owned(),
         BASELINE.iter().map(|s| s.0.to_owned()).collect(),
     );
+    let series_for_failures = series.clone();
     ReportInput {
         run: RunInfo {
             target: "http://127.0.0.1:41234/mcp".to_owned(),
@@ -266,5 +268,42 @@ pub fn realistic_input() -> ReportInput {
             .map(|t| Threshold::parse(t).expect("fixture thresholds parse"))
             .collect(),
         tenants: Default::default(),
+        failures: failures_of(&series_for_failures),
     }
+}
+
+/// Messages as agents would send them for every failed step of `series`
+/// (through the wire form, so the controller's cleaning applies), one of
+/// them echoing a token the report must not show.
+pub fn failures_of(series: &SeriesSet) -> FailureBook {
+    let mut wire = Vec::new();
+    for (key, stats) in series.iter_kind(SeriesKind::Step) {
+        for kind in stats.errors.keys() {
+            let messages: &[&str] = match kind {
+                ErrorKind::Tool => &[
+                    "tool error: Note 41 not found",
+                    "tool error: permission denied",
+                ],
+                ErrorKind::Http5xx => &[
+                    "HTTP 503 Service Unavailable: injected fault",
+                    "HTTP 500: {\"error\":\"boom\",\"access_token\":\"eyJhbGc.eyJzdWI.c2ln\"}",
+                ],
+                ErrorKind::JsonRpc => &["JSON-RPC error -32602: unknown argument `etag`"],
+                _ => &["no answer within 30s"],
+            };
+            for m in messages {
+                wire.push(common::proto::FailureSample {
+                    workflow: key.workflow.clone(),
+                    step: key.step.clone(),
+                    kind: kind.to_proto() as i32,
+                    message: (*m).to_owned(),
+                });
+            }
+        }
+    }
+    let mut book = FailureBook::default();
+    for chunk in wire.chunks(16) {
+        book.merge_proto(chunk);
+    }
+    book
 }
