@@ -21,6 +21,10 @@ pub fn controller_event(msg: proto::ControllerMessage) -> anyhow::Result<Option<
     Ok(match msg.body {
         None => None,
         Some(Body::Assignment(a)) => Some(ControllerEvent::Assignment(assignment(a)?)),
+        Some(Body::AddGroups(g)) => {
+            let a = g.assignment.context("moved groups carry no assignment")?;
+            Some(ControllerEvent::AddGroups(assignment(a)?))
+        }
         Some(Body::Start(s)) => Some(ControllerEvent::Start(StartPlan {
             start_at_ms: s.start_at_ms,
             warmup: Duration::from_millis(s.warmup_ms),
@@ -163,6 +167,19 @@ pub fn agent_messages(event: AgentEvent) -> Result<Vec<proto::AgentMessage>, His
                 })
                 .collect());
         }
+        AgentEvent::GroupsAdded {
+            assignment_id,
+            sessions_open,
+            sessions_failed,
+            failure_samples,
+            started_at_ms,
+        } => Body::GroupsAdded(proto::GroupsAdded {
+            assignment_id,
+            sessions_open,
+            sessions_failed,
+            failure_samples,
+            started_at_ms,
+        }),
         AgentEvent::RefreshRequest { user } => Body::RefreshRequest(proto::RefreshRequest {
             user_name: user.as_str().to_owned(),
         }),
@@ -213,6 +230,7 @@ pub fn context_of(event: &proto::ControllerMessage) -> &'static str {
     use proto::controller_message::Body;
     match event.body {
         Some(Body::Assignment(_)) => "assignment",
+        Some(Body::AddGroups(_)) => "moved groups",
         Some(Body::Start(_)) => "start",
         Some(Body::TokenUpdate(_)) => "token update",
         Some(Body::Stop(_)) => "stop",

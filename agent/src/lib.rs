@@ -5,8 +5,10 @@
 //! Code map: `link` (gRPC) and `convert` (proto ↔ `messages`) are the only
 //! modules that see generated types; `prepare` turns an assignment into open
 //! sessions; `runner` drives the load with `pacing`; `steps` executes one
-//! workflow over `session`s; `recorder` collects series per task.
+//! workflow over `session`s; `recorder` collects series per task; `beat`
+//! keeps the link and the heartbeats on a runtime of their own.
 
+pub mod beat;
 pub mod convert;
 pub mod link;
 pub mod messages;
@@ -26,16 +28,17 @@ use common::Secret;
 use common::ids::UserName;
 use common::scenario::Scenario;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::beat::LinkRuntime;
 use crate::link::{Link, LinkConfig, LinkReceiver, LinkSender};
 use crate::messages::{AgentEvent, ControllerEvent, LoadUpdate, RunSettings, StartPlan, unix_ms};
 use crate::pacing::LoadState;
 use crate::prepare::{Assignment, ChunkAssembler, OpenedSessions};
 use crate::recorder::Recorder;
-use crate::runner::{GeneratorCounters, Run};
+use crate::runner::{AddedLoad, GeneratorCounters, Run};
 use crate::session::{McpCounters, SessionContext, UserToken};
 
 /// Refresh requests queued towards the controller before new ones are dropped.
@@ -183,9 +186,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         )
         .await?;
     }
+    // The connection's tasks live on the link runtime: it is created there.
+    let link_runtime = LinkRuntime::start().context("could not start the link runtime")?;
+    let connecting = link_runtime
+        .handle()
+        .spawn(async move { link::connect(&link_config).await });
     let link = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        link = link::connect(&link_config) => link?,
+        link = connecting => link.context("the link task failed")??,
     };
     let Link {
         agent_id,
@@ -204,12 +212,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let generator = Arc::new(GeneratorCounters::default());
     let counters = Arc::new(McpCounters::default());
     let recorder = Recorder::new();
-    tasks.spawn(heartbeats(
-        sender.clone(),
-        heartbeat_interval,
-        generator.clone(),
-        agent.clone(),
-    ));
+    tasks.spawn_on(
+        beat::heartbeats(
+            sender.clone(),
+            heartbeat_interval,
+            generator.clone(),
+            agent.clone(),
+        ),
+        &link_runtime.handle(),
+    );
     let (refresh_tx, refresh_rx) = mpsc::channel(REFRESH_QUEUE);
     tasks.spawn(forward_refreshes(refresh_rx, sender.clone(), agent.clone()));
 
@@ -221,16 +232,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         recorder: recorder.clone(),
         generator: generator.clone(),
         assembler: ChunkAssembler::default(),
+        added_assembler: ChunkAssembler::default(),
         tokens: HashMap::new(),
+        session_ctx: None,
         preparing: None,
         prepared: None,
         pending_start: None,
         running: None,
         load: None,
+        adding: JoinSet::new(),
+        added_tx: None,
         stop_run: agent.child_token(),
         live: live.clone(),
     };
     let ended = machine.control_loop(&mut receiver, &shutdown).await;
+    machine.adding.abort_all();
     let prepared = machine.prepared.take();
     let stop_run = machine.stop_run.clone();
     drop(machine);
@@ -269,6 +285,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         })
         .await;
     }
+    drop(receiver);
+    drop(link_runtime);
     result
 }
 
@@ -281,7 +299,11 @@ struct Machine<'c> {
     recorder: Arc<Recorder>,
     generator: Arc<GeneratorCounters>,
     assembler: ChunkAssembler,
+    /// Chunks of groups moved here from a lost agent.
+    added_assembler: ChunkAssembler,
     tokens: HashMap<UserName, Arc<UserToken>>,
+    /// What every session of this agent shares (set with the assignment).
+    session_ctx: Option<Arc<SessionContext>>,
     preparing: Option<JoinHandle<anyhow::Result<Prepared>>>,
     prepared: Option<Prepared>,
     /// A `Start` that arrived while sessions were still opening.
@@ -289,8 +311,21 @@ struct Machine<'c> {
     running: Option<JoinHandle<bool>>,
     /// While running: the load the run follows, and the start (unix ms).
     load: Option<(watch::Sender<LoadState>, i64)>,
+    /// Sessions opening for moved groups.
+    adding: JoinSet<Added>,
+    /// Hands opened moved groups to the running load.
+    added_tx: Option<mpsc::UnboundedSender<AddedLoad>>,
     stop_run: CancellationToken,
     live: observe::Live,
+}
+
+/// Moved groups whose sessions are open.
+struct Added {
+    id: String,
+    settings: RunSettings,
+    sessions: OpenedSessions,
+    /// Each moved user's activation rank (closed-model stages).
+    ranks: HashMap<UserName, u32>,
 }
 
 /// Awaits an optional task; pending forever when there is none.
@@ -340,6 +375,12 @@ impl Machine<'_> {
                         self.start(plan);
                     }
                 }
+                Some(added) = self.adding.join_next() => {
+                    match added {
+                        Ok(added) => self.run_added(added).await?,
+                        Err(e) => tracing::warn!(error = %e, "opening moved groups failed"),
+                    }
+                }
                 interrupted = join_opt(&mut self.running) => {
                     self.running = None;
                     let interrupted = interrupted.context("the run panicked")?;
@@ -358,6 +399,15 @@ impl Machine<'_> {
                 }
                 if let Some(assignment) = self.assembler.add(chunk)? {
                     self.prepare(assignment)?;
+                }
+            }
+            ControllerEvent::AddGroups(chunk) => {
+                if self.running.is_none() {
+                    tracing::warn!(assignment = %chunk.id, "ignoring moved groups: this agent is not running");
+                    return Ok(None);
+                }
+                if let Some(added) = self.added_assembler.add(chunk)? {
+                    self.add_groups(added)?;
                 }
             }
             ControllerEvent::Start(plan) => {
@@ -432,6 +482,7 @@ impl Machine<'_> {
             .map(|u| (u.name.clone(), u.rank))
             .collect();
         let ranks = Arc::new(ranks);
+        self.session_ctx = Some(ctx.clone());
         let tokens = self.tokens.clone();
         let recorder = self.recorder.clone();
         let sender = self.sender.clone();
@@ -463,6 +514,84 @@ impl Machine<'_> {
         Ok(())
     }
 
+    /// Opens sessions for groups moved here from a lost agent, in the
+    /// background; `run_added` hands them to the load.
+    fn add_groups(&mut self, added: Assignment) -> anyhow::Result<()> {
+        let Assignment {
+            id,
+            settings,
+            groups,
+        } = added;
+        let ctx = self
+            .session_ctx
+            .clone()
+            .context("moved groups arrived before this agent's own assignment")?;
+        let mut tokens = HashMap::new();
+        for u in groups.iter().flatten() {
+            let token = UserToken::new(u.name.clone(), u.token.clone());
+            self.tokens.insert(u.name.clone(), token.clone());
+            tokens.insert(u.name.clone(), token);
+        }
+        let n_users: usize = groups.iter().map(Vec::len).sum();
+        let ranks = groups
+            .iter()
+            .flatten()
+            .map(|u| (u.name.clone(), u.rank))
+            .collect();
+        tracing::info!(assignment = %id, n_users, groups = groups.len(), "opening MCP sessions for users moved from a lost agent");
+        let recorder = self.recorder.clone();
+        self.adding.spawn(async move {
+            let timeout = prepare::request_timeout(&settings);
+            let sessions = prepare::open_sessions(&ctx, &groups, &tokens, timeout, &recorder).await;
+            Added {
+                id,
+                settings,
+                sessions,
+                ranks,
+            }
+        });
+        Ok(())
+    }
+
+    /// Starts moved groups whose sessions are open and tells the controller.
+    async fn run_added(&mut self, added: Added) -> anyhow::Result<()> {
+        let Added {
+            id,
+            settings,
+            sessions,
+            ranks,
+        } = added;
+        let started_at_ms = unix_ms();
+        // Open model: the lost agent's share of the rate moves with its users.
+        if let Some((load, _)) = &self.load
+            && settings.rate_share > 0.0
+        {
+            load.send_modify(|s| s.add_rate_share(settings.rate_share));
+        }
+        if let Some(tx) = &self.added_tx {
+            let _ = tx.send(AddedLoad {
+                groups: sessions.groups.clone(),
+                ranks,
+            });
+        }
+        tracing::info!(assignment = %id, open = sessions.open_count(), failed = sessions.failed, "moved users running");
+        self.sender
+            .send(AgentEvent::GroupsAdded {
+                assignment_id: id,
+                sessions_open: sessions.open_count(),
+                sessions_failed: sessions.failed,
+                failure_samples: sessions.failure_samples.clone(),
+                started_at_ms,
+            })
+            .await
+            .context("could not tell the controller the moved users run")?;
+        if let Some(prepared) = &mut self.prepared {
+            // Closed with the others at the end.
+            prepared.sessions.groups.extend(sessions.groups);
+        }
+        Ok(())
+    }
+
     fn start(&mut self, plan: StartPlan) {
         let Some(prepared) = &self.prepared else {
             return;
@@ -475,6 +604,8 @@ impl Machine<'_> {
         );
         let (load_tx, load_rx) = watch::channel(state);
         self.load = Some((load_tx, plan.start_at_ms));
+        let (added_tx, added) = mpsc::unbounded_channel();
+        self.added_tx = Some(added_tx);
         let run = Run {
             scenario: prepared.scenario.clone(),
             mix: prepared.settings.mix.clone(),
@@ -487,6 +618,7 @@ impl Machine<'_> {
             live: self.live.clone(),
             load_state: load_rx,
             ranks: prepared.ranks.clone(),
+            added,
         };
         self.running = Some(tokio::spawn(runner::run(
             run,
@@ -521,32 +653,6 @@ async fn close_sessions(sessions: OpenedSessions) {
         .filter_map(|s| Arc::try_unwrap(s).ok())
         .map(|s| s.close());
     futures::future::join_all(closing).await;
-}
-
-async fn heartbeats(
-    sender: LinkSender,
-    every: Duration,
-    generator: Arc<GeneratorCounters>,
-    done: CancellationToken,
-) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = done.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
-        let beat = AgentEvent::Heartbeat {
-            sent_at_ms: unix_ms(),
-            // The counter itself: `snapshot` would also read /proc for the CPU time.
-            active_vusers: generator
-                .active_vusers
-                .load(std::sync::atomic::Ordering::Relaxed),
-        };
-        if sender.send(beat).await.is_err() {
-            return;
-        }
-    }
 }
 
 async fn forward_refreshes(

@@ -62,6 +62,9 @@ pub struct StartPlan {
 #[derive(Debug)]
 pub enum ControllerEvent {
     Assignment(AssignmentChunk),
+    /// Groups moved from a lost agent, to run from now on (chunked like an
+    /// assignment; the settings' load is what moves with them).
+    AddGroups(AssignmentChunk),
     Start(StartPlan),
     TokenUpdate { user: UserName, token: Secret },
     Stop { reason: String },
@@ -75,6 +78,14 @@ pub enum AgentEvent {
         sessions_open: u32,
         sessions_failed: u32,
         failure_samples: Vec<String>,
+    },
+    /// Moved groups have their sessions open and run since `started_at_ms`.
+    GroupsAdded {
+        assignment_id: String,
+        sessions_open: u32,
+        sessions_failed: u32,
+        failure_samples: Vec<String>,
+        started_at_ms: i64,
     },
     Heartbeat {
         sent_at_ms: i64,

@@ -115,6 +115,20 @@ impl LoadState {
         }
     }
 
+    /// Open model: take on `extra` more of the cluster's rate (moved here
+    /// with a lost agent's users). The profile scales as a whole, which for
+    /// the starts still to come is the same as scaling it from now on.
+    /// Closed model: nothing (moved vusers carry their ranks).
+    pub fn add_rate_share(&mut self, extra: f64) {
+        if !self.open || !extra.is_finite() || extra <= 0.0 {
+            return;
+        }
+        if self.rate_share > 0.0 {
+            self.profile = self.profile.scaled((self.rate_share + extra) / self.rate_share);
+        }
+        self.rate_share += extra;
+    }
+
     /// From `at` on, follow `stages` (cluster-wide); `end` can only move
     /// earlier, never past what `Start` said.
     pub fn apply(&mut self, at: Duration, stages: &[Stage], end: Option<Duration>) {

@@ -2,7 +2,8 @@
 //! (closed model: each runs while the load's active users exceed its rank) or
 //! a generator of starts at the load's rate (open model), follows load
 //! updates, keeps warmup out of the measurements, streams interval deltas
-//! every second, and drains in-flight workflows at the end or on `Stop`.
+//! every second, takes on groups moved from a lost agent while it runs, and
+//! drains in-flight workflows at the end or on `Stop`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use common::scenario::{MixEntry, Scenario, Workflow};
 use common::series::SeriesKey;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -70,6 +71,16 @@ pub struct Run {
     pub load_state: watch::Receiver<LoadState>,
     /// Closed model: each user's activation rank (absent: 0).
     pub ranks: Arc<HashMap<UserName, u32>>,
+    /// Groups added while running (re-assigned from a lost agent).
+    pub added: mpsc::UnboundedReceiver<AddedLoad>,
+}
+
+/// Groups moved here from a lost agent, to run from now on under the run's
+/// load: closed, each vuser by its rank; open, among this agent's starts
+/// (whose rate the moved share has already raised).
+pub struct AddedLoad {
+    pub groups: Vec<Vec<Arc<McpSession>>>,
+    pub ranks: HashMap<UserName, u32>,
 }
 
 /// The measured window: workflows starting inside it are recorded.
@@ -124,7 +135,7 @@ async fn sleep_until_opt(at: Option<Instant>) {
 
 /// Runs the load until the end of the plan or until `stop` is cancelled;
 /// returns whether it was interrupted.
-pub async fn run(run: Run, sender: LinkSender, stop: CancellationToken) -> bool {
+pub async fn run(mut run: Run, sender: LinkSender, stop: CancellationToken) -> bool {
     let delay_ms = u64::try_from(run.plan.start_at_ms - unix_ms()).unwrap_or(0);
     let start = Instant::now() + Duration::from_millis(delay_ms);
     let measure_start = start + run.plan.warmup;
@@ -162,27 +173,17 @@ pub async fn run(run: Run, sender: LinkSender, stop: CancellationToken) -> bool 
     );
 
     let tracker = TaskTracker::new();
+    let mut task = 0;
+    // Open model: moved groups join the generator's initiators.
+    let mut to_generator = None;
     match run.load {
         LoadModel::Closed { think_time } => {
-            let mut task = 0;
-            for group in run.groups {
-                let group = Arc::new(group);
-                for me in 0..group.len() {
-                    let rank = run.ranks.get(group[me].user()).copied().unwrap_or(0);
-                    let vuser = Vuser {
-                        group: group.clone(),
-                        me,
-                        think: think_time,
-                        task,
-                        rank,
-                    };
-                    tracker.spawn(vuser.run(ctx.clone()));
-                    task += 1;
-                }
-            }
+            spawn_vusers(&ctx, &tracker, run.groups, &run.ranks, think_time, &mut task);
         }
         LoadModel::Open { .. } => {
-            tracker.spawn(open_generator(ctx.clone(), run.groups, tracker.clone()));
+            let (tx, rx) = mpsc::unbounded_channel();
+            to_generator = Some(tx);
+            tracker.spawn(open_generator(ctx.clone(), run.groups, rx, tracker.clone()));
         }
     }
 
@@ -206,6 +207,19 @@ pub async fn run(run: Run, sender: LinkSender, stop: CancellationToken) -> bool 
             _ = tokio::time::sleep_until(end) => break,
             _ = stop.cancelled() => break,
             changed = load.changed(), if updates_open => updates_open = changed.is_ok(),
+            Some(added) = run.added.recv() => {
+                let n_users: usize = added.groups.iter().map(Vec::len).sum();
+                tracing::info!(n_users, "running groups moved from a lost agent");
+                match (run.load, &to_generator) {
+                    (LoadModel::Closed { think_time }, _) => {
+                        spawn_vusers(&ctx, &tracker, added.groups, &added.ranks, think_time, &mut task);
+                    }
+                    (LoadModel::Open { .. }, Some(tx)) => {
+                        let _ = tx.send(added.groups);
+                    }
+                    (LoadModel::Open { .. }, None) => {}
+                }
+            }
         }
     }
     let interrupted = stop.is_cancelled();
@@ -228,6 +242,32 @@ pub async fn run(run: Run, sender: LinkSender, stop: CancellationToken) -> bool 
         tracing::warn!(error = %e, "interval reporter failed");
     }
     interrupted
+}
+
+/// Closed model: a looping task per user of `groups`; `task` numbers them.
+fn spawn_vusers(
+    ctx: &Arc<Ctx>,
+    tracker: &TaskTracker,
+    groups: Vec<Vec<Arc<McpSession>>>,
+    ranks: &HashMap<UserName, u32>,
+    think: Duration,
+    task: &mut usize,
+) {
+    for group in groups {
+        let group = Arc::new(group);
+        for me in 0..group.len() {
+            let rank = ranks.get(group[me].user()).copied().unwrap_or(0);
+            let vuser = Vuser {
+                group: group.clone(),
+                me,
+                think,
+                task: *task,
+                rank,
+            };
+            tracker.spawn(vuser.run(ctx.clone()));
+            *task += 1;
+        }
+    }
 }
 
 /// Closed model: one user looping over workflows with think time while the
@@ -333,22 +373,39 @@ fn cast(
     sessions
 }
 
-/// Open model: starts workflows at the load's rate (due times from the
-/// profile, so a ramp or an update moves them) with random initiators.
-async fn open_generator(ctx: Arc<Ctx>, groups: Vec<Vec<Arc<McpSession>>>, tracker: TaskTracker) {
-    let members: Vec<(usize, usize)> = groups
-        .iter()
-        .enumerate()
-        .flat_map(|(g, users)| (0..users.len()).map(move |m| (g, m)))
-        .collect();
-    if members.is_empty() {
-        return;
+/// Open model: who can start a workflow — every user of every group, with
+/// the workflows that fit the group.
+#[derive(Default)]
+struct Initiators<'s> {
+    /// (group, member)
+    members: Vec<(usize, usize)>,
+    groups: Vec<Arc<Vec<Arc<McpSession>>>>,
+    pickers: Vec<Option<Picker<'s>>>,
+}
+
+impl<'s> Initiators<'s> {
+    fn add(&mut self, scenario: &'s Scenario, mix: &'s [MixEntry], groups: Vec<Vec<Arc<McpSession>>>) {
+        for group in groups {
+            let g = self.groups.len();
+            self.members.extend((0..group.len()).map(|m| (g, m)));
+            self.pickers.push(Picker::new(scenario, mix, group.len()));
+            self.groups.push(Arc::new(group));
+        }
     }
-    let groups: Vec<Arc<Vec<Arc<McpSession>>>> = groups.into_iter().map(Arc::new).collect();
-    let pickers: Vec<Option<Picker<'_>>> = groups
-        .iter()
-        .map(|g| Picker::new(&ctx.scenario, &ctx.mix, g.len()))
-        .collect();
+}
+
+/// Open model: starts workflows at the load's rate (due times from the
+/// profile, so a ramp or an update moves them) with random initiators, to
+/// whom `more` adds groups moved from a lost agent.
+async fn open_generator(
+    ctx: Arc<Ctx>,
+    groups: Vec<Vec<Arc<McpSession>>>,
+    mut more: mpsc::UnboundedReceiver<Vec<Vec<Arc<McpSession>>>>,
+    tracker: TaskTracker,
+) {
+    let mut initiators = Initiators::default();
+    initiators.add(&ctx.scenario, &ctx.mix, groups);
+    let mut more_open = true;
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut rng = StdRng::from_rng(&mut rand::rng());
     let mut load = ctx.load.clone();
@@ -365,6 +422,13 @@ async fn open_generator(ctx: Arc<Ctx>, groups: Vec<Vec<Arc<McpSession>>>, tracke
             _ = sleep_until_opt(intended) => {}
             changed = load.changed(), if updates_open => {
                 updates_open = changed.is_ok();
+                continue;
+            }
+            moved = more.recv(), if more_open => {
+                match moved {
+                    Some(groups) => initiators.add(&ctx.scenario, &ctx.mix, groups),
+                    None => more_open = false,
+                }
                 continue;
             }
         }
@@ -388,11 +452,16 @@ async fn open_generator(ctx: Arc<Ctx>, groups: Vec<Vec<Arc<McpSession>>>, tracke
                 .max_lateness_us
                 .fetch_max(us, Ordering::Relaxed);
         }
-        let (g, me) = members[rng.random_range(0..members.len())];
-        let Some(picker) = &pickers[g] else { continue };
+        if initiators.members.is_empty() {
+            continue;
+        }
+        let (g, me) = initiators.members[rng.random_range(0..initiators.members.len())];
+        let Some(picker) = &initiators.pickers[g] else {
+            continue;
+        };
         let wf_name = picker.pick(&mut rng).name.clone();
         let offset = rng.random_range(0..usize::MAX);
-        let group = groups[g].clone();
+        let group = initiators.groups[g].clone();
         let ctx2 = ctx.clone();
         let iteration = u64::from(n);
         tracker.spawn(async move {

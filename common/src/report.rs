@@ -51,6 +51,46 @@ pub struct Report {
     /// Failure samples the controller refused (past its bounds).
     #[serde(default)]
     pub error_samples_refused: u64,
+    /// Agents lost during the run and where their users went (SPEC §5).
+    #[serde(default)]
+    pub agent_losses: Vec<AgentLossReport>,
+}
+
+/// One agent lost during the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentLossReport {
+    /// Its name, as in `agents`.
+    pub agent: String,
+    pub agent_id: String,
+    /// `left without a final report (…)`, `silent for 5.1 s`, ….
+    pub reason: String,
+    /// `--on-agent-loss`: `reassign`, `abort` or `continue`.
+    pub policy: String,
+    /// RFC 3339, UTC: when the controller declared it lost.
+    pub lost_at: String,
+    /// Seconds from the run's start (warmup included) to the loss.
+    pub lost_at_seconds: f64,
+    /// RFC 3339, UTC: its last message; its users idle from then on.
+    pub last_heard_at: String,
+    pub moves: Vec<UserMoveReport>,
+}
+
+/// The lost agent's users moved to one surviving agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserMoveReport {
+    /// The agent that took them.
+    pub to: String,
+    pub n_users: u64,
+    /// Each moved user → operations it made on its new agent (measured phase).
+    pub users: BTreeMap<String, u64>,
+    /// RFC 3339, UTC: when they started working on `to`; absent if they never did.
+    pub resumed_at: Option<String>,
+    /// Seconds from the loss to `resumed_at`.
+    pub resumed_after_seconds: Option<f64>,
+    /// Seconds from the lost agent's last message to `resumed_at`.
+    pub idle_seconds: Option<f64>,
+    pub sessions_open: u64,
+    pub sessions_failed: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -263,6 +263,9 @@ pub struct StartArgs {
     /// MCP protocol version the agents speak [default: auto].
     #[arg(long, value_enum, env = "MCP_SWARM_MCP_VERSION")]
     pub mcp_version: Option<McpVersionArg>,
+    /// What to do when an agent is lost mid-run: move its users to the other agents, stop the run (exit 1), or go on without them [default: reassign].
+    #[arg(long, env = "MCP_SWARM_ON_AGENT_LOSS", value_enum)]
+    pub on_agent_loss: Option<crate::run::reassign::OnAgentLoss>,
     #[command(flatten)]
     pub log: LogArgs,
 }

@@ -155,6 +155,7 @@ pub struct RunConfig {
     pub request_timeout: Duration,
     /// `--mcp-version`: what the agents speak.
     pub mcp_version: common::protocol::McpVersionChoice,
+    pub on_agent_loss: crate::run::reassign::OnAgentLoss,
 }
 
 /// Keys of a `--config` TOML file: the long flag names with `_` for `-`.
@@ -206,6 +207,7 @@ struct FileConfig {
     callback_listen: Option<SocketAddr>,
     request_timeout: Option<DurationValue>,
     mcp_version: Option<crate::cli::McpVersionArg>,
+    on_agent_loss: Option<crate::run::reassign::OnAgentLoss>,
     verbose: Option<bool>,
     log_format: Option<LogFormat>,
 }
@@ -550,6 +552,10 @@ impl RunConfig {
                 .or(file.mcp_version)
                 .unwrap_or_default()
                 .choice(),
+            on_agent_loss: args
+                .on_agent_loss
+                .or(file.on_agent_loss)
+                .unwrap_or_default(),
         };
         validate_prefix(&config.user_prefix)?;
         Ok((config, log))

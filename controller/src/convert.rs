@@ -10,7 +10,8 @@ use common::proto;
 use common::series::SeriesSet;
 
 use crate::messages::{
-    Assignment, FinalData, FromAgent, IntervalData, ReadyReport, RunSettings, ToAgent, VuserGroup,
+    Assignment, FinalData, FromAgent, GroupsAddedReport, IntervalData, ReadyReport, RunSettings,
+    ToAgent, VuserGroup,
 };
 use crate::report::{GeneratorStats, McpStats};
 
@@ -38,6 +39,14 @@ pub fn to_proto(msg: &ToAgent) -> Vec<proto::ControllerMessage> {
         ToAgent::Assignment(a) => chunk_assignment(a, CHUNK_BYTES)
             .into_iter()
             .map(|c| wrap(Body::Assignment(c)))
+            .collect(),
+        ToAgent::AddGroups(a) => chunk_assignment(a, CHUNK_BYTES)
+            .into_iter()
+            .map(|c| {
+                wrap(Body::AddGroups(proto::AddGroups {
+                    assignment: Some(c),
+                }))
+            })
             .collect(),
         ToAgent::Start(s) => vec![wrap(Body::Start(proto::Start {
             start_at_ms: unix_ms(s.start_at),
@@ -159,6 +168,13 @@ pub fn from_proto(msg: proto::AgentMessage) -> Result<Option<FromAgent>, Histogr
             user: UserName::new(r.user_name),
         },
         Body::Failure(f) => FromAgent::Failure { message: f.message },
+        Body::GroupsAdded(g) => FromAgent::GroupsAdded(GroupsAddedReport {
+            assignment_id: g.assignment_id,
+            sessions_open: g.sessions_open,
+            sessions_failed: g.sessions_failed,
+            failure_samples: g.failure_samples,
+            started_at: from_unix_ms(g.started_at_ms),
+        }),
     }))
 }
 

@@ -19,6 +19,9 @@ pub use common::protocol::LoadUpdate;
 #[derive(Debug, Clone)]
 pub enum ToAgent {
     Assignment(Box<Assignment>),
+    /// Groups moved from a lost agent to this running one; the settings'
+    /// load is what moves with them.
+    AddGroups(Box<Assignment>),
     Start(StartCommand),
     TokenUpdate(TokenUpdate),
     Stop {
@@ -112,6 +115,17 @@ pub enum FromAgent {
     Final(FinalData),
     RefreshRequest { user: UserName },
     Failure { message: String },
+    GroupsAdded(GroupsAddedReport),
+}
+
+/// An agent runs moved groups now.
+#[derive(Debug, Clone)]
+pub struct GroupsAddedReport {
+    pub assignment_id: String,
+    pub sessions_open: u32,
+    pub sessions_failed: u32,
+    pub failure_samples: Vec<String>,
+    pub started_at: SystemTime,
 }
 
 #[derive(Debug, Clone)]

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use common::ids::AgentId;
+
+use crate::run::liveness::Silent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slot {
@@ -31,6 +33,8 @@ struct Entry {
     /// When the last message from the agent arrived (stamped by the
     /// service on arrival, so a busy run loop cannot make an agent look lost).
     last_heard: Instant,
+    /// Whether the watchdog still looks at it (not once it finished or was lost).
+    watched: bool,
 }
 
 pub struct Registry {
@@ -63,6 +67,7 @@ impl Registry {
                 name: name.to_owned(),
                 slot: Slot::Registered,
                 last_heard: Instant::now(),
+                watched: true,
             },
         );
         Ok(id)
@@ -99,6 +104,37 @@ impl Registry {
 
     pub fn last_heard(&self, id: &AgentId) -> Option<Instant> {
         self.lock().get(id).map(|e| e.last_heard)
+    }
+
+    /// When the last message from the agent arrived, on the wall clock.
+    pub fn last_heard_at(&self, id: &AgentId) -> Option<SystemTime> {
+        self.last_heard(id).map(|h| SystemTime::now() - h.elapsed())
+    }
+
+    /// The watchdog stops looking at the agent (finished or lost).
+    pub fn retire(&self, id: &AgentId) {
+        if let Some(e) = self.lock().get_mut(id) {
+            e.watched = false;
+        }
+    }
+
+    /// Attached agents silent for longer than `after`, each reported once
+    /// (it is retired as it is reported).
+    pub fn newly_silent(&self, after: Duration) -> Vec<Silent> {
+        let mut agents = self.lock();
+        let mut out = Vec::new();
+        for (id, e) in agents.iter_mut() {
+            let silent_for = e.last_heard.elapsed();
+            if e.watched && e.slot == Slot::Attached && silent_for > after {
+                e.watched = false;
+                out.push(Silent {
+                    agent: id.clone(),
+                    last_heard: SystemTime::now() - silent_for,
+                    silent_for,
+                });
+            }
+        }
+        out
     }
 
     pub fn slot(&self, id: &AgentId) -> Option<Slot> {
@@ -138,5 +174,24 @@ mod tests {
         ));
         r.detach(&b);
         assert_eq!(r.slot(&b), Some(Slot::Detached));
+    }
+
+    #[test]
+    fn a_silent_attached_agent_is_reported_once() {
+        let r = Registry::new(3);
+        let a = r.register("a").unwrap();
+        let b = r.register("b").unwrap();
+        let c = r.register("c").unwrap();
+        r.attach(&a).unwrap();
+        r.attach(&b).unwrap();
+        r.attach(&c).unwrap();
+        r.retire(&c);
+        std::thread::sleep(Duration::from_millis(30));
+        r.touch(&b);
+        let silent = r.newly_silent(Duration::from_millis(20));
+        let ids: Vec<&AgentId> = silent.iter().map(|s| &s.agent).collect();
+        assert_eq!(ids, vec![&a], "b was heard, c is retired");
+        assert!(silent[0].silent_for >= Duration::from_millis(30));
+        assert!(r.newly_silent(Duration::from_millis(20)).is_empty(), "once");
     }
 }

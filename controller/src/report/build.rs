@@ -10,14 +10,14 @@ use common::ErrorKind;
 use common::LatencyHistogram;
 use common::failures::{FailureBook, FailureKey};
 use common::report::{
-    AgentReport, AuthReport, BaselineReport, ErrorReport, GeneratorReport, Histograms,
+    AgentLossReport, AgentReport, AuthReport, BaselineReport, ErrorReport, GeneratorReport, Histograms,
     LatencyStats, McpErrors, McpReport, OperationReport, OrderedMap, Report, RunReport,
-    SCHEMA_VERSION, StepReport, Summary, TimeseriesPoint, TimeseriesWorkflow, UserReport,
-    WorkflowReport, round6, success_rate,
+    SCHEMA_VERSION, StepReport, Summary, TimeseriesPoint, TimeseriesWorkflow, UserMoveReport,
+    UserReport, WorkflowReport, round6, success_rate,
 };
 use common::series::{SeriesKind, SeriesSet, SeriesStats, UserStats};
 
-use super::input::{AgentResult, IntervalPoint, ReportInput};
+use super::input::{AgentLoss, AgentResult, IntervalPoint, ReportInput};
 use crate::thresholds;
 
 /// Interval width assumed when two points share a time (agents report every
@@ -75,6 +75,11 @@ pub fn build_report(input: &ReportInput) -> Report {
         tenants: super::tenants::tenants_report(merged, &input.tenants, input.run.duration),
         errors: error_reports(merged, &input.failures),
         error_samples_refused: input.failures.refused,
+        agent_losses: input
+            .agent_losses
+            .iter()
+            .map(|l| loss_report(l, input.run.started_at))
+            .collect(),
     };
     report.thresholds = thresholds::evaluate(&input.thresholds, &report);
     report
@@ -262,6 +267,39 @@ fn baseline_report(merged: &SeriesSet, is_baseline: &dyn Fn(&str) -> bool) -> Ba
         operations: tools
             .into_iter()
             .map(|(tool, s)| (tool.to_owned(), operation_report(&s)))
+            .collect(),
+    }
+}
+
+fn seconds_between(from: SystemTime, to: SystemTime) -> f64 {
+    match to.duration_since(from) {
+        Ok(d) => round6(d.as_secs_f64()),
+        Err(e) => -round6(e.duration().as_secs_f64()),
+    }
+}
+
+fn loss_report(l: &AgentLoss, run_start: SystemTime) -> AgentLossReport {
+    AgentLossReport {
+        agent: l.agent.clone(),
+        agent_id: l.agent_id.to_string(),
+        reason: l.reason.clone(),
+        policy: l.policy.clone(),
+        lost_at: rfc3339(l.lost_at),
+        lost_at_seconds: seconds_between(run_start, l.lost_at),
+        last_heard_at: rfc3339(l.last_heard_at),
+        moves: l
+            .moves
+            .iter()
+            .map(|m| UserMoveReport {
+                to: m.to.clone(),
+                n_users: m.users.len() as u64,
+                users: m.users.clone(),
+                resumed_at: m.resumed_at.map(rfc3339),
+                resumed_after_seconds: m.resumed_at.map(|r| seconds_between(l.lost_at, r)),
+                idle_seconds: m.resumed_at.map(|r| seconds_between(l.last_heard_at, r)),
+                sessions_open: u64::from(m.sessions_open),
+                sessions_failed: u64::from(m.sessions_failed),
+            })
             .collect(),
     }
 }

@@ -411,6 +411,32 @@ fn write_agents(out: &mut String, r: &Report) -> std::fmt::Result {
             a.name, a.n_users, a.operations, a.failed_operations, a.workflows, cpu, late, status
         )?;
     }
+    for l in &r.agent_losses {
+        writeln!(
+            out,
+            "Lost: {} at {:.1}s ({}), --on-agent-loss {}",
+            l.agent, l.lost_at_seconds, l.reason, l.policy
+        )?;
+        for m in &l.moves {
+            let resumed = match (m.resumed_after_seconds, m.idle_seconds) {
+                (Some(after), Some(idle)) => {
+                    format!("running again {after:.1}s after the loss, idle {idle:.1}s")
+                }
+                _ => "never running again".to_owned(),
+            };
+            writeln!(
+                out,
+                "  {} users moved to {}: {resumed}{}",
+                m.n_users,
+                m.to,
+                if m.sessions_failed > 0 {
+                    format!(", {} sessions failed", m.sessions_failed)
+                } else {
+                    String::new()
+                }
+            )?;
+        }
+    }
     Ok(())
 }
 

@@ -36,6 +36,32 @@ pub struct ReportInput {
     pub tenants: BTreeMap<String, String>,
     /// Why steps failed: messages per workflow, step and kind.
     pub failures: FailureBook,
+    /// Agents lost during the run and where their users went.
+    pub agent_losses: Vec<AgentLoss>,
+}
+
+/// One agent lost during the run.
+#[derive(Clone, Debug)]
+pub struct AgentLoss {
+    pub agent_id: AgentId,
+    pub agent: String,
+    pub lost_at: SystemTime,
+    pub last_heard_at: SystemTime,
+    pub reason: String,
+    pub policy: String,
+    pub moves: Vec<UserMove>,
+}
+
+/// Users moved from a lost agent to `to`.
+#[derive(Clone, Debug)]
+pub struct UserMove {
+    pub to: String,
+    /// Each user → operations it made on `to`.
+    pub users: BTreeMap<String, u64>,
+    pub sent_at: SystemTime,
+    pub resumed_at: Option<SystemTime>,
+    pub sessions_open: u32,
+    pub sessions_failed: u32,
 }
 
 #[derive(Clone, Debug)]

@@ -21,8 +21,8 @@ pub use common::report::Report;
 pub use console::render_console;
 pub use html::render_html;
 pub use input::{
-    AgentResult, AgentTotals, AuthInput, GeneratorStats, IntervalPoint, IntervalWorkflow, McpStats,
-    ReportInput, RunInfo,
+    AgentLoss, AgentResult, AgentTotals, AuthInput, GeneratorStats, IntervalPoint,
+    IntervalWorkflow, McpStats, ReportInput, RunInfo, UserMove,
 };
 
 /// Why the run counts as failed when no workflow (baseline ones included)

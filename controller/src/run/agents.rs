@@ -1,14 +1,21 @@
 //! Each agent as the run sees it: its phase (one `match (from, to)` for
-//! every change), its users, its outbound queue and when it was last heard.
+//! every change), its groups and load share, and its outbound queue, on
+//! which every send is bounded by `SEND_TIMEOUT`.
 
-use std::time::Instant;
+use std::time::Duration;
 
 use anyhow::bail;
 use common::ids::UserName;
 use tokio::sync::mpsc;
 
+use super::reassign::GroupUsers;
+use crate::config::LoadModel;
 use crate::messages::{ReadyReport, ToAgent};
 use crate::report::GeneratorStats;
+
+/// Longest wait for room in an agent's outbound queue: a stuck agent must
+/// not hold up the run loop (liveness declares it lost soon after).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -25,8 +32,13 @@ pub struct AgentState {
     pub name: String,
     pub phase: Phase,
     outbound: Option<mpsc::Sender<ToAgent>>,
-    pub last_seen: Instant,
     pub users: Vec<UserName>,
+    /// Its groups (what moves if it is lost), without tokens.
+    pub groups: Vec<GroupUsers>,
+    /// Its load share (open model: its rate, moved groups' included).
+    pub load: LoadModel,
+    /// Open model: its fraction of the cluster's rate, moved groups' included.
+    pub rate_share: f64,
     pub ready: Option<ReadyReport>,
     pub intervals_received: u64,
     pub generator: GeneratorStats,
@@ -38,8 +50,12 @@ impl AgentState {
             name,
             phase: Phase::Attached,
             outbound: Some(outbound),
-            last_seen: Instant::now(),
             users: Vec::new(),
+            groups: Vec::new(),
+            load: LoadModel::Closed {
+                think_time: Duration::ZERO,
+            },
+            rate_share: 0.0,
             ready: None,
             intervals_received: 0,
             generator: GeneratorStats::default(),
@@ -69,14 +85,19 @@ impl AgentState {
         ok
     }
 
-    /// Queues `msg` for the agent.
+    /// Queues `msg` for the agent, waiting at most `SEND_TIMEOUT`.
     pub async fn send(&self, msg: ToAgent) -> anyhow::Result<()> {
-        match &self.outbound {
-            Some(tx) => tx
-                .send(msg)
-                .await
-                .map_err(|_| anyhow::anyhow!("agent {} is gone", self.name)),
-            None => bail!("agent {} is not attached", self.name),
+        let Some(tx) = &self.outbound else {
+            bail!("agent {} is not attached", self.name)
+        };
+        match tokio::time::timeout(SEND_TIMEOUT, tx.send(msg)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => bail!("agent {} is gone", self.name),
+            Err(_) => bail!(
+                "agent {} took no message for {} s (stuck?)",
+                self.name,
+                SEND_TIMEOUT.as_secs()
+            ),
         }
     }
 

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use common::failures::FailureBook;
-use common::ids::AgentId;
+use common::ids::{AgentId, UserName};
 use common::series::SeriesSet;
 
 use super::steer::Probe;
@@ -51,6 +51,8 @@ struct AgentFold {
     assembly: Option<Assembly>,
     /// Set once the whole final report is folded in.
     done: Option<(AgentTotals, FinalHead)>,
+    /// Operations of the users moved to this agent, from its final report.
+    moved_operations: BTreeMap<UserName, u64>,
 }
 
 /// What an agent's message changed.
@@ -72,6 +74,8 @@ pub struct AgentOutcome {
     pub totals: AgentTotals,
     /// `None` when the final report never completed.
     pub head: Option<FinalHead>,
+    /// Operations each user moved to this agent made here.
+    pub moved_operations: BTreeMap<UserName, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -84,9 +88,28 @@ pub struct Aggregate {
     pub probe: Probe,
     /// Why steps failed, from every agent (bounded per key and in keys).
     failures: FailureBook,
+    /// Users moved to each agent, whose operations there the report shows.
+    watched: BTreeMap<AgentId, BTreeSet<UserName>>,
+}
+
+/// Operations (ok and failed) of `users` in `set`.
+fn operations_of(set: &SeriesSet, users: Option<&BTreeSet<UserName>>) -> BTreeMap<UserName, u64> {
+    users
+        .into_iter()
+        .flatten()
+        .map(|u| (u.clone(), set.users.get(u).map_or(0, |s| s.total())))
+        .collect()
 }
 
 impl Aggregate {
+    /// Users moved to `agent`: the report shows what they did there.
+    pub fn watch(&mut self, agent: &AgentId, users: &[UserName]) {
+        self.watched
+            .entry(agent.clone())
+            .or_default()
+            .extend(users.iter().cloned());
+    }
+
     pub fn interval(&mut self, agent: &AgentId, data: IntervalData, window: Window) -> Folded {
         add_failures(&mut self.failures, agent, &data.failures);
         let (operations, errors) = data.series.operation_counts();
@@ -156,6 +179,7 @@ impl Aggregate {
         // Chunk 0 is among the chunks seen, so the head is there.
         let head = assembly.head.unwrap_or_default();
         fold.done = Some((AgentTotals::of(&assembly.series), head));
+        fold.moved_operations = operations_of(&assembly.series, self.watched.get(agent));
         fold.measured = SeriesSet::default();
         self.merged.absorb(assembly.series);
         Folded::FinalComplete
@@ -181,11 +205,17 @@ impl Aggregate {
                 Some((totals, head)) => AgentOutcome {
                     totals,
                     head: Some(head),
+                    moved_operations: fold.moved_operations,
                 },
                 None => {
                     let totals = AgentTotals::of(&fold.measured);
+                    let moved_operations = operations_of(&fold.measured, self.watched.get(&agent));
                     merged.absorb(fold.measured);
-                    AgentOutcome { totals, head: None }
+                    AgentOutcome {
+                        totals,
+                        head: None,
+                        moved_operations,
+                    }
                 }
             };
             outcomes.insert(agent, outcome);

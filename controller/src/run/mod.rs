@@ -5,6 +5,8 @@
 pub mod agents;
 pub mod aggregate;
 pub mod progress;
+pub mod liveness;
+pub mod reassign;
 pub mod session;
 pub mod status;
 pub mod steer;
@@ -225,6 +227,14 @@ async fn with_target(
         AgentsMode::NoSpawn { cluster_secret } => cluster_secret.clone(),
     };
     let registry = Arc::new(Registry::new(config.n_agents as usize));
+    let (watchdog, silent) = liveness::watch(registry.clone(), liveness::AGENT_LOST_AFTER)
+        .context("could not start the liveness watchdog")?;
+    // The service stamps arrivals on a runtime of its own (liveness).
+    let service_runtime =
+        liveness::ServiceRuntime::start().context("could not start the gRPC runtime")?;
+    let listener = listener
+        .into_std()
+        .context("the gRPC listener for its own runtime")?;
     let (events_tx, events_rx) = mpsc::channel(1024);
     let server_token = CancellationToken::new();
     let service = SwarmService::new(
@@ -234,12 +244,17 @@ async fn with_target(
         tasks.clone(),
         server_token.clone(),
     );
-    let server = tasks.spawn(service::serve(
-        listener,
-        service,
-        secret.clone(),
-        server_token.clone(),
-    ));
+    let serve_secret = secret.clone();
+    let serve_token = server_token.clone();
+    let server = tasks.spawn_on(
+        async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            service::serve(listener, service, serve_secret, serve_token)
+                .await
+                .map_err(anyhow::Error::from)
+        },
+        &service_runtime.handle(),
+    );
 
     let mut processes = match &config.agents {
         AgentsMode::Spawn { agent } => {
@@ -255,7 +270,7 @@ async fn with_target(
     };
 
     let mut pool = UserPool::new(config, target)?;
-    let mut session = Session::new(events_rx, registry, live.clone());
+    let mut session = Session::new(events_rx, silent, registry, live.clone(), config.on_agent_loss);
     let result = drive(
         p,
         target,
@@ -293,6 +308,8 @@ async fn with_target(
         Err(_) => tracing::debug!("gRPC server still draining at exit"),
         _ => {}
     }
+    drop(watchdog);
+    drop(service_runtime);
     result
 }
 
@@ -388,24 +405,25 @@ async fn drive(
         .duration_since(schedule.measure_from)
         .unwrap_or_default()
         .min(config.duration);
-    let (series, agents) = session.take_results();
+    let results = session.take_results();
     let input = ReportInput {
         run: RunInfo {
             started_at: schedule.started_at,
             ended_at: collected.ended_at,
             warmup: config.warmup,
             // A capacity search ends when it is done, before the bound it set.
-            duration: if collected.interrupted || search.is_some() {
+            duration: if collected.interrupted || collected.aborted.is_some() || search.is_some() {
                 measured
             } else {
                 config.duration
             },
-            interrupted: collected.interrupted,
+            interrupted: collected.interrupted || collected.aborted.is_some(),
             login_method: login_method_text(auth.method()),
             ..frame.run
         },
-        series,
-        agents,
+        series: results.series,
+        agents: results.agents,
+        agent_losses: results.losses,
         intervals: with_targets(session.take_intervals(), config),
         auth: AuthInput {
             login_method: login_method_text(auth.method()),
@@ -453,6 +471,11 @@ async fn drive(
     }
     if collected.interrupted {
         bail!("the run was interrupted; the report above covers what was measured");
+    }
+    if let Some(agent) = &collected.aborted {
+        bail!(
+            "agent {agent} was lost and --on-agent-loss abort stopped the run; the report above covers what was measured"
+        );
     }
     if let Some(why) = report::nothing_succeeded(&report) {
         bail!("{why}");

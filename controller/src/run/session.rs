@@ -1,7 +1,9 @@
 //! The run as the agents see it: attach, assign, ready, start, collect.
-//! Moves each agent through its phases (`agents`), notices lost agents,
-//! passes refresh requests to the token task and pushes its new tokens, and
-//! hands what agents measured to the `Aggregate`, which folds it.
+//! Moves each agent through its phases (`agents`), hears from the watchdog
+//! (`liveness`) which agents went silent, in every phase, and hands lost
+//! agents to the policy (`reassign`), passes refresh requests to the token
+//! task and pushes its new tokens, and hands what agents measured to the
+//! `Aggregate`, which folds it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,16 +17,18 @@ use tokio_util::sync::CancellationToken;
 
 use super::agents::{AgentState, Phase};
 use super::aggregate::{Aggregate, Folded, Window};
+use super::liveness::Silent;
+use super::reassign::{GroupUsers, Loss, OnAgentLoss};
 use super::status::publish;
 use super::steer::Steer;
-use crate::messages::{AgentEvent, Assignment, FromAgent, StartCommand, ToAgent, TokenUpdate};
+use crate::messages::{
+    AgentEvent, Assignment, FromAgent, RunSettings, StartCommand, ToAgent, TokenUpdate,
+};
 use crate::registry::Registry;
-use crate::report::{AgentResult, IntervalPoint, McpStats};
+use crate::report::{AgentLoss, AgentResult, IntervalPoint, McpStats};
 use crate::spawn::AgentProcesses;
 use crate::tokens::Tokens;
 
-/// An agent silent this long is lost (heartbeats come every second).
-pub const AGENT_LOST_AFTER: Duration = Duration::from_secs(5);
 /// Agents start this long after `Start` is sent, all at the same instant.
 pub const START_DELAY: Duration = Duration::from_millis(300);
 /// After `Stop`, how long agents get to send their final reports.
@@ -41,39 +45,79 @@ pub struct Schedule {
 
 pub struct Session {
     events: mpsc::Receiver<AgentEvent>,
-    registry: Arc<Registry>,
+    /// Agents the watchdog found silent.
+    silent: mpsc::UnboundedReceiver<Silent>,
+    pub(super) registry: Arc<Registry>,
+    pub(super) policy: OnAgentLoss,
     pub agents: BTreeMap<AgentId, AgentState>,
     /// Attach order: the plan's agent `i` is `order[i]`.
     pub order: Vec<AgentId>,
-    user_agent: BTreeMap<UserName, AgentId>,
+    pub(super) user_agent: BTreeMap<UserName, AgentId>,
+    /// The settings every assignment shares (moved groups get them too).
+    pub(super) settings: Option<RunSettings>,
     /// What the agents measured, folded as it arrives.
-    aggregate: Aggregate,
+    pub(super) aggregate: Aggregate,
     pub failures: Vec<String>,
     /// What the progress view and `--http` show.
     pub live: observe::Live,
+    /// Agents lost during the run, and where their users went.
+    pub(super) losses: Vec<Loss>,
+    /// Set by `--on-agent-loss abort`: the lost agent's name.
+    pub(super) aborted: Option<String>,
+    /// Re-assignments sent so far (numbers their ids).
+    pub(super) n_moves: u32,
 }
 
 pub struct Collected {
     pub interrupted: bool,
+    /// `--on-agent-loss abort` stopped the run: the lost agent's name.
+    pub aborted: Option<String>,
     pub ended_at: SystemTime,
+}
+
+/// What the report takes from the session.
+pub struct Results {
+    pub series: SeriesSet,
+    pub agents: Vec<AgentResult>,
+    pub losses: Vec<AgentLoss>,
 }
 
 impl Session {
     pub fn new(
         events: mpsc::Receiver<AgentEvent>,
+        silent: mpsc::UnboundedReceiver<Silent>,
         registry: Arc<Registry>,
         live: observe::Live,
+        policy: OnAgentLoss,
     ) -> Session {
         Session {
             events,
+            silent,
             registry,
+            policy,
             agents: BTreeMap::new(),
             order: Vec::new(),
             user_agent: BTreeMap::new(),
+            settings: None,
             aggregate: Aggregate::default(),
             failures: Vec::new(),
             live,
+            losses: Vec::new(),
+            aborted: None,
+            n_moves: 0,
         }
+    }
+
+    /// The error for an agent gone silent before the run started.
+    fn silent_before_start(&self, s: &Silent) -> anyhow::Error {
+        let name = self
+            .agents
+            .get(&s.agent)
+            .map_or(s.agent.to_string(), |a| a.name.clone());
+        anyhow::anyhow!(
+            "agent {name} went silent before the run started (nothing heard for {:.1} s): is it stopped or cut off?",
+            s.silent_for.as_secs_f64()
+        )
     }
 
     /// Waits until `n` agents have attached.
@@ -103,6 +147,7 @@ impl Session {
                         bail!("{exit} before attaching (see its log above)");
                     }
                 }
+                Some(s) = self.silent.recv() => return Err(self.silent_before_start(&s)),
                 ev = self.events.recv() => match ev {
                     Some(ev) => self.handle_pre_start(ev)?,
                     None => bail!("the gRPC service stopped"),
@@ -129,7 +174,6 @@ impl Session {
                 let Some(state) = self.agents.get_mut(&agent) else {
                     return Ok(());
                 };
-                state.last_seen = Instant::now();
                 match message {
                     FromAgent::Ready(r) => {
                         if r.sessions_failed > 0 {
@@ -162,6 +206,9 @@ impl Session {
     /// Sends each agent its assignment; `assignments[i]` goes to `order[i]`.
     pub async fn assign(&mut self, assignments: Vec<Assignment>) -> anyhow::Result<()> {
         for (id, a) in self.order.clone().iter().zip(assignments) {
+            if self.settings.is_none() {
+                self.settings = Some(a.settings.clone());
+            }
             let users: Vec<UserName> = a
                 .groups
                 .iter()
@@ -174,6 +221,20 @@ impl Session {
                 continue;
             };
             state.users = users;
+            state.load = a.settings.load;
+            state.rate_share = a.settings.rate_share;
+            state.groups = a
+                .groups
+                .iter()
+                .map(|g| GroupUsers {
+                    index: g.index,
+                    users: g
+                        .users
+                        .iter()
+                        .map(|u| (u.index, u.name.clone(), u.rank))
+                        .collect(),
+                })
+                .collect();
             state.send(ToAgent::Assignment(Box::new(a))).await?;
             state.transition(Phase::Assigned);
         }
@@ -198,9 +259,9 @@ impl Session {
                     bail!("agents {} not ready within {}", waiting.join(", "), common::duration::format_duration(timeout));
                 }
                 Some(update) = tokens.updates.recv() => self.push_token(update).await,
+                Some(s) = self.silent.recv() => return Err(self.silent_before_start(&s)),
                 ev = self.events.recv() => match ev {
-                    Some(AgentEvent::Message { agent, message: FromAgent::RefreshRequest { user } }) => {
-                        self.heard(&agent);
+                    Some(AgentEvent::Message { message: FromAgent::RefreshRequest { user }, .. }) => {
                         tokens.request(user);
                     }
                     Some(ev) => self.handle_pre_start(ev)?,
@@ -270,6 +331,7 @@ impl Session {
         let mut deadline = tokio::time::Instant::now() + until_end + drain;
         let mut stopped = false;
         let mut interrupted = false;
+        let mut abort_handled = false;
         let mut tick = tokio::time::interval(TICK);
         while !self.agents.values().all(AgentState::finished) {
             tokio::select! {
@@ -282,9 +344,9 @@ impl Session {
                 }
                 () = tokio::time::sleep_until(deadline) => {
                     if stopped {
-                        for state in self.agents.values_mut().filter(|a| !a.finished()) {
-                            tracing::warn!(agent = %state.name, "no final report: reporting it as lost");
-                            state.transition(Phase::Lost);
+                        let late: Vec<AgentId> = self.agents.iter().filter(|(_, a)| !a.finished()).map(|(id, _)| id.clone()).collect();
+                        for id in late {
+                            self.lost(&id, "no final report after Stop".to_owned(), None, tokens, &schedule, true).await;
                         }
                         break;
                     }
@@ -294,26 +356,48 @@ impl Session {
                     deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
                 }
                 _ = tick.tick() => {
-                    self.check_lost();
                     if let Some(steer) = steer.as_deref_mut() && !stopped {
                         self.steer(steer).await;
                     }
                     publish(&self.live, &self.agents, Some(&schedule));
                 }
                 Some(update) = tokens.updates.recv() => self.push_token(update).await,
+                Some(s) = self.silent.recv() => {
+                    let reason = format!("silent for {:.1} s", s.silent_for.as_secs_f64());
+                    self.lost(&s.agent, reason, Some(s.last_heard), tokens, &schedule, stopped).await;
+                }
                 ev = self.events.recv() => match ev {
-                    Some(ev) => self.handle_running(ev, &schedule, tokens),
+                    Some(ev) => self.handle_running(ev, &schedule, tokens, stopped).await,
                     None => break,
                 },
+            }
+            if let Some(name) = &self.aborted
+                && !abort_handled
+            {
+                abort_handled = true;
+                tracing::warn!(agent = %name, "agent lost: stopping the run (--on-agent-loss abort)");
+                if !stopped {
+                    stopped = true;
+                    self.stop_all("an agent was lost (--on-agent-loss abort)")
+                        .await;
+                    deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
+                }
             }
         }
         Collected {
             interrupted,
+            aborted: self.aborted.clone(),
             ended_at: SystemTime::now(),
         }
     }
 
-    fn handle_running(&mut self, ev: AgentEvent, schedule: &Schedule, tokens: &Tokens) {
+    async fn handle_running(
+        &mut self,
+        ev: AgentEvent,
+        schedule: &Schedule,
+        tokens: &Tokens,
+        stopped: bool,
+    ) {
         match ev {
             AgentEvent::Attached { agent, .. } => {
                 tracing::warn!(agent = %agent, "agent attached after the start; ignored");
@@ -322,7 +406,6 @@ impl Session {
                 let Some(state) = self.agents.get_mut(&agent) else {
                     return;
                 };
-                state.last_seen = Instant::now();
                 match message {
                     FromAgent::Interval(i) => {
                         state.intervals_received += 1;
@@ -349,6 +432,7 @@ impl Session {
                             Folded::FinalComplete => {
                                 tracing::info!(agent = %state.name, "final report received");
                                 state.transition(Phase::Finished);
+                                self.registry.retire(&agent);
                             }
                             Folded::Refused(why) => {
                                 tracing::warn!(agent = %state.name, %why, "final report chunk ignored");
@@ -362,16 +446,19 @@ impl Session {
                         tracing::warn!(agent = %state.name, %message, "agent reported a failure");
                         self.failures.push(format!("{}: {message}", state.name));
                     }
+                    FromAgent::GroupsAdded(added) => self.groups_added(&agent, added),
                     FromAgent::Heartbeat { .. } | FromAgent::Ready(_) => {}
                 }
             }
             AgentEvent::Detached { agent, reason } => {
-                if let Some(state) = self.agents.get_mut(&agent)
-                    && !state.finished()
-                {
-                    tracing::warn!(agent = %state.name, reason = reason.as_deref().unwrap_or("stream closed"),
-                        "agent left without a final report: reporting it as lost");
-                    state.transition(Phase::Lost);
+                if self.agents.get(&agent).is_some_and(|a| !a.finished()) {
+                    let reason = format!(
+                        "left without a final report ({})",
+                        reason.as_deref().unwrap_or("stream closed")
+                    );
+                    let heard = self.registry.last_heard_at(&agent);
+                    self.lost(&agent, reason, heard, tokens, schedule, stopped)
+                        .await;
                 }
             }
         }
@@ -415,27 +502,6 @@ impl Session {
         }
     }
 
-    fn heard(&mut self, agent: &AgentId) {
-        if let Some(state) = self.agents.get_mut(agent) {
-            state.last_seen = Instant::now();
-        }
-    }
-
-    /// Agents silent too long are lost; arrival times come from the
-    /// service, so events still queued for this loop count as heard.
-    fn check_lost(&mut self) {
-        for (id, state) in &mut self.agents {
-            let heard = self
-                .registry
-                .last_heard(id)
-                .map_or(state.last_seen, |h| h.max(state.last_seen));
-            if !state.finished() && heard.elapsed() > AGENT_LOST_AFTER {
-                tracing::warn!(agent = %state.name, silent = ?heard.elapsed(), "agent lost");
-                state.transition(Phase::Lost);
-            }
-        }
-    }
-
     pub async fn stop_all(&mut self, reason: &str) {
         for state in self.agents.values().filter(|a| !a.finished()) {
             let _ = state
@@ -453,10 +519,11 @@ impl Session {
         }
     }
 
-    /// The run's merged series and what each agent contributed, for the
-    /// report (moved out: call once).
-    pub fn take_results(&mut self) -> (SeriesSet, Vec<AgentResult>) {
+    /// The run's merged series, what each agent contributed and the
+    /// agents lost, for the report (moved out: call once).
+    pub fn take_results(&mut self) -> Results {
         let (merged, mut outcomes) = self.aggregate.finish();
+        let losses = self.loss_report(&outcomes);
         let mut results = Vec::with_capacity(self.order.len());
         for id in &self.order {
             let Some(s) = self.agents.get(id) else {
@@ -479,7 +546,11 @@ impl Session {
                 intervals_received: s.intervals_received,
             });
         }
-        (merged, results)
+        Results {
+            series: merged,
+            agents: results,
+            losses,
+        }
     }
 
     /// The cluster timeline, one point per second of the measurement

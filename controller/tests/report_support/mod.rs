@@ -269,6 +269,7 @@ pub fn realistic_input() -> ReportInput {
             .collect(),
         tenants: Default::default(),
         failures: failures_of(&series_for_failures),
+        agent_losses: Vec::new(),
     }
 }
 
