@@ -153,3 +153,179 @@ fn abort_stops_the_run_keeps_the_report_and_exits_1() {
     assert!(loss["moves"].as_array().unwrap().is_empty());
     assert!(report["run"]["interrupted"].as_bool().unwrap());
 }
+
+/// A network namespace joined to the host by a veth pair: the host side is
+/// `host_ip`, the namespace side `ns_ip` (a /30); deleted on drop.
+struct Netns {
+    name: String,
+    host_if: String,
+    host_ip: String,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Netns {
+    /// Namespace `i` of this test process (names and the 10.213.x.y/30
+    /// subnets carry the pid, so parallel runs do not meet).
+    fn create(i: u8) -> Result<Netns, String> {
+        let tag = std::process::id() % 200;
+        let name = format!("mcps-{}-{i}", std::process::id());
+        let host_if = format!("mh{tag}x{i}");
+        let ns_if = format!("mn{tag}x{i}");
+        let base = 4 * u32::from(i);
+        let host_ip = format!("10.213.{tag}.{}", base + 1);
+        let ns_ip = format!("10.213.{tag}.{}", base + 2);
+        ip(&["netns", "add", &name])?;
+        let ns = Netns {
+            name,
+            host_if,
+            host_ip,
+        };
+        ip(&[
+            "link",
+            "add",
+            &ns.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &ns_if,
+        ])?;
+        ip(&["link", "set", &ns_if, "netns", &ns.name])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/30", ns.host_ip),
+            "dev",
+            &ns.host_if,
+        ])?;
+        ip(&["link", "set", &ns.host_if, "up"])?;
+        let inside = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", ns.name.as_str(), "ip"];
+            all.extend_from_slice(args);
+            ip(&all)
+        };
+        inside(&["addr", "add", &format!("{ns_ip}/30"), "dev", &ns_if])?;
+        inside(&["link", "set", &ns_if, "up"])?;
+        inside(&["link", "set", "lo", "up"])?;
+        inside(&["route", "add", "default", "via", &ns.host_ip])?;
+        Ok(ns)
+    }
+
+    /// Cuts the namespace off without closing anything: packets just stop.
+    fn cut(&self) {
+        ip(&["link", "set", &self.host_if, "down"]).unwrap();
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its veth pair too.
+        let _ = ip(&["link", "del", &self.host_if]);
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+#[test]
+fn an_agent_cut_off_in_its_own_network_namespace_is_lost_and_its_users_move() {
+    let namespaces: Result<Vec<Netns>, String> = (0..3).map(Netns::create).collect();
+    let namespaces = match namespaces {
+        Ok(n) => n,
+        Err(why) => {
+            eprintln!("skipped: cannot create network namespaces here ({why})");
+            return;
+        }
+    };
+    // Target and controller listen on the first host-side address; every
+    // namespace reaches it through its own veth.
+    let host = namespaces[0].host_ip.clone();
+    let mock = {
+        let admin_password = format!("pw-{}", std::process::id());
+        let mut cmd = std::process::Command::new(sibling_bin("mock-target"));
+        cmd.args(["--listen", &format!("{host}:0")])
+            .env("MOCK_TARGET_ADMIN_PASSWORD", &admin_password);
+        let proc = Proc::spawn("mock-target", cmd);
+        let line = proc.wait_for_line("mcp_url", Duration::from_secs(20));
+        let v: Value = serde_json::from_str(line.trim()).unwrap();
+        MockTarget {
+            mcp_url: v["mcp_url"].as_str().unwrap().to_owned(),
+            admin_url: v["admin_url"].as_str().unwrap().to_owned(),
+            proc,
+            admin_password,
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run.json");
+    let listen = format!("{host}:0");
+    let mut cmd = mock.controller_start(
+        "netns",
+        &dir.path().join("state"),
+        &[
+            "--provider",
+            "nextcloud",
+            "--no-spawn",
+            "--agents",
+            "3",
+            "--users",
+            "6",
+            "--listen",
+            &listen,
+            "--duration",
+            "10s",
+            "--warmup",
+            "1s",
+            "--think-time",
+            "100ms",
+            "--agent-timeout",
+            "60s",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    cmd.env("MCP_SWARM_CLUSTER_SECRET", SECRET);
+    let mut c = Proc::spawn("controller", cmd);
+    let url = listening_url(&c);
+    let agents: Vec<Proc> = namespaces
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            let mut cmd = std::process::Command::new("ip");
+            cmd.args(["netns", "exec", &ns.name])
+                .arg(sibling_bin("agent"))
+                .args(["--controller", &url, "--name", &format!("remote-{i}")])
+                .env("MCP_SWARM_CLUSTER_SECRET", SECRET);
+            Proc::spawn(&format!("agent-{i}"), cmd)
+        })
+        .collect();
+    c.wait_for_line("run started", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(4));
+    namespaces[1].cut();
+    let status = c.wait(RUN_TIMEOUT);
+    drop(agents);
+    let stderr = c.stderr();
+    assert!(status.success(), "exit {status}\n{stderr}");
+    let report = read_report(&out);
+    assert_reassigned(&report, &stderr);
+    let loss = &report["agent_losses"][0];
+    let silent = time(&loss["lost_at"])
+        .duration_since(time(&loss["last_heard_at"]))
+        .unwrap();
+    assert!(
+        silent <= Duration::from_secs(5),
+        "declared lost {silent:?} after its last message"
+    );
+}
