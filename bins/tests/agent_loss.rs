@@ -255,7 +255,7 @@ fn an_agent_cut_off_in_its_own_network_namespace_is_lost_and_its_users_move() {
     let host = namespaces[0].host_ip.clone();
     let mock = {
         let admin_password = format!("pw-{}", std::process::id());
-        let mut cmd = std::process::Command::new(sibling_bin("mock-target"));
+        let mut cmd = std::process::Command::new(mock_target_bin());
         cmd.args(["--listen", &format!("{host}:0")])
             .env("MOCK_TARGET_ADMIN_PASSWORD", &admin_password);
         let proc = Proc::spawn("mock-target", cmd);
@@ -305,7 +305,7 @@ fn an_agent_cut_off_in_its_own_network_namespace_is_lost_and_its_users_move() {
         .map(|(i, ns)| {
             let mut cmd = std::process::Command::new("ip");
             cmd.args(["netns", "exec", &ns.name])
-                .arg(sibling_bin("agent"))
+                .arg(agent_bin())
                 .args(["--controller", &url, "--name", &format!("remote-{i}")])
                 .env("MCP_SWARM_CLUSTER_SECRET", SECRET);
             Proc::spawn(&format!("agent-{i}"), cmd)
