@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use common::Secret;
 use common::histogram::HistogramError;
 use common::ids::UserName;
+use common::limits;
 use common::proto;
 use common::scenario::MixEntry;
 
@@ -119,7 +120,12 @@ pub fn agent_messages(event: AgentEvent) -> Result<Vec<proto::AgentMessage>, His
             assignment_id,
             sessions_open,
             sessions_failed,
-            failure_samples,
+            // Within what the controller accepts (`common::limits`).
+            failure_samples: failure_samples
+                .iter()
+                .take(limits::MAX_FAILURE_SAMPLES)
+                .map(|m| limits::truncate(m, limits::MAX_FAILURE_MESSAGE_BYTES))
+                .collect(),
         }),
         AgentEvent::Heartbeat {
             sent_at_ms,
@@ -183,7 +189,9 @@ pub fn agent_messages(event: AgentEvent) -> Result<Vec<proto::AgentMessage>, His
         AgentEvent::RefreshRequest { user } => Body::RefreshRequest(proto::RefreshRequest {
             user_name: user.as_str().to_owned(),
         }),
-        AgentEvent::Failure { message } => Body::Failure(proto::AgentFailure { message }),
+        AgentEvent::Failure { message } => Body::Failure(proto::AgentFailure {
+            message: limits::truncate(&message, limits::MAX_FAILURE_MESSAGE_BYTES),
+        }),
     };
     Ok(vec![proto::AgentMessage { body: Some(body) }])
 }

@@ -18,8 +18,10 @@ pub mod recorder;
 pub mod runner;
 pub mod session;
 pub mod steps;
+pub mod tls;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,11 +42,14 @@ use crate::prepare::{Assignment, ChunkAssembler, OpenedSessions};
 use crate::recorder::Recorder;
 use crate::runner::{AddedLoad, GeneratorCounters, Run};
 use crate::session::{McpCounters, SessionContext, UserToken};
+use crate::tls::{ClientTls, TlsFiles};
 
 /// Refresh requests queued towards the controller before new ones are dropped.
 const REFRESH_QUEUE: usize = 1024;
 /// How long to wait for the controller to close the stream after the final report.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// Longest one TCP connect plus TLS handshake to the controller may take.
+const CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long background tasks get to finish at exit.
 const TASKS_EXIT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -84,6 +89,19 @@ pub struct Cli {
     /// (Prometheus) on this address, e.g. 0.0.0.0:9090.
     #[arg(long, env = "MCP_SWARM_AGENT_HTTP")]
     pub http: Option<std::net::SocketAddr>,
+    /// PEM CA certificate(s) that signed the controller's --tls-cert (or that certificate
+    /// itself); needed to dial an https:// controller.
+    #[arg(long, env = "MCP_SWARM_AGENT_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate for a controller with --tls-client-ca (mTLS).
+    #[arg(long, env = "MCP_SWARM_AGENT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "MCP_SWARM_AGENT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Name to check the controller's certificate against [default: the host of --controller].
+    #[arg(long, env = "MCP_SWARM_AGENT_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
 }
 
 /// Everything `run` needs.
@@ -96,6 +114,7 @@ pub struct Config {
     pub cluster_secret: Secret,
     pub grpc_gzip: bool,
     pub http: Option<std::net::SocketAddr>,
+    pub tls: TlsFiles,
 }
 
 impl Config {
@@ -108,6 +127,12 @@ impl Config {
             cluster_secret,
             grpc_gzip: cli.grpc_gzip,
             http: cli.http,
+            tls: TlsFiles {
+                ca: cli.tls_ca,
+                cert: cli.tls_cert,
+                key: cli.tls_key,
+                server_name: cli.tls_server_name,
+            },
         }
     }
 }
@@ -174,6 +199,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         secret: config.cluster_secret.clone(),
         scenario_digest: Scenario::builtin().digest().to_owned(),
         gzip: config.grpc_gzip,
+        tls: ClientTls::for_controller(
+            &config.controller,
+            &config.tls,
+            config.connect_timeout.min(CONNECT_ATTEMPT_TIMEOUT),
+        )?,
     };
     let live = observe::Live::new();
     live.update(|f| f.started_at = Some(std::time::SystemTime::now()));

@@ -17,14 +17,13 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::convert;
 use crate::messages::{AgentEvent, ControllerEvent};
+use crate::tls::{ClientTls, DialError};
 
 /// First retry delay when the controller is not reachable yet; doubles up to `MAX_BACKOFF`.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Outbound messages buffered before senders wait.
 const OUTBOUND_CAPACITY: usize = 256;
-/// Assignments can be large (thousands of users with tokens).
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Heartbeat interval when the controller does not say.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
 
@@ -39,6 +38,8 @@ pub struct LinkConfig {
     pub scenario_digest: String,
     /// Compress outbound messages with gzip (the controller must accept it).
     pub gzip: bool,
+    /// TLS towards an `https://` controller.
+    pub tls: Option<ClientTls>,
 }
 
 /// Sends to the controller; cheap to clone.
@@ -111,8 +112,8 @@ pub async fn connect(config: &LinkConfig) -> anyhow::Result<Link> {
             .insert(common::SECRET_METADATA, secret_for_calls.clone());
         Ok(req)
     })
-    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    .max_decoding_message_size(common::limits::MAX_CONTROLLER_MESSAGE_BYTES)
+    .max_encoding_message_size(common::limits::MAX_AGENT_MESSAGE_BYTES)
     .accept_compressed(CompressionEncoding::Gzip);
     if config.gzip {
         client = client.send_compressed(CompressionEncoding::Gzip);
@@ -125,7 +126,7 @@ pub async fn connect(config: &LinkConfig) -> anyhow::Result<Link> {
             &config.scenario_digest,
         ))
         .await
-        .map_err(|status| refused(&status))?
+        .map_err(|status| refused(config, &status))?
         .into_inner();
     let agent_id = AgentId::new(registered.agent_id);
     let heartbeat_interval = match registered.heartbeat_interval_ms {
@@ -143,7 +144,7 @@ pub async fn connect(config: &LinkConfig) -> anyhow::Result<Link> {
     let stream = client
         .attach(request)
         .await
-        .map_err(|status| refused(&status))
+        .map_err(|status| refused(config, &status))
         .context("attach")?
         .into_inner();
     Ok(Link {
@@ -154,7 +155,12 @@ pub async fn connect(config: &LinkConfig) -> anyhow::Result<Link> {
     })
 }
 
-fn refused(status: &tonic::Status) -> anyhow::Error {
+fn refused(config: &LinkConfig, status: &tonic::Status) -> anyhow::Error {
+    if let Some(tls) = &config.tls
+        && let Some(why) = tls.explain_call_failure(&config.controller, status)
+    {
+        return anyhow::anyhow!("{why}");
+    }
     anyhow::anyhow!(
         "the controller refused this agent ({:?}): {}",
         status.code(),
@@ -172,21 +178,46 @@ async fn dial(config: &LinkConfig) -> anyhow::Result<Channel> {
     let deadline = Instant::now() + config.connect_timeout;
     let mut backoff = MIN_BACKOFF;
     loop {
-        match endpoint.connect().await {
+        let connected = match &config.tls {
+            Some(tls) => endpoint.connect_with_connector(tls.connector()).await,
+            None => endpoint.connect().await,
+        };
+        let e = match connected {
             Ok(channel) => return Ok(channel),
-            Err(e) if Instant::now() + backoff < deadline => {
-                tracing::debug!(error = %e, controller = %config.controller, "controller not reachable yet; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-            Err(e) => {
-                return Err(anyhow::Error::new(e)).with_context(|| {
-                    format!(
-                        "could not reach the controller at {} within {:?}",
-                        config.controller, config.connect_timeout
-                    )
-                });
-            }
+            Err(e) => e,
+        };
+        // A failed handshake fails the same way every time: say why now.
+        if let Some(why) = handshake_failure(&e) {
+            anyhow::bail!("{why}");
         }
+        // So does a client certificate the controller refused (or missed).
+        if let Some(tls) = &config.tls
+            && let Some(why) = tls.explain_call_failure(&config.controller, &e)
+        {
+            anyhow::bail!("{why}");
+        }
+        if Instant::now() + backoff >= deadline {
+            return Err(anyhow::Error::new(e)).with_context(|| {
+                format!(
+                    "could not reach the controller at {} within {:?}",
+                    config.controller, config.connect_timeout
+                )
+            });
+        }
+        tracing::debug!(error = %e, controller = %config.controller, "controller not reachable yet; retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// The explanation of a failed TLS handshake inside a tonic connect error.
+fn handshake_failure(error: &tonic::transport::Error) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = next {
+        if let Some(DialError::Handshake(why)) = e.downcast_ref::<DialError>() {
+            return Some(why.clone());
+        }
+        next = e.source();
+    }
+    None
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use common::chunk::{Added, Reassembly};
 use common::ids::UserName;
 use common::scenario::Scenario;
 use common::series::SeriesKey;
@@ -28,11 +29,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Chunks of one assignment, as they arrive.
 #[derive(Debug, Default)]
 pub struct ChunkAssembler {
-    id: Option<String>,
-    count: u32,
-    seen: Vec<bool>,
-    settings: Option<RunSettings>,
-    groups: BTreeMap<u32, Vec<VuserSpec>>,
+    chunks: Reassembly<(Option<RunSettings>, Vec<(u32, Vec<VuserSpec>)>)>,
 }
 
 /// A complete assignment.
@@ -46,60 +43,47 @@ pub struct Assignment {
 impl ChunkAssembler {
     /// Adds a chunk; returns the assignment once every chunk is in.
     pub fn add(&mut self, chunk: AssignmentChunk) -> anyhow::Result<Option<Assignment>> {
-        if self.id.as_deref() != Some(chunk.id.as_str()) {
-            if self.id.is_some() {
-                tracing::warn!(old = ?self.id, new = %chunk.id, "a new assignment replaces an incomplete one");
-            }
-            *self = ChunkAssembler {
-                id: Some(chunk.id.clone()),
-                count: chunk.count,
-                seen: vec![false; chunk.count as usize],
-                ..Default::default()
-            };
+        if let Some(old) = self.chunks.id()
+            && old != chunk.id
+        {
+            tracing::warn!(old, new = %chunk.id, "a new assignment replaces an incomplete one");
         }
-        anyhow::ensure!(
-            chunk.count == self.count && chunk.index < self.count,
-            "assignment {} chunk {} of {} does not fit {} chunks",
-            chunk.id,
-            chunk.index,
-            chunk.count,
-            self.count
-        );
-        let slot = &mut self.seen[chunk.index as usize];
-        anyhow::ensure!(
-            !*slot,
-            "assignment {} chunk {} arrived twice",
-            chunk.id,
-            chunk.index
-        );
-        *slot = true;
-        if let Some(settings) = chunk.settings {
-            self.settings = Some(settings);
-        }
-        for (index, users) in chunk.groups {
-            self.groups.entry(index).or_default().extend(users);
-        }
-        if !self.seen.iter().all(|s| *s) {
+        let added = self
+            .chunks
+            .add(
+                &chunk.id,
+                chunk.index,
+                chunk.count,
+                (chunk.settings, chunk.groups),
+            )
+            .context("assignment")?;
+        let Added::Complete { id, parts } = added else {
             return Ok(None);
+        };
+        let mut settings = None;
+        let mut groups: BTreeMap<u32, Vec<VuserSpec>> = BTreeMap::new();
+        for (chunk_settings, chunk_groups) in parts {
+            settings = settings.or(chunk_settings);
+            for (index, users) in chunk_groups {
+                groups.entry(index).or_default().extend(users);
+            }
         }
-        let done = std::mem::take(self);
-        let settings = done
-            .settings
-            .context("assignment complete but chunk 0 had no settings")?;
+        let settings = settings.context("assignment complete but chunk 0 had no settings")?;
         Ok(Some(Assignment {
-            id: done.id.unwrap_or_default(),
+            id,
             settings,
-            groups: done
-                .groups
-                .into_values()
-                .filter(|g| !g.is_empty())
-                .collect(),
+            groups: groups.into_values().filter(|g| !g.is_empty()).collect(),
         }))
     }
 }
 
 /// Parses the run's scenario and checks its digest and mix.
 pub fn load_scenario(settings: &RunSettings) -> anyhow::Result<Scenario> {
+    common::limits::check_len(
+        "the assigned scenario source",
+        &settings.scenario_source,
+        common::limits::MAX_SCENARIO_BYTES,
+    )?;
     let scenario = Scenario::parse(&settings.scenario_source, "<assignment scenario>")
         .context("the assigned scenario does not parse")?;
     anyhow::ensure!(
@@ -279,6 +263,9 @@ mod tests {
     #[test]
     fn assembles_chunks_in_any_order() {
         let mut asm = ChunkAssembler::default();
+        // A count from the network is bounded before anything is sized by it.
+        assert!(asm.add(chunk(0, u32::MAX, 0, "a")).is_err());
+        assert!(asm.add(chunk(0, 0, 0, "a")).is_err());
         assert!(asm.add(chunk(2, 3, 1, "c")).unwrap().is_none());
         assert!(asm.add(chunk(0, 3, 0, "a")).unwrap().is_none());
         assert!(asm.add(chunk(2, 3, 1, "x")).is_err());

@@ -130,6 +130,7 @@ fn config(controller: String, secret: &str) -> agent::Config {
         cluster_secret: Secret::new(secret),
         grpc_gzip: false,
         http: None,
+        tls: Default::default(),
     }
 }
 

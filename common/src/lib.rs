@@ -9,6 +9,7 @@ pub mod failures;
 pub mod histogram;
 pub mod ids;
 pub mod load;
+pub mod limits;
 pub mod proto;
 pub mod protocol;
 pub mod report;

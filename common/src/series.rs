@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::error_kind::ErrorKind;
 use crate::histogram::{CompactHistogram, HistogramError, LatencyHistogram};
 use crate::ids::UserName;
+use crate::limits::BoundError;
 use crate::proto;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -246,6 +247,14 @@ impl SeriesSet {
         }
     }
 
+    /// Drops the series whose key `known` refuses (a name no scenario step
+    /// has); returns how many were dropped.
+    pub fn retain_known(&mut self, known: impl Fn(&SeriesKey) -> bool) -> usize {
+        let before = self.series.len();
+        self.series.retain(|key, _| known(key));
+        before - self.series.len()
+    }
+
     /// Tool calls over every operation series: (finished, failed).
     pub fn operation_counts(&self) -> (u64, u64) {
         self.iter_kind(SeriesKind::Operation)
@@ -281,11 +290,14 @@ impl SeriesSet {
 
     /// Adds series and users from the wire. Series with an unknown kind
     /// (from a newer agent) are skipped rather than failing the whole report.
+    /// Counts and names are checked against `limits` before any histogram is
+    /// decoded or anything is added: a message past a bound changes nothing.
     pub fn merge_proto(
         &mut self,
         series: &[proto::Series],
         users: &[proto::UserSeries],
-    ) -> Result<(), HistogramError> {
+    ) -> Result<(), WireError> {
+        check_bounds(series, users)?;
         for s in series {
             let Some(key) = s.key.as_ref().and_then(key_from_proto) else {
                 continue;
@@ -320,11 +332,52 @@ impl SeriesSet {
     pub fn from_proto(
         series: &[proto::Series],
         users: &[proto::UserSeries],
-    ) -> Result<SeriesSet, HistogramError> {
+    ) -> Result<SeriesSet, WireError> {
         let mut set = SeriesSet::default();
         set.merge_proto(series, users)?;
         Ok(set)
     }
+}
+
+/// Why series or users from the wire were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error(transparent)]
+    Bound(#[from] BoundError),
+    #[error(transparent)]
+    Histogram(#[from] HistogramError),
+}
+
+/// Every count and name of a message within `limits`, checked up front.
+fn check_bounds(series: &[proto::Series], users: &[proto::UserSeries]) -> Result<(), BoundError> {
+    use crate::limits::*;
+    check_count(
+        "series in one message",
+        series.len(),
+        MAX_SERIES_PER_MESSAGE,
+    )?;
+    check_count("users in one message", users.len(), MAX_USERS_PER_MESSAGE)?;
+    for s in series {
+        check_count(
+            "error entries of a series",
+            s.errors.len(),
+            MAX_ERROR_ENTRIES,
+        )?;
+        if let Some(key) = &s.key {
+            check_len("workflow name", &key.workflow, MAX_NAME_BYTES)?;
+            check_len("step name", &key.step, MAX_NAME_BYTES)?;
+            check_len("tool name", &key.operation, MAX_NAME_BYTES)?;
+        }
+    }
+    for u in users {
+        check_len("user name", &u.user, MAX_NAME_BYTES)?;
+        check_count("error entries of a user", u.errors.len(), MAX_ERROR_ENTRIES)?;
+        check_count("tools of a user", u.tools.len(), MAX_TOOLS_PER_USER)?;
+        for t in &u.tools {
+            check_len("tool name", &t.tool, MAX_NAME_BYTES)?;
+        }
+    }
+    Ok(())
 }
 
 fn errors_to_proto(errors: &BTreeMap<ErrorKind, u64>) -> Vec<proto::ErrorCount> {
@@ -486,6 +539,50 @@ mod tests {
             s.reset();
         }
         assert!(set.series.values().all(SeriesStats::is_empty));
+    }
+
+    #[test]
+    fn messages_past_a_bound_are_refused_before_decoding() {
+        use crate::limits::{MAX_NAME_BYTES, MAX_SERIES_PER_MESSAGE, MAX_TOOLS_PER_USER};
+        // Histogram bytes that would fail to decode: a bound must refuse first.
+        let bad_histogram = vec![0xff; 8];
+        let series = |n: usize, name: &str| -> Vec<proto::Series> {
+            (0..n)
+                .map(|_| proto::Series {
+                    key: Some(key_to_proto(&SeriesKey::workflow(name))),
+                    histogram: bad_histogram.clone(),
+                    ..Default::default()
+                })
+                .collect()
+        };
+        let user = |tools: usize| proto::UserSeries {
+            user: "u".into(),
+            tools: (0..tools)
+                .map(|i| proto::ToolCount {
+                    tool: format!("t{i}"),
+                    count: 1,
+                })
+                .collect(),
+            histogram: bad_histogram.clone(),
+            ..Default::default()
+        };
+        let bound =
+            |series: &[proto::Series], users: &[proto::UserSeries]| match SeriesSet::from_proto(
+                series, users,
+            ) {
+                Err(WireError::Bound(b)) => b.to_string(),
+                other => panic!("not refused by a bound: {other:?}"),
+            };
+        assert!(
+            bound(&series(MAX_SERIES_PER_MESSAGE + 1, "w"), &[]).contains("series in one message")
+        );
+        assert!(bound(&series(1, &"w".repeat(MAX_NAME_BYTES + 1)), &[]).contains("workflow name"));
+        assert!(bound(&[], &[user(MAX_TOOLS_PER_USER + 1)]).contains("tools of a user"));
+        // Within every bound, the bad histogram is what fails.
+        assert!(matches!(
+            SeriesSet::from_proto(&series(1, "w"), &[]),
+            Err(WireError::Histogram(_))
+        ));
     }
 
     #[test]

@@ -257,6 +257,15 @@ pub struct StartArgs {
     /// JSON file of pre-acquired tokens per user for --login tokens-file.
     #[arg(long, env = "MCP_SWARM_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
+    /// PEM certificate (chain) the gRPC listener presents: agents then dial https://.
+    #[arg(long, env = "MCP_SWARM_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "MCP_SWARM_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) agents' client certificates must be signed by (mTLS; needs --tls-cert).
+    #[arg(long, env = "MCP_SWARM_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Timeout of one MCP request on the agents [default: 30s].
     #[arg(long, env = "MCP_SWARM_REQUEST_TIMEOUT", value_parser = duration_arg)]
     pub request_timeout: Option<Duration>,

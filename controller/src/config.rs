@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::cli::{LogArgs, LogFormat, LoginMethod, ProviderKind, StartArgs};
 use crate::login::browser::{BrowserOptions, LoginSelectors};
+pub use crate::tls::ServerTlsFiles;
 
 pub const DEFAULT_USER_PREFIX: &str = "loadtest";
 pub const DEFAULT_STATE_DIR: &str = ".mcp-swarm";
@@ -156,6 +157,8 @@ pub struct RunConfig {
     /// `--mcp-version`: what the agents speak.
     pub mcp_version: common::protocol::McpVersionChoice,
     pub on_agent_loss: crate::run::reassign::OnAgentLoss,
+    /// TLS (and mTLS) of the gRPC listener.
+    pub tls: Option<ServerTlsFiles>,
 }
 
 /// Keys of a `--config` TOML file: the long flag names with `_` for `-`.
@@ -208,6 +211,9 @@ struct FileConfig {
     request_timeout: Option<DurationValue>,
     mcp_version: Option<crate::cli::McpVersionArg>,
     on_agent_loss: Option<crate::run::reassign::OnAgentLoss>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
     verbose: Option<bool>,
     log_format: Option<LogFormat>,
 }
@@ -502,6 +508,28 @@ impl RunConfig {
             }
         };
 
+        let tls = match (
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+            args.tls_client_ca.clone().or(file.tls_client_ca),
+        ) {
+            (Some(cert), Some(key), client_ca) => Some(ServerTlsFiles {
+                cert,
+                key,
+                client_ca,
+            }),
+            (None, None, None) => None,
+            (Some(_), None, _) => {
+                bail!("--tls-cert needs --tls-key (the certificate's private key)")
+            }
+            (None, Some(_), _) => {
+                bail!("--tls-key needs --tls-cert (the certificate it belongs to)")
+            }
+            (None, None, Some(_)) => bail!(
+                "--tls-client-ca needs --tls-cert and --tls-key: client certificates (mTLS) are checked over TLS"
+            ),
+        };
+
         let cleanup = if args.no_cleanup {
             false
         } else {
@@ -556,6 +584,7 @@ impl RunConfig {
                 .on_agent_loss
                 .or(file.on_agent_loss)
                 .unwrap_or_default(),
+            tls,
         };
         validate_prefix(&config.user_prefix)?;
         Ok((config, log))

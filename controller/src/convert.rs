@@ -6,8 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::failures::FailureBook;
 use common::histogram::HistogramError;
 use common::ids::UserName;
+use common::limits::{self, BoundError};
 use common::proto;
-use common::series::SeriesSet;
+use common::series::{SeriesSet, WireError};
 
 use crate::messages::{
     Assignment, FinalData, FromAgent, GroupsAddedReport, IntervalData, ReadyReport, RunSettings,
@@ -131,12 +132,43 @@ pub fn chunk_assignment(a: &Assignment, limit: usize) -> Vec<proto::Assignment> 
         .collect()
 }
 
+/// Failure texts of a `Ready` or an `AgentFailure` within `limits`.
+fn check_failures<'a>(texts: impl IntoIterator<Item = &'a String>) -> Result<(), BoundError> {
+    for text in texts {
+        limits::check_len("failure message", text, limits::MAX_FAILURE_MESSAGE_BYTES)?;
+    }
+    Ok(())
+}
+
 /// `None` for an empty message (from a newer agent with an unknown body).
-pub fn from_proto(msg: proto::AgentMessage) -> Result<Option<FromAgent>, HistogramError> {
+/// A message past a bound of `common::limits` is refused whole.
+pub fn from_proto(msg: proto::AgentMessage) -> Result<Option<FromAgent>, WireError> {
     use proto::agent_message::Body;
     let Some(body) = msg.body else {
         return Ok(None);
     };
+    match &body {
+        Body::Ready(r) => {
+            limits::check_count(
+                "failure samples in Ready",
+                r.failure_samples.len(),
+                limits::MAX_FAILURE_SAMPLES,
+            )?;
+            check_failures(&r.failure_samples)?;
+        }
+        Body::Failure(f) => check_failures([&f.message])?,
+        Body::RefreshRequest(r) => {
+            limits::check_len("user name", &r.user_name, limits::MAX_NAME_BYTES)?;
+        }
+        Body::FinalReport(f) => {
+            limits::check_count(
+                "final report chunks",
+                f.chunk_count as usize,
+                limits::MAX_CHUNKS as usize,
+            )?;
+        }
+        Body::Heartbeat(_) | Body::Interval(_) => {}
+    }
     Ok(Some(match body {
         Body::Ready(r) => FromAgent::Ready(ReadyReport {
             assignment_id: r.assignment_id,

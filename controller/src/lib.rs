@@ -25,6 +25,7 @@ pub mod spawn;
 pub mod stages;
 pub mod target;
 pub mod thresholds;
+pub mod tls;
 pub mod tokens;
 
 use std::process::ExitCode;

@@ -3,16 +3,20 @@
 //! each `Attach` stream into `AgentEvent`s for the run (and `ToAgent`
 //! commands back into the stream). With `convert`, the only proto user.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::Secret;
 use common::ids::AgentId;
 use common::proto;
 use common::proto::swarm_server::{Swarm, SwarmServer};
+use common::series::{SeriesKey, WireError};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -21,13 +25,12 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert;
-use crate::messages::{AgentEvent, ToAgent};
+use crate::messages::{AgentEvent, FromAgent, ToAgent};
 use crate::registry::{Registry, RegistryError};
+use crate::tls;
 
 /// How often agents must send a heartbeat.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
-/// Largest message accepted from an agent (final reports of many users).
-const MAX_DECODING_BYTES: usize = 256 * 1024 * 1024;
 /// Depth of each agent's outbound queue.
 const OUTBOUND_QUEUE: usize = 64;
 /// Received messages waiting to be decoded, per agent.
@@ -38,6 +41,9 @@ pub struct SwarmService {
     registry: Arc<Registry>,
     events: mpsc::Sender<AgentEvent>,
     scenario_digest: String,
+    /// The series the run's scenario can produce; others are refused.
+    known_series: Arc<BTreeSet<SeriesKey>>,
+    refusals: Arc<Refusals>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -47,6 +53,7 @@ impl SwarmService {
         registry: Arc<Registry>,
         events: mpsc::Sender<AgentEvent>,
         scenario_digest: String,
+        known_series: BTreeSet<SeriesKey>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> SwarmService {
@@ -54,8 +61,58 @@ impl SwarmService {
             registry,
             events,
             scenario_digest,
+            known_series: Arc::new(known_series),
+            refusals: Arc::default(),
             tasks,
             shutdown,
+        }
+    }
+}
+
+/// What was refused from agents, by reason, over the run: every refusal is
+/// counted here and logged with the running count.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    /// Whole messages past a bound of `common::limits`.
+    pub out_of_bounds: AtomicU64,
+    /// Whole messages with an undecodable histogram.
+    pub bad_histograms: AtomicU64,
+    /// Series whose key the run's scenario cannot produce.
+    pub unknown_series: AtomicU64,
+}
+
+impl Refusals {
+    /// Counts `n` under `counter`; returns the new total.
+    fn count(counter: &AtomicU64, n: u64) -> u64 {
+        counter.fetch_add(n, Ordering::Relaxed) + n
+    }
+
+    /// Counts and logs a message refused whole.
+    fn message(&self, agent: &AgentId, error: &WireError) {
+        let (counter, what) = match error {
+            WireError::Bound(_) => (&self.out_of_bounds, "out of bounds"),
+            WireError::Histogram(_) => (&self.bad_histograms, "undecodable histogram"),
+        };
+        let total = Self::count(counter, 1);
+        tracing::warn!(agent = %agent, error = %error, refused_so_far = total, "message from agent refused ({what}); dropped");
+    }
+
+    /// Drops and counts the series of `message` the scenario cannot produce.
+    fn unknown_series(
+        &self,
+        agent: &AgentId,
+        message: &mut FromAgent,
+        known: &BTreeSet<SeriesKey>,
+    ) {
+        let series = match message {
+            FromAgent::Interval(i) => &mut i.series,
+            FromAgent::Final(f) => &mut f.series,
+            _ => return,
+        };
+        let dropped = series.retain_known(|key| known.contains(key));
+        if dropped > 0 {
+            let total = Self::count(&self.unknown_series, dropped as u64);
+            tracing::warn!(agent = %agent, dropped, refused_so_far = total, "series from agent refused: no step of the run's scenario has their workflow, step or tool name");
         }
     }
 }
@@ -182,10 +239,12 @@ impl Swarm for SwarmService {
         });
         let events = self.events.clone();
         let registry = self.registry.clone();
+        let (refusals, known) = (self.refusals.clone(), self.known_series.clone());
         self.tasks.spawn(async move {
             while let Some(msg) = raw_rx.recv().await {
                 match convert::from_proto(msg) {
-                    Ok(Some(message)) => {
+                    Ok(Some(mut message)) => {
+                        refusals.unknown_series(&id, &mut message, &known);
                         let event = AgentEvent::Message {
                             agent: id.clone(),
                             message,
@@ -195,13 +254,13 @@ impl Swarm for SwarmService {
                         }
                     }
                     Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(agent = %id, error = %e, "undecodable histogram from agent; message dropped");
-                    }
+                    Err(e) => refusals.message(&id, &e),
                 }
             }
             // The reader has ended and every message before the end is delivered.
-            let reason = reader.await.unwrap_or_else(|e| Some(format!("stream reader failed: {e}")));
+            let reason = reader
+                .await
+                .unwrap_or_else(|e| Some(format!("stream reader failed: {e}")));
             registry.detach(&id);
             let _ = events
                 .send(AgentEvent::Detached { agent: id, reason })
@@ -219,17 +278,21 @@ fn short(digest: &str) -> &str {
     &digest[..digest.len().min(12)]
 }
 
-/// Serves the swarm on `listener` until `shutdown`; every call must carry `secret`.
+/// Serves the swarm on `listener` until `shutdown`; every call must carry
+/// `secret`. With `tls`, only TLS connections reach the swarm; a plaintext
+/// one is answered by `PlaintextRefusal`, which says why.
 pub async fn serve(
     listener: TcpListener,
     service: SwarmService,
     secret: Secret,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let server = SwarmServer::new(service)
         .send_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(MAX_DECODING_BYTES);
+        .max_decoding_message_size(common::limits::MAX_AGENT_MESSAGE_BYTES)
+        .max_encoding_message_size(common::limits::MAX_CONTROLLER_MESSAGE_BYTES);
     let check = move |req: Request<()>| -> Result<Request<()>, Status> {
         match req
             .metadata()
@@ -243,11 +306,24 @@ pub async fn serve(
             ))),
         }
     };
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
-        .add_service(InterceptedService::new(server, check))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
-        .await
+        .add_service(InterceptedService::new(server, check));
+    let Some(acceptor) = tls else {
+        return router
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                shutdown.cancelled_owned(),
+            )
+            .await;
+    };
+    let (accept_loop, incoming) = tls::accept(listener, acceptor, shutdown.clone());
+    let refusal = tonic::transport::Server::builder()
+        .add_service(SwarmServer::new(tls::PlaintextRefusal))
+        .serve_with_incoming_shutdown(incoming.plaintext, shutdown.clone().cancelled_owned());
+    let swarm = router.serve_with_incoming_shutdown(incoming.tls, shutdown.cancelled_owned());
+    let ((), swarm, refusal) = tokio::join!(accept_loop, swarm, refusal);
+    swarm.and(refusal)
 }
 
 /// The address to tell agents: `0.0.0.0` is not dialable, loopback is.

@@ -3,6 +3,7 @@
 //! secret in their environment, killed when dropped, waited for (bounded) at
 //! the end.
 
+use std::ffi::OsString;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -17,12 +18,14 @@ pub struct AgentProcesses {
 }
 
 impl AgentProcesses {
-    /// Starts `n` agents dialing `controller_url`; the secret goes in the
+    /// Starts `n` agents dialing `controller_url`, with `extra_args` (the
+    /// TLS trust: file paths, never secrets); the secret goes in the
     /// environment, never in argv.
     pub fn spawn(
         agent: &AgentCommand,
         n: u32,
         controller_url: &str,
+        extra_args: &[OsString],
         secret: &Secret,
     ) -> anyhow::Result<AgentProcesses> {
         let bin = &agent.program;
@@ -41,6 +44,7 @@ impl AgentProcesses {
                 .arg(controller_url)
                 .arg("--name")
                 .arg(&name)
+                .args(extra_args)
                 .env(common::CLUSTER_SECRET_ENV, secret.expose())
                 .stdin(Stdio::null())
                 .stdout(Stdio::inherit())

@@ -55,6 +55,7 @@ async fn register_and_attach() {
         Arc::new(Registry::new(1)),
         tx,
         digest.clone(),
+        Scenario::builtin().series_keys(),
         TaskTracker::new(),
         token.clone(),
     );
@@ -62,6 +63,7 @@ async fn register_and_attach() {
         listener,
         svc,
         Secret::new(SECRET),
+        None,
         token.clone(),
     ));
 
@@ -141,6 +143,61 @@ async fn register_and_attach() {
         panic!("no heartbeat")
     };
     assert_eq!(active_vusers, 7);
+
+    // Refused: a series no step of the scenario has (dropped, the rest
+    // kept), and a whole message past a bound (no event at all).
+    let series = |workflow: &str| proto::Series {
+        key: Some(proto::SeriesKey {
+            kind: proto::SeriesKind::Workflow as i32,
+            workflow: workflow.into(),
+            ..Default::default()
+        }),
+        ok: 1,
+        ..Default::default()
+    };
+    let body = |b| proto::AgentMessage { body: Some(b) };
+    use proto::agent_message::Body;
+    for msg in [
+        body(Body::Interval(proto::IntervalReport {
+            seq: 1,
+            interval_ms: 1000,
+            series: vec![series("note_share"), series("no_such_workflow")],
+            ..Default::default()
+        })),
+        body(Body::Ready(proto::Ready {
+            failure_samples: vec!["x".into(); common::limits::MAX_FAILURE_SAMPLES + 1],
+            ..Default::default()
+        })),
+        body(Body::Heartbeat(proto::Heartbeat {
+            sent_at_ms: 2,
+            active_vusers: 8,
+        })),
+    ] {
+        out_tx.send(msg).await.unwrap();
+    }
+    let AgentEvent::Message {
+        message: FromAgent::Interval(interval),
+        ..
+    } = next_event(&mut events).await
+    else {
+        panic!("no interval")
+    };
+    let kept: Vec<&str> = interval
+        .series
+        .series
+        .keys()
+        .map(|k| k.workflow.as_str())
+        .collect();
+    assert_eq!(kept, ["note_share"]);
+    let AgentEvent::Message {
+        message: FromAgent::Heartbeat { active_vusers },
+        ..
+    } = next_event(&mut events).await
+    else {
+        panic!("the Ready past its bound was not refused")
+    };
+    assert_eq!(active_vusers, 8);
+
     outbound
         .send(ToAgent::Stop {
             reason: "test".into(),

@@ -126,6 +126,22 @@ impl Scenario {
         self.workflows.iter()
     }
 
+    /// Every series an agent running this scenario can record: each
+    /// workflow, its steps and the tools they call, and session
+    /// initialization. A series from the wire outside this set is refused.
+    pub fn series_keys(&self) -> std::collections::BTreeSet<crate::series::SeriesKey> {
+        use crate::series::SeriesKey;
+        let mut keys = std::collections::BTreeSet::from([SeriesKey::mcp_initialize()]);
+        for w in &self.workflows {
+            keys.insert(SeriesKey::workflow(&w.name));
+            for step in &w.steps {
+                keys.insert(SeriesKey::step(&w.name, &step.name));
+                keys.insert(SeriesKey::operation(&w.name, &step.tool));
+            }
+        }
+        keys
+    }
+
     pub fn workloads(&self) -> impl Iterator<Item = &Workload> {
         self.workloads.iter()
     }

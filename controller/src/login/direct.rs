@@ -136,13 +136,7 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
             .header("Accept", "text/html,application/xhtml+xml")
             .send()
             .await
-            .map_err(|e| {
-                flow(format!(
-                    "{}: {}",
-                    strip_query(&url),
-                    super::discovery::error_chain(&e)
-                ))
-            })?;
+            .map_err(|e| flow(format!("{}: {}", strip_query(&url), without_url(e))))?;
         jar.absorb(&resp);
         let status = resp.status();
         if status.is_redirection() {
@@ -156,9 +150,11 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
                         strip_query(&url)
                     ))
                 })?;
-            let target = url
-                .join(location)
-                .map_err(|e| flow(format!("bad Location {location:?}: {e}")))?;
+            let target = url.join(location).map_err(|e| {
+                // Without the query: it can carry the code, the state or a password.
+                let shown = location.split('?').next().unwrap_or_default();
+                flow(format!("bad Location {shown:?}: {e}"))
+            })?;
             // Without the query: it carries the code and state.
             tracing::debug!(user = %name, %status, from = %strip_query(&url), to = %strip_query(&target), "login redirect");
             if same_endpoint(&target, &redirect) {
@@ -183,7 +179,7 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
                     .unwrap_or_default()
             )));
         }
-        let body = resp.text().await.map_err(|e| flow(e.to_string()))?;
+        let body = resp.text().await.map_err(|e| flow(without_url(e)))?;
         let page = parse_page(&body);
         let here = strip_query(&url);
         if let Some(form) = page.forms.iter().find(|f| f.has_field(&fields.password)) {
@@ -332,6 +328,12 @@ pub(crate) fn check_callback(
     get("code").ok_or_else(|| flow("the redirect carries no code"))
 }
 
+/// A reqwest error and its causes without the request URL, which after a
+/// login form sent by GET carries the user's password in its query.
+fn without_url(e: reqwest::Error) -> String {
+    super::discovery::error_chain(&e.without_url())
+}
+
 fn strip_query(u: &url::Url) -> String {
     let mut u = u.clone();
     u.set_query(None);
@@ -351,6 +353,25 @@ fn oauth_error_in(body: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_failed_request_does_not_echo_the_password_in_its_url() {
+        // A port that was just free: the request fails, and reqwest names
+        // the URL in its error.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/login?user=u&password=hunter2-secret");
+        let e = reqwest::Client::new().get(url).send().await.unwrap_err();
+        assert!(
+            super::super::discovery::error_chain(&e).contains("hunter2-secret"),
+            "the test needs an error that carries the URL"
+        );
+        let shown = without_url(e);
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+    }
 
     #[test]
     fn pkce_matches_rfc7636_appendix_b() {

@@ -36,6 +36,7 @@ use crate::service::{self, SwarmService};
 use crate::spawn::AgentProcesses;
 use crate::target::Target;
 use crate::thresholds::Threshold;
+use crate::tls::ServerTls;
 use crate::tokens::{self, TokenKeeper};
 use session::Session;
 use users::UserPool;
@@ -197,13 +198,20 @@ async fn with_target(
     tasks: &TaskTracker,
 ) -> anyhow::Result<ExitCode> {
     let config = &p.config;
+    let spawning = matches!(config.agents, AgentsMode::Spawn { .. });
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|files| ServerTls::load(files, spawning))
+        .transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on --listen {}", config.listen))?;
     let local = listener
         .local_addr()
         .context("the gRPC listener's address")?;
-    tracing::info!("listening for agents on http://{local}");
+    tracing::info!("listening for agents on {scheme}://{local}");
     // Ready (for a container probe) once agents can attach.
     let live = observe::Live::new();
     live.update(|f| {
@@ -241,15 +249,17 @@ async fn with_target(
         registry.clone(),
         events_tx,
         Scenario::builtin().digest().to_owned(),
+        p.scenario.series_keys(),
         tasks.clone(),
         server_token.clone(),
     );
     let serve_secret = secret.clone();
     let serve_token = server_token.clone();
+    let serve_tls = tls.as_ref().map(|t| t.acceptor.clone());
     let server = tasks.spawn_on(
         async move {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            service::serve(listener, service, serve_secret, serve_token)
+            service::serve(listener, service, serve_secret, serve_tls, serve_token)
                 .await
                 .map_err(anyhow::Error::from)
         },
@@ -258,11 +268,13 @@ async fn with_target(
 
     let mut processes = match &config.agents {
         AgentsMode::Spawn { agent } => {
-            let url = format!("http://{}", service::dial_address(local));
+            let url = format!("{scheme}://{}", service::dial_address(local));
+            let trust = tls.as_ref().map_or(&[][..], |t| &t.spawned_agent_args[..]);
             Some(AgentProcesses::spawn(
                 agent,
                 config.n_agents,
                 &url,
+                trust,
                 &secret,
             )?)
         }
