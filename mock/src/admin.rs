@@ -1,7 +1,9 @@
 //! The admin API, shaped like Nextcloud's OCS provisioning API (`/ocs/v{1,2}.php/cloud/users`
 //! and `/cloud/groups`), behind admin Basic auth: create, list by search, get and delete users
-//! and groups; users join existing groups when created (`groups[]`). Also `GET /mock/stats`,
-//! the MCP endpoint's wire counters, behind the same auth.
+//! and groups; users join existing groups when created (`groups[]`). Plus mock-only endpoints,
+//! behind the same auth: `GET /mock/stats` (the MCP endpoint's wire counters),
+//! and, for tests, `POST /mock/revoke-access-tokens` (a 401 storm), `GET /mock/injected-faults` and
+//! `GET /mock/issued-secrets` (with `--record-secrets`).
 
 use std::sync::Arc;
 
@@ -18,6 +20,12 @@ use crate::{App, Secret};
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
+        .route(
+            "/mock/revoke-access-tokens",
+            axum::routing::post(revoke_access_tokens),
+        )
+        .route("/mock/issued-secrets", get(issued_secrets))
+        .route("/mock/injected-faults", get(injected_faults))
         .route("/ocs/{api}/cloud/users", get(list_users).post(create_user))
         .route(
             "/ocs/{api}/cloud/users/{id}",
@@ -85,6 +93,41 @@ fn admit(app: &App, api: &str, headers: &HeaderMap) -> Result<(), Box<Response>>
     }
 }
 
+/// `POST /mock/revoke-access-tokens`: every access token stops working at
+/// once (a 401 storm); refresh tokens still work. Answers `{"revoked": N}`.
+async fn revoke_access_tokens(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(response) = admit(&app, "v2.php", &headers) {
+        return *response;
+    }
+    let revoked = app.auth().revoke_all_access();
+    tracing::info!(revoked, "admin revoked every access token");
+    axum::Json(json!({ "revoked": revoked })).into_response()
+}
+
+/// `GET /mock/injected-faults`: how many faults of each kind were injected.
+async fn injected_faults(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(response) = admit(&app, "v2.php", &headers) {
+        return *response;
+    }
+    axum::Json(app.faults.injected()).into_response()
+}
+
+/// `GET /mock/issued-secrets`: everything `MockConfig::record_secrets` kept
+/// (404 without it).
+async fn issued_secrets(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(response) = admit(&app, "v2.php", &headers) {
+        return *response;
+    }
+    match &app.secret_log {
+        Some(log) => axum::Json(log.snapshot()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "secrets are not recorded: start the mock with --record-secrets",
+        )
+            .into_response(),
+    }
+}
+
 async fn create_user(
     State(app): State<Arc<App>>,
     Path(api): Path<String>,
@@ -116,6 +159,9 @@ async fn create_user(
             json!([]),
         );
     };
+    if let Some(log) = &app.secret_log {
+        log.record(crate::issued::SecretKind::Password, password);
+    }
     let display = field("displayName").unwrap_or_else(|| userid.clone());
     let email = field("email").unwrap_or_default();
     let added = app.data().add_user(

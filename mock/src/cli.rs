@@ -59,6 +59,17 @@ pub struct Args {
     /// Fraction (0..=1) of MCP tools/call requests answered with HTTP 503.
     #[arg(long, default_value = "0", value_parser = parse_rate)]
     pub error_rate: f64,
+    /// Fraction (0..=1) of MCP tools/call requests whose connection breaks mid-answer.
+    #[arg(long, default_value = "0", value_parser = parse_rate)]
+    pub reset_rate: f64,
+    /// Fraction (0..=1) of MCP tools/call requests left unanswered for 10 minutes
+    /// (past any client's request timeout).
+    #[arg(long, default_value = "0", value_parser = parse_rate)]
+    pub stall_rate: f64,
+    /// Keep every password, client secret and token issued and serve them at
+    /// GET /mock/issued-secrets (admin auth): for leak tests only.
+    #[arg(long)]
+    pub record_secrets: bool,
     /// Refuse MCP initialize (HTTP 503) beyond this many live sessions.
     #[arg(long)]
     pub max_sessions: Option<usize>,
@@ -153,6 +164,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         mcp_versions: args.mcp_versions,
         latency: args.latency,
         error_rate: args.error_rate,
+        reset_rate: args.reset_rate,
+        stall_rate: args.stall_rate,
+        record_secrets: args.record_secrets,
         max_sessions: args.max_sessions,
         max_concurrency: args.max_concurrency,
         admin_user: args.admin_user,

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 mod admin;
 pub mod cli;
+mod issued;
 mod mcp;
 mod oauth;
 mod secret;
@@ -21,6 +22,9 @@ mod state;
 
 pub use mcp::wire_stats::WireStatsSnapshot;
 pub use oauth::TokenAuthMethod;
+pub use issued::Issued;
+use issued::{SecretKind, SecretLog};
+pub use mcp::faults::{FaultRates, Injected};
 pub use secret::Secret;
 
 /// How long open connections (SSE streams) may keep the server alive after shutdown is asked.
@@ -55,6 +59,13 @@ pub struct MockConfig {
     pub latency: Duration,
     /// Fraction of MCP `tools/call` POSTs answered with HTTP 503.
     pub error_rate: f64,
+    /// Fraction of MCP `tools/call` POSTs whose connection breaks mid-answer.
+    pub reset_rate: f64,
+    /// Fraction of MCP `tools/call` POSTs left unanswered for `faults::STALL_FOR`.
+    pub stall_rate: f64,
+    /// Keep every password, client secret, access and refresh token issued,
+    /// for `GET /mock/issued-secrets` (leak tests). Off by default.
+    pub record_secrets: bool,
     /// `initialize` beyond this many live sessions gets HTTP 503.
     pub max_sessions: Option<usize>,
     /// MCP requests worked on at once (each for `latency`); more wait their
@@ -81,6 +92,9 @@ impl Default for MockConfig {
             mcp_versions: Vec::new(),
             latency: Duration::ZERO,
             error_rate: 0.0,
+            reset_rate: 0.0,
+            stall_rate: 0.0,
+            record_secrets: false,
             max_sessions: None,
             max_concurrency: None,
             admin_user: "admin".into(),
@@ -109,6 +123,9 @@ impl std::fmt::Debug for MockConfig {
             .field("mcp_versions", &self.mcp_versions)
             .field("latency", &self.latency)
             .field("error_rate", &self.error_rate)
+            .field("reset_rate", &self.reset_rate)
+            .field("stall_rate", &self.stall_rate)
+            .field("record_secrets", &self.record_secrets)
             .field("max_sessions", &self.max_sessions)
             .field("max_concurrency", &self.max_concurrency)
             .field("admin_user", &self.admin_user)
@@ -158,6 +175,11 @@ impl MockTarget {
     pub fn wire_stats(&self) -> WireStatsSnapshot {
         self.app.wire_stats.snapshot()
     }
+
+    /// How many faults of each kind were injected so far.
+    pub fn injected(&self) -> mcp::faults::Injected {
+        self.app.faults.injected()
+    }
 }
 
 /// Everything the handlers share. Locks are std mutexes never held across `.await`; when both
@@ -182,6 +204,8 @@ pub(crate) struct App {
     pub auth: Mutex<oauth::store::AuthStore>,
     pub data: Mutex<state::Data>,
     pub faults: mcp::faults::Faults,
+    /// Every secret issued, with `MockConfig::record_secrets`.
+    pub secret_log: Option<SecretLog>,
 }
 
 impl App {
@@ -210,11 +234,16 @@ pub async fn serve(
     config: MockConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<MockTarget> {
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&config.error_rate),
-        "error_rate must be between 0 and 1, got {}",
-        config.error_rate
-    );
+    for (name, rate) in [
+        ("error_rate", config.error_rate),
+        ("reset_rate", config.reset_rate),
+        ("stall_rate", config.stall_rate),
+    ] {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&rate),
+            "{name} must be between 0 and 1, got {rate}"
+        );
+    }
     anyhow::ensure!(
         !config.token_auth_methods.is_empty(),
         "token_auth_methods must name at least one method"
@@ -240,6 +269,7 @@ pub async fn serve(
         .timeout(oauth::cimd_fetch_timeout())
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
+    let secret_log = config.record_secrets.then(SecretLog::default);
     let addr = listener.local_addr()?;
     let issuer = match &config.public_url {
         Some(url) => url.as_str().trim_end_matches('/').to_owned(),
@@ -248,6 +278,9 @@ pub async fn serve(
     let mcp_url = format!("{issuer}/mcp");
     let mut data = state::Data::default();
     for (name, password) in &config.users {
+        if let Some(log) = &secret_log {
+            log.record(SecretKind::Password, password);
+        }
         data.add_user(
             name,
             Secret::new(password.clone()),
@@ -274,8 +307,17 @@ pub async fn serve(
         keys: oauth::jwt::Keys::generate(),
         auth: Mutex::new(oauth::store::AuthStore::default()),
         data: Mutex::new(data),
-        faults: mcp::faults::Faults::new(config.latency, config.error_rate, config.max_sessions)
-            .with_max_concurrency(config.max_concurrency),
+        faults: mcp::faults::Faults::new(
+            config.latency,
+            mcp::faults::FaultRates {
+                error: config.error_rate,
+                reset: config.reset_rate,
+                stall: config.stall_rate,
+            },
+            config.max_sessions,
+        )
+        .with_max_concurrency(config.max_concurrency),
+        secret_log,
     });
     let router = oauth::router(app.clone())
         .merge(admin::router(app.clone()))

@@ -1,5 +1,6 @@
 //! The protected MCP endpoint: rmcp's Streamable HTTP service behind a guard that checks bearer
-//! tokens, binds sessions to users and injects faults; plus the RFC 9728 resource metadata.
+//! tokens, binds sessions to users and injects faults (`faults`); plus the RFC 9728 resource
+//! metadata.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +24,8 @@ use crate::{App, MCP_SCOPE, MockConfig, SCOPES, lock};
 pub mod faults;
 mod tools;
 pub mod wire_stats;
+
+use faults::Fault;
 
 /// Largest MCP POST body the guard buffers to look at the JSON-RPC method.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -184,6 +187,23 @@ fn unavailable(reason: &'static str) -> Response {
     response
 }
 
+/// An answer whose body breaks after the headers, as a connection reset
+/// mid-response does: the client gets a status and then a transport error.
+fn reset() -> Response {
+    let broken = futures::stream::once(async {
+        Err::<axum::body::Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected connection reset",
+        ))
+    });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(broken),
+    )
+        .into_response()
+}
+
 /// The JSON-RPC method of a single-message body, if any.
 fn rpc_method(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
@@ -258,7 +278,15 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
                     return unavailable("too many sessions");
                 }
             }
-            Some("tools/call") if faults.should_fail() => return unavailable("injected fault"),
+            Some("tools/call") => match faults.pick() {
+                Some(Fault::Error) => return unavailable("injected fault"),
+                Some(Fault::Reset) => return reset(),
+                Some(Fault::Stall) => {
+                    tokio::time::sleep(faults::STALL_FOR).await;
+                    return unavailable("injected stall");
+                }
+                None => {}
+            },
             _ => {}
         }
         Request::from_parts(parts, Body::from(bytes))

@@ -274,6 +274,9 @@ async fn register(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let secret = auth_method
         .has_secret()
         .then(|| Secret::new(random_token()));
+    if let (Some(log), Some(secret)) = (&app.secret_log, &secret) {
+        log.record(crate::issued::SecretKind::ClientSecret, secret.expose());
+    }
     let client = Client {
         id: uuid::Uuid::new_v4().to_string(),
         secret: secret.clone(),

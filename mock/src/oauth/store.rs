@@ -233,6 +233,17 @@ impl AuthStore {
         }
     }
 
+    /// Revokes every access token at once (a 401 storm), keeping refresh
+    /// tokens, so clients recover by refreshing; returns how many there were.
+    pub fn revoke_all_access(&mut self) -> usize {
+        for fam in self.families.values_mut() {
+            fam.access.clear();
+        }
+        let n = self.access.len();
+        self.access.clear();
+        n
+    }
+
     pub fn revoke_access(&mut self, jti: &str) -> bool {
         self.access.remove(jti).is_some()
     }
@@ -294,6 +305,30 @@ mod tests {
         assert!(!store.is_issued("unknown", &token_digest(ta)));
         assert!(store.revoke_access(&ja));
         assert!(!store.is_issued(&ja, &token_digest(ta)));
+    }
+
+    #[test]
+    fn revoking_all_access_keeps_refresh_tokens() {
+        let keys = Keys::generate();
+        let mut store = AuthStore::default();
+        let issued: Vec<(u64, Issued)> = ["alice", "bob"]
+            .into_iter()
+            .map(|sub| {
+                let family = store.new_family(sub, "c", "mcp:tools");
+                (
+                    family,
+                    store.issue(&minter(&keys), sub, "c", "mcp:tools", Some(family)),
+                )
+            })
+            .collect();
+        assert_eq!(store.revoke_all_access(), 2);
+        for (family, t) in &issued {
+            let token = t.access_token.expose();
+            assert!(!store.is_issued(&jti(&keys, &t.access_token), &token_digest(token)));
+            let refresh = t.refresh_token.as_ref().map(|r| r.expose()).unwrap_or("");
+            assert_eq!(store.refresh_family(refresh), Some(*family));
+        }
+        assert_eq!(store.revoke_all_access(), 0);
     }
 
     #[test]

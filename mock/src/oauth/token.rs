@@ -21,6 +21,7 @@ use super::{
     resolve_scope,
 };
 use crate::App;
+use crate::issued::SecretKind;
 use crate::state::now_secs;
 
 /// Why a bearer token was refused.
@@ -87,6 +88,12 @@ pub async fn token(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes)
     let form = parse_form(&body);
     match grant(&app, &headers, &form) {
         Ok(issued) => {
+            if let Some(log) = &app.secret_log {
+                log.record(SecretKind::AccessToken, issued.access_token.expose());
+                if let Some(refresh) = &issued.refresh_token {
+                    log.record(SecretKind::RefreshToken, refresh.expose());
+                }
+            }
             let mut body = json!({
                 "access_token": issued.access_token.expose(),
                 "token_type": "Bearer",
