@@ -167,6 +167,11 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(most.load(Ordering::SeqCst), 2);
-        assert!(Faults::new(Duration::ZERO, none, None).worker().await.is_none());
+        assert!(
+            Faults::new(Duration::ZERO, none, None)
+                .worker()
+                .await
+                .is_none()
+        );
     }
 }
