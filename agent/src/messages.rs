@@ -66,8 +66,13 @@ pub enum ControllerEvent {
     /// assignment; the settings' load is what moves with them).
     AddGroups(AssignmentChunk),
     Start(StartPlan),
-    TokenUpdate { user: UserName, token: Secret },
-    Stop { reason: String },
+    TokenUpdate {
+        user: UserName,
+        token: Secret,
+    },
+    Stop {
+        reason: String,
+    },
     LoadUpdate(LoadUpdate),
 }
 

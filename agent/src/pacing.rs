@@ -124,7 +124,9 @@ impl LoadState {
             return;
         }
         if self.rate_share > 0.0 {
-            self.profile = self.profile.scaled((self.rate_share + extra) / self.rate_share);
+            self.profile = self
+                .profile
+                .scaled((self.rate_share + extra) / self.rate_share);
         }
         self.rate_share += extra;
     }
@@ -263,6 +265,36 @@ mod tests {
         all.apply(Duration::from_secs(1), &[stage(0, 3.0)], None);
         assert!(all.profile.is_active(2, Duration::from_secs(2)));
         assert!(!all.profile.is_active(3, Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_moved_rate_share_raises_the_rate_and_later_updates_scale_by_it() {
+        let stage = |secs, target| Stage {
+            duration: Duration::from_secs(secs),
+            target,
+        };
+        // A quarter of 10/s, then half of a lost agent's quarter moves here.
+        let open = LoadModel::Open { rate_per_sec: 2.5 };
+        let mut s = LoadState::new(open, &[], 0.25, Duration::from_secs(60));
+        s.add_rate_share(0.125);
+        assert_eq!(s.profile.value_at(Duration::from_secs(5)), 3.75);
+        s.apply(Duration::from_secs(10), &[stage(0, 40.0)], None);
+        assert_eq!(s.profile.value_at(Duration::from_secs(11)), 15.0);
+        for bad in [0.0, -1.0, f64::NAN] {
+            s.add_rate_share(bad);
+            assert_eq!(s.profile.value_at(Duration::from_secs(11)), 15.0);
+        }
+
+        let closed = LoadModel::Closed {
+            think_time: Duration::ZERO,
+        };
+        let mut c = LoadState::new(closed, &[stage(4, 4.0)], 0.5, Duration::from_secs(4));
+        c.add_rate_share(0.5);
+        assert_eq!(
+            c.profile.value_at(Duration::from_secs(2)),
+            2.0,
+            "users are not scaled: moved vusers keep their ranks"
+        );
     }
 
     #[test]

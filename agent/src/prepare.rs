@@ -26,10 +26,14 @@ pub const FAILURE_SAMPLES: usize = 5;
 /// Timeout of one session open when the run sets no request timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// One chunk's part of an assignment: the settings (chunk 0) and its
+/// groups by index.
+type ChunkPart = (Option<RunSettings>, Vec<(u32, Vec<VuserSpec>)>);
+
 /// Chunks of one assignment, as they arrive.
 #[derive(Debug, Default)]
 pub struct ChunkAssembler {
-    chunks: Reassembly<(Option<RunSettings>, Vec<(u32, Vec<VuserSpec>)>)>,
+    chunks: Reassembly<ChunkPart>,
 }
 
 /// A complete assignment.

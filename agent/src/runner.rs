@@ -178,7 +178,9 @@ pub async fn run(mut run: Run, sender: LinkSender, stop: CancellationToken) -> b
     let mut to_generator = None;
     match run.load {
         LoadModel::Closed { think_time } => {
-            spawn_vusers(&ctx, &tracker, run.groups, &run.ranks, think_time, &mut task);
+            spawn_vusers(
+                &ctx, &tracker, run.groups, &run.ranks, think_time, &mut task,
+            );
         }
         LoadModel::Open { .. } => {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -384,7 +386,12 @@ struct Initiators<'s> {
 }
 
 impl<'s> Initiators<'s> {
-    fn add(&mut self, scenario: &'s Scenario, mix: &'s [MixEntry], groups: Vec<Vec<Arc<McpSession>>>) {
+    fn add(
+        &mut self,
+        scenario: &'s Scenario,
+        mix: &'s [MixEntry],
+        groups: Vec<Vec<Arc<McpSession>>>,
+    ) {
         for group in groups {
             let g = self.groups.len();
             self.members.extend((0..group.len()).map(|m| (g, m)));

@@ -73,10 +73,13 @@ fn injected(mock: &MockTarget) -> serde_json::Value {
     admin(mock, reqwest::Method::GET, "/mock/injected-faults")
 }
 
+/// (name, mock flags, controller flags, error kind the fault must show as,
+/// mock counter)
+type FaultCase<'a> = (&'a str, &'a [&'a str], &'a [&'a str], &'a str, &'a str);
+
 #[test]
 fn every_fault_is_counted_under_its_kind_and_no_run_breaks() {
-    // (mock flags, controller flags, error kind the fault must show as, mock counter)
-    let cases: [(&str, &[&str], &[&str], &str, &str); 3] = [
+    let cases: [FaultCase; 3] = [
         (
             "errors",
             &["--error-rate", "0.3"],

@@ -28,6 +28,7 @@ impl std::fmt::Debug for VuserSpec {
             .field("name", &self.name)
             .field("access_token", &Redacted(&self.access_token))
             .field("expires_at_ms", &self.expires_at_ms)
+            .field("activation_rank", &self.activation_rank)
             .finish()
     }
 }
@@ -54,6 +55,7 @@ mod tests {
             name: "loadtest_user_1".into(),
             access_token: token.into(),
             expires_at_ms: 5,
+            activation_rank: 0,
         };
         let update = TokenUpdate {
             user_name: "loadtest_user_1".into(),

@@ -378,6 +378,10 @@ pub struct AuthReport {
     pub refresh_requests: u64,
     /// 401/403 seen by agents plus auth failures seen by the controller.
     pub auth_failures: u64,
+    /// `--token-cache`: users whose tokens came from the cache (reused or
+    /// refreshed) instead of a login.
+    #[serde(default)]
+    pub tokens_from_cache: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

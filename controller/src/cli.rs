@@ -257,6 +257,11 @@ pub struct StartArgs {
     /// JSON file of pre-acquired tokens per user for --login tokens-file.
     #[arg(long, env = "MCP_SWARM_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
+    /// Keep the OAuth client and the users' tokens in --state-dir, sealed under the key in
+    /// MCP_SWARM_TOKEN_CACHE_KEY, and reuse or refresh them on the next run of the same users
+    /// and target instead of logging them in again.
+    #[arg(long)]
+    pub token_cache: bool,
     /// PEM certificate (chain) the gRPC listener presents: agents then dial https://.
     #[arg(long, env = "MCP_SWARM_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,

@@ -114,6 +114,8 @@ pub struct LoginConfig {
     pub tokens_file: Option<PathBuf>,
     /// Where `--login browser` listens for the redirect.
     pub callback_listen: SocketAddr,
+    /// `--token-cache`: the key its file is sealed under.
+    pub token_cache: Option<crate::login::cache::CacheKey>,
 }
 
 /// What `--login direct` looks for on the IdP's pages: the login form's
@@ -207,6 +209,7 @@ struct FileConfig {
     login_consent_selector: Option<String>,
     login_timeout: Option<DurationValue>,
     tokens_file: Option<PathBuf>,
+    token_cache: Option<bool>,
     callback_listen: Option<SocketAddr>,
     request_timeout: Option<DurationValue>,
     mcp_version: Option<crate::cli::McpVersionArg>,
@@ -476,6 +479,15 @@ impl RunConfig {
                 .callback_listen
                 .or(file.callback_listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+            token_cache: if args.token_cache || file.token_cache == Some(true) {
+                let key = env
+                    .var(crate::login::cache::TOKEN_CACHE_KEY_ENV)
+                    .filter(|k| !k.trim().is_empty())
+                    .ok_or(crate::login::cache::TokenCacheError::NoKey)?;
+                Some(crate::login::cache::CacheKey::parse(key.trim())?)
+            } else {
+                None
+            },
         };
 
         let provider_kind = args.provider.or(file.provider).unwrap_or(match target {

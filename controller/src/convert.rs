@@ -4,7 +4,6 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::failures::FailureBook;
-use common::histogram::HistogramError;
 use common::ids::UserName;
 use common::limits::{self, BoundError};
 use common::proto;
@@ -155,6 +154,15 @@ pub fn from_proto(msg: proto::AgentMessage) -> Result<Option<FromAgent>, WireErr
                 limits::MAX_FAILURE_SAMPLES,
             )?;
             check_failures(&r.failure_samples)?;
+        }
+        Body::GroupsAdded(g) => {
+            limits::check_len("assignment id", &g.assignment_id, limits::MAX_NAME_BYTES)?;
+            limits::check_count(
+                "failure samples in GroupsAdded",
+                g.failure_samples.len(),
+                limits::MAX_FAILURE_SAMPLES,
+            )?;
+            check_failures(&g.failure_samples)?;
         }
         Body::Failure(f) => check_failures([&f.message])?,
         Body::RefreshRequest(r) => {

@@ -309,7 +309,7 @@ pub fn accept(
                 let _permit = permit;
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, sort(tcp, peer, &acceptor)).await {
                     Ok(Some(Sorted::Tls(conn))) => {
-                        let _ = tls_tx.send(Ok(TlsConn(conn))).await;
+                        let _ = tls_tx.send(Ok(TlsConn(*conn))).await;
                     }
                     Ok(Some(Sorted::Plaintext(tcp))) => {
                         let _ = plain_tx.send(Ok(tcp)).await;
@@ -330,7 +330,7 @@ pub fn accept(
 }
 
 enum Sorted {
-    Tls(tokio_rustls::server::TlsStream<TcpStream>),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
     Plaintext(TcpStream),
 }
 
@@ -350,7 +350,7 @@ async fn sort(tcp: TcpStream, peer: SocketAddr, acceptor: &TlsAcceptor) -> Optio
         return Some(Sorted::Plaintext(tcp));
     }
     match acceptor.accept(tcp).await {
-        Ok(conn) => Some(Sorted::Tls(conn)),
+        Ok(conn) => Some(Sorted::Tls(Box::new(conn))),
         Err(e) => {
             tracing::warn!(%peer, "TLS connection refused: {}", explain(&e));
             None

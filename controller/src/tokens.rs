@@ -213,11 +213,12 @@ enum Command {
     Current(Vec<UserName>, oneshot::Sender<Vec<TokenUpdate>>),
 }
 
-/// Refresh counts for the report.
-#[derive(Debug, Clone, Copy, Default)]
+/// Refresh counts for the report, and every user's last tokens.
+#[derive(Debug, Default)]
 pub struct TokenStats {
     pub refreshes: u64,
     pub refresh_failures: u64,
+    pub tokens: BTreeMap<UserName, TokenSet>,
 }
 
 /// The run's handle on the token task.
@@ -304,6 +305,7 @@ impl TokenKeeper {
         TokenStats {
             refreshes: self.refreshes,
             refresh_failures: self.refresh_failures,
+            tokens: self.tokens,
         }
     }
 

@@ -63,6 +63,7 @@ fn login_config(method: LoginMethod) -> LoginConfig {
         },
         tokens_file: None,
         callback_listen: ([127, 0, 0, 1], 0).into(),
+        token_cache: None,
     }
 }
 
@@ -94,9 +95,13 @@ async fn mcp_accepts(mcp_url: &str, token: &Secret) -> bool {
 async fn client_credentials_registers_a_confidential_client() {
     let t = start_target().await;
     let mcp_url: url::Url = t.mock.mcp_url.parse().unwrap();
-    let auth = Authenticator::setup(&login_config(LoginMethod::ClientCredentials), &mcp_url)
-        .await
-        .unwrap();
+    let auth = Authenticator::setup(
+        &login_config(LoginMethod::ClientCredentials),
+        &mcp_url,
+        None,
+    )
+    .await
+    .unwrap();
     let tokens = auth.login(&alice()).await.unwrap();
     assert!(tokens.expires_at.is_some() && tokens.lifetime.is_some());
     assert!(mcp_accepts(&t.mock.mcp_url, &tokens.access).await);
@@ -110,7 +115,7 @@ async fn tokens_file_tokens_are_used_and_refreshed() {
     let t = start_target().await;
     let mcp_url: url::Url = t.mock.mcp_url.parse().unwrap();
     // Tokens acquired elsewhere: here, a password grant of a DCR client.
-    let issuer = Authenticator::setup(&login_config(LoginMethod::Password), &mcp_url)
+    let issuer = Authenticator::setup(&login_config(LoginMethod::Password), &mcp_url, None)
         .await
         .unwrap();
     let issued = issuer.login(&alice()).await.unwrap();
@@ -136,7 +141,7 @@ async fn tokens_file_tokens_are_used_and_refreshed() {
     let mut config = login_config(LoginMethod::TokensFile);
     config.tokens_file = Some(file.clone());
     config.client_id = Some(issuer.client_id().to_owned());
-    let auth = Authenticator::setup(&config, &mcp_url).await.unwrap();
+    let auth = Authenticator::setup(&config, &mcp_url, None).await.unwrap();
     let tokens = auth.login(&alice()).await.unwrap();
     assert_eq!(tokens.access.expose(), issued.access.expose());
     let refreshed = auth.refresh(&alice(), Some(&tokens)).await.unwrap();
@@ -152,7 +157,7 @@ async fn tokens_file_tokens_are_used_and_refreshed() {
 
     // Without --client-id nothing can refresh, and the error says what to pass.
     config.client_id = None;
-    let auth = Authenticator::setup(&config, &mcp_url).await.unwrap();
+    let auth = Authenticator::setup(&config, &mcp_url, None).await.unwrap();
     let err = auth.refresh(&alice(), Some(&tokens)).await.unwrap_err();
     assert!(err.to_string().contains("--client-id"), "{err}");
     assert!(
@@ -176,7 +181,7 @@ async fn direct_and_client_credentials_against_a_post_only_as_with_a_continue_bu
     let t = start_target_with(post_only_continue()).await;
     let mcp_url: url::Url = t.mock.mcp_url.parse().unwrap();
     for method in [LoginMethod::Direct, LoginMethod::ClientCredentials] {
-        let auth = Authenticator::setup(&login_config(method), &mcp_url)
+        let auth = Authenticator::setup(&login_config(method), &mcp_url, None)
             .await
             .unwrap_or_else(|e| panic!("{method:?}: {e}"));
         let tokens = auth
@@ -217,7 +222,7 @@ async fn a_given_client_id_and_secret_use_client_secret_post_where_it_is_all_the
     config.client_secret = Some(Secret::new(registered["client_secret"].as_str().unwrap()));
     for method in [LoginMethod::Direct, LoginMethod::ClientCredentials] {
         config.method = method;
-        let auth = Authenticator::setup(&config, &mcp_url).await.unwrap();
+        let auth = Authenticator::setup(&config, &mcp_url, None).await.unwrap();
         let tokens = auth
             .login(&alice())
             .await
@@ -251,7 +256,7 @@ async fn direct_login_errors_name_the_page_and_what_was_looked_for() {
     })
     .await;
     let mcp_url: url::Url = t.mock.mcp_url.parse().unwrap();
-    let auth = Authenticator::setup(&login_config(LoginMethod::Direct), &mcp_url)
+    let auth = Authenticator::setup(&login_config(LoginMethod::Direct), &mcp_url, None)
         .await
         .unwrap();
     let err = auth.login(&alice()).await.unwrap_err().to_string();
@@ -270,14 +275,14 @@ async fn direct_login_errors_name_the_page_and_what_was_looked_for() {
     let mut config = login_config(LoginMethod::Direct);
     config.form.consent =
         Some(controller::login::selector::ConsentSelector::parse("form#consent button").unwrap());
-    let auth = Authenticator::setup(&config, &mcp_url).await.unwrap();
+    let auth = Authenticator::setup(&config, &mcp_url, None).await.unwrap();
     let tokens = auth.login(&alice()).await.unwrap();
     assert!(mcp_accepts(&t.mock.mcp_url, &tokens.access).await);
 
     // A selector matching nothing is named in the error.
     config.form.consent =
         Some(controller::login::selector::ConsentSelector::parse("#approve-button").unwrap());
-    let auth = Authenticator::setup(&config, &mcp_url).await.unwrap();
+    let auth = Authenticator::setup(&config, &mcp_url, None).await.unwrap();
     let err = auth.login(&alice()).await.unwrap_err().to_string();
     assert!(err.contains("#approve-button"), "{err}");
 }
@@ -332,7 +337,7 @@ async fn client_metadata_document_as_client_id() {
         serve_client_metadata(shutdown.clone(), controller::login::REDIRECT_URI, |_| {}).await;
     let mut config = login_config(LoginMethod::Direct);
     config.client_metadata_url = Some(doc_url.clone());
-    let auth = Authenticator::setup(&config, &mcp_url).await.unwrap();
+    let auth = Authenticator::setup(&config, &mcp_url, None).await.unwrap();
     assert_eq!(auth.client_id(), doc_url.as_str());
     let tokens = auth.login(&alice()).await.unwrap();
     assert!(mcp_accepts(&t.mock.mcp_url, &tokens.access).await);
@@ -345,7 +350,9 @@ async fn client_metadata_document_as_client_id() {
     })
     .await;
     config.client_metadata_url = Some(other);
-    let err = Authenticator::setup(&config, &mcp_url).await.unwrap_err();
+    let err = Authenticator::setup(&config, &mcp_url, None)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("client_id"), "{err}");
 
     // The mock checks the document too: one without our redirect URI gets no code.

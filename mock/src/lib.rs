@@ -20,11 +20,11 @@ mod oauth;
 mod secret;
 mod state;
 
-pub use mcp::wire_stats::WireStatsSnapshot;
-pub use oauth::TokenAuthMethod;
 pub use issued::Issued;
 use issued::{SecretKind, SecretLog};
 pub use mcp::faults::{FaultRates, Injected};
+pub use mcp::wire_stats::WireStatsSnapshot;
+pub use oauth::TokenAuthMethod;
 pub use secret::Secret;
 
 /// How long open connections (SSE streams) may keep the server alive after shutdown is asked.

@@ -142,15 +142,6 @@ impl Proc {
         assert!(status.success());
     }
 
-    /// Sends `signal` (`STOP`, `CONT`, …) to this process only.
-    pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .expect("running kill");
-        assert!(status.success(), "kill -{signal}");
-    }
-
     /// Kills the process (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -32,7 +32,7 @@ impl TokenAuthMethod {
         }
     }
 
-    fn parse(s: &str) -> Option<TokenAuthMethod> {
+    pub(crate) fn parse(s: &str) -> Option<TokenAuthMethod> {
         [
             TokenAuthMethod::None,
             TokenAuthMethod::ClientSecretBasic,

@@ -2,6 +2,7 @@
 //! the OAuth client itself (DCR, `--client-id`, metadata document) is `client`.
 
 pub mod browser;
+pub mod cache;
 pub mod callback;
 pub mod client;
 pub mod direct;
@@ -144,14 +145,19 @@ pub struct LoginOutcome {
     pub tokens: BTreeMap<UserName, TokenSet>,
     pub latency: LatencyHistogram,
     pub failures: Vec<LoginError>,
+    /// `--token-cache`: users whose tokens came from the cache (reused or
+    /// refreshed), not from a login.
+    pub from_cache: u64,
 }
 
 impl Authenticator {
-    /// Discovers the endpoints, registers a client (unless `--client-id`)
-    /// and readies the login method (the browser, the tokens file).
+    /// Discovers the endpoints, registers a client (unless `--client-id`,
+    /// a metadata document, or a client `cached` for this issuer) and
+    /// readies the login method (the browser, the tokens file).
     pub async fn setup(
         config: &LoginConfig,
         mcp_url: &url::Url,
+        cached: Option<&cache::Cached>,
     ) -> Result<Authenticator, LoginError> {
         let http = reqwest::Client::builder()
             .timeout(HTTP_TIMEOUT)
@@ -209,10 +215,25 @@ impl Authenticator {
                 Some(client::metadata_document_client(&http, url, &endpoints, &redirect_uri).await?)
             }
             (None, None, LoginMethod::TokensFile) => None,
-            (None, None, method) => Some(
-                client::register_client(&http, &endpoints, method, scope.as_deref(), &redirect_uri)
+            (None, None, method) => match cached
+                .filter(|c| c.issuer == endpoints.issuer)
+                .and_then(|c| c.client.clone())
+            {
+                Some(c) => {
+                    tracing::info!(client_id = %c.client_id, "OAuth client from the token cache: not registering another");
+                    Some(c)
+                }
+                None => Some(
+                    client::register_client(
+                        &http,
+                        &endpoints,
+                        method,
+                        scope.as_deref(),
+                        &redirect_uri,
+                    )
                     .await?,
-            ),
+                ),
+            },
         };
         if config.method == LoginMethod::ClientCredentials
             && client.as_ref().is_some_and(|c| c.client_secret.is_none())
@@ -355,6 +376,7 @@ impl Authenticator {
             tokens: BTreeMap::new(),
             latency: LatencyHistogram::new(),
             failures: Vec::new(),
+            from_cache: 0,
         };
         for (name, elapsed, r) in results {
             match r {
@@ -368,6 +390,29 @@ impl Authenticator {
         outcome
     }
 
+    /// The refresh grant for `user` with `refresh`, no login after a refusal.
+    pub async fn refresh_grant(
+        &self,
+        user: &TestUser,
+        refresh: &Secret,
+    ) -> Result<TokenSet, LoginError> {
+        let mut form = vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", refresh.expose().to_owned()),
+            ("resource", self.endpoints.resource.clone()),
+        ];
+        if let Some(scope) = &self.scope {
+            form.push(("scope", scope.clone()));
+        }
+        let mut t = self
+            .token_request(user.name.as_str(), "refresh", form)
+            .await?;
+        if t.refresh.is_none() {
+            t.refresh = Some(refresh.clone());
+        }
+        Ok(t)
+    }
+
     /// A fresh token for `user`: the refresh grant if there is a refresh
     /// token, else (or when it is refused) a new login.
     pub async fn refresh(
@@ -376,24 +421,8 @@ impl Authenticator {
         current: Option<&TokenSet>,
     ) -> Result<TokenSet, LoginError> {
         if let Some(refresh) = current.and_then(|t| t.refresh.as_ref()) {
-            let mut form = vec![
-                ("grant_type", "refresh_token".to_owned()),
-                ("refresh_token", refresh.expose().to_owned()),
-                ("resource", self.endpoints.resource.clone()),
-            ];
-            if let Some(scope) = &self.scope {
-                form.push(("scope", scope.clone()));
-            }
-            match self
-                .token_request(user.name.as_str(), "refresh", form)
-                .await
-            {
-                Ok(mut t) => {
-                    if t.refresh.is_none() {
-                        t.refresh = Some(refresh.clone());
-                    }
-                    return Ok(t);
-                }
+            match self.refresh_grant(user, refresh).await {
+                Ok(t) => return Ok(t),
                 Err(e) if matches!(self.flow, Flow::TokensFile { .. }) => return Err(e),
                 Err(e) => {
                     tracing::debug!(user = %user.name, error = %e, "refresh refused; logging in again")
@@ -498,6 +527,11 @@ impl Authenticator {
 
     /// The client id to put in an authorization request (DCR or
     /// `--client-id`; empty only for tokens-file runs, which never ask).
+    /// The OAuth client the tokens are issued to, if there is one.
+    pub fn client(&self) -> Option<&OAuthClient> {
+        self.client.as_ref()
+    }
+
     pub fn client_id(&self) -> &str {
         self.client.as_ref().map_or("", |c| c.client_id.as_str())
     }

@@ -10,8 +10,8 @@ use common::ErrorKind;
 use common::LatencyHistogram;
 use common::failures::{FailureBook, FailureKey};
 use common::report::{
-    AgentLossReport, AgentReport, AuthReport, BaselineReport, ErrorReport, GeneratorReport, Histograms,
-    LatencyStats, McpErrors, McpReport, OperationReport, OrderedMap, Report, RunReport,
+    AgentLossReport, AgentReport, AuthReport, BaselineReport, ErrorReport, GeneratorReport,
+    Histograms, LatencyStats, McpErrors, McpReport, OperationReport, OrderedMap, Report, RunReport,
     SCHEMA_VERSION, StepReport, Summary, TimeseriesPoint, TimeseriesWorkflow, UserMoveReport,
     UserReport, WorkflowReport, round6, success_rate,
 };
@@ -368,6 +368,7 @@ fn auth_report(input: &ReportInput) -> AuthReport {
         refresh_failures: auth.refresh_failures,
         refresh_requests: input.agents.iter().map(|a| a.mcp.refresh_requests).sum(),
         auth_failures: auth.auth_failures + agents_auth_failures,
+        tokens_from_cache: auth.tokens_from_cache,
     }
 }
 

@@ -206,6 +206,8 @@ fn write_capacity(out: &mut String, c: &CapacityReport) -> std::fmt::Result {
             c.steps.iter().map(|s| s.rate).fold(f64::INFINITY, f64::min)
         ),
     }
+}
+
 fn write_users(out: &mut String, r: &Report) -> std::fmt::Result {
     if r.users.is_empty() {
         return Ok(());
@@ -449,6 +451,13 @@ fn write_auth(out: &mut String, r: &Report) -> std::fmt::Result {
         "Logins: {} ({} failed), p50={:.4}s, p95={:.4}s",
         a.logins, a.login_failures, a.login_latency.median, a.login_latency.p95
     )?;
+    if a.tokens_from_cache > 0 {
+        writeln!(
+            out,
+            "Tokens from the token cache: {} users (not logged in again)",
+            a.tokens_from_cache
+        )?;
+    }
     writeln!(
         out,
         "Token Refreshes: {} ({} failed, {} requested by agents)",

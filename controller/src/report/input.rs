@@ -198,6 +198,8 @@ pub struct AuthInput {
     pub login_latency: LatencyHistogram,
     pub logins_ok: u64,
     pub logins_failed: u64,
+    /// `--token-cache`: users whose tokens came from the cache, not a login.
+    pub tokens_from_cache: u64,
     /// Refreshes the controller performed.
     pub refreshes: u64,
     pub refresh_failures: u64,

@@ -9,8 +9,8 @@ pub mod compare;
 pub mod console;
 pub mod html;
 pub mod input;
-pub mod tenants;
 pub mod junit;
+pub mod tenants;
 
 use std::path::Path;
 

@@ -4,20 +4,21 @@
 
 pub mod agents;
 pub mod aggregate;
-pub mod progress;
 pub mod liveness;
+pub mod progress;
 pub mod reassign;
 pub mod session;
 pub mod status;
 pub mod steer;
 pub mod users;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
+use common::ids::UserName;
 use common::scenario::{Scenario, Workload};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use crate::capacity::{self, CapacityConfig};
 use crate::cli::LoginMethod;
 use crate::config::{AgentsMode, LoadModel, RunConfig};
+use crate::login::cache::TokenCache;
 use crate::login::{Authenticator, TokenSet};
 use crate::messages::{Assignment, RunSettings, VuserGroup, VuserSpec};
 use crate::plan::{Plan, PlanError, PlanInput};
@@ -282,7 +284,13 @@ async fn with_target(
     };
 
     let mut pool = UserPool::new(config, target)?;
-    let mut session = Session::new(events_rx, silent, registry, live.clone(), config.on_agent_loss);
+    let mut session = Session::new(
+        events_rx,
+        silent,
+        registry,
+        live.clone(),
+        config.on_agent_loss,
+    );
     let result = drive(
         p,
         target,
@@ -344,15 +352,28 @@ async fn drive(
         ),
     };
 
+    // `--token-cache`: the client and tokens of an earlier run, if usable.
+    let token_cache = config
+        .login
+        .token_cache
+        .clone()
+        .map(|key| TokenCache::new(&config.state_dir, &target.mcp_url, key));
+    let cached = token_cache.as_ref().map(TokenCache::load);
     // Users (create, discover, log in) while agents register.
     let users = async {
         let (auth, created) = tokio::join!(
-            Authenticator::setup(&config.login, &target.mcp_url),
+            Authenticator::setup(&config.login, &target.mcp_url, cached.as_ref()),
             pool.create(concurrency)
         );
         created?;
         let auth = Arc::new(auth?);
-        let outcome = pool.login(&auth, concurrency).await?;
+        let reuse = cached
+            .map(|c| c.tokens_for(&auth.endpoints.issuer, auth.client_id()))
+            .unwrap_or_default();
+        let outcome = pool.login(&auth, concurrency, reuse).await?;
+        if let Some(cache) = &token_cache {
+            cache.keep(&auth, &outcome.tokens, &doomed_users(config, pool));
+        }
         anyhow::Ok((auth, outcome))
     };
     let agents = session.wait_attached(
@@ -410,6 +431,9 @@ async fn drive(
     view_stop.cancel();
     let _ = view.await;
     let token_stats = tokens.finish().await;
+    if let Some(cache) = &token_cache {
+        cache.keep(&auth, &token_stats.tokens, &doomed_users(config, pool));
+    }
     auth.close().await;
 
     let measured = collected
@@ -441,6 +465,7 @@ async fn drive(
             login_method: login_method_text(auth.method()),
             logins_ok: logins.latency.len(),
             logins_failed: logins.failures.len() as u64,
+            tokens_from_cache: logins.from_cache,
             login_latency: logins.latency,
             refreshes: token_stats.refreshes,
             refresh_failures: token_stats.refresh_failures,
@@ -503,6 +528,15 @@ async fn drive(
         return Ok(ExitCode::from(EXIT_THRESHOLD));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Users deleted at the end of the run, whose tokens are not worth keeping.
+fn doomed_users(config: &RunConfig, pool: &UserPool) -> BTreeSet<UserName> {
+    if config.cleanup {
+        pool.created.iter().cloned().collect()
+    } else {
+        BTreeSet::new()
+    }
 }
 
 /// What the report knows before the run: the run's description, the

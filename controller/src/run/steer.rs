@@ -88,6 +88,7 @@ mod tests {
             length: Duration::from_secs(1),
             series,
             generator: Default::default(),
+            failures: Default::default(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The run's users: choosing the provider, creating users (journaled first),
 //! logging them in, and deleting them at the end whatever happened.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use common::ids::UserName;
 
 use crate::config::{ProviderConfig, RunConfig};
-use crate::login::{Authenticator, LoginOutcome};
+use crate::login::{Authenticator, LoginOutcome, TokenSet, cache};
 use crate::provision::{
     self, Journal, OcsProvider, Provider, ProvisionError, StaticUsers, TestUser, UserProvider,
 };
@@ -143,13 +143,25 @@ impl UserPool {
         Ok(())
     }
 
+    /// Logs every user in, `concurrency` at once; with `cached` tokens
+    /// (`--token-cache`), only those whose tokens cannot be reused or
+    /// refreshed.
     pub async fn login(
         &self,
         auth: &Arc<Authenticator>,
         concurrency: usize,
+        cached: BTreeMap<UserName, TokenSet>,
     ) -> anyhow::Result<LoginOutcome> {
         let started = std::time::Instant::now();
-        let outcome = auth.login_all(&self.users, concurrency).await;
+        let reused = if cached.is_empty() {
+            None
+        } else {
+            Some(cache::reuse(auth, &self.users, cached, concurrency).await)
+        };
+        let to_log_in = reused
+            .as_ref()
+            .map_or(&self.users[..], |r| &r.to_log_in[..]);
+        let mut outcome = auth.login_all(to_log_in, concurrency).await;
         if !outcome.failures.is_empty() {
             bail!(summarize(
                 "could not log in",
@@ -157,7 +169,17 @@ impl UserPool {
                 &outcome.failures
             ));
         }
-        tracing::info!(n_users = outcome.tokens.len(), elapsed = ?started.elapsed(), "users logged in");
+        if let Some(r) = reused {
+            tracing::info!(
+                reused = r.tokens.len() as u64 - r.refreshed,
+                refreshed = r.refreshed,
+                logging_in = r.to_log_in.len(),
+                "tokens from the token cache"
+            );
+            outcome.from_cache = r.tokens.len() as u64;
+            outcome.tokens.extend(r.tokens);
+        }
+        tracing::info!(n_users = outcome.tokens.len(), logged_in = outcome.latency.len(), elapsed = ?started.elapsed(), "users logged in");
         Ok(outcome)
     }
 

@@ -256,6 +256,7 @@ pub fn realistic_input() -> ReportInput {
             login_latency,
             logins_ok: 7,
             logins_failed: 0,
+            tokens_from_cache: 0,
             refreshes: 2,
             refresh_failures: 0,
             auth_failures: 0,
