@@ -15,6 +15,11 @@ const SECRET: &str = "agent-loss-test-secret";
 /// Runs 3 agents × 2 users for 1 s warmup + 10 s, does `signal` to
 /// `remote-1` 4 s after the start; returns the exit status and the report.
 fn run_losing_one(signal: &str, policy: &str) -> (ExitStatus, Value, String) {
+    run_losing_one_under(signal, policy, &["--think-time", "100ms"])
+}
+
+/// As `run_losing_one`, under the load model `load` names.
+fn run_losing_one_under(signal: &str, policy: &str, load: &[&str]) -> (ExitStatus, Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run.json");
     let mut cmd = controller(&[
@@ -30,8 +35,6 @@ fn run_losing_one(signal: &str, policy: &str) -> (ExitStatus, Value, String) {
         "10s",
         "--warmup",
         "1s",
-        "--think-time",
-        "100ms",
         "--agent-timeout",
         "60s",
         "--on-agent-loss",
@@ -39,6 +42,7 @@ fn run_losing_one(signal: &str, policy: &str) -> (ExitStatus, Value, String) {
         "-o",
         out.to_str().unwrap(),
     ]);
+    cmd.args(load);
     cmd.env("MCP_SWARM_CLUSTER_SECRET", SECRET);
     let mut c = Proc::spawn("controller", cmd);
     let url = listening_url(&c);
@@ -141,6 +145,45 @@ fn a_stopped_agent_is_lost_within_5s_and_its_users_move() {
     assert!(
         silent <= Duration::from_secs(5),
         "declared lost {silent:?} after its last message"
+    );
+}
+
+/// Open model: the lost agent's share of the rate moves with its users, so
+/// the cluster keeps starting workflows at the rate asked for.
+#[test]
+fn an_open_model_loss_moves_the_rate_with_the_users() {
+    let (status, report, stderr) = run_losing_one_under("KILL", "reassign", &["--rate", "30"]);
+    assert!(status.success(), "exit {status}\n{stderr}");
+    assert_reassigned(&report, &stderr);
+    // Tool calls per second (steadier than workflow ends, whose mix of
+    // lengths jitters per second) before the loss (~2.7 s in) and from the
+    // first whole second after the moved users ran again (within 5 s).
+    let per_second = |from: f64, to: f64| {
+        let points: Vec<u64> = report["timeseries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| (from..to).contains(&p["t"].as_f64().unwrap()))
+            .map(|p| p["operations"].as_u64().unwrap())
+            .collect();
+        assert!(!points.is_empty(), "no timeseries points in {from}..{to}");
+        points.iter().sum::<u64>() as f64 / points.len() as f64
+    };
+    let resumed = report["agent_losses"][0]["lost_at_seconds"]
+        .as_f64()
+        .unwrap()
+        + report["agent_losses"][0]["moves"][0]["resumed_after_seconds"]
+            .as_f64()
+            .unwrap();
+    let warmup = 1.0;
+    let before = per_second(0.5, resumed - warmup - 1.0);
+    let after = per_second(resumed - warmup + 1.0, 10.5);
+    assert!(before > 0.0, "nothing ran before the loss");
+    // Without the rate moving, two agents of three would make ~2/3 of it.
+    assert!(
+        after > 0.8 * before,
+        "{after} calls/s after the move, {before} before: the lost share of the rate did not move\n{}",
+        report["timeseries"]
     );
 }
 

@@ -225,6 +225,9 @@ fn grant(
                 ));
             }
             let scope = resolve_scope(form.get("scope").map(String::as_str), &client.scope)?;
+            // Its tools then work on a tree of its own (taken and released
+            // before `auth`, as the lock order asks).
+            app.data().ensure_service_account(&client.id);
             Ok(app
                 .auth()
                 .issue(&minter, &client.id, &client.id, &scope, None))

@@ -190,6 +190,13 @@ impl Data {
         Ok(())
     }
 
+    /// Gives a client that acts for itself (a client_credentials token,
+    /// whose subject is its client id) a file tree of its own, as a service
+    /// account; it is not a user (it cannot log in or be listed).
+    pub fn ensure_service_account(&mut self, client_id: &str) {
+        self.trees.entry(client_id.to_owned()).or_default();
+    }
+
     /// Deletes a user with their files and every share they own, made or received.
     pub fn delete_user(&mut self, name: &str) -> bool {
         if self.users.remove(name).is_none() {
