@@ -297,7 +297,7 @@ fn an_agent_cut_off_in_its_own_network_namespace_is_lost_and_its_users_move() {
     // namespace reaches it through its own veth.
     let host = namespaces[0].host_ip.clone();
     let mock = {
-        let admin_password = format!("pw-{}", std::process::id());
+        let admin_password = admin_password();
         let mut cmd = std::process::Command::new(mock_target_bin());
         cmd.args(["--listen", &format!("{host}:0")])
             .env("MOCK_TARGET_ADMIN_PASSWORD", &admin_password);

@@ -156,6 +156,15 @@ impl Drop for Proc {
     }
 }
 
+/// A mock admin password unique to this test process and call, long enough
+/// for the leak test to search every output for it.
+pub fn admin_password() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("mock-admin-pw-{}-{nanos:09}", std::process::id())
+}
+
 /// A standalone `mock-target` on 127.0.0.1:0.
 pub struct MockTarget {
     pub proc: Proc,
@@ -171,7 +180,7 @@ impl MockTarget {
 
     /// With extra `mock-target` flags (`--token-ttl 5s`).
     pub fn start_with(args: &[&str]) -> MockTarget {
-        let admin_password = format!("pw-{}", std::process::id());
+        let admin_password = admin_password();
         let mut cmd = Command::new(mock_target_bin());
         cmd.args(["--listen", "127.0.0.1:0"])
             .args(args)
