@@ -272,7 +272,15 @@ impl Profile {
         }
         for (s, e, vs, ve) in self.pieces(f) {
             if holds(vs) {
-                return Some(secs(s + NUDGE.as_secs_f64().min((e - s) / 2.0)));
+                // Inside the piece, but not past where it stops holding: a
+                // jump onto the threshold that ramps straight away from it
+                // holds for an instant only, at `s`.
+                let until = if !e.is_finite() || holds(ve) {
+                    e
+                } else {
+                    (s + (e - s) * (threshold - vs) / (ve - vs)).clamp(s, e)
+                };
+                return Some(secs(s + NUDGE.as_secs_f64().min((until - s) / 2.0)));
             }
             if e.is_finite() && holds(ve) {
                 let x = (s + (e - s) * (threshold - vs) / (ve - vs)).clamp(s, e);
@@ -473,6 +481,25 @@ mod tests {
         assert_eq!(p.value_at(Duration::from_secs(2)), 10.0);
         let t = p.time_after(Duration::from_millis(500), 1.0).unwrap();
         assert!((t.as_secs_f64() - 1.05).abs() < 1e-9, "{t:?}");
+    }
+
+    #[test]
+    fn a_jump_onto_a_rank_that_ramps_away_at_once_is_active_for_an_instant() {
+        // 23 s at 0, a jump to 14, then down to 0 over 1 s: the vuser of
+        // rank 13 (active from 14 on) is active at 23 s only (found by the
+        // property below).
+        let p = Profile::from_stages(0.0, &[s(10, 0.0), s(13, 0.0), s(0, 14.0), s(1, 0.0)]);
+        let t = p.next_active(13, Duration::ZERO).unwrap();
+        assert!(p.is_active(13, t), "{t:?}");
+        assert!(
+            (Duration::from_secs(23)..Duration::from_micros(23_000_001)).contains(&t),
+            "{t:?}"
+        );
+        let off = p.next_inactive(13, t).unwrap();
+        assert!(!p.is_active(13, off), "{off:?}");
+        // A rank the ramp passes through is active for a while.
+        let t = p.next_active(6, Duration::ZERO).unwrap();
+        assert!(p.is_active(6, t) && t > Duration::from_secs(23), "{t:?}");
     }
 
     proptest! {

@@ -472,9 +472,15 @@ fn write_mcp(out: &mut String, r: &Report) -> std::fmt::Result {
     if let Some(v) = &m.protocol_version {
         writeln!(out, "Protocol Version: {v}")?;
     }
+    // 2026-07-28 has no initialize: what is timed is the session's first exchange.
+    let opened = if m.protocol_version.as_deref() == Some("2026-07-28") {
+        "Sessions Opened (no initialize in 2026-07-28)"
+    } else {
+        "Sessions Initialized"
+    };
     writeln!(
         out,
-        "Sessions Initialized: {} ({} failed), {}",
+        "{opened}: {} ({} failed), {}",
         m.initializations,
         m.initialize_failures,
         p50_p95(&m.initialize_latency)
