@@ -50,6 +50,8 @@ KEEP_DIR=${KEEP_DIR:-}
 # Must match bench/calls.yaml.
 TOOL=nc_notes_search_notes
 TOOL_ARGS='{"query":"bench"}'
+# What wrk's sessions speak (initialize, Mcp-Session-Id); the agent is held to the same
+# with --mcp-version (left to itself it would find the mock's 2026-07-28, with no sessions).
 PROTOCOL=2025-11-25
 
 need_tool wrk wrk
@@ -174,7 +176,7 @@ MCP_SWARM_CLUSTER_SECRET=$(<"$work/cluster_secret") NEXTCLOUD_ADMIN_USER=admin \
     "$BIN/controller" start --url "$MOCK_MCP_URL" --nextcloud-url "$MOCK_ADMIN_URL" \
     --no-spawn --listen 127.0.0.1:0 --agents 1 --users "$CONNS" --think-time 0 \
     --scenario "$here/calls.yaml" --workload calls --duration "${DURATION}s" \
-    --warmup "${WARMUP}s" --state-dir "$work/state" -o "$work/report.json" \
+    --warmup "${WARMUP}s" --mcp-version "$PROTOCOL" --state-dir "$work/state" -o "$work/report.json" \
     >"$work/controller.out" 2>"$work/controller.log" &
 CTRL_PID=$!
 grpc_url=""
