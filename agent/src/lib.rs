@@ -473,6 +473,8 @@ impl Machine<'_> {
 
     /// Checks the assignment and opens its sessions in the background; sends `Ready` when done.
     fn prepare(&mut self, assignment: Assignment) -> anyhow::Result<()> {
+        self.tokens = assignment.tokens();
+        let ranks = Arc::new(assignment.ranks());
         let Assignment {
             id,
             settings,
@@ -488,16 +490,6 @@ impl Machine<'_> {
         }
         let scenario = Arc::new(prepare::load_scenario(&settings)?);
         let headers = prepare::headers(&settings)?;
-        self.tokens = groups
-            .iter()
-            .flatten()
-            .map(|u| {
-                (
-                    u.name.clone(),
-                    UserToken::new(u.name.clone(), u.token.clone()),
-                )
-            })
-            .collect();
         let ctx = Arc::new(SessionContext {
             http: session::http_client().context("could not build the HTTP client")?,
             mcp_url: settings.mcp_url.clone(),
@@ -506,12 +498,6 @@ impl Machine<'_> {
             refresh: self.refresh_tx.clone(),
             version: settings.mcp_version,
         });
-        let ranks: HashMap<UserName, u32> = groups
-            .iter()
-            .flatten()
-            .map(|u| (u.name.clone(), u.rank))
-            .collect();
-        let ranks = Arc::new(ranks);
         self.session_ctx = Some(ctx.clone());
         let tokens = self.tokens.clone();
         let recorder = self.recorder.clone();
@@ -547,27 +533,20 @@ impl Machine<'_> {
     /// Opens sessions for groups moved here from a lost agent, in the
     /// background; `run_added` hands them to the load.
     fn add_groups(&mut self, added: Assignment) -> anyhow::Result<()> {
+        let ctx = self
+            .session_ctx
+            .clone()
+            .context("moved groups arrived before this agent's own assignment")?;
+        let tokens = added.tokens();
+        self.tokens
+            .extend(tokens.iter().map(|(u, t)| (u.clone(), t.clone())));
+        let ranks = added.ranks();
         let Assignment {
             id,
             settings,
             groups,
         } = added;
-        let ctx = self
-            .session_ctx
-            .clone()
-            .context("moved groups arrived before this agent's own assignment")?;
-        let mut tokens = HashMap::new();
-        for u in groups.iter().flatten() {
-            let token = UserToken::new(u.name.clone(), u.token.clone());
-            self.tokens.insert(u.name.clone(), token.clone());
-            tokens.insert(u.name.clone(), token);
-        }
         let n_users: usize = groups.iter().map(Vec::len).sum();
-        let ranks = groups
-            .iter()
-            .flatten()
-            .map(|u| (u.name.clone(), u.rank))
-            .collect();
         tracing::info!(assignment = %id, n_users, groups = groups.len(), "opening MCP sessions for users moved from a lost agent");
         let recorder = self.recorder.clone();
         self.adding.spawn(async move {

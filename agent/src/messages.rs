@@ -63,7 +63,8 @@ pub struct StartPlan {
 pub enum ControllerEvent {
     Assignment(AssignmentChunk),
     /// Groups moved from a lost agent, to run from now on (chunked like an
-    /// assignment; the settings' load is what moves with them).
+    /// assignment; the settings' `rate_share` is the part of the open-model
+    /// rate that moves with them).
     AddGroups(AssignmentChunk),
     Start(StartPlan),
     TokenUpdate {

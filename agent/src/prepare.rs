@@ -44,6 +44,31 @@ pub struct Assignment {
     pub groups: Vec<Vec<VuserSpec>>,
 }
 
+impl Assignment {
+    /// Each user's token, swappable when the controller sends a new one.
+    pub fn tokens(&self) -> HashMap<UserName, Arc<UserToken>> {
+        self.groups
+            .iter()
+            .flatten()
+            .map(|u| {
+                (
+                    u.name.clone(),
+                    UserToken::new(u.name.clone(), u.token.clone()),
+                )
+            })
+            .collect()
+    }
+
+    /// Each user's activation rank (closed-model stages).
+    pub fn ranks(&self) -> HashMap<UserName, u32> {
+        self.groups
+            .iter()
+            .flatten()
+            .map(|u| (u.name.clone(), u.rank))
+            .collect()
+    }
+}
+
 impl ChunkAssembler {
     /// Adds a chunk; returns the assignment once every chunk is in.
     pub fn add(&mut self, chunk: AssignmentChunk) -> anyhow::Result<Option<Assignment>> {

@@ -174,20 +174,21 @@ pub async fn run(mut run: Run, sender: LinkSender, stop: CancellationToken) -> b
 
     let tracker = TaskTracker::new();
     let mut task = 0;
-    // Open model: moved groups join the generator's initiators.
-    let mut to_generator = None;
-    match run.load {
+    // Where moved groups go: more vusers (closed) or the generator's
+    // initiators (open).
+    let more = match run.load {
         LoadModel::Closed { think_time } => {
             spawn_vusers(
                 &ctx, &tracker, run.groups, &run.ranks, think_time, &mut task,
             );
+            MoreLoad::Vusers { think_time }
         }
         LoadModel::Open { .. } => {
             let (tx, rx) = mpsc::unbounded_channel();
-            to_generator = Some(tx);
             tracker.spawn(open_generator(ctx.clone(), run.groups, rx, tracker.clone()));
+            MoreLoad::Generator(tx)
         }
-    }
+    };
 
     let reporting = CancellationToken::new();
     let reporter = tokio::spawn(report_intervals(
@@ -212,14 +213,13 @@ pub async fn run(mut run: Run, sender: LinkSender, stop: CancellationToken) -> b
             Some(added) = run.added.recv() => {
                 let n_users: usize = added.groups.iter().map(Vec::len).sum();
                 tracing::info!(n_users, "running groups moved from a lost agent");
-                match (run.load, &to_generator) {
-                    (LoadModel::Closed { think_time }, _) => {
-                        spawn_vusers(&ctx, &tracker, added.groups, &added.ranks, think_time, &mut task);
+                match &more {
+                    MoreLoad::Vusers { think_time } => {
+                        spawn_vusers(&ctx, &tracker, added.groups, &added.ranks, *think_time, &mut task);
                     }
-                    (LoadModel::Open { .. }, Some(tx)) => {
+                    MoreLoad::Generator(tx) => {
                         let _ = tx.send(added.groups);
                     }
-                    (LoadModel::Open { .. }, None) => {}
                 }
             }
         }
@@ -244,6 +244,14 @@ pub async fn run(mut run: Run, sender: LinkSender, stop: CancellationToken) -> b
         tracing::warn!(error = %e, "interval reporter failed");
     }
     interrupted
+}
+
+/// How groups moved here join the running load.
+enum MoreLoad {
+    /// Closed model: a vuser each, with this think time.
+    Vusers { think_time: Duration },
+    /// Open model: to the generator, as initiators.
+    Generator(mpsc::UnboundedSender<Vec<Vec<Arc<McpSession>>>>),
 }
 
 /// Closed model: a looping task per user of `groups`; `task` numbers them.

@@ -20,7 +20,7 @@ pub use common::protocol::LoadUpdate;
 pub enum ToAgent {
     Assignment(Box<Assignment>),
     /// Groups moved from a lost agent to this running one; the settings'
-    /// load is what moves with them.
+    /// `rate_share` is the part of the open-model rate that moves with them.
     AddGroups(Box<Assignment>),
     Start(StartCommand),
     TokenUpdate(TokenUpdate),

@@ -9,7 +9,6 @@ use common::ids::UserName;
 use tokio::sync::mpsc;
 
 use super::reassign::GroupUsers;
-use crate::config::LoadModel;
 use crate::messages::{ReadyReport, ToAgent};
 use crate::report::GeneratorStats;
 
@@ -35,8 +34,6 @@ pub struct AgentState {
     pub users: Vec<UserName>,
     /// Its groups (what moves if it is lost), without tokens.
     pub groups: Vec<GroupUsers>,
-    /// Its load share (open model: its rate, moved groups' included).
-    pub load: LoadModel,
     /// Open model: its fraction of the cluster's rate, moved groups' included.
     pub rate_share: f64,
     pub ready: Option<ReadyReport>,
@@ -52,9 +49,6 @@ impl AgentState {
             outbound: Some(outbound),
             users: Vec::new(),
             groups: Vec::new(),
-            load: LoadModel::Closed {
-                think_time: Duration::ZERO,
-            },
             rate_share: 0.0,
             ready: None,
             intervals_received: 0,

@@ -12,7 +12,6 @@ use common::ids::{AgentId, UserName};
 use super::agents::Phase;
 use super::aggregate::AgentOutcome;
 use super::session::{Schedule, Session};
-use crate::config::LoadModel;
 use crate::messages::{Assignment, GroupsAddedReport, RunSettings, ToAgent, VuserGroup, VuserSpec};
 use crate::report::{AgentLoss, UserMove};
 use crate::tokens::Tokens;
@@ -79,8 +78,8 @@ pub fn distribute(
     out
 }
 
-/// The part of a lost agent's open-model `rate` that moves with `moved`
-/// of its `total` users.
+/// The part of a lost agent's open-model rate (or rate share) that moves
+/// with `moved` of its `total` users.
 pub fn rate_share(rate: f64, moved: usize, total: usize) -> f64 {
     if total == 0 {
         return 0.0;
@@ -165,7 +164,6 @@ impl Session {
             return Vec::new();
         };
         let groups = std::mem::take(&mut state.groups);
-        let lost_load = state.load;
         let lost_share = state.rate_share;
         let lost_name = state.name.clone();
         let total: usize = groups.iter().map(|g| g.users.len()).sum();
@@ -201,12 +199,6 @@ impl Session {
                 .into_iter()
                 .map(|t| (t.user.clone(), t))
                 .collect();
-            let load = match lost_load {
-                LoadModel::Open { rate_per_sec } => LoadModel::Open {
-                    rate_per_sec: rate_share(rate_per_sec, users.len(), total),
-                },
-                closed @ LoadModel::Closed { .. } => closed,
-            };
             let vuser_groups = groups
                 .iter()
                 .map(|g| VuserGroup {
@@ -235,23 +227,17 @@ impl Session {
             };
             receiver.groups.extend(groups);
             receiver.users.extend(users.iter().cloned());
-            if let (LoadModel::Open { rate_per_sec: mine }, LoadModel::Open { rate_per_sec }) =
-                (&mut receiver.load, load)
-            {
-                *mine += rate_per_sec;
-            }
             let moved_share = rate_share(lost_share, users.len(), total);
             receiver.rate_share += moved_share;
             let assignment = Assignment {
                 id: id.clone(),
                 settings: RunSettings {
-                    load,
                     rate_share: moved_share,
                     ..template.clone()
                 },
                 groups: vuser_groups,
             };
-            tracing::info!(from = %lost_name, to = %receiver.name, n_users = users.len(), load = ?load, "moving users of a lost agent");
+            tracing::info!(from = %lost_name, to = %receiver.name, n_users = users.len(), rate_share = moved_share, "moving users of a lost agent");
             if let Err(e) = receiver
                 .send(ToAgent::AddGroups(Box::new(assignment)))
                 .await

@@ -221,7 +221,6 @@ impl Session {
                 continue;
             };
             state.users = users;
-            state.load = a.settings.load;
             state.rate_share = a.settings.rate_share;
             state.groups = a
                 .groups
