@@ -10,23 +10,6 @@ use std::time::Duration;
 
 use support::{MockTarget, Proc, RUN_TIMEOUT, read_report};
 
-fn admin(mock: &MockTarget, method: reqwest::Method, path: &str) -> serde_json::Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let resp = reqwest::Client::new()
-            .request(method, format!("{}{path}", mock.admin_url))
-            .basic_auth("admin", Some(&mock.admin_password))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        resp.json().await.unwrap()
-    })
-}
-
 /// Error kind → count over every user of the report.
 fn errors_by_kind(report: &serde_json::Value) -> std::collections::BTreeMap<String, u64> {
     let mut kinds = std::collections::BTreeMap::new();
@@ -63,7 +46,7 @@ fn run(mock: &MockTarget, name: &str, extra: &[&str], during: impl FnOnce()) -> 
 }
 
 fn injected(mock: &MockTarget) -> serde_json::Value {
-    admin(mock, reqwest::Method::GET, "/mock/injected-faults")
+    mock.admin(reqwest::Method::GET, "/mock/injected-faults")
 }
 
 /// (name, mock flags, controller flags, error kind the fault must show as,
@@ -143,7 +126,7 @@ fn a_401_storm_is_recovered_by_refreshing() {
     let mock = MockTarget::start();
     let report = run(&mock, "storm", &["--duration", "4s"], || {
         std::thread::sleep(Duration::from_millis(1500));
-        let revoked = admin(&mock, reqwest::Method::POST, "/mock/revoke-access-tokens");
+        let revoked = mock.admin(reqwest::Method::POST, "/mock/revoke-access-tokens");
         assert!(revoked["revoked"].as_u64().unwrap() >= 4, "{revoked}");
     });
     let auth = &report["auth"];

@@ -74,12 +74,8 @@ fn every_secret_login_against_a_post_only_as_with_a_continue_button() {
 
     // A client registered in advance, as an administrator would: its id on
     // the command line, its secret in the environment.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let issuer = mock.mcp_url.trim_end_matches("/mcp").to_owned();
-    let registered: serde_json::Value = rt.block_on(async {
+    let registered: serde_json::Value = block_on(async {
         reqwest::Client::new()
             .post(format!("{issuer}/register"))
             .json(&serde_json::json!({
@@ -108,21 +104,7 @@ fn every_secret_login_against_a_post_only_as_with_a_continue_button() {
 
 /// GET /mock/stats of a standalone mock.
 fn wire_stats(mock: &MockTarget) -> serde_json::Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        reqwest::Client::new()
-            .get(format!("{}/mock/stats", mock.admin_url))
-            .basic_auth("admin", Some(&mock.admin_password))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    })
+    mock.admin(reqwest::Method::GET, "/mock/stats")
 }
 
 #[test]

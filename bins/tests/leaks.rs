@@ -36,23 +36,6 @@ fn procs_with_arg(needle: &str, file: &str) -> Vec<(u32, Vec<u8>)> {
     found
 }
 
-fn admin_get(mock: &MockTarget, path: &str) -> serde_json::Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let resp = reqwest::Client::new()
-            .get(format!("{}{path}", mock.admin_url))
-            .basic_auth("admin", Some(&mock.admin_password))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        resp.json().await.unwrap()
-    })
-}
-
 fn strings(v: &serde_json::Value, key: &str) -> Vec<String> {
     v[key]
         .as_array()
@@ -122,7 +105,7 @@ fn no_secret_appears_in_any_output_file_or_argv() {
         report["auth"]
     );
 
-    let issued = admin_get(&mock, "/mock/issued-secrets");
+    let issued = mock.admin(reqwest::Method::GET, "/mock/issued-secrets");
     let mut secrets: Vec<(&str, String)> = Vec::new();
     for kind in [
         "passwords",

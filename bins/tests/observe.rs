@@ -19,11 +19,7 @@ fn http_url(proc: &Proc) -> String {
 }
 
 fn get(url: &str) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let resp = reqwest::Client::new()
             .get(url)
             .timeout(Duration::from_secs(5))

@@ -151,11 +151,7 @@ fn capacity_finds_the_rate_where_a_saturating_target_breaks() {
 
 /// `GET` of an OCS admin path on the mock; `None` for a non-success status.
 fn ocs_get(mock: &MockTarget, path: &str) -> Option<serde_json::Value> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let resp = reqwest::Client::new()
             .get(format!("{}{path}", mock.admin_url))
             .basic_auth("admin", Some(&mock.admin_password))

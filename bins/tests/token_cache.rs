@@ -70,24 +70,7 @@ fn run(mock: &MockTarget, dir: &Path, key: &str, name: &str) -> (Value, String) 
 
 /// What the mock issued so far (`--record-secrets`).
 fn issued(mock: &MockTarget) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let resp = reqwest::Client::new()
-            .get(format!("{}/mock/issued-secrets", mock.admin_url))
-            .basic_auth("admin", Some(&mock.admin_password))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            resp.status().is_success(),
-            "GET /mock/issued-secrets: {}",
-            resp.status()
-        );
-        resp.json().await.unwrap()
-    })
+    mock.admin(reqwest::Method::GET, "/mock/issued-secrets")
 }
 
 fn count(v: &Value, kind: &str) -> usize {

@@ -156,6 +156,15 @@ impl Drop for Proc {
     }
 }
 
+/// Runs `f` to its end on a runtime of its own (the tests are not async).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 /// A mock admin password unique to this test process and call, long enough
 /// for the leak test to search every output for it.
 pub fn admin_password() -> String {
@@ -221,13 +230,24 @@ impl MockTarget {
         cmd
     }
 
+    /// `METHOD {admin_url}{path}` as the mock's admin (its test endpoints
+    /// under `/mock/`); the JSON it answers, which must be a success.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> serde_json::Value {
+        block_on(async {
+            let resp = reqwest::Client::new()
+                .request(method, format!("{}{path}", self.admin_url))
+                .basic_auth("admin", Some(&self.admin_password))
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success(), "{path}: {}", resp.status());
+            resp.json().await.unwrap()
+        })
+    }
+
     /// Users on the mock whose name starts with `prefix`.
     pub fn list_users(&self, prefix: &str) -> Vec<String> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        block_on(async {
             let resp = reqwest::Client::new()
                 .get(format!("{}/ocs/v2.php/cloud/users", self.admin_url))
                 .query(&[("search", prefix)])
