@@ -16,6 +16,7 @@ mod admin;
 pub mod cli;
 mod issued;
 mod mcp;
+mod nextcloud;
 mod oauth;
 mod secret;
 mod state;
@@ -321,6 +322,7 @@ pub async fn serve(
     });
     let router = oauth::router(app.clone())
         .merge(admin::router(app.clone()))
+        .merge(nextcloud::router(app.clone()))
         .merge(mcp::router(app.clone(), &config, shutdown.clone()));
     // Without TCP_NODELAY, small SSE writes meet delayed ACKs and every MCP call takes ~40 ms.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {

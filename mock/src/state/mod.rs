@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::Secret;
 
+pub mod app_passwords;
 mod files;
 mod groups;
 mod notes;
@@ -100,6 +101,8 @@ pub struct Data {
     /// node id → (owner, path), so ids (note ids) survive moves.
     index: HashMap<u64, (String, String)>,
     shares: BTreeMap<u64, Share>,
+    /// user → their app passwords.
+    app_passwords: HashMap<String, Vec<app_passwords::AppPassword>>,
     next_id: u64,
     next_share: u64,
     etag_seq: u64,
@@ -202,6 +205,7 @@ impl Data {
         if self.users.remove(name).is_none() {
             return false;
         }
+        self.app_passwords.remove(name);
         if let Some(tree) = self.trees.remove(name) {
             for node in tree.values() {
                 self.index.remove(&node.id);
