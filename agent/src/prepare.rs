@@ -217,6 +217,7 @@ pub async fn open_sessions(
                         latency,
                         corrected: None,
                         error: None,
+                        conflict: false,
                     }],
                 );
                 slots[g][i] = Some(Arc::new(session));
@@ -232,6 +233,7 @@ pub async fn open_sessions(
                         latency: elapsed,
                         corrected: None,
                         error: Some(e.kind),
+                        conflict: false,
                     }],
                 );
                 out.failed += 1;

@@ -31,6 +31,8 @@ pub struct Sample {
     /// Open model, workflows only: latency from the intended start.
     pub corrected: Option<Duration>,
     pub error: Option<ErrorKind>,
+    /// Lost a write race the step allows (never with `error`).
+    pub conflict: bool,
 }
 
 #[derive(Debug)]
@@ -76,10 +78,16 @@ impl Recorder {
         let mut set = lock(&self.shards[task % SHARDS]);
         for s in samples {
             if let Some(user) = &s.user {
-                set.user(user).record(&s.key.operation, s.latency, s.error);
+                let user = set.user(user);
+                if s.conflict && s.error.is_none() {
+                    user.record_conflict(&s.key.operation, s.latency);
+                } else {
+                    user.record(&s.key.operation, s.latency, s.error);
+                }
             }
             let stats = set.stats(&s.key);
             match s.error {
+                None if s.conflict => stats.record_conflict(s.latency),
                 None => stats.record_ok(s.latency),
                 Some(kind) => stats.record_failure(s.latency, kind),
             }
@@ -152,6 +160,7 @@ mod tests {
             latency: Duration::from_millis(ms),
             corrected: None,
             error,
+            conflict: false,
         }
     }
 
@@ -162,6 +171,7 @@ mod tests {
             latency: Duration::from_millis(3),
             corrected: None,
             error,
+            conflict: false,
         }
     }
 

@@ -542,6 +542,7 @@ async fn execute(
         latency: outcome.latency,
         corrected: intended.map(|i| i.elapsed()),
         error: outcome.error,
+        conflict: false,
     });
     ctx.recorder.record(task, samples);
 }

@@ -1,13 +1,16 @@
 //! Executes one workflow: renders each step's arguments, calls the tool as
 //! the step's role(s) (at once for parallel steps), checks expectations,
-//! binds captures, and produces step and operation samples. A failure stops
-//! the workflow except for `always` steps.
+//! binds captures (for everyone from a single-actor step, and always for
+//! the acting role: `{{ my.x }}`), retries calls that lost a write race
+//! where the step says so (re-reading first), and produces step and
+//! operation samples. A failure stops the workflow except for `always`
+//! steps; an allowed conflict does not.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::ErrorKind;
-use common::scenario::{Bindings, Step, StepFailure, ToolOutput, Workflow};
+use common::scenario::{Bindings, Evaluated, Outcome, Step, StepFailure, ToolOutput, Workflow};
 use common::series::SeriesKey;
 use futures::future::join_all;
 use serde_json::Value;
@@ -37,12 +40,14 @@ pub struct StepFailed {
     pub message: String,
 }
 
-/// A successful call: its result and the values it captured.
-type Success = (ToolOutput, Vec<(String, Value)>);
-
-/// One actor's call within a step.
-struct ActorResult {
-    outcome: Result<Success, (ErrorKind, String)>,
+/// One actor's part in a step: how it ended, the operation samples of every
+/// call it made (retries and re-reads included), and the values it captured.
+struct ActorRun {
+    role: usize,
+    outcome: Result<(ToolOutput, Evaluated), (ErrorKind, String)>,
+    samples: Vec<Sample>,
+    /// Captures of re-read steps made while retrying, to bind for this role.
+    rebound: Vec<(String, Value)>,
 }
 
 /// Runs `workflow` with `sessions[i]` playing role `i`.
@@ -70,7 +75,7 @@ pub async fn run_workflow(
         }
         let step_started = Instant::now();
         let calls = step.actors.iter().map(|&role| {
-            call_as(
+            play(
                 workflow,
                 step,
                 &sessions[role],
@@ -79,20 +84,27 @@ pub async fn run_workflow(
                 request_timeout,
             )
         });
-        // Each call returns its own operation sample; collect them in order.
-        let results: Vec<(ActorResult, Option<Sample>)> = join_all(calls).await;
+        let runs: Vec<ActorRun> = join_all(calls).await;
         let step_latency = step_started.elapsed();
 
         let mut step_error: Option<(ErrorKind, String)> = None;
-        let single = results.len() == 1;
-        for (result, op) in results {
-            samples.extend(op);
-            match result.outcome {
-                Ok((output, captures)) => {
-                    if single {
-                        for (name, value) in captures {
-                            bindings.set_capture(&name, value);
+        let mut conflict = false;
+        let single = runs.len() == 1;
+        for run in runs {
+            samples.extend(run.samples);
+            for (name, value) in run.rebound {
+                bindings.set_capture_for(run.role, &name, value);
+            }
+            match run.outcome {
+                Ok((output, evaluated)) => {
+                    conflict |= evaluated.outcome == Outcome::Conflict;
+                    for (name, value) in evaluated.captures {
+                        if single {
+                            bindings.set_capture(&name, value.clone());
                         }
+                        bindings.set_capture_for(run.role, &name, value);
+                    }
+                    if single {
                         bindings.set_result(&step.name, output.json);
                     }
                 }
@@ -109,6 +121,7 @@ pub async fn run_workflow(
             latency: step_latency,
             corrected: None,
             error: step_error.as_ref().map(|(k, _)| *k),
+            conflict: conflict && step_error.is_none(),
         });
         if let Some((kind, message)) = step_error {
             if error.is_none() {
@@ -132,43 +145,144 @@ pub async fn run_workflow(
     }
 }
 
-/// Renders, calls and evaluates one step for one role.
-async fn call_as(
+/// One actor's part in a step: the call, and while it loses write races
+/// that the step retries, the re-read (if any) and the call again.
+async fn play(
     workflow: &Workflow,
     step: &Step,
     session: &McpSession,
     role: usize,
     bindings: &Bindings,
     timeout: Duration,
-) -> (ActorResult, Option<Sample>) {
+) -> ActorRun {
+    let mut run = ActorRun {
+        role,
+        outcome: Err((ErrorKind::Skipped, String::new())),
+        samples: Vec::new(),
+        rebound: Vec::new(),
+    };
+    let Some(retry) = &step.retry else {
+        let (outcome, sample) = call_once(workflow, step, session, role, bindings, timeout).await;
+        run.samples.extend(sample);
+        run.outcome = outcome;
+        return run;
+    };
+    // Re-reads rebind this role's captures; the other actors keep theirs.
+    let mut mine = bindings.clone();
+    for attempt in 1..=retry.attempts {
+        let (outcome, sample) = call_raw(workflow, step, session, role, &mine, timeout).await;
+        let last = attempt == retry.attempts;
+        match outcome {
+            Ok(output) if !last && step.retries_on(&output) => {
+                run.samples.extend(sample.map(|s| Sample {
+                    conflict: true,
+                    ..s
+                }));
+            }
+            Ok(output) => {
+                let evaluated = step
+                    .evaluate(&output, &mine, role)
+                    .map_err(|f| (f.kind(), f.to_string()));
+                run.samples.extend(sample.map(|s| op_sample(s, &evaluated)));
+                run.outcome = evaluated.map(|e| (output, e));
+                return run;
+            }
+            Err(e) => {
+                run.samples.extend(sample.map(|s| Sample {
+                    error: Some(e.0),
+                    ..s
+                }));
+                run.outcome = Err(e);
+                return run;
+            }
+        }
+        if let Some(reread) = retry.reread.and_then(|i| workflow.steps.get(i)) {
+            let (outcome, sample) =
+                call_once(workflow, reread, session, role, &mine, timeout).await;
+            run.samples.extend(sample);
+            match outcome {
+                Ok((_, evaluated)) => {
+                    for (name, value) in evaluated.captures {
+                        mine.set_capture_for(role, &name, value.clone());
+                        run.rebound.push((name, value));
+                    }
+                }
+                Err((kind, message)) => {
+                    run.outcome = Err((
+                        kind,
+                        format!("re-reading with `{}`: {message}", reread.name),
+                    ));
+                    return run;
+                }
+            }
+        }
+    }
+    run
+}
+
+/// The operation sample of a call, by how it was evaluated.
+fn op_sample(sample: Sample, evaluated: &Result<Evaluated, (ErrorKind, String)>) -> Sample {
+    Sample {
+        error: evaluated.as_ref().err().map(|(k, _)| *k),
+        conflict: matches!(evaluated, Ok(e) if e.outcome == Outcome::Conflict),
+        ..sample
+    }
+}
+
+/// Renders, calls and evaluates one step for one role.
+async fn call_once(
+    workflow: &Workflow,
+    step: &Step,
+    session: &McpSession,
+    role: usize,
+    bindings: &Bindings,
+    timeout: Duration,
+) -> (
+    Result<(ToolOutput, Evaluated), (ErrorKind, String)>,
+    Option<Sample>,
+) {
+    let (called, sample) = call_raw(workflow, step, session, role, bindings, timeout).await;
+    let outcome = called.and_then(|output| {
+        step.evaluate(&output, bindings, role)
+            .map(|e| (output, e))
+            .map_err(|f| (f.kind(), f.to_string()))
+    });
+    let sample = sample.map(|s| Sample {
+        error: outcome.as_ref().err().map(|(k, _)| *k),
+        conflict: matches!(&outcome, Ok((_, e)) if e.outcome == Outcome::Conflict),
+        ..s
+    });
+    (outcome, sample)
+}
+
+/// Renders and makes one call: the tool's output, or why there is none,
+/// and the operation sample (no sample when nothing was sent). The sample's
+/// outcome is the caller's to set.
+async fn call_raw(
+    workflow: &Workflow,
+    step: &Step,
+    session: &McpSession,
+    role: usize,
+    bindings: &Bindings,
+    timeout: Duration,
+) -> (Result<ToolOutput, (ErrorKind, String)>, Option<Sample>) {
     let args = match step.render_args(bindings, role) {
         Ok(args) => args,
         Err(e) => {
             let failure = StepFailure::from(e);
-            return (
-                ActorResult {
-                    outcome: Err((failure.kind(), failure.to_string())),
-                },
-                None,
-            );
+            return (Err((failure.kind(), failure.to_string())), None);
         }
     };
     let started = Instant::now();
     let called = session.call(&step.tool, args, timeout).await;
     let latency = started.elapsed();
-    let outcome = match called {
-        Ok(output) => match step.evaluate(&output, bindings, role) {
-            Ok(captures) => Ok((output, captures)),
-            Err(f) => Err((f.kind(), f.to_string())),
-        },
-        Err(e) => Err((e.kind, e.message)),
-    };
     let op = Sample {
         key: SeriesKey::operation(&workflow.name, &step.tool),
         user: Some(session.user().clone()),
         latency,
         corrected: None,
-        error: outcome.as_ref().err().map(|(k, _)| *k),
+        error: None,
+        conflict: false,
     };
-    (ActorResult { outcome }, Some(op))
+    (called.map_err(|e| (e.kind, e.message)), Some(op))
 }

@@ -105,6 +105,10 @@ fn add_errors(into: &mut BTreeMap<ErrorKind, u64>, from: &BTreeMap<ErrorKind, u6
 pub struct SeriesStats {
     pub ok: u64,
     pub failed: u64,
+    /// Calls (operation series) or step executions (step series) that lost
+    /// a write race (an `If-Match` etag gone stale: HTTP 412) where the step
+    /// allows it: an outcome of their own, neither a success nor a failure.
+    pub conflicts: u64,
     /// Executions still in flight when the run ended or was interrupted:
     /// counted, but neither a success nor a failure, and without a latency.
     pub interrupted: u64,
@@ -116,9 +120,9 @@ pub struct SeriesStats {
 }
 
 impl SeriesStats {
-    /// Finished executions (successes and failures).
+    /// Finished executions (successes, conflicts and failures).
     pub fn total(&self) -> u64 {
-        self.ok + self.failed
+        self.ok + self.conflicts + self.failed
     }
 
     pub fn is_empty(&self) -> bool {
@@ -136,9 +140,15 @@ impl SeriesStats {
         *self.errors.entry(kind).or_default() += 1;
     }
 
+    pub fn record_conflict(&mut self, latency: Duration) {
+        self.conflicts += 1;
+        self.histogram.record(latency);
+    }
+
     pub fn merge(&mut self, other: &SeriesStats) {
         self.ok += other.ok;
         self.failed += other.failed;
+        self.conflicts += other.conflicts;
         self.interrupted += other.interrupted;
         self.histogram.merge(&other.histogram);
         self.corrected.merge(&other.corrected);
@@ -150,6 +160,7 @@ impl SeriesStats {
     pub fn reset(&mut self) {
         self.ok = 0;
         self.failed = 0;
+        self.conflicts = 0;
         self.interrupted = 0;
         self.histogram.reset();
         self.corrected.reset();
@@ -163,6 +174,8 @@ impl SeriesStats {
 pub struct UserStats {
     pub ok: u64,
     pub failed: u64,
+    /// Calls that lost a write race the step allows (see `SeriesStats`).
+    pub conflicts: u64,
     pub errors: BTreeMap<ErrorKind, u64>,
     /// Tool → calls.
     pub tools: BTreeMap<String, u64>,
@@ -171,7 +184,14 @@ pub struct UserStats {
 
 impl UserStats {
     pub fn total(&self) -> u64 {
-        self.ok + self.failed
+        self.ok + self.conflicts + self.failed
+    }
+
+    /// A call that lost a write race the step allows.
+    pub fn record_conflict(&mut self, tool: &str, latency: Duration) {
+        self.conflicts += 1;
+        *slot(&mut self.tools, tool) += 1;
+        self.latency.record(latency);
     }
 
     pub fn record(&mut self, tool: &str, latency: Duration, error: Option<ErrorKind>) {
@@ -189,6 +209,7 @@ impl UserStats {
     pub fn merge(&mut self, other: &UserStats) {
         self.ok += other.ok;
         self.failed += other.failed;
+        self.conflicts += other.conflicts;
         add_errors(&mut self.errors, &other.errors);
         for (tool, n) in &other.tools {
             *self.tools.entry(tool.clone()).or_default() += n;
@@ -305,6 +326,7 @@ impl SeriesSet {
             let mut stats = SeriesStats {
                 ok: s.ok,
                 failed: s.failed,
+                conflicts: s.conflicts,
                 interrupted: s.interrupted,
                 histogram: LatencyHistogram::decode(&s.histogram)?,
                 corrected: LatencyHistogram::decode(&s.corrected_histogram)?,
@@ -317,6 +339,7 @@ impl SeriesSet {
             let mut stats = UserStats {
                 ok: u.ok,
                 failed: u.failed,
+                conflicts: u.conflicts,
                 errors: BTreeMap::new(),
                 tools: u.tools.iter().map(|t| (t.tool.clone(), t.count)).collect(),
                 latency: CompactHistogram::decode(&u.histogram)?,
@@ -403,6 +426,7 @@ fn series_to_proto(key: &SeriesKey, stats: &SeriesStats) -> Result<proto::Series
         key: Some(key_to_proto(key)),
         ok: stats.ok,
         failed: stats.failed,
+        conflicts: stats.conflicts,
         interrupted: stats.interrupted,
         histogram: stats.histogram.encode()?,
         errors: errors_to_proto(&stats.errors),
@@ -419,6 +443,7 @@ fn user_to_proto(user: &UserName, stats: &UserStats) -> Result<proto::UserSeries
         user: user.as_str().to_owned(),
         ok: stats.ok,
         failed: stats.failed,
+        conflicts: stats.conflicts,
         errors: errors_to_proto(&stats.errors),
         tools: stats
             .tools

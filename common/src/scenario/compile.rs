@@ -4,11 +4,11 @@
 
 use serde_json::Value;
 
-use super::expect::{Capture, Expect, JsonCheck};
+use super::expect::{Capture, Expect, JsonCheck, Outcome};
 use super::jsonpath::{JsonPath, Segment};
 use super::raw::{OneOrMany, RawScenario, RawStep, RawWorkflow};
 use super::template::{RESERVED, Scope, Template, ValueTemplate};
-use super::{MixEntry, Step, Workflow, Workload};
+use super::{MixEntry, Retry, Step, Workflow, Workload};
 
 /// The only scenario format version so far.
 const VERSION: u32 = 1;
@@ -181,14 +181,17 @@ fn compile_workflow(name: String, raw: RawWorkflow) -> Result<Workflow> {
     }
 
     let mut steps: Vec<Step> = Vec::new();
-    let mut captures: Vec<String> = Vec::new();
+    let mut captures = Captured::default();
     for (i, raw_step) in raw.steps.into_iter().enumerate() {
         let mut step_path = wf_path();
         step_path.extend([key("steps"), Segment::Index(i)]);
         let step = compile_step(&name, &roles, &steps, &captures, raw_step, &step_path)?;
         for c in &step.capture {
-            if !captures.contains(&c.name) {
-                captures.push(c.name.clone());
+            if !step.parallel && !captures.global.contains(&c.name) {
+                captures.global.push(c.name.clone());
+            }
+            if !captures.per_role.contains(&c.name) {
+                captures.per_role.push(c.name.clone());
             }
         }
         steps.push(step);
@@ -202,11 +205,22 @@ fn compile_workflow(name: String, raw: RawWorkflow) -> Result<Workflow> {
     })
 }
 
+/// Names captured so far: by single-actor steps (`{{ name }}`), and by
+/// any step (`{{ my.name }}`, bound per acting role).
+#[derive(Default)]
+struct Captured {
+    global: Vec<String>,
+    per_role: Vec<String>,
+}
+
+/// The most calls a `retry:` may make.
+const MAX_ATTEMPTS: u32 = 10;
+
 fn compile_step(
     workflow: &str,
     roles: &[String],
     earlier: &[Step],
-    captures: &[String],
+    captures: &Captured,
     raw: RawStep,
     step_path: &[Segment],
 ) -> Result<Step> {
@@ -287,12 +301,14 @@ fn compile_step(
         .filter(|s| s.parallel)
         .map(|s| s.name.as_str())
         .collect();
-    let capture_names: Vec<&str> = captures.iter().map(String::as_str).collect();
+    let capture_names: Vec<&str> = captures.global.iter().map(String::as_str).collect();
+    let role_capture_names: Vec<&str> = captures.per_role.iter().map(String::as_str).collect();
     let scope = Scope {
         roles,
         steps: &step_names,
         parallel_steps: &parallel_names,
         captures: &capture_names,
+        role_captures: &role_capture_names,
     };
     let in_value = |field: &str, value: &Value| -> Result<ValueTemplate> {
         ValueTemplate::compile(value, &scope).map_err(|(inner, message)| {
@@ -323,7 +339,64 @@ fn compile_step(
             p.push(key(field));
             p
         };
-        expect.error = raw_expect.error;
+        expect.outcomes = match (raw_expect.error, raw_expect.outcomes) {
+            (true, Some(_)) => {
+                return err(
+                    expect_at("outcomes"),
+                    format!("{ctx}: write either `error: true` or `outcomes:`, not both"),
+                );
+            }
+            (true, None) => vec![Outcome::Error],
+            (false, None) => vec![Outcome::Success],
+            (false, Some(list)) => {
+                let names = match list {
+                    OneOrMany::One(n) => vec![n],
+                    OneOrMany::Many(n) => n,
+                };
+                if names.is_empty() {
+                    return err(
+                        expect_at("outcomes"),
+                        format!(
+                            "{ctx}: `outcomes: []` allows nothing; list some of {:?}",
+                            Outcome::NAMES
+                        ),
+                    );
+                }
+                let mut outcomes = Vec::new();
+                for (i, n) in names.iter().enumerate() {
+                    let mut p = expect_at("outcomes");
+                    p.push(Segment::Index(i));
+                    let Some(o) = Outcome::parse(n) else {
+                        return err(
+                            p,
+                            format!(
+                                "{ctx}: unknown outcome `{n}`; outcomes are {:?}",
+                                Outcome::NAMES
+                            ),
+                        );
+                    };
+                    if !outcomes.contains(&o) {
+                        outcomes.push(o);
+                    }
+                }
+                outcomes
+            }
+        };
+        if let Some(markers) = raw_expect.conflict_when {
+            let markers = match markers {
+                OneOrMany::One(m) => vec![m],
+                OneOrMany::Many(m) => m,
+            };
+            if markers.iter().any(|m| m.is_empty()) || markers.is_empty() {
+                return err(
+                    expect_at("conflict_when"),
+                    format!(
+                        "{ctx}: `conflict_when:` lists the texts that mark an error result as a conflict; none may be empty"
+                    ),
+                );
+            }
+            expect.conflict_markers = markers;
+        }
         let contains = match raw_expect.contains {
             None => Vec::new(),
             Some(OneOrMany::One(text)) => vec![(text, expect_at("contains"))],
@@ -348,6 +421,17 @@ fn compile_step(
             let path =
                 JsonPath::parse(&path_text).or_else(|e| err(p.clone(), format!("{ctx}: {e}")))?;
             let check = match &value {
+                Value::Object(map) if map.contains_key("contains") => {
+                    match (map.len(), &map["contains"]) {
+                        (1, Value::String(text)) => JsonCheck::Contains(
+                            Template::parse(text, &scope)
+                                .or_else(|e| err(p.clone(), format!("{ctx}: {e}")))?,
+                        ),
+                        _ => {
+                            return err(p, format!("{ctx}: write `{{contains: \"text\"}}` alone"));
+                        }
+                    }
+                }
                 Value::Object(map) if map.contains_key("exists") => {
                     match (map.len(), &map["exists"]) {
                         (1, Value::Bool(b)) => JsonCheck::Exists(*b),
@@ -375,14 +459,62 @@ fn compile_step(
         }
     }
 
-    if raw.parallel && !raw.capture.0.is_empty() {
-        return err(
-            at("capture"),
-            format!(
-                "{ctx}: a parallel step has one result per role, so it cannot capture; capture in a separate step"
-            ),
-        );
-    }
+    let retry = match raw.retry {
+        None => None,
+        Some(r) => {
+            let retry_at = |field: &str| {
+                let mut p = at("retry");
+                p.push(key(field));
+                p
+            };
+            if r.on != "conflict" {
+                return err(
+                    retry_at("on"),
+                    format!(
+                        "{ctx}: `retry: {{ on: {} }}`: only `on: conflict` is supported (a lost write race)",
+                        r.on
+                    ),
+                );
+            }
+            if !(2..=MAX_ATTEMPTS).contains(&r.attempts) {
+                return err(
+                    retry_at("attempts"),
+                    format!(
+                        "{ctx}: `attempts: {}` counts every call, the first included: use 2 to {MAX_ATTEMPTS}",
+                        r.attempts
+                    ),
+                );
+            }
+            let reread = match r.reread {
+                None => None,
+                Some(step) => {
+                    let Some(i) = earlier.iter().position(|s| s.name == step) else {
+                        return err(
+                            retry_at("reread"),
+                            format!(
+                                "{ctx}: `reread: {step}` names no earlier step; earlier steps are {:?}",
+                                earlier.iter().map(|s| s.name.as_str()).collect::<Vec<_>>()
+                            ),
+                        );
+                    };
+                    if let Some(r) = actors.iter().find(|a| !earlier[i].actors.contains(a)) {
+                        return err(
+                            retry_at("reread"),
+                            format!(
+                                "{ctx}: `reread: {step}` is not played by role `{}`, who may retry here",
+                                roles[*r]
+                            ),
+                        );
+                    }
+                    Some(i)
+                }
+            };
+            Some(Retry {
+                attempts: r.attempts,
+                reread,
+            })
+        }
+    };
     let mut capture = Vec::new();
     for (cap_name, path_text) in raw.capture.0 {
         let mut p = at("capture");
@@ -417,5 +549,6 @@ fn compile_step(
         expect,
         capture,
         always: raw.always,
+        retry,
     })
 }

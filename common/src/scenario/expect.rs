@@ -1,6 +1,7 @@
-//! What a step checks and keeps from a tool result: `expect` (error or
-//! success, `contains`, JSON paths) and `capture` (values bound for later
-//! steps). Pure functions over `ToolOutput`, the agent's view of a result.
+//! What a step checks and keeps from a tool result: `expect` (the outcomes
+//! a step may have — success, error, conflict —, `contains`, JSON paths) and
+//! `capture` (values bound for later steps). Pure functions over
+//! `ToolOutput`, the agent's view of a result.
 
 use serde_json::Value;
 
@@ -18,13 +19,17 @@ pub struct ToolOutput {
     /// The text contents, joined with newlines.
     pub text: String,
     /// Structured content if the server sent it, else the text parsed as
-    /// JSON, else the text as a JSON string.
+    /// JSON, else the text as a JSON string. Structured content that is only
+    /// `{"result": "<JSON text>"}` (what the Python MCP SDK makes of a tool
+    /// that returns a string, e.g. every `nc_share_*` tool) is that text
+    /// parsed, so `$.id` reads the share's id.
     pub json: Value,
 }
 
 impl ToolOutput {
     pub fn new(is_error: bool, text: String, structured: Option<Value>) -> Self {
         let json = structured
+            .map(unwrap_result_text)
             .or_else(|| serde_json::from_str(&text).ok())
             .unwrap_or_else(|| Value::String(text.clone()));
         Self {
@@ -33,7 +38,76 @@ impl ToolOutput {
             json,
         }
     }
+
+    /// What this output is for a step whose conflicts are recognized by
+    /// `markers`: a success, a conflict (an error result whose text holds
+    /// one of them) or another error.
+    pub fn outcome(&self, markers: &[String]) -> Outcome {
+        if !self.is_error {
+            Outcome::Success
+        } else if markers.iter().any(|m| self.text.contains(m.as_str())) {
+            Outcome::Conflict
+        } else {
+            Outcome::Error
+        }
+    }
 }
+
+/// `{"result": "<JSON text>"}` → the parsed text; anything else unchanged.
+fn unwrap_result_text(structured: Value) -> Value {
+    if let Value::Object(map) = &structured
+        && map.len() == 1
+        && let Some(Value::String(text)) = map.get("result")
+        && let Ok(parsed) = serde_json::from_str::<Value>(text)
+    {
+        return parsed;
+    }
+    structured
+}
+
+/// How a tool call ended, as a step sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    Success,
+    /// An error result: the tool refused or failed.
+    Error,
+    /// An error result that says the write lost a race: a precondition
+    /// (`If-Match` etag) no longer held because someone else wrote first.
+    Conflict,
+}
+
+impl Outcome {
+    pub const NAMES: [&str; 3] = ["success", "error", "conflict"];
+
+    pub fn parse(name: &str) -> Option<Outcome> {
+        match name {
+            "success" => Some(Outcome::Success),
+            "error" => Some(Outcome::Error),
+            "conflict" => Some(Outcome::Conflict),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Error => "error",
+            Outcome::Conflict => "conflict",
+        }
+    }
+}
+
+/// Texts that mark an error result as a write conflict unless a step names
+/// its own (`expect.conflict_when`): what the Nextcloud MCP server and
+/// Nextcloud say when an `If-Match` etag is stale (HTTP 412).
+pub const DEFAULT_CONFLICT_MARKERS: [&str; 6] = [
+    "(412)",
+    "412 Precondition Failed",
+    "modified by someone else",
+    "modified since the given etag",
+    "Resource changed since it was read",
+    "(concurrent edit)",
+];
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum JsonCheck {
@@ -42,16 +116,35 @@ pub enum JsonCheck {
     Equals(ValueTemplate),
     /// `{exists: true}` / `{exists: false}`.
     Exists(bool),
+    /// `{contains: "text"}`: the value at the path (a string, or any other
+    /// value as JSON text) contains the text — e.g. a search's hits hold a
+    /// title, whatever else the result echoes.
+    Contains(Template),
 }
 
 /// A step's `expect:`. The default expects success.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Expect {
-    /// `error: true`: the call must answer with `isError`.
-    pub error: bool,
-    /// Every one must occur in the result text.
+    /// The outcomes the step may have (`outcomes: [success, conflict]`;
+    /// `error: true` is `[error]`); never empty.
+    pub outcomes: Vec<Outcome>,
+    /// Texts that make an error result a conflict.
+    pub conflict_markers: Vec<String>,
+    /// Every one must occur in the result text (checked on success and
+    /// error outcomes, not on conflicts).
     pub contains: Vec<Template>,
     pub json: Vec<(JsonPath, JsonCheck)>,
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Self {
+            outcomes: vec![Outcome::Success],
+            conflict_markers: DEFAULT_CONFLICT_MARKERS.map(String::from).to_vec(),
+            contains: Vec::new(),
+            json: Vec::new(),
+        }
+    }
 }
 
 /// A step's `capture:` entry: bind `name` to the value at `path`.
@@ -85,22 +178,33 @@ impl StepFailure {
 }
 
 impl Expect {
-    /// Checks `output` against this expectation.
+    /// The outcome of `output` under this step's conflict markers.
+    pub fn outcome(&self, output: &ToolOutput) -> Outcome {
+        output.outcome(&self.conflict_markers)
+    }
+
+    /// Checks `output` against this expectation; on success, which allowed
+    /// outcome it had.
     pub fn check(
         &self,
         output: &ToolOutput,
         bindings: &Bindings,
         acting_role: usize,
-    ) -> Result<(), StepFailure> {
-        match (self.error, output.is_error) {
-            (false, true) => return Err(StepFailure::Tool(excerpt(&output.text))),
-            (true, false) => {
-                return Err(StepFailure::Expectation(format!(
-                    "expected an error result, got success: {}",
+    ) -> Result<Outcome, StepFailure> {
+        let outcome = self.outcome(output);
+        if !self.outcomes.contains(&outcome) {
+            return Err(match outcome {
+                Outcome::Success => StepFailure::Expectation(format!(
+                    "expected {}, got success: {}",
+                    self.outcome_names(),
                     excerpt(&output.text)
-                )));
-            }
-            _ => {}
+                )),
+                Outcome::Error | Outcome::Conflict => StepFailure::Tool(excerpt(&output.text)),
+            });
+        }
+        if outcome == Outcome::Conflict {
+            // A lost race has nothing of the result to check.
+            return Ok(outcome);
         }
         for needle in &self.contains {
             let needle = needle.render_string(bindings, acting_role)?;
@@ -114,6 +218,20 @@ impl Expect {
         for (path, check) in &self.json {
             let actual = path.lookup(&output.json);
             match check {
+                JsonCheck::Contains(needle) => {
+                    let needle = needle.render_string(bindings, acting_role)?;
+                    let found = match actual {
+                        Some(Value::String(s)) => s.contains(&needle),
+                        Some(other) => other.to_string().contains(&needle),
+                        None => false,
+                    };
+                    if !found {
+                        return Err(StepFailure::Expectation(format!(
+                            "`{path}` does not contain {needle:?} in {}",
+                            excerpt(&output.json.to_string())
+                        )));
+                    }
+                }
                 JsonCheck::Exists(want) => {
                     if actual.is_some() != *want {
                         let what = if *want { "is missing" } else { "exists" };
@@ -142,7 +260,13 @@ impl Expect {
                 }
             }
         }
-        Ok(())
+        Ok(outcome)
+    }
+
+    /// `an error result`, `success or conflict`, … for messages.
+    fn outcome_names(&self) -> String {
+        let names: Vec<&str> = self.outcomes.iter().map(|o| o.as_str()).collect();
+        names.join(" or ")
     }
 }
 
@@ -208,6 +332,7 @@ mod tests {
                 steps: &[],
                 parallel_steps: &[],
                 captures: &["t"],
+                role_captures: &["t"],
             },
         )
         .unwrap()
@@ -222,6 +347,7 @@ mod tests {
                 steps: &[],
                 parallel_steps: &[],
                 captures: &["t"],
+                role_captures: &["t"],
             },
         )
         .unwrap()
@@ -234,7 +360,7 @@ mod tests {
     fn check(expect: Expect, out: ToolOutput, expected: Result<(), (ErrorKind, &str)>) {
         let mut b = Bindings::new(vec!["alice".into(), "bob".into()], "u".into(), 0);
         b.set_capture("t", json!("note-1"));
-        match (expect.check(&out, &b, 0), expected) {
+        match (expect.check(&out, &b, 0).map(|_| ()), expected) {
             (Ok(()), Ok(())) => {}
             (Err(f), Err((kind, text))) => {
                 assert_eq!(f.kind(), kind, "{f}");
@@ -254,7 +380,7 @@ mod tests {
             Err((ErrorKind::Tool, "403")),
         );
         let want_error = Expect {
-            error: true,
+            outcomes: vec![Outcome::Error],
             ..Default::default()
         };
         check(
@@ -265,7 +391,7 @@ mod tests {
         check(
             want_error,
             ok(),
-            Err((ErrorKind::Expectation, "expected an error")),
+            Err((ErrorKind::Expectation, "expected error, got success")),
         );
         let contains = |s: &str| Expect {
             contains: vec![template(s)],
@@ -307,6 +433,60 @@ mod tests {
             Err((ErrorKind::Expectation, "missing")),
         );
         check(exists("$.etag", false), ok(), Ok(()));
+        let hits = || {
+            output(
+                false,
+                json!({"query": "note-1", "results": [{"title": "note-2"}]}),
+            )
+        };
+        let json_contains = |p: &str, s: &str| Expect {
+            json: vec![(
+                JsonPath::parse(p).unwrap(),
+                JsonCheck::Contains(template(s)),
+            )],
+            ..Default::default()
+        };
+        // The echoed query does not count: only the hits are looked at.
+        check(
+            json_contains("$.results", "{{ t }}"),
+            hits(),
+            Err((ErrorKind::Expectation, "does not contain \"note-1\"")),
+        );
+        check(json_contains("$.results", "note-2"), hits(), Ok(()));
+        check(json_contains("$.query", "note"), hits(), Ok(()));
+    }
+
+    #[test]
+    fn conflicts_are_an_outcome_of_their_own() {
+        let conflict = || {
+            output(
+                true,
+                json!("Note 7 has been modified by someone else. Please refresh and try again."),
+            )
+        };
+        let b = Bindings::new(vec!["alice".into()], "u".into(), 0);
+        // Not allowed: a conflict fails the step as the tool error it is.
+        let strict = Expect::default();
+        assert_eq!(strict.outcome(&conflict()), Outcome::Conflict);
+        assert_eq!(
+            strict.check(&conflict(), &b, 0).map_err(|f| f.kind()),
+            Err(ErrorKind::Tool)
+        );
+        let lenient = Expect {
+            outcomes: vec![Outcome::Success, Outcome::Conflict],
+            contains: vec![template("never checked on a conflict")],
+            ..Default::default()
+        };
+        assert_eq!(lenient.check(&conflict(), &b, 0), Ok(Outcome::Conflict));
+        // Another error is still an error.
+        assert_eq!(
+            lenient
+                .check(&output(true, json!("Note 7 not found")), &b, 0)
+                .map_err(|f| f.kind()),
+            Err(ErrorKind::Tool)
+        );
+        let markers = vec!["locked".to_owned()];
+        assert_eq!(conflict().outcome(&markers), Outcome::Error);
     }
 
     #[test]
@@ -350,5 +530,12 @@ mod tests {
             ToolOutput::new(false, "x".into(), Some(json!([1]))).json,
             json!([1])
         );
+        // The Python SDK's wrapping of a tool that returns a string.
+        let share = r#"{"id":"11","file_target":"/n.md"}"#;
+        let wrapped = ToolOutput::new(false, share.into(), Some(json!({ "result": share })));
+        assert_eq!(wrapped.json, json!({"id": "11", "file_target": "/n.md"}));
+        // A lone `result` that is not JSON text stays as it is.
+        let plain = ToolOutput::new(false, "ok".into(), Some(json!({ "result": "ok" })));
+        assert_eq!(plain.json, json!({ "result": "ok" }));
     }
 }

@@ -16,7 +16,10 @@ use std::sync::OnceLock;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub use expect::{Capture, Expect, JsonCheck, StepFailure, ToolOutput, extract_captures};
+pub use expect::{
+    Capture, DEFAULT_CONFLICT_MARKERS, Expect, JsonCheck, Outcome, StepFailure, ToolOutput,
+    extract_captures,
+};
 pub use jsonpath::{JsonPath, Segment};
 pub use locate::{Location, ScenarioError};
 pub use template::{Bindings, Expr, Template, TemplateError, ValueTemplate};
@@ -75,6 +78,28 @@ pub struct Step {
     pub capture: Vec<Capture>,
     /// Runs even after an earlier step failed (if its templates resolve).
     pub always: bool,
+    /// `retry: { on: conflict, … }`: a call that lost a write race is tried
+    /// again, after re-running an earlier step for the same actor.
+    pub retry: Option<Retry>,
+}
+
+/// A bounded retry of a step whose call ended in a conflict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retry {
+    /// Calls in all, the first included (2..=10).
+    pub attempts: u32,
+    /// The earlier step (index into `Workflow::steps`) run again, for the
+    /// same actor, before each new attempt: the re-read that gets a fresh
+    /// etag. Its captures rebind.
+    pub reread: Option<usize>,
+}
+
+/// What one actor's call of a step came to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluated {
+    pub outcome: Outcome,
+    /// Values to bind for later steps (none on error or conflict outcomes).
+    pub captures: Vec<(String, Value)>,
 }
 
 impl Scenario {
@@ -213,13 +238,24 @@ impl Step {
         output: &ToolOutput,
         bindings: &Bindings,
         role: usize,
-    ) -> Result<Vec<(String, Value)>, StepFailure> {
-        self.expect.check(output, bindings, role)?;
-        if output.is_error {
-            // An expected error has nothing to capture.
-            return Ok(Vec::new());
+    ) -> Result<Evaluated, StepFailure> {
+        let outcome = self.expect.check(output, bindings, role)?;
+        if outcome != Outcome::Success {
+            // An expected error or conflict has nothing to capture.
+            return Ok(Evaluated {
+                outcome,
+                captures: Vec::new(),
+            });
         }
-        extract_captures(&self.capture, output)
+        Ok(Evaluated {
+            outcome,
+            captures: extract_captures(&self.capture, output)?,
+        })
+    }
+
+    /// Whether `output` is a conflict this step retries.
+    pub fn retries_on(&self, output: &ToolOutput) -> bool {
+        self.retry.is_some() && self.expect.outcome(output) == Outcome::Conflict
     }
 }
 

@@ -48,6 +48,17 @@ pub(crate) struct RawStep {
     pub parallel: bool,
     #[serde(default)]
     pub always: bool,
+    #[serde(default)]
+    pub retry: Option<RawRetry>,
+}
+
+/// `retry: { on: conflict, attempts: 3, reread: read_doc }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetry {
+    pub on: String,
+    pub attempts: u32,
+    pub reread: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +66,8 @@ pub(crate) struct RawStep {
 pub(crate) struct RawExpect {
     #[serde(default)]
     pub error: bool,
+    pub outcomes: Option<OneOrMany>,
+    pub conflict_when: Option<OneOrMany>,
     pub contains: Option<OneOrMany>,
     #[serde(default)]
     pub json: OrderedMap<Value>,

@@ -1,6 +1,7 @@
 //! Templates in step arguments and expectations: `{{ user.name }}`,
 //! `{{ other.name }}`, `{{ roles.<role>.name }}`, `{{ steps.<step>.result.<path> }}`,
-//! captured values by bare name (with an optional path), `{{ uuid }}`,
+//! captured values by bare name (with an optional path), the value the
+//! acting role captured with `{{ my.<name> }}`, `{{ uuid }}`,
 //! `{{ iteration }}`. Parsed and checked once at scenario load; rendered per
 //! execution against `Bindings`.
 
@@ -12,7 +13,8 @@ use serde_json::Value;
 use super::jsonpath::{JsonPath, Segment};
 
 /// Names a capture may not take, because templates use them.
-pub(crate) const RESERVED: [&str; 6] = ["user", "other", "roles", "steps", "uuid", "iteration"];
+pub(crate) const RESERVED: [&str; 7] =
+    ["user", "other", "roles", "steps", "uuid", "iteration", "my"];
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
@@ -31,6 +33,12 @@ pub enum Expr {
         path: JsonPath,
     },
     Capture {
+        name: String,
+        path: JsonPath,
+    },
+    /// `{{ my.<name> }}`: what the acting role itself captured under
+    /// `name` (a parallel step's captures bind only this way).
+    Mine {
         name: String,
         path: JsonPath,
     },
@@ -56,8 +64,10 @@ pub(crate) struct Scope<'a> {
     pub steps: &'a [&'a str],
     /// Earlier parallel steps (no single result to refer to).
     pub parallel_steps: &'a [&'a str],
-    /// Names captured by earlier steps.
+    /// Names captured by earlier single-actor steps.
     pub captures: &'a [&'a str],
+    /// Names captured by earlier steps of any kind, per acting role.
+    pub role_captures: &'a [&'a str],
 }
 
 /// A template refers to a value this execution does not have (an earlier
@@ -233,7 +243,31 @@ fn parse_expr(expr: &str, scope: &Scope<'_>) -> Result<Expr, String> {
                 path,
             })
         }
+        "my" => {
+            let rest = tail.strip_prefix('.').unwrap_or("");
+            let name_end = rest.find(['.', '[']).unwrap_or(rest.len());
+            let (name, path) = rest.split_at(name_end);
+            if !scope.role_captures.contains(&name) {
+                return Err(format!(
+                    "`{{{{ {expr} }}}}`: `{name}` is not captured by an earlier step (captures so far: {:?}); \
+                     `my.<name>` is the value the acting role captured",
+                    scope.role_captures
+                ));
+            }
+            let path =
+                JsonPath::parse_tail(path).map_err(|e| format!("`{{{{ {expr} }}}}`: {e}"))?;
+            Ok(Expr::Mine {
+                name: name.to_owned(),
+                path,
+            })
+        }
         name => {
+            if !scope.captures.contains(&name) && scope.role_captures.contains(&name) {
+                return Err(format!(
+                    "`{{{{ {expr} }}}}`: `{name}` is captured by a parallel step, one value per role; \
+                     write `{{{{ my.{name} }}}}` for the acting role's"
+                ));
+            }
             if !scope.captures.contains(&name) {
                 return Err(format!(
                     "`{{{{ {expr} }}}}`: `{name}` is not captured by an earlier step (captures so far: {:?}); \
@@ -333,6 +367,8 @@ pub struct Bindings {
     iteration: u64,
     results: HashMap<String, Value>,
     captures: HashMap<String, Value>,
+    /// Per role index: what that role captured.
+    mine: Vec<HashMap<String, Value>>,
 }
 
 impl Bindings {
@@ -344,7 +380,16 @@ impl Bindings {
             iteration,
             results: HashMap::new(),
             captures: HashMap::new(),
+            mine: Vec::new(),
         }
+    }
+
+    /// Binds `name` for `role` only (`{{ my.name }}`).
+    pub fn set_capture_for(&mut self, role: usize, name: &str, value: Value) {
+        if self.mine.len() <= role {
+            self.mine.resize_with(role + 1, HashMap::new);
+        }
+        self.mine[role].insert(name.to_owned(), value);
     }
 
     pub fn user(&self, role: usize) -> Option<&str> {
@@ -399,6 +444,16 @@ impl Bindings {
                     .cloned()
                     .ok_or_else(|| format!("captured `{name}` has no `{path}`"))
             }
+            Expr::Mine { name, path } => {
+                let value = self
+                    .mine
+                    .get(acting_role)
+                    .and_then(|m| m.get(name))
+                    .ok_or_else(|| format!("role #{acting_role} did not capture `{name}`"))?;
+                path.lookup(value)
+                    .cloned()
+                    .ok_or_else(|| format!("captured `{name}` has no `{path}`"))
+            }
         }
     }
 }
@@ -427,6 +482,7 @@ mod tests {
                 steps: &["create"],
                 parallel_steps: &["both"],
                 captures: &["note_id", "share"],
+                role_captures: &["note_id", "share"],
             },
         )
     }
@@ -504,6 +560,7 @@ mod tests {
             steps: &[],
             parallel_steps: &[],
             captures: &[],
+            role_captures: &[],
         };
         assert!(
             Template::parse("{{ other.name }}", &scope)

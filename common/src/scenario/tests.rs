@@ -168,14 +168,14 @@ fn errors() {
             "duplicate",
             None,
         ),
-        // Capture on a parallel step.
+        // A parallel step's capture read as if it had one value.
         (
             &BASE.replace(
                 "        as: owner\n",
                 "        as: all\n        parallel: true\n",
             ),
-            "cannot capture",
-            Some(11),
+            "write `{{ my.note_id }}`",
+            Some(15),
         ),
         // args not a mapping.
         (
@@ -269,7 +269,7 @@ fn builtin_note_share_renders() {
     assert_eq!(args["title"], "note-u1");
     assert_eq!(args["content"], "hello from alice");
     let out = ToolOutput::new(false, r#"{"id": 5, "title": "note-u1"}"#.into(), None);
-    for (k, v) in create.evaluate(&out, &b, 0).unwrap() {
+    for (k, v) in create.evaluate(&out, &b, 0).unwrap().captures {
         b.set_capture(&k, v);
     }
     b.set_result("create_note", out.json.clone());
@@ -284,4 +284,116 @@ fn builtin_note_share_renders() {
         read.evaluate(&bad, &b, 1).unwrap_err().kind(),
         crate::ErrorKind::Tool
     );
+}
+
+/// A four-writer edit: per-role captures from a parallel re-read, a
+/// conditional write that may lose the race, retried after re-reading.
+const EDIT: &str = r#"
+workflows:
+  edit:
+    roles: [owner, a, b, c]
+    steps:
+      - name: open
+        as: all
+        parallel: true
+        tool: nc_webdav_read_file
+        args: { path: "/doc-{{ uuid }}.md" }
+        capture: { etag: "$.etag", text: "$.content" }
+      - name: write
+        as: all
+        parallel: true
+        tool: nc_webdav_write_file
+        args: { path: "/doc-{{ uuid }}.md", content: "{{ my.text }}\nby {{ user.name }}", if_match: "{{ my.etag }}" }
+        expect: { outcomes: [success, conflict] }
+        retry: { on: conflict, attempts: 4, reread: open }
+      - name: search
+        as: owner
+        tool: nc_notes_search_notes
+        args: { query: "doc" }
+        expect: { json: { "$.results": { contains: "doc-{{ uuid }}" } } }
+"#;
+
+#[test]
+fn retries_outcomes_and_per_role_captures() {
+    let s = Scenario::parse(EDIT, ORIGIN).unwrap();
+    let wf = s.workflow("edit").unwrap();
+    let write = wf.step("write").unwrap();
+    assert_eq!(
+        write.retry,
+        Some(Retry {
+            attempts: 4,
+            reread: Some(0)
+        })
+    );
+    assert_eq!(
+        write.expect.outcomes,
+        vec![Outcome::Success, Outcome::Conflict]
+    );
+    // Each role renders with what it captured itself.
+    let mut b = Bindings::new(
+        vec!["o".into(), "a".into(), "b".into(), "c".into()],
+        "u".into(),
+        0,
+    );
+    for role in 0..4 {
+        b.set_capture_for(role, "etag", serde_json::json!(format!("e{role}")));
+        b.set_capture_for(role, "text", serde_json::json!("draft"));
+    }
+    let args = write.render_args(&b, 2).unwrap();
+    assert_eq!(args["if_match"], "e2");
+    assert_eq!(args["content"], "draft\nby b");
+    // A role that captured nothing cannot render `my.`: the step is skipped.
+    let empty = Bindings::new(vec!["o".into()], "u".into(), 0);
+    assert!(write.render_args(&empty, 0).is_err());
+    // A conflict is retried; a success or another error is not.
+    let conflict = ToolOutput::new(
+        true,
+        "File was modified since the given etag was read (concurrent edit) — re-read before writing".into(),
+        None,
+    );
+    assert!(write.retries_on(&conflict));
+    assert!(!write.retries_on(&ToolOutput::new(true, "Note 1 not found".into(), None)));
+    assert!(!wf.step("open").unwrap().retries_on(&conflict));
+}
+
+#[test]
+fn retry_and_outcome_errors() {
+    let rows: [(&str, &str, &str); 6] = [
+        (
+            "attempts: 4",
+            "attempts: 1",
+            "counts every call, the first included",
+        ),
+        ("on: conflict", "on: error", "only `on: conflict`"),
+        (
+            "reread: open",
+            "reread: nothing",
+            "`reread: nothing` names no earlier step",
+        ),
+        (
+            "outcomes: [success, conflict]",
+            "outcomes: [success, lost]",
+            "unknown outcome `lost`",
+        ),
+        (
+            "outcomes: [success, conflict]",
+            "outcomes: [conflict], error: true",
+            "either `error: true` or `outcomes:`",
+        ),
+        (
+            "{ contains: \"doc-{{ uuid }}\" }",
+            "{ contains: 3 }",
+            "write `{contains: \"text\"}` alone",
+        ),
+    ];
+    for (from, to, expected) in rows {
+        assert!(EDIT.contains(from), "{from}");
+        check(&EDIT.replace(from, to), expected, None);
+    }
+    // A reread step the retrying role does not play.
+    let solo = EDIT.replace(
+        "      - name: open\n        as: all\n        parallel: true\n",
+        "      - name: open\n        as: owner\n",
+    );
+    check(&solo, "is not played by role `a`", None);
 }
