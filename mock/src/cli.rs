@@ -82,6 +82,11 @@ pub struct Args {
     /// Base URL to advertise instead of http://<listen address>.
     #[arg(long)]
     pub public_url: Option<url::Url>,
+    /// Login and consent pages: `nextcloud` (as Nextcloud serves them: rendered by script, no
+    /// <form> in the HTML, POST /index.php/login, the oidc app's consent) or `forms` (plain
+    /// HTML forms, with --consent and --consent-label).
+    #[arg(long, default_value = "forms", value_name = "PAGES")]
+    pub login_pages: crate::LoginPages,
     /// Admin user name for the OCS provisioning API.
     #[arg(long, env = "MOCK_TARGET_ADMIN_USER", default_value = "admin")]
     pub admin_user: String,
@@ -173,6 +178,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         admin_password,
         allowed_hosts: args.allowed_hosts,
         public_url: args.public_url,
+        login_pages: args.login_pages,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

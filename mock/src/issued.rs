@@ -18,6 +18,8 @@ pub enum SecretKind {
     ClientSecret,
     AccessToken,
     RefreshToken,
+    /// Login Flow v2 app passwords.
+    AppPassword,
 }
 
 /// What `GET /mock/issued-secrets` returns.
@@ -27,6 +29,7 @@ pub struct Issued {
     pub client_secrets: Vec<String>,
     pub access_tokens: Vec<String>,
     pub refresh_tokens: Vec<String>,
+    pub app_passwords: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -42,6 +45,7 @@ impl SecretLog {
             SecretKind::ClientSecret => &mut issued.client_secrets,
             SecretKind::AccessToken => &mut issued.access_tokens,
             SecretKind::RefreshToken => &mut issued.refresh_tokens,
+            SecretKind::AppPassword => &mut issued.app_passwords,
         };
         if list.len() < MAX_PER_KIND {
             list.push(secret.to_owned());

@@ -16,6 +16,7 @@ mod admin;
 pub mod cli;
 mod issued;
 mod mcp;
+mod nclogin;
 mod nextcloud;
 mod oauth;
 mod secret;
@@ -25,6 +26,7 @@ pub use issued::Issued;
 use issued::{SecretKind, SecretLog};
 pub use mcp::faults::{FaultRates, Injected};
 pub use mcp::wire_stats::WireStatsSnapshot;
+pub use nclogin::LoginPages;
 pub use oauth::TokenAuthMethod;
 pub use secret::Secret;
 
@@ -78,6 +80,9 @@ pub struct MockConfig {
     pub allowed_hosts: Vec<String>,
     /// Base URL to advertise instead of `http://<bound addr>`.
     pub public_url: Option<url::Url>,
+    /// The login and consent pages `/authorize` shows: Nextcloud's (script-rendered, no
+    /// `<form>` in the HTML) or the mock's plain forms.
+    pub login_pages: LoginPages,
 }
 
 impl Default for MockConfig {
@@ -102,6 +107,7 @@ impl Default for MockConfig {
             admin_password: "admin".into(),
             allowed_hosts: Vec::new(),
             public_url: None,
+            login_pages: LoginPages::default(),
         }
     }
 }
@@ -133,6 +139,7 @@ impl std::fmt::Debug for MockConfig {
             .field("admin_password", &Secret::default())
             .field("allowed_hosts", &self.allowed_hosts)
             .field("public_url", &self.public_url)
+            .field("login_pages", &self.login_pages)
             .finish()
     }
 }
@@ -204,6 +211,11 @@ pub(crate) struct App {
     pub keys: oauth::jwt::Keys,
     pub auth: Mutex<oauth::store::AuthStore>,
     pub data: Mutex<state::Data>,
+    pub login_pages: LoginPages,
+    /// Nextcloud browser sessions; taken alone, never while `data` or `auth` is held.
+    pub sessions: Mutex<nclogin::session::Sessions>,
+    /// Pending Login Flow v2 flows; taken alone, never while another lock is held.
+    pub flows: Mutex<nclogin::flow_v2::Flows>,
     pub faults: mcp::faults::Faults,
     /// Every secret issued, with `MockConfig::record_secrets`.
     pub secret_log: Option<SecretLog>,
@@ -216,6 +228,14 @@ impl App {
 
     pub fn auth(&self) -> MutexGuard<'_, oauth::store::AuthStore> {
         lock(&self.auth)
+    }
+
+    pub fn sessions(&self) -> MutexGuard<'_, nclogin::session::Sessions> {
+        lock(&self.sessions)
+    }
+
+    pub fn flows(&self) -> MutexGuard<'_, nclogin::flow_v2::Flows> {
+        lock(&self.flows)
     }
 
     /// The protected-resource metadata URL put into `WWW-Authenticate` challenges.
@@ -305,9 +325,12 @@ pub async fn serve(
         http,
         admin_user: config.admin_user.clone(),
         admin_password: Secret::new(config.admin_password.clone()),
-        keys: oauth::jwt::Keys::generate(),
+        keys: oauth::jwt::Keys::generate()?,
         auth: Mutex::new(oauth::store::AuthStore::default()),
         data: Mutex::new(data),
+        login_pages: config.login_pages,
+        sessions: Mutex::default(),
+        flows: Mutex::default(),
         faults: mcp::faults::Faults::new(
             config.latency,
             mcp::faults::FaultRates {
@@ -322,6 +345,7 @@ pub async fn serve(
     });
     let router = oauth::router(app.clone())
         .merge(admin::router(app.clone()))
+        .merge(nclogin::router(app.clone()))
         .merge(nextcloud::router(app.clone()))
         .merge(mcp::router(app.clone(), &config, shutdown.clone()));
     // Without TCP_NODELAY, small SSE writes meet delayed ACKs and every MCP call takes ~40 ms.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{OriginalUri, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::store::{AuthRequest, CODE_TTL, CodeGrant, PENDING_TTL, Pending, Stage, random_token};
@@ -117,7 +117,12 @@ fn redirect(app: &App, req: &AuthRequest, params: &[(&str, &str)]) -> Response {
         .into_response()
 }
 
-fn redirect_error(app: &App, req: &AuthRequest, error: &str, description: &str) -> Response {
+pub(super) fn redirect_error(
+    app: &App,
+    req: &AuthRequest,
+    error: &str,
+    description: &str,
+) -> Response {
     redirect(
         app,
         req,
@@ -143,7 +148,7 @@ fn redirect_matches(registered: &str, requested: &str) -> bool {
     a == b
 }
 
-fn issue_code(app: &App, request: AuthRequest, user: &str) -> Response {
+pub(super) fn issue_code(app: &App, request: AuthRequest, user: &str) -> Response {
     let code = random_token();
     let response = redirect(app, &request, &[("code", &code)]);
     app.auth().codes.insert(
@@ -160,7 +165,12 @@ fn issue_code(app: &App, request: AuthRequest, user: &str) -> Response {
     response
 }
 
-pub async fn authorize(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+pub async fn authorize(
+    State(app): State<Arc<App>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let q = parse_form(query.unwrap_or_default().as_bytes());
     let get = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let Some(client_id) = get("client_id") else {
@@ -197,6 +207,7 @@ pub async fn authorize(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -
         code_challenge: String::new(),
         resource: get("resource").map(str::to_owned),
         scope: String::new(),
+        nonce: get("nonce").map(str::to_owned),
     };
     if get("response_type") != Some("code") {
         return redirect_error(
@@ -214,15 +225,21 @@ pub async fn authorize(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -
             "client may not use authorization_code",
         );
     }
-    let Some(challenge) = get("code_challenge") else {
-        return redirect_error(
-            &app,
-            &request,
-            "invalid_request",
-            "code_challenge is required (PKCE)",
-        );
+    let challenge = match get("code_challenge") {
+        Some(c) => c,
+        // Nextcloud's oidc app makes PKCE optional; the real nextcloud-mcp-server, a
+        // confidential client, sends none. Public clients still must.
+        None if !client.is_public() => "",
+        None => {
+            return redirect_error(
+                &app,
+                &request,
+                "invalid_request",
+                "code_challenge is required (PKCE)",
+            );
+        }
     };
-    if get("code_challenge_method") != Some("S256") {
+    if !challenge.is_empty() && get("code_challenge_method") != Some("S256") {
         return redirect_error(
             &app,
             &request,
@@ -230,7 +247,7 @@ pub async fn authorize(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -
             "code_challenge_method must be S256",
         );
     }
-    if challenge.len() < 43 || challenge.len() > 128 {
+    if !challenge.is_empty() && (challenge.len() < 43 || challenge.len() > 128) {
         return redirect_error(
             &app,
             &request,
@@ -253,6 +270,11 @@ pub async fn authorize(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -
         if known {
             return issue_code(&app, request, hint);
         }
+    }
+    if app.login_pages == crate::LoginPages::Nextcloud {
+        let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+        let name = client.name.clone().unwrap_or_else(|| client.id.clone());
+        return super::nextcloud::authorize(&app, &headers, path_and_query, request, name);
     }
     let pending_id = random_token();
     let csrf = random_token();

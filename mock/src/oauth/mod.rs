@@ -19,6 +19,7 @@ mod authorize;
 mod cimd;
 pub mod client_auth;
 pub mod jwt;
+mod nextcloud;
 pub mod store;
 pub mod token;
 
@@ -33,23 +34,39 @@ pub const GRANT_TYPES: [&str; 4] = [
     "client_credentials",
 ];
 
+/// Where Nextcloud's oidc app (H2CK/oidc, appinfo/routes.php) serves its endpoints.
+pub const OIDC_APP: &str = "/index.php/apps/oidc";
+
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/.well-known/oauth-authorization-server", get(metadata))
         .route("/.well-known/openid-configuration", get(metadata))
-        .route("/jwks", get(jwks))
-        .route("/register", post(register))
-        .route(
-            "/authorize",
-            get(authorize::authorize).post(authorize::login),
-        )
+        .route("/index.php/.well-known/openid-configuration", get(metadata))
+        .route(&format!("{OIDC_APP}/openid-configuration"), get(metadata))
         .route("/login", post(authorize::login))
         .route("/consent", post(authorize::consent))
-        .route("/token", post(token::token))
-        .route("/introspect", post(token::introspect))
-        .route("/revoke", post(token::revoke))
-        .route("/userinfo", get(token::userinfo).post(token::userinfo))
-        .with_state(app)
+        .route(&format!("{OIDC_APP}/consent"), get(nextcloud::show))
+        .route(&format!("{OIDC_APP}/consent/grant"), post(nextcloud::grant))
+        .route(&format!("{OIDC_APP}/consent/deny"), post(nextcloud::deny));
+    // The app's real paths, and the mock's short ones kept as aliases for tests and clients
+    // that name them. `/authorize` also takes the Forms login POST.
+    for base in [OIDC_APP, ""] {
+        router = router
+            .route(&format!("{base}/jwks"), get(jwks))
+            .route(&format!("{base}/register"), post(register))
+            .route(
+                &format!("{base}/authorize"),
+                get(authorize::authorize).post(authorize::login),
+            )
+            .route(&format!("{base}/token"), post(token::token))
+            .route(&format!("{base}/introspect"), post(token::introspect))
+            .route(&format!("{base}/revoke"), post(token::revoke))
+            .route(
+                &format!("{base}/userinfo"),
+                get(token::userinfo).post(token::userinfo),
+            );
+    }
+    router.with_state(app)
 }
 
 /// How long fetching one client metadata document may take.
@@ -126,29 +143,37 @@ pub fn resolve_scope(requested: Option<&str>, allowed: &str) -> Result<String, O
     Ok(requested.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
-/// RFC 8707: a `resource`, if given, must name our MCP endpoint.
-pub fn check_resource(app: &App, resource: Option<&str>) -> Result<(), OAuthError> {
+/// RFC 8707: a `resource`, if given, must be an absolute URL without a fragment. Any resource
+/// is accepted, as Nextcloud's oidc app does: the real nextcloud-mcp-server in front of the
+/// mock asks for its own URL (`{its URL}/mcp`), which then lands in the token's `aud`.
+pub fn check_resource(_app: &App, resource: Option<&str>) -> Result<(), OAuthError> {
     match resource {
-        Some(r) if r.trim_end_matches('/') != app.mcp_url => Err(OAuthError::new(
-            "invalid_target",
-            format!("unknown resource {r}"),
-        )),
+        Some(r) if url::Url::parse(r).map_or(true, |u| u.fragment().is_some()) => {
+            Err(OAuthError::new(
+                "invalid_target",
+                format!("resource {r} is not an absolute URL"),
+            ))
+        }
         _ => Ok(()),
     }
 }
 
 async fn metadata(State(app): State<Arc<App>>) -> impl IntoResponse {
     let i = &app.issuer;
+    let o = format!("{i}{OIDC_APP}");
     let methods = method_names(&app.token_auth_methods);
+    // The endpoints at the oidc app's paths, as Nextcloud's DiscoveryGenerator names them
+    // (the revocation endpoint is the mock's own: the app has none).
     let mut metadata = json!({
         "issuer": i,
-        "authorization_endpoint": format!("{i}/authorize"),
-        "token_endpoint": format!("{i}/token"),
-        "registration_endpoint": format!("{i}/register"),
-        "introspection_endpoint": format!("{i}/introspect"),
+        "authorization_endpoint": format!("{o}/authorize"),
+        "token_endpoint": format!("{o}/token"),
+        "registration_endpoint": format!("{o}/register"),
+        "introspection_endpoint": format!("{o}/introspect"),
         "revocation_endpoint": format!("{i}/revoke"),
-        "jwks_uri": format!("{i}/jwks"),
-        "userinfo_endpoint": format!("{i}/userinfo"),
+        "jwks_uri": format!("{o}/jwks"),
+        "userinfo_endpoint": format!("{o}/userinfo"),
+        "end_session_endpoint": format!("{o}/logout"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": GRANT_TYPES,
@@ -158,7 +183,9 @@ async fn metadata(State(app): State<Arc<App>>) -> impl IntoResponse {
         "revocation_endpoint_auth_methods_supported": methods,
         "scopes_supported": SCOPES,
         "authorization_response_iss_parameter_supported": true,
-        "id_token_signing_alg_values_supported": ["EdDSA"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "azp", "nonce",
+            "preferred_username", "scope", "jti", "client_id", "name", "email"],
         "subject_types_supported": ["public"],
     });
     if app.client_metadata_documents {
@@ -174,6 +201,24 @@ async fn jwks(State(app): State<Arc<App>>) -> impl IntoResponse {
 fn registration_error(error: &'static str, description: impl Into<String>) -> Response {
     let body = json!({ "error": error, "error_description": description.into() });
     (StatusCode::BAD_REQUEST, no_store(), axum::Json(body)).into_response()
+}
+
+/// A registered scope: Nextcloud's character set (`[a-zA-Z0-9 _:./-]`), at most 512 bytes,
+/// normalized to single spaces.
+fn registered_scope(scope: &str) -> Result<String, String> {
+    let scope = scope.trim();
+    if scope.len() > 512 {
+        return Err("scope is longer than 512 characters".into());
+    }
+    if let Some(bad) = scope
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || " _:./-".contains(*c)))
+    {
+        return Err(format!(
+            "scope contains {bad:?}: allowed are letters, digits, spaces, _ : . / -"
+        ));
+    }
+    Ok(scope.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 fn valid_redirect_uri(uri: &str) -> bool {
@@ -259,14 +304,27 @@ async fn register(State(app): State<Arc<App>>, body: Bytes) -> Response {
             );
         }
     };
+    // Any scope a client names, as Nextcloud's oidc app takes it (DynamicRegistrationController:
+    // the characters of RFC 6749 scope tokens it allows, 512 at most): the real
+    // nextcloud-mcp-server registers its own scopes (notes.read, files.write, …).
     let scope = match meta.get("scope") {
         None => SCOPES.join(" "),
-        Some(Value::String(s)) => match resolve_scope(Some(s), &SCOPES.join(" ")) {
+        Some(Value::String(s)) => match registered_scope(s) {
             Ok(s) => s,
-            Err(e) => return registration_error("invalid_client_metadata", e.description),
+            Err(e) => return registration_error("invalid_scope", e),
         },
         Some(_) => return registration_error("invalid_client_metadata", "scope must be a string"),
     };
+    if let Some(resource) = meta.get("resource_url")
+        && resource
+            .as_str()
+            .is_none_or(|r| r.len() > 512 || url::Url::parse(r).is_err())
+    {
+        return registration_error(
+            "invalid_resource_url",
+            "resource_url must be a URL of at most 512 characters (RFC 9728)",
+        );
+    }
     let name = meta
         .get("client_name")
         .and_then(Value::as_str)

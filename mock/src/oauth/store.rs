@@ -56,9 +56,12 @@ pub struct AuthRequest {
     pub client_id: String,
     pub redirect_uri: String,
     pub state: Option<String>,
+    /// Empty when a confidential client sent none (Nextcloud's oidc app makes PKCE optional).
     pub code_challenge: String,
     pub resource: Option<String>,
     pub scope: String,
+    /// OIDC nonce, echoed in the ID token.
+    pub nonce: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +119,8 @@ pub fn token_digest(token: &str) -> [u8; 32] {
 pub struct Issued {
     pub access_token: Secret,
     pub refresh_token: Option<Secret>,
+    /// With the `openid` scope (set by the token endpoint, not by `issue`).
+    pub id_token: Option<Secret>,
     pub scope: String,
 }
 
@@ -123,7 +128,8 @@ pub struct Issued {
 pub struct Minter<'a> {
     pub keys: &'a Keys,
     pub iss: &'a str,
-    pub aud: &'a str,
+    /// The access token's audiences: the client id and the resource.
+    pub aud: Vec<String>,
     pub ttl: Duration,
 }
 
@@ -181,7 +187,7 @@ impl AuthStore {
         let claims = Claims {
             iss: minter.iss.to_owned(),
             sub: sub.to_owned(),
-            aud: minter.aud.to_owned(),
+            aud: minter.aud.clone(),
             exp: now + minter.ttl.as_secs().max(1),
             iat: now,
             jti: uuid::Uuid::new_v4().to_string(),
@@ -209,6 +215,7 @@ impl AuthStore {
         Issued {
             access_token,
             refresh_token,
+            id_token: None,
             scope: scope.to_owned(),
         }
     }
@@ -280,7 +287,7 @@ mod tests {
         Minter {
             keys,
             iss: "http://as",
-            aud: "http://as/mcp",
+            aud: vec!["c".into(), "http://as/mcp".into()],
             ttl: Duration::from_secs(60),
         }
     }
@@ -293,7 +300,7 @@ mod tests {
 
     #[test]
     fn issued_tokens_match_only_their_own_digest() {
-        let keys = Keys::generate();
+        let keys = Keys::generate().expect("an RSA key");
         let mut store = AuthStore::default();
         let family = store.new_family("alice", "c", "mcp:tools");
         let a = store.issue(&minter(&keys), "alice", "c", "mcp:tools", Some(family));
@@ -309,7 +316,7 @@ mod tests {
 
     #[test]
     fn revoking_all_access_keeps_refresh_tokens() {
-        let keys = Keys::generate();
+        let keys = Keys::generate().expect("an RSA key");
         let mut store = AuthStore::default();
         let issued: Vec<(u64, Issued)> = ["alice", "bob"]
             .into_iter()
@@ -333,7 +340,7 @@ mod tests {
 
     #[test]
     fn revoking_a_subject_revokes_all_its_families_and_nothing_else() {
-        let keys = Keys::generate();
+        let keys = Keys::generate().expect("an RSA key");
         let mut store = AuthStore::default();
         let mut tokens = Vec::new();
         for sub in ["alice", "bob", "alice"] {

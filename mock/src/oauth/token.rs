@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::jwt::Claims;
+use super::jwt::{Claims, IdClaims, audience_json};
 use super::store::{Issued, Minter, token_digest};
 use super::{
     GRANT_TYPES, OAuthError, authenticate_client, check_resource, no_store, parse_form,
@@ -37,11 +37,12 @@ pub enum BearerError {
     Revoked,
 }
 
-/// Checks an access token: signature, issuer, audience = our MCP URL, expiry, not revoked.
+/// Checks an access token: signature, issuer, audience ∋ our MCP URL (or the issuer's `/mcp`),
+/// expiry, not revoked.
 ///
 /// A token that matches the digest of the one we issued under its `jti` is ours byte for
 /// byte, which proves what its signature would: only other tokens (forged, revoked, pruned)
-/// have their Ed25519 signature checked, which costs ~50 µs of CPU per request otherwise.
+/// have their RS256 signature checked, which would cost CPU on every request otherwise.
 pub fn verify_access(app: &App, token: &str) -> Result<Claims, BearerError> {
     let claims = app.keys.decode(token).map_err(|_| BearerError::Invalid)?;
     let issued = app.auth().is_issued(&claims.jti, &token_digest(token));
@@ -51,7 +52,12 @@ pub fn verify_access(app: &App, token: &str) -> Result<Claims, BearerError> {
     if claims.iss != app.issuer {
         return Err(BearerError::Invalid);
     }
-    if claims.aud != app.mcp_url {
+    let issuer_mcp = format!("{}/mcp", app.issuer);
+    if !claims
+        .aud
+        .iter()
+        .any(|a| *a == app.mcp_url || *a == issuer_mcp)
+    {
         return Err(BearerError::Audience);
     }
     if claims.exp <= now_secs() {
@@ -103,6 +109,9 @@ pub async fn token(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes)
             if let Some(refresh) = &issued.refresh_token {
                 body["refresh_token"] = json!(refresh.expose());
             }
+            if let Some(id_token) = &issued.id_token {
+                body["id_token"] = json!(id_token.expose());
+            }
             (StatusCode::OK, no_store(), axum::Json(body)).into_response()
         }
         Err(e) => {
@@ -131,14 +140,24 @@ fn grant(
             format!("client may not use {grant_type}"),
         ));
     }
-    check_resource(app, form.get("resource").map(String::as_str))?;
-    let minter = Minter {
+    let asked = form.get("resource").map(String::as_str);
+    check_resource(app, asked)?;
+    // A token is for its client and for the resource asked for (RFC 8707), here or at
+    // /authorize; without one, for our own MCP endpoint, so the tokens a client gets for the
+    // mock work on it.
+    let minter = |resource: Option<&str>| Minter {
         keys: &app.keys,
         iss: &app.issuer,
-        aud: &app.mcp_url,
+        aud: vec![
+            client.id.clone(),
+            resource
+                .map(|r| r.trim_end_matches('/'))
+                .unwrap_or(&app.mcp_url)
+                .to_owned(),
+        ],
         ttl: app.token_ttl,
     };
-    match grant_type {
+    let (mut issued, nonce) = match grant_type {
         "authorization_code" => {
             let code = required(form, "code")?;
             let verifier = form.get("code_verifier").map(String::as_str).unwrap_or("");
@@ -168,17 +187,29 @@ fn grant(
                     "redirect_uri does not match the authorization request",
                 ));
             }
-            let challenge = B64.encode(Sha256::digest(verifier.as_bytes()));
-            if !(43..=128).contains(&verifier.len()) || challenge != grant.request.code_challenge {
+            // A confidential client may skip PKCE at /authorize (as Nextcloud allows); then it
+            // must not send a verifier either.
+            let pkce_ok = if grant.request.code_challenge.is_empty() {
+                verifier.is_empty() && !client.is_public()
+            } else {
+                let challenge = B64.encode(Sha256::digest(verifier.as_bytes()));
+                (43..=128).contains(&verifier.len()) && challenge == grant.request.code_challenge
+            };
+            if !pkce_ok {
                 return Err(invalid_grant("PKCE verification failed"));
             }
             grant.used = true;
             let (user, scope) = (grant.user.clone(), grant.request.scope.clone());
+            let (nonce, resource) = (grant.request.nonce.clone(), grant.request.resource.clone());
             let family = auth.new_family(&user, &client.id, &scope);
             if let Some(grant) = auth.codes.get_mut(code) {
                 grant.family = Some(family);
             }
-            Ok(auth.issue(&minter, &user, &client.id, &scope, Some(family)))
+            let minter = minter(asked.or(resource.as_deref()));
+            (
+                auth.issue(&minter, &user, &client.id, &scope, Some(family)),
+                nonce,
+            )
         }
         "refresh_token" => {
             let token = required(form, "refresh_token")?;
@@ -204,7 +235,10 @@ fn grant(
             }
             let scope = resolve_scope(form.get("scope").map(String::as_str), &family.scope)?;
             let sub = family.sub.clone();
-            Ok(auth.issue(&minter, &sub, &client.id, &scope, Some(family_id)))
+            (
+                auth.issue(&minter(asked), &sub, &client.id, &scope, Some(family_id)),
+                None,
+            )
         }
         "password" => {
             let user = required(form, "username")?;
@@ -215,7 +249,10 @@ fn grant(
             let scope = resolve_scope(form.get("scope").map(String::as_str), &client.scope)?;
             let mut auth = app.auth();
             let family = auth.new_family(user, &client.id, &scope);
-            Ok(auth.issue(&minter, user, &client.id, &scope, Some(family)))
+            (
+                auth.issue(&minter(asked), user, &client.id, &scope, Some(family)),
+                None,
+            )
         }
         _ => {
             if client.is_public() {
@@ -228,11 +265,33 @@ fn grant(
             // Its tools then work on a tree of its own (taken and released
             // before `auth`, as the lock order asks).
             app.data().ensure_service_account(&client.id);
-            Ok(app
+            let issued = app
                 .auth()
-                .issue(&minter, &client.id, &client.id, &scope, None))
+                .issue(&minter(asked), &client.id, &client.id, &scope, None);
+            return Ok(issued);
         }
+    };
+    if issued.scope.split_whitespace().any(|s| s == "openid")
+        && let Ok(claims) = app.keys.decode(issued.access_token.expose())
+    {
+        issued.id_token = Some(id_token(app, &claims, nonce));
     }
+    Ok(issued)
+}
+
+/// An OIDC ID token for the subject of `access` (Core §3.1.3.3), `aud` = the client alone.
+fn id_token(app: &App, access: &Claims, nonce: Option<String>) -> crate::Secret {
+    crate::Secret::new(app.keys.sign(&IdClaims {
+        iss: access.iss.clone(),
+        sub: access.sub.clone(),
+        aud: access.client_id.clone(),
+        azp: access.client_id.clone(),
+        exp: access.exp,
+        iat: access.iat,
+        auth_time: access.iat,
+        nonce,
+        preferred_username: access.sub.clone(),
+    }))
 }
 
 pub async fn introspect(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -249,7 +308,7 @@ pub async fn introspect(State(app): State<Arc<App>>, headers: HeaderMap, body: B
             "client_id": claims.client_id,
             "username": claims.sub,
             "sub": claims.sub,
-            "aud": claims.aud,
+            "aud": audience_json(&claims.aud),
             "iss": claims.iss,
             "exp": claims.exp,
             "iat": claims.iat,
