@@ -33,9 +33,28 @@ pub use secret::Secret;
 /// How long open connections (SSE streams) may keep the server alive after shutdown is asked.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Scopes the authorization server knows; the MCP endpoint requires [`MCP_SCOPE`].
-pub const SCOPES: [&str; 5] = ["openid", "profile", "email", "offline_access", "mcp:tools"];
-pub const MCP_SCOPE: &str = "mcp:tools";
+/// Scopes the authorization server knows and the MCP server advertises, as nextcloud-mcp-server
+/// names them. Any valid token gets into the MCP endpoint; each tool needs its own scope
+/// (`notes.read`, `files.write`, …), and `tools/list` shows only the tools the token's scopes allow.
+pub const SCOPES: [&str; 9] = [
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+    "notes.read",
+    "notes.write",
+    "files.read",
+    "files.write",
+    "sharing.write",
+];
+/// Every scope a tool needs: what a client asks for to use all the mock's tools.
+pub const TOOL_SCOPES: [&str; 5] = [
+    "notes.read",
+    "notes.write",
+    "files.read",
+    "files.write",
+    "sharing.write",
+];
 
 /// Knobs of the mock target. `Debug` never prints passwords.
 #[derive(Clone)]
@@ -238,9 +257,10 @@ impl App {
         lock(&self.flows)
     }
 
-    /// The protected-resource metadata URL put into `WWW-Authenticate` challenges.
+    /// The protected-resource metadata URL put into `WWW-Authenticate` challenges (where the real
+    /// server points: the root well-known path, not the `/mcp`-suffixed one).
     pub fn resource_metadata_url(&self) -> String {
-        format!("{}/.well-known/oauth-protected-resource/mcp", self.issuer)
+        format!("{}/.well-known/oauth-protected-resource", self.issuer)
     }
 }
 

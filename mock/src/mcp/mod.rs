@@ -19,10 +19,18 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::oauth::token::{BearerError, bearer, verify_access};
-use crate::{App, MCP_SCOPE, MockConfig, SCOPES, lock};
+use crate::{App, MockConfig, SCOPES, lock};
 
+mod args;
+mod catalog;
 pub mod faults;
+mod notes_search;
+mod results;
+mod scopes;
 mod tools;
+mod tools_files;
+mod tools_notes;
+mod tools_shares;
 pub mod wire_stats;
 
 use faults::Fault;
@@ -39,6 +47,8 @@ const PRUNE_OWNERS_MIN: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub user: String,
+    /// The token's scopes, which decide the tools listed and callable (`scopes`).
+    pub scopes: Vec<String>,
 }
 
 struct Guard {
@@ -135,44 +145,32 @@ pub fn router(app: Arc<App>, config: &MockConfig, shutdown: CancellationToken) -
         .merge(mcp)
 }
 
+/// RFC 9728 metadata shaped as the real server's: its scopes sorted, the mock's own AS.
 async fn resource_metadata(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let mut scopes = SCOPES;
+    scopes.sort_unstable();
     axum::Json(json!({
         "resource": app.mcp_url,
         "authorization_servers": [app.issuer],
-        "scopes_supported": SCOPES,
+        "scopes_supported": scopes,
         "bearer_methods_supported": ["header"],
-        "resource_name": "mcp-swarm mock Nextcloud MCP server",
+        "resource_signing_alg_values_supported": ["RS256"],
     }))
 }
 
+/// The 401 the real server's SDK (`RequireAuthMiddleware`) sends for a missing or bad token:
+/// always `invalid_token` and "Authentication required"; why it failed goes to the log only.
 fn unauthorized(app: &App, error: Option<BearerError>) -> Response {
-    let metadata = app.resource_metadata_url();
-    let challenge = match error {
-        None => format!("Bearer resource_metadata=\"{metadata}\", scope=\"{MCP_SCOPE}\""),
-        Some(e) => format!(
-            "Bearer error=\"invalid_token\", error_description=\"{e}\", resource_metadata=\"{metadata}\""
-        ),
-    };
-    let body = json!({
-        "error": if error.is_some() { "invalid_token" } else { "unauthorized" },
-        "error_description": error.map_or("a bearer token is required".to_owned(), |e| e.to_string()),
-    });
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, challenge)],
-        axum::Json(body),
-    )
-        .into_response()
-}
-
-fn insufficient_scope(app: &App) -> Response {
+    if let Some(e) = error {
+        tracing::debug!(error = %e, "bearer token refused");
+    }
     let challenge = format!(
-        "Bearer error=\"insufficient_scope\", scope=\"{MCP_SCOPE}\", resource_metadata=\"{}\"",
+        "Bearer error=\"invalid_token\", error_description=\"Authentication required\", resource_metadata=\"{}\"",
         app.resource_metadata_url()
     );
-    let body = json!({ "error": "insufficient_scope", "error_description": format!("scope {MCP_SCOPE} is required") });
+    let body = json!({ "error": "invalid_token", "error_description": "Authentication required" });
     (
-        StatusCode::FORBIDDEN,
+        StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, challenge)],
         axum::Json(body),
     )
@@ -222,9 +220,8 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
         Ok(claims) => claims,
         Err(e) => return unauthorized(app, Some(e)),
     };
-    if !claims.scope.split_whitespace().any(|s| s == MCP_SCOPE) {
-        return insufficient_scope(app);
-    }
+    // Any valid token gets in, as on the real server; each tool checks its own scope.
+    let scopes: Vec<String> = claims.scope.split_whitespace().map(str::to_owned).collect();
     let user = claims.sub;
     app.wire_stats.count(req.headers());
     let session = req
@@ -293,8 +290,10 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
     } else {
         Request::from_parts(parts, body)
     };
-    req.extensions_mut()
-        .insert(Principal { user: user.clone() });
+    req.extensions_mut().insert(Principal {
+        user: user.clone(),
+        scopes,
+    });
     let mut response = next.run(req).await;
     if method == Method::DELETE && response.status().is_success() {
         *response.status_mut() = StatusCode::NO_CONTENT;

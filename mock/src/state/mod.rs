@@ -7,10 +7,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::Secret;
 
 pub mod app_passwords;
+pub mod dav;
 mod files;
 mod groups;
 mod notes;
 mod shares;
+
+pub use files::{FileInfo, Precondition, etag_matches};
+pub use notes::Note;
 
 pub const PERM_READ: u32 = 1;
 pub const PERM_UPDATE: u32 = 2;
@@ -79,6 +83,8 @@ pub struct Share {
     pub permissions: u32,
     /// Where the share appears in the recipient's files.
     pub file_target: String,
+    /// When the share was made (Unix seconds; OCS `stime`).
+    pub stime: u64,
 }
 
 /// Where a caller's path really lives, and what the caller may do there.
@@ -101,6 +107,9 @@ pub struct Data {
     /// node id → (owner, path), so ids (note ids) survive moves.
     index: HashMap<u64, (String, String)>,
     shares: BTreeMap<u64, Share>,
+    /// owner → the file id of their root folder (what OCS calls `file_parent` of a top-level
+    /// node, and what a PROPFIND of `/` reports).
+    roots: HashMap<String, u64>,
     /// user → their app passwords.
     app_passwords: HashMap<String, Vec<app_passwords::AppPassword>>,
     next_id: u64,
@@ -190,6 +199,8 @@ impl Data {
             },
         );
         self.trees.insert(name.to_owned(), BTreeMap::new());
+        let root = self.new_id();
+        self.roots.insert(name.to_owned(), root);
         Ok(())
     }
 
@@ -198,6 +209,10 @@ impl Data {
     /// account; it is not a user (it cannot log in or be listed).
     pub fn ensure_service_account(&mut self, client_id: &str) {
         self.trees.entry(client_id.to_owned()).or_default();
+        if !self.roots.contains_key(client_id) {
+            let root = self.new_id();
+            self.roots.insert(client_id.to_owned(), root);
+        }
     }
 
     /// Deletes a user with their files and every share they own, made or received.
@@ -206,6 +221,7 @@ impl Data {
             return false;
         }
         self.app_passwords.remove(name);
+        self.roots.remove(name);
         if let Some(tree) = self.trees.remove(name) {
             for node in tree.values() {
                 self.index.remove(&node.id);
@@ -252,7 +268,21 @@ impl Data {
             .ok_or_else(|| NcError::NotFound(format!("user {owner}")))
     }
 
-    /// The node at `loc`, or `None` for the root.
+    /// The file id of `owner`'s root folder (0 for an unknown owner).
+    pub fn root_id(&self, owner: &str) -> u64 {
+        self.roots.get(owner).copied().unwrap_or(0)
+    }
+
+    /// The file id of the folder holding `path` in `owner`'s tree.
+    pub fn parent_id(&self, owner: &str, path: &str) -> u64 {
+        let dir = parent(path);
+        if dir == "/" {
+            return self.root_id(owner);
+        }
+        self.node(owner, dir).map_or(0, |n| n.id)
+    }
+
+    /// The node at `path` in `owner`'s tree, or `None` (also for the root, which is implicit).
     pub fn node(&self, owner: &str, path: &str) -> Option<&Node> {
         self.trees.get(owner)?.get(path)
     }
@@ -288,28 +318,6 @@ impl Data {
             };
         }
         own
-    }
-
-    /// The caller's permissions on a node given by id: all for the owner, else the union of the
-    /// received shares that cover it.
-    pub fn perms_on(&self, user: &str, id: u64) -> Option<(String, String, u32)> {
-        let (owner, path) = self.index.get(&id)?;
-        if owner == user {
-            return Some((owner.clone(), path.clone(), PERM_ALL));
-        }
-        let mut perms = 0;
-        for share in self
-            .shares
-            .values()
-            .filter(|s| s.share_with == user && &s.owner == owner)
-        {
-            if let Some((_, base)) = self.index.get(&share.node_id)
-                && strip_dir(path, base).is_some()
-            {
-                perms |= share.permissions;
-            }
-        }
-        (perms != 0).then(|| (owner.clone(), path.clone(), perms))
     }
 
     /// Creates missing parent directories of `path` in `owner`'s tree (like Notes and our
