@@ -216,14 +216,16 @@ fn builtin_parses_and_is_stable() {
         [
             "note_share",
             "collaborative_edit",
+            "team_edit",
             "file_share",
             "permission_escalation",
             "baseline"
         ]
     );
     for wf in s.workflows() {
-        assert!(wf.n_roles() <= 2, "{}", wf.name);
+        assert!(wf.n_roles() <= 4, "{}", wf.name);
     }
+    assert_eq!(s.workflow("team_edit").unwrap().n_roles(), 4);
     assert!(s.workflow("baseline").unwrap().baseline);
     assert_eq!(s.digest().len(), 64);
     assert_eq!(
@@ -246,40 +248,67 @@ fn builtin_parses_and_is_stable() {
             ("file_share", 5)
         ]
     );
-    for name in ["sharing", "collaboration", "baseline"] {
+    for name in ["sharing", "collaboration", "team", "baseline"] {
         assert_eq!(s.resolve_workload(Some(name)).unwrap().name, name);
     }
     // A workflow name runs that workflow alone.
     assert_eq!(s.resolve_workload(Some("file_share")).unwrap().mix.len(), 1);
     let err = s.resolve_workload(Some("heavy")).unwrap_err().to_string();
     assert!(
-        err.contains("mixed, sharing, collaboration, baseline"),
+        err.contains("mixed, sharing, collaboration, team, baseline"),
         "{err}"
     );
 }
 
-/// Runs a built-in workflow's templates against fake results, as the agent
-/// would, to catch references that only fail at run time.
+/// Runs a built-in workflow's templates against results shaped as the real
+/// Nextcloud MCP server gives them, as the agent would, to catch
+/// references that only fail at run time.
 #[test]
 fn builtin_note_share_renders() {
     let wf = Scenario::builtin().workflow("note_share").unwrap();
     let mut b = Bindings::new(vec!["alice".into(), "bob".into()], "u1".into(), 0);
+    let bind = |b: &mut Bindings, step: &str, out: &ToolOutput, role: usize| {
+        let step = wf.step(step).unwrap();
+        for (k, v) in step.evaluate(out, b, role).unwrap().captures {
+            b.set_capture(&k, v);
+        }
+        b.set_result(&step.name, out.json.clone());
+    };
     let create = &wf.steps[0];
     let args = create.render_args(&b, 0).unwrap();
     assert_eq!(args["title"], "note-u1");
     assert_eq!(args["content"], "hello from alice");
-    let out = ToolOutput::new(false, r#"{"id": 5, "title": "note-u1"}"#.into(), None);
-    for (k, v) in create.evaluate(&out, &b, 0).unwrap().captures {
-        b.set_capture(&k, v);
-    }
-    b.set_result("create_note", out.json.clone());
+    let created = r#"{"success":true,"timestamp":"2026-12-04T08:00:00Z","id":5,"title":"note-u1","category":"loadtest","etag":"e1","url":"http://nc/index.php/apps/notes/#/note/5"}"#;
+    bind(
+        &mut b,
+        "create_note",
+        &ToolOutput::new(false, created.into(), serde_json::from_str(created).ok()),
+        0,
+    );
     let share = wf.step("share_note").unwrap().render_args(&b, 0).unwrap();
-    assert_eq!(share["path"], "/Notes/loadtest/note-u1.txt");
+    assert_eq!(share["path"], "/Notes/loadtest/note-u1.md");
     assert_eq!(share["share_with"], "bob");
+    // A share tool's text, wrapped by the Python SDK as `{"result": text}`.
+    let shared = r#"{"id":"11","share_type":0,"path":"/Notes/loadtest/note-u1.md","file_target":"/note-u1.md","permissions":1}"#;
+    bind(
+        &mut b,
+        "share_note",
+        &ToolOutput::new(
+            false,
+            shared.into(),
+            Some(serde_json::json!({ "result": shared })),
+        ),
+        0,
+    );
     let read = wf.step("read_shared_note").unwrap();
-    assert_eq!(read.render_args(&b, 1).unwrap()["note_id"], 5);
-    assert!(read.evaluate(&out, &b, 1).is_ok());
-    let bad = ToolOutput::new(true, "403 Forbidden: no".into(), None);
+    assert_eq!(read.render_args(&b, 1).unwrap()["path"], "/note-u1.md");
+    let content = ToolOutput::new(
+        false,
+        String::new(),
+        Some(serde_json::json!({"path": "/note-u1.md", "content": "hello from alice"})),
+    );
+    assert!(read.evaluate(&content, &b, 1).is_ok());
+    let bad = ToolOutput::new(true, "Note 5 not found".into(), None);
     assert_eq!(
         read.evaluate(&bad, &b, 1).unwrap_err().kind(),
         crate::ErrorKind::Tool
