@@ -210,8 +210,8 @@ async fn token_and_authorize_refusals() {
             "invalid_request",
         ),
         (
-            "wrong audience",
-            ("resource", "http://elsewhere.example/mcp"),
+            "resource not a URL",
+            ("resource", "not a url"),
             "invalid_target",
         ),
         ("unknown scope", ("scope", "admin"), "invalid_scope"),
@@ -249,13 +249,13 @@ async fn token_and_authorize_refusals() {
             .await;
         assert_eq!((status, location), (400, None));
     }
-    // Wrong audience on the token endpoint.
+    // A resource that is not a URL, on the token endpoint.
     let (status, body) = h
         .token_request(&[
             ("grant_type", "authorization_code"),
             ("client_id", &client_id),
             ("code", "x"),
-            ("resource", "http://x/mcp"),
+            ("resource", "not a url"),
         ])
         .await;
     assert_eq!(
@@ -387,7 +387,7 @@ async fn confidential_clients_registration_errors_and_userinfo() {
     .await
     .expect("json");
     assert_eq!(introspected["active"], true);
-    assert_eq!(introspected["aud"], h.target.mcp_url.as_str());
+    assert_eq!(introspected["aud"], json!([public, h.target.mcp_url]));
     assert_eq!(introspected["sub"], "alice");
     let info: Value = within(h.http.get(h.url("/userinfo")).bearer_auth(access).send())
         .await
@@ -408,9 +408,9 @@ async fn confidential_clients_registration_errors_and_userinfo() {
     assert_eq!(
         (
             jwks["keys"][0]["kty"].as_str(),
-            jwks["keys"][0]["crv"].as_str()
+            jwks["keys"][0]["alg"].as_str()
         ),
-        (Some("OKP"), Some("Ed25519"))
+        (Some("RSA"), Some("RS256"))
     );
 
     // Registration errors.
