@@ -201,6 +201,11 @@ pub struct Summary {
     /// Every tool call of the run.
     pub total_operations: u64,
     pub failed_operations: u64,
+    /// Tool calls that lost a write race the step allows (a stale `If-Match`
+    /// etag, HTTP 412): the run's concurrent write conflicts, counted in
+    /// `total_operations`, neither successes nor failures.
+    #[serde(default)]
+    pub conflicted_operations: u64,
     /// `total_operations / duration`.
     pub throughput_per_sec: f64,
     /// Latency of every tool call.
@@ -275,6 +280,9 @@ pub struct WorkflowReport {
     pub interrupted_executions: u64,
     pub successful_executions: u64,
     pub failed_executions: u64,
+    /// Tool calls of this workflow that lost a write race it allows.
+    #[serde(default)]
+    pub conflicted_operations: u64,
     pub success_rate: f64,
     pub latency: LatencyStats,
     /// Open model: latency from the intended start (coordinated omission
@@ -288,11 +296,16 @@ pub struct WorkflowReport {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepReport {
+    /// Finished executions: successes, conflicts and failures.
     pub total_executions: u64,
     #[serde(default)]
     pub interrupted_executions: u64,
     pub successful_executions: u64,
     pub failed_executions: u64,
+    /// Executions whose last call lost a write race the step allows
+    /// (after its retries, if any).
+    #[serde(default)]
+    pub conflicted_executions: u64,
     pub success_rate: f64,
     pub latency: LatencyStats,
     pub corrected_latency: Option<LatencyStats>,
@@ -307,6 +320,8 @@ pub struct UserReport {
     pub total_operations: u64,
     pub successful_operations: u64,
     pub failed_operations: u64,
+    #[serde(default)]
+    pub conflicted_operations: u64,
     pub success_rate: f64,
     pub latency: LatencyStats,
     /// Tool → calls.
@@ -320,6 +335,8 @@ pub struct BaselineReport {
     pub total_operations: u64,
     pub successful_operations: u64,
     pub failed_operations: u64,
+    #[serde(default)]
+    pub conflicted_operations: u64,
     pub success_rate: f64,
     pub latency: LatencyStats,
     /// Tool → its statistics.
@@ -331,6 +348,8 @@ pub struct OperationReport {
     pub total_operations: u64,
     pub successful_operations: u64,
     pub failed_operations: u64,
+    #[serde(default)]
+    pub conflicted_operations: u64,
     pub success_rate: f64,
     pub latency: LatencyStats,
 }

@@ -49,6 +49,7 @@ pub fn build_report(input: &ReportInput) -> Report {
         total_users: users.len() as u64,
         total_operations: all_ops.total(),
         failed_operations: all_ops.failed,
+        conflicted_operations: all_ops.conflicts,
         throughput_per_sec: per_second(all_ops.total(), input.run.duration),
         latency: LatencyStats::from_histogram(&all_ops.histogram),
     };
@@ -134,6 +135,7 @@ fn step_report(stats: &SeriesStats) -> StepReport {
         interrupted_executions: stats.interrupted,
         successful_executions: stats.ok,
         failed_executions: stats.failed,
+        conflicted_executions: stats.conflicts,
         success_rate: success_rate(stats.ok, stats.total()),
         latency: LatencyStats::from_histogram(&stats.histogram),
         corrected_latency: corrected(stats),
@@ -146,6 +148,7 @@ fn operation_report(stats: &SeriesStats) -> OperationReport {
         total_operations: stats.total(),
         successful_operations: stats.ok,
         failed_operations: stats.failed,
+        conflicted_operations: stats.conflicts,
         success_rate: success_rate(stats.ok, stats.total()),
         latency: LatencyStats::from_histogram(&stats.histogram),
     }
@@ -207,6 +210,11 @@ fn workflow_reports(
                 interrupted_executions: stats.interrupted,
                 successful_executions: stats.ok,
                 failed_executions: stats.failed,
+                conflicted_operations: merged
+                    .iter_kind(SeriesKind::Operation)
+                    .filter(|(k, _)| k.workflow == name)
+                    .map(|(_, s)| s.conflicts)
+                    .sum(),
                 success_rate: success_rate(stats.ok, stats.total()),
                 latency: LatencyStats::from_histogram(&stats.histogram),
                 corrected_latency: corrected(&stats),
@@ -239,6 +247,7 @@ fn user_report(stats: &UserStats) -> UserReport {
         total_operations: stats.total(),
         successful_operations: stats.ok,
         failed_operations: stats.failed,
+        conflicted_operations: stats.conflicts,
         success_rate: success_rate(stats.ok, stats.total()),
         latency: LatencyStats::from_histogram(&stats.latency),
         operations_breakdown: stats.tools.clone(),
@@ -262,6 +271,7 @@ fn baseline_report(merged: &SeriesSet, is_baseline: &dyn Fn(&str) -> bool) -> Ba
         total_operations: total.total(),
         successful_operations: total.ok,
         failed_operations: total.failed,
+        conflicted_operations: total.conflicts,
         success_rate: success_rate(total.ok, total.total()),
         latency: LatencyStats::from_histogram(&total.histogram),
         operations: tools

@@ -51,11 +51,22 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
         "Total Baseline Operations: {}",
         r.summary.total_baseline_ops
     )?;
-    writeln!(
-        out,
-        "Total Operations: {} ({} failed, {:.1} ops/s)",
-        r.summary.total_operations, r.summary.failed_operations, r.summary.throughput_per_sec
-    )?;
+    if r.summary.conflicted_operations > 0 {
+        writeln!(
+            out,
+            "Total Operations: {} ({} failed, {} write conflicts, {:.1} ops/s)",
+            r.summary.total_operations,
+            r.summary.failed_operations,
+            r.summary.conflicted_operations,
+            r.summary.throughput_per_sec
+        )?;
+    } else {
+        writeln!(
+            out,
+            "Total Operations: {} ({} failed, {:.1} ops/s)",
+            r.summary.total_operations, r.summary.failed_operations, r.summary.throughput_per_sec
+        )?;
+    }
     writeln!(out, "Target: {}", r.run.target)?;
     writeln!(out, "Workload: {} ({})", r.run.workload, r.run.load_model)?;
 
@@ -87,6 +98,7 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
         }
     }
 
+    write_conflicts(out, r)?;
     write_users(out, r)?;
 
     let b = &r.baseline;
@@ -118,6 +130,50 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
         write_capacity(out, c)?;
     }
     writeln!(out, "{banner}")
+}
+
+/// Lost write races, apart from successes and failures: per workflow the
+/// calls that lost one (each retried after a re-read where the step says
+/// so), and the steps whose executions still ended in one.
+fn write_conflicts(out: &mut String, r: &Report) -> std::fmt::Result {
+    if r.summary.conflicted_operations == 0 {
+        return Ok(());
+    }
+    section(out, "WRITE CONFLICTS")?;
+    writeln!(
+        out,
+        "Calls that lost a write race (stale etag, HTTP 412): neither successes nor failures"
+    )?;
+    writeln!(
+        out,
+        "{:<30}{:>18}{:>26}",
+        "Workflow / step", "Conflicted calls", "Executions in conflict"
+    )?;
+    rule(out)?;
+    let workflows = r
+        .workflows
+        .iter()
+        .filter(|(_, w)| w.conflicted_operations > 0);
+    for (name, w) in workflows {
+        writeln!(out, "{:<30}{:>18}", name, w.conflicted_operations)?;
+        for (step, s) in &w.step_latencies.0 {
+            if s.conflicted_executions > 0 {
+                writeln!(
+                    out,
+                    "  {:<28}{:>18}{:>26}",
+                    step, "", s.conflicted_executions
+                )?;
+            }
+        }
+    }
+    if r.baseline.conflicted_operations > 0 {
+        writeln!(
+            out,
+            "{:<30}{:>18}",
+            "(baseline)", r.baseline.conflicted_operations
+        )?;
+    }
+    Ok(())
 }
 
 fn write_tenants(out: &mut String, t: &TenantsReport) -> std::fmt::Result {
