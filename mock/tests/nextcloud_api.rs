@@ -640,6 +640,20 @@ async fn webdav_files_conditional_writes_and_moves() {
     .await;
     assert_eq!(r.status(), 409);
 
+    // COPY makes a new file with its own id; the source stays.
+    let copy = dav("alice", "/Docs/copy.txt");
+    let r = send(req(&h, "alice", "COPY", &moved).header("Destination", copy.as_str())).await;
+    assert_eq!(r.status(), 201);
+    let r = send(req(&h, "alice", "GET", &copy)).await;
+    assert_eq!(within(r.text()).await.expect("body"), "again");
+    let r = send(
+        req(&h, "alice", "COPY", &moved)
+            .header("Destination", copy.as_str())
+            .header("Overwrite", "F"),
+    )
+    .await;
+    assert_eq!(r.status(), 412);
+
     // DELETE tolerates a trailing slash on a file; a second one is 404.
     assert_eq!(
         send(req(&h, "alice", "DELETE", &format!("{moved}/")))

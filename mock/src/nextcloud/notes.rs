@@ -86,7 +86,7 @@ fn params(
     query: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Map<String, Value>, Response> {
+) -> Result<Map<String, Value>, Box<Response>> {
     let mut out = Map::new();
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         out.insert(k.into_owned(), Value::String(v.into_owned()));
@@ -98,7 +98,7 @@ fn params(
     if is_json && !body.is_empty() {
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => out.extend(map),
-            _ => return Err(error(StatusCode::BAD_REQUEST)),
+            _ => return Err(Box::new(error(StatusCode::BAD_REQUEST))),
         }
     } else {
         for (k, v) in url::form_urlencoded::parse(body) {
@@ -218,7 +218,7 @@ pub async fn create(
 ) -> Response {
     let params = match params(query.as_deref(), &headers, &body) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let field = |k: &str| text(&params, k).unwrap_or_default();
     let created = app.data().create_note(
@@ -246,7 +246,7 @@ pub async fn update(
     let id = note_id(&id);
     let params = match params(query.as_deref(), &headers, &body) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let if_match = headers
         .get(header::IF_MATCH)

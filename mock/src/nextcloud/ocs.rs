@@ -82,8 +82,10 @@ impl Ocs {
     pub fn caller(
         self,
         caller: Result<super::auth::Caller, Unauthenticated>,
-    ) -> Result<String, Response> {
-        caller.map(|c| c.user).map_err(|_| self.unauthenticated())
+    ) -> Result<String, Box<Response>> {
+        caller
+            .map(|c| c.user)
+            .map_err(|_| Box::new(self.unauthenticated()))
     }
 
     fn respond(self, http: StatusCode, code: u16, message: &str, data: Value) -> Response {

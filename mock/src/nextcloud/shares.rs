@@ -82,7 +82,7 @@ pub async fn list(
 ) -> Response {
     let user = match ocs.caller(caller) {
         Ok(user) => user,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let q = params(query.as_deref(), &HeaderMap::new(), &[]);
     let flag = |k: &str| q.get(k).is_some_and(|v| v == "true");
@@ -135,7 +135,7 @@ pub async fn create(
 ) -> Response {
     let user = match ocs.caller(caller) {
         Ok(user) => user,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let p = params(query.as_deref(), &headers, &body);
     let Some(path) = p.get("path") else {
@@ -190,7 +190,7 @@ pub async fn get(
 ) -> Response {
     let user = match ocs.caller(caller) {
         Ok(user) => user,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(id) = share_id(&id) else {
         return wrong_share_id(ocs);
@@ -214,7 +214,7 @@ pub async fn update(
 ) -> Response {
     let user = match ocs.caller(caller) {
         Ok(user) => user,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(id) = share_id(&id) else {
         return wrong_share_id(ocs);
@@ -251,7 +251,7 @@ pub async fn delete(
 ) -> Response {
     let user = match ocs.caller(caller) {
         Ok(user) => user,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(id) = share_id(&id) else {
         return wrong_share_id(ocs);

@@ -88,7 +88,7 @@ pub async fn current_user(
 ) -> Response {
     let user = match ocs.caller(caller) {
         Ok(user) => user,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let data = app.data();
     let Some(account) = data.user(&user) else {

@@ -1,6 +1,6 @@
 //! WebDAV under `/remote.php/dav/` as Nextcloud (Sabre) serves it to its clients: the DAV
 //! root's `current-user-principal`, and the caller's files at `files/<user>/…` — PROPFIND
-//! (Depth 0/1), GET/HEAD, conditional PUT, DELETE, MKCOL, MOVE — with received shares mounted
+//! (Depth 0/1), GET/HEAD, conditional PUT, DELETE, MKCOL, MOVE, COPY — with received shares mounted
 //! at their targets. Another user's `files/<u>/` is an empty collection, as in Nextcloud's
 //! `RootCollection`: nothing below it is found and nothing can be made in it.
 
@@ -66,7 +66,7 @@ fn unauthenticated() -> Response {
     response
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: impl header::AsHeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -152,14 +152,15 @@ pub async fn dav(
         },
         "DELETE" => delete(&app, &user, &path, &headers),
         "MKCOL" => mkcol(&app, &user, &path),
-        "MOVE" => r#move(&app, &user, &path, &headers),
+        "MOVE" => transfer(&app, &user, &path, &headers, false),
+        "COPY" => transfer(&app, &user, &path, &headers, true),
         "OPTIONS" => (
             StatusCode::OK,
             [
                 ("DAV", "1, 3, extended-mkcol"),
                 (
                     "Allow",
-                    "OPTIONS, GET, HEAD, DELETE, PROPFIND, PUT, MKCOL, MOVE",
+                    "OPTIONS, GET, HEAD, DELETE, PROPFIND, PUT, MKCOL, MOVE, COPY",
                 ),
             ],
         )
@@ -405,8 +406,14 @@ fn mkcol(app: &App, user: &str, path: &str) -> Response {
 
 /// The destination of a MOVE, in the caller's files: the `Destination` header is an absolute
 /// URL or an absolute path.
-fn destination(user: &str, headers: &HeaderMap) -> Result<String, Response> {
-    let bad = |m: &str| Err(dav_error(StatusCode::BAD_REQUEST, "BadRequest", m));
+fn destination(user: &str, headers: &HeaderMap) -> Result<String, Box<Response>> {
+    let bad = |m: &str| {
+        Err(Box::new(dav_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            m,
+        )))
+    };
     let Some(raw) = header_str(headers, "destination") else {
         return bad("The destination header was not supplied");
     };
@@ -417,16 +424,16 @@ fn destination(user: &str, headers: &HeaderMap) -> Result<String, Response> {
     let path = path.split(['?', '#']).next().unwrap_or(path);
     match target(path) {
         Some(Target::Files { owner, path }) if owner == user => Ok(path),
-        Some(Target::Files { .. }) => Err(dav_error(
+        Some(Target::Files { .. }) => Err(Box::new(dav_error(
             StatusCode::FORBIDDEN,
             "Forbidden",
             "Permission denied to create file in another user's files",
-        )),
-        _ => Err(dav_error(
+        ))),
+        _ => Err(Box::new(dav_error(
             StatusCode::BAD_GATEWAY,
             "BadGateway",
             "The destination node is not on the same server",
-        )),
+        ))),
     }
 }
 
@@ -447,21 +454,25 @@ fn destination_etag(headers: &HeaderMap, user: &str, dest: &str) -> Option<Strin
     Some(etag.to_owned())
 }
 
-/// `MOVE` with `Destination` and `Overwrite` (default T): 201 new, 204 replaced, 412 onto an
-/// existing destination with `Overwrite: F` or a stale tagged `If:` etag, 409 without the
-/// destination's parent.
-fn r#move(app: &App, user: &str, path: &str, headers: &HeaderMap) -> Response {
+/// `MOVE` or `COPY` with `Destination` and `Overwrite` (default T): 201 new, 204 replaced, 412
+/// onto an existing destination with `Overwrite: F` or a stale tagged `If:` etag, 409 without
+/// the destination's parent.
+fn transfer(app: &App, user: &str, path: &str, headers: &HeaderMap, copy: bool) -> Response {
     let dest = match destination(user, headers) {
         Ok(dest) => dest,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let overwrite =
         !header_str(headers, "overwrite").is_some_and(|v| v.trim().eq_ignore_ascii_case("f"));
     let if_dest = destination_etag(headers, user, &dest);
-    let moved = app
-        .data()
-        .move_resource(user, path, &dest, overwrite, if_dest.as_deref());
-    match moved {
+    let mut data = app.data();
+    let done = if copy {
+        data.copy_resource(user, path, &dest, overwrite, if_dest.as_deref())
+    } else {
+        data.move_resource(user, path, &dest, overwrite, if_dest.as_deref())
+    };
+    drop(data);
+    match done {
         Ok(true) => StatusCode::CREATED.into_response(),
         Ok(false) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => from_state(&e),
