@@ -175,7 +175,9 @@ pub struct MoveArgs {
 #[cfg(test)]
 pub fn parse(tool: &str, args: serde_json::Value) -> Option<Result<(), String>> {
     fn p<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<(), String> {
-        serde_json::from_value::<T>(v).map(drop).map_err(|e| e.to_string())
+        serde_json::from_value::<T>(v)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
     Some(match tool {
         "nc_notes_create_note" => p::<CreateNoteArgs>(args),
@@ -207,7 +209,9 @@ mod tests {
     fn id_accepts_numbers_and_numeric_strings() {
         let check = |input: Value, expected: Option<u64>| {
             assert_eq!(
-                serde_json::from_value::<Id>(input.clone()).ok().map(|i| i.0),
+                serde_json::from_value::<Id>(input.clone())
+                    .ok()
+                    .map(|i| i.0),
                 expected,
                 "{input}"
             );
@@ -224,9 +228,10 @@ mod tests {
             return first.clone();
         }
         let kind = schema["type"].as_str().or_else(|| {
-            schema["anyOf"]
-                .as_array()
-                .and_then(|a| a.iter().find_map(|s| s["type"].as_str().filter(|t| *t != "null")))
+            schema["anyOf"].as_array().and_then(|a| {
+                a.iter()
+                    .find_map(|s| s["type"].as_str().filter(|t| *t != "null"))
+            })
         });
         match kind {
             Some("integer") => json!(1),
@@ -247,7 +252,10 @@ mod tests {
         for tool in &tools {
             let name = tool["name"].as_str().unwrap_or_default();
             let schema = &tool["inputSchema"];
-            let props = schema["properties"].as_object().cloned().unwrap_or_default();
+            let props = schema["properties"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
             let required: Vec<&str> = schema["required"]
                 .as_array()
                 .map(|r| r.iter().filter_map(Value::as_str).collect())

@@ -30,10 +30,7 @@ pub fn search<'a>(notes: &'a [Note], query: &str) -> Vec<Hit<'a>> {
         .filter(|t| t.chars().count() > 1)
         .collect();
     if query.is_empty() {
-        return notes
-            .iter()
-            .map(|note| Hit { note, score: None })
-            .collect();
+        return notes.iter().map(|note| Hit { note, score: None }).collect();
     }
     let mut hits: Vec<Hit> = notes
         .iter()
@@ -45,19 +42,14 @@ pub fn search<'a>(notes: &'a [Note], query: &str) -> Vec<Hit<'a>> {
                 return None;
             }
             let n = query.len() as f64;
-            let score =
-                TITLE_WEIGHT * in_title as f64 / n + CONTENT_WEIGHT * in_content as f64 / n;
+            let score = TITLE_WEIGHT * in_title as f64 / n + CONTENT_WEIGHT * in_content as f64 / n;
             (score >= MIN_SCORE).then_some(Hit {
                 note,
                 score: Some(score),
             })
         })
         .collect();
-    hits.sort_by(|a, b| {
-        b.score
-            .unwrap_or(0.0)
-            .total_cmp(&a.score.unwrap_or(0.0))
-    });
+    hits.sort_by(|a, b| b.score.unwrap_or(0.0).total_cmp(&a.score.unwrap_or(0.0)));
     hits
 }
 

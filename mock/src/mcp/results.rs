@@ -95,7 +95,10 @@ pub fn http_failure(tool: &str, resource: &str, e: &NcError) -> String {
             "The server refused the request as sent; re-check the arguments.",
         ),
     };
-    let said = message_of(e).split_whitespace().collect::<Vec<_>>().join(" ");
+    let said = message_of(e)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     let said = if said.is_empty() {
         String::new()
     } else {

@@ -115,7 +115,13 @@ impl NcServer {
         let read = self.app.data().read_file(&caller(&p)?.user, &a.path);
         let (info, content) = match read {
             Ok(r) => r,
-            Err(e) => return Ok(results::error(http_failure(TOOL, &dav_resource(&a.path), &e))),
+            Err(e) => {
+                return Ok(results::error(http_failure(
+                    TOOL,
+                    &dav_resource(&a.path),
+                    &e,
+                )));
+            }
         };
         if a.page_start.is_some() || a.page_end.is_some() {
             return Ok(tool_error(
@@ -294,7 +300,10 @@ impl NcServer {
                          destination always fails this check.",
                     ),
                 ),
-                412 => (412, Some("Destination already exists and overwrite is false")),
+                412 => (
+                    412,
+                    Some("Destination already exists and overwrite is false"),
+                ),
                 409 => (409, Some("Parent directory of destination doesn't exist")),
                 _ => {
                     let failure = http_failure(TOOL, &dav_resource(&a.source_path), &e);

@@ -22,6 +22,10 @@ fn sent(field: Option<&str>) -> Option<&str> {
 
 /// The separator `NotesClient.append_content` puts between the note and the addition.
 const APPEND_SEPARATOR: &str = "\n---\n";
+/// How long the real server takes between its GET of the note and its PUT: one round trip to
+/// Nextcloud. Without a gap this wide, two appends sent at once (over two connections, some
+/// tens of µs apart) would almost never overlap, and the race the real server has would not show.
+const APPEND_ROUND_TRIP: std::time::Duration = std::time::Duration::from_millis(1);
 
 #[tool_router(router = notes_router, vis = "pub(super)")]
 impl NcServer {
@@ -119,6 +123,7 @@ impl NcServer {
         };
         // … the real server's round trip to Nextcloud lies here: another append may land …
         tokio::task::yield_now().await;
+        tokio::time::sleep(APPEND_ROUND_TRIP).await;
         let combined = if current.content.is_empty() {
             a.content
         } else {

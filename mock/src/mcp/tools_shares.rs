@@ -58,7 +58,9 @@ impl NcServer {
     ) -> ToolResult {
         const TOOL: &str = "nc_share_create";
         if let Err(message) = check_recipient(a.share_type, a.share_with.as_deref()) {
-            return Ok(results::error(format!("Error executing tool {TOOL}: {message}")));
+            return Ok(results::error(format!(
+                "Error executing tool {TOOL}: {message}"
+            )));
         }
         let user = &caller(&p)?.user;
         let share_type = u8::try_from(a.share_type).unwrap_or(u8::MAX);
@@ -103,11 +105,10 @@ impl NcServer {
         Parameters(a): Parameters<ShareListArgs>,
         Extension(p): Extension<Parts>,
     ) -> ToolResult {
-        let listed = self.app.data().list_shares(
-            &caller(&p)?.user,
-            a.path.as_deref(),
-            a.shared_with_me,
-        );
+        let listed =
+            self.app
+                .data()
+                .list_shares(&caller(&p)?.user, a.path.as_deref(), a.shared_with_me);
         done("nc_share_list", SHARES, listed.map(Value::Array))
     }
 

@@ -407,7 +407,13 @@ mod tests {
             panic!("stat");
         };
         assert_eq!(
-            status(d.write_file("alice", "/a.txt", "3", None, P::IfMatch(format!("\"{etag}\"")))),
+            status(d.write_file(
+                "alice",
+                "/a.txt",
+                "3",
+                None,
+                P::IfMatch(format!("\"{etag}\""))
+            )),
             "204"
         );
         assert_eq!(

@@ -221,7 +221,7 @@ impl Harness {
                 ("code_challenge", &pkce.challenge),
                 ("code_challenge_method", "S256"),
                 ("resource", &self.target.mcp_url),
-                ("scope", "openid mcp:tools offline_access"),
+                ("scope", "openid offline_access notes.read notes.write files.read files.write sharing.write"),
             ])
             .await;
         assert_eq!(status, 200, "{html}");
@@ -315,6 +315,39 @@ pub async fn ok(
         result.content
     );
     result.structured_content.expect("structured content")
+}
+
+/// The first text block of a call's result.
+pub fn text_of(result: &CallToolResult) -> String {
+    result
+        .content
+        .first()
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .unwrap_or_default()
+}
+
+/// The JSON a `-> str` tool (the real server's `nc_share_*`) returns: its text block, which
+/// `structuredContent` repeats as `{"result": "<text>"}`.
+pub async fn ok_text(
+    client: &RunningService<RoleClient, ClientConfig>,
+    tool: &str,
+    args: Value,
+) -> Value {
+    let result = call(client, tool, args).await;
+    assert_ne!(
+        result.is_error,
+        Some(true),
+        "{tool} failed: {:?}",
+        result.content
+    );
+    let text = text_of(&result);
+    assert_eq!(
+        result.structured_content,
+        Some(json!({ "result": text })),
+        "{tool}: structuredContent wraps the text"
+    );
+    serde_json::from_str(&text).expect("JSON text")
 }
 
 /// The error text of a failed call.
