@@ -75,8 +75,9 @@ pub async fn delete(
     };
     let mut data = app.data();
     if data.revoke_app_password(&user, &password) {
+        let left = data.app_password_count(&user);
         drop(data);
-        tracing::debug!(user, "app password revoked");
+        tracing::debug!(user, left, "app password revoked");
         return ocs(json, v2, StatusCode::OK, 200, "OK");
     }
     if data.check_password(&user, &password) {

@@ -169,18 +169,26 @@ pub async fn landing(
     response
 }
 
-/// The session's flow, if it is still pending: (request token, client name, state token).
-fn session_flow(
-    app: &App,
-    headers: &HeaderMap,
-) -> Result<(String, String, Option<String>, Option<(String, String)>), Response> {
+/// A session's pending flow.
+struct SessionFlow {
+    /// The session's request token.
+    token: String,
+    client: String,
+    /// The grant page's state token, once the picker was shown.
+    state: Option<String>,
+    /// The logged-in user and the flow's login token.
+    user: Option<(String, String)>,
+}
+
+/// The session's flow, if it is still pending, or the page Nextcloud shows instead.
+fn session_flow(app: &App, headers: &HeaderMap) -> Result<SessionFlow, Box<Response>> {
     let mut sessions = app.sessions();
     let Some((_, session)) = sessions.get(headers) else {
-        return Err(token_invalid(""));
+        return Err(Box::new(token_invalid("")));
     };
     let token = session.request_token.expose().to_owned();
     let Some(login) = session.flow_login_token.clone() else {
-        return Err(token_invalid(&token));
+        return Err(Box::new(token_invalid(&token)));
     };
     let state = session
         .flow_state_token
@@ -188,15 +196,20 @@ fn session_flow(
         .map(|s| s.expose().to_owned());
     let user = session.user.clone();
     drop(sessions);
-    let name = app
+    let client = app
         .flows()
         .live(&login)
         .filter(|f| f.done.is_none())
         .map(|f| f.client_name.clone());
-    let Some(name) = name else {
-        return Err(token_invalid(&token));
+    let Some(client) = client else {
+        return Err(Box::new(token_invalid(&token)));
     };
-    Ok((token, name, state, user.map(|u| (u, login))))
+    Ok(SessionFlow {
+        token,
+        client,
+        state,
+        user: user.map(|u| (u, login)),
+    })
 }
 
 const PICKER_SCRIPT: &str = r#"(function () {
@@ -208,9 +221,9 @@ const PICKER_SCRIPT: &str = r#"(function () {
 })();"#;
 
 pub async fn picker(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let (token, client, _, _) = match session_flow(&app, &headers) {
+    let SessionFlow { token, client, .. } = match session_flow(&app, &headers) {
         Ok(f) => f,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let state_token = random_token();
     if let Some((_, s)) = app.sessions().get(&headers) {
@@ -274,9 +287,14 @@ pub async fn grant_page(
         let here = format!("{FLOW_PATH}/grant?{}", query.unwrap_or_default());
         return see_other(&format!("{}{}", app.issuer, login_url(&here)));
     }
-    let (token, client, state, user) = match session_flow(&app, &headers) {
+    let SessionFlow {
+        token,
+        client,
+        state,
+        user,
+    } = match session_flow(&app, &headers) {
         Ok(f) => f,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let given = q.get("stateToken").map(String::as_str);
     if !state_matches(state.as_deref(), given) {
@@ -324,9 +342,14 @@ pub async fn grant_page(
 /// `POST /index.php/login/v2/grant`: mints the app password the next poll hands out.
 pub async fn grant(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let form = parse_form(&body);
-    let (token, client, state, user) = match session_flow(&app, &headers) {
+    let SessionFlow {
+        token,
+        client,
+        state,
+        user,
+    } = match session_flow(&app, &headers) {
         Ok(f) => f,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let csrf_ok = app.sessions().get(&headers).is_some_and(|(_, s)| {
         posted_token(&headers, &form).is_some_and(|t| s.request_token.matches(t))
@@ -406,7 +429,7 @@ pub async fn poll(State(app): State<Arc<App>>, RawQuery(query): RawQuery, body: 
     let Some(login) = flows.by_poll.get(&token).cloned() else {
         return not_found();
     };
-    if !flows.live(&login).is_some_and(|f| f.done.is_some()) {
+    if flows.live(&login).is_none_or(|f| f.done.is_none()) {
         return not_found();
     }
     let Some(Flow {

@@ -206,20 +206,20 @@ mod tests {
         }
     }
 
-    fn keys() -> Keys {
+    fn new_keys() -> Keys {
         Keys::generate().expect("an RSA key")
     }
 
     #[test]
     fn sign_verify_and_tamper() {
-        let keys = keys();
+        let keys = new_keys();
         let token = keys.sign(&claims());
         assert_eq!(keys.verify(&token), Ok(claims()));
         let check = |t: &str, expected: JwtError| assert_eq!(keys.verify(t), Err(expected), "{t}");
         let (head, sig) = token.rsplit_once('.').unwrap_or_default();
         let mut forged = claims();
         forged.sub = "bob".into();
-        let other = keys().sign(&forged);
+        let other = new_keys().sign(&forged);
         let forged_payload = other.split('.').nth(1).unwrap_or_default();
         let h = head.split('.').next().unwrap_or_default();
         check(&format!("{h}.{forged_payload}.{sig}"), JwtError::Signature);

@@ -117,22 +117,22 @@ fn pending(
     headers: &HeaderMap,
     body: &Bytes,
     take: bool,
-) -> Result<(String, PendingConsent, String), Response> {
+) -> Result<(String, PendingConsent, String), Box<Response>> {
     let form = parse_form(body);
     let mut sessions = app.sessions();
     let Some((_, session)) = sessions.get(headers) else {
-        return Err(see_other(crate::nclogin::login::LOGIN_PATH));
+        return Err(Box::new(see_other(crate::nclogin::login::LOGIN_PATH)));
     };
     let Some(user) = session.user.clone() else {
-        return Err(see_other(crate::nclogin::login::LOGIN_PATH));
+        return Err(Box::new(see_other(crate::nclogin::login::LOGIN_PATH)));
     };
     if !posted_token(headers, &form).is_some_and(|t| session.request_token.matches(t)) {
-        return Err(message(
+        return Err(Box::new(message(
             StatusCode::PRECONDITION_FAILED,
             "Access forbidden",
             "CSRF check failed",
             "",
-        ));
+        )));
     }
     let consent = if take {
         session.consent.take()
@@ -140,7 +140,7 @@ fn pending(
         session.consent.clone()
     };
     let Some(consent) = consent else {
-        return Err(see_other(&format!("{}/", app.issuer)));
+        return Err(Box::new(see_other(&format!("{}/", app.issuer))));
     };
     let scopes = form.get("scopes").cloned().unwrap_or_default();
     Ok((user, consent, scopes))
@@ -149,7 +149,7 @@ fn pending(
 pub async fn grant(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let (user, consent, asked) = match pending(&app, &headers, &body, true) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let request = consent.request;
     // Granted = what was asked for and chosen (no choice = all of it); `openid` stays.
@@ -203,6 +203,6 @@ pub async fn deny(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
             "access_denied",
             "User denied consent",
         ),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }

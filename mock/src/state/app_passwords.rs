@@ -5,6 +5,8 @@ use super::{Data, NcError};
 use crate::Secret;
 
 /// One app password of a user.
+// `name` and `created` are what Nextcloud's device list shows; no endpoint reads them yet.
+#[allow(dead_code)]
 pub struct AppPassword {
     pub password: Secret,
     /// What the client called itself (Login Flow v2's user agent).
