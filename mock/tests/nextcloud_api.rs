@@ -654,7 +654,37 @@ async fn webdav_files_conditional_writes_and_moves() {
     .await;
     assert_eq!(r.status(), 412);
 
-    // DELETE tolerates a trailing slash on a file; a second one is 404.
+    // SEARCH at the DAV root, as find_by_name and search_files send it.
+    let search = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<d:searchrequest xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns">
+ <d:basicsearch>
+  <d:select><d:prop><d:displayname/><oc:fileid/></d:prop></d:select>
+  <d:from><d:scope><d:href>/files/alice/{}</d:href><d:depth>infinity</d:depth></d:scope></d:from>
+  <d:where><d:like><d:prop><d:displayname/></d:prop><d:literal>%COPY%</d:literal></d:like></d:where>
+  <d:orderby/>
+ </d:basicsearch>
+</d:searchrequest>"#,
+        "Docs"
+    );
+    let r = send(
+        req(&h, "alice", "SEARCH", "/remote.php/dav/")
+            .header("Content-Type", "text/xml")
+            .body(search.clone()),
+    )
+    .await;
+    assert_eq!(r.status(), 207);
+    let xml = within(r.text()).await.expect("xml");
+    assert_eq!(xml.matches("<d:response>").count(), 1, "{xml}");
+    assert!(
+        xml.contains("<d:href>/remote.php/dav/files/alice/Docs/copy.txt</d:href>"),
+        "{xml}"
+    );
+    let r = send(req(&h, "bob", "SEARCH", "/remote.php/dav/").body(search)).await;
+    assert_eq!(r.status(), 400, "another user's scope");
+    let r = send(req(&h, "alice", "SEARCH", "/remote.php/dav/").body("<nope")).await;
+    assert_eq!(r.status(), 400);
+
     assert_eq!(
         send(req(&h, "alice", "DELETE", &format!("{moved}/")))
             .await

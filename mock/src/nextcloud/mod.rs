@@ -4,7 +4,7 @@
 //!
 //! `auth` (Basic with password or app password, or our Bearer tokens), `ocs` (the envelope),
 //! `status` (status.php, capabilities, cloud/user), `notes`, `shares`, `webdav` with
-//! `multistatus` (its XML).
+//! `multistatus` (its XML) and `search` (DASL SEARCH).
 
 use std::sync::Arc;
 
@@ -18,6 +18,7 @@ mod auth;
 mod multistatus;
 mod notes;
 mod ocs;
+mod search;
 mod shares;
 mod status;
 mod webdav;

@@ -33,6 +33,10 @@ impl Multistatus {
             " <d:response>\n  <d:href>{}</d:href>\n  <d:propstat>\n   <d:prop>\n",
             escape(href)
         );
+        if info.path != "/" {
+            let name = info.path.rsplit('/').next().unwrap_or("");
+            let _ = writeln!(out, "    <d:displayname>{}</d:displayname>", escape(name));
+        }
         let _ = writeln!(
             out,
             "    <d:getlastmodified>{}</d:getlastmodified>",

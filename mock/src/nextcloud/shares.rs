@@ -19,6 +19,8 @@ use crate::state::{NcError, PERM_ALL, parent};
 
 /// Nextcloud's share type for a user share.
 const SHARE_TYPE_USER: i64 = 0;
+/// A public link share, which the mock does not offer.
+const SHARE_TYPE_LINK: i64 = 3;
 
 fn wrong_share_id(ocs: Ocs) -> Response {
     ocs.fail(
@@ -154,6 +156,13 @@ pub async fn create(
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or(-1);
     let share_with = p.get("shareWith").map(String::as_str).unwrap_or("");
+    if share_type == SHARE_TYPE_LINK {
+        // The mock's capabilities say `public.enabled: false`, and it answers as such a server.
+        return ocs.fail(
+            StatusCode::NOT_FOUND,
+            "Public link sharing is disabled by the administrator",
+        );
+    }
     let mut data = app.data();
     if share_type == SHARE_TYPE_USER && data.user(share_with).is_none() {
         // Nextcloud checks the path first; the state does too, so only ask when it exists.

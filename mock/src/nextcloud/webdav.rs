@@ -1,6 +1,6 @@
 //! WebDAV under `/remote.php/dav/` as Nextcloud (Sabre) serves it to its clients: the DAV
 //! root's `current-user-principal`, and the caller's files at `files/<user>/…` — PROPFIND
-//! (Depth 0/1), GET/HEAD, conditional PUT, DELETE, MKCOL, MOVE, COPY — with received shares mounted
+//! (Depth 0/1), GET/HEAD, conditional PUT, DELETE, MKCOL, MOVE, COPY, and SEARCH at the root — with received shares mounted
 //! at their targets. Another user's `files/<u>/` is an empty collection, as in Nextcloud's
 //! `RootCollection`: nothing below it is found and nothing can be made in it.
 
@@ -123,6 +123,16 @@ pub async fn dav(
             ms.principal_root(&format!("{DAV_ROOT}/"), &principal);
             return multistatus(ms);
         }
+        Target::Root if method.as_str() == "SEARCH" => {
+            return match axum::body::to_bytes(body, super::search::MAX_QUERY_BYTES).await {
+                Ok(query) => search(&app, &user, &query),
+                Err(_) => dav_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "BadRequest",
+                    "search query too large",
+                ),
+            };
+        }
         Target::Root => {
             return dav_error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -195,6 +205,33 @@ fn others_files(method: &Method, owner: &str, path: &str) -> Response {
         ),
         _ => not_found(path),
     }
+}
+
+/// `SEARCH /remote.php/dav/`: a `basicsearch` over the caller's own files.
+fn search(app: &App, user: &str, body: &[u8]) -> Response {
+    let query = match super::search::Query::parse(body) {
+        Ok(query) => query,
+        Err(e) => return dav_error(StatusCode::BAD_REQUEST, "BadRequest", &e.0),
+    };
+    if query.owner != user {
+        return dav_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Invalid search scope: not the current user's files",
+        );
+    }
+    let data = app.data();
+    let hits = match query.run(&data, user) {
+        Ok(hits) => hits,
+        Err(e) => return from_state(&e),
+    };
+    let mut ms = Multistatus::new();
+    for hit in &hits {
+        let mounted = data.locate(user, &hit.path).via_share.is_some();
+        ms.file(&href(user, hit), hit, mounted);
+    }
+    drop(data);
+    multistatus(ms)
 }
 
 fn multistatus(ms: Multistatus) -> Response {
