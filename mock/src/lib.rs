@@ -207,6 +207,12 @@ impl MockTarget {
     pub fn injected(&self) -> mcp::faults::Injected {
         self.app.faults.injected()
     }
+
+    /// Issues an app password for `user`, as a Login Flow v2 grant would, without the browser
+    /// steps (tests of Basic auth with app passwords); `None` for an unknown user.
+    pub fn issue_app_password(&self, user: &str, client_name: &str) -> Option<Secret> {
+        self.app.data().add_app_password(user, client_name).ok()
+    }
 }
 
 /// Everything the handlers share. Locks are std mutexes never held across `.await`; when both

@@ -125,6 +125,33 @@ async fn status_capabilities_and_user_with_basic_and_bearer() {
         "credentials sent to a public endpoint must hold"
     );
 
+    // An app password (Login Flow v2's grant) works as the Basic password on every API.
+    let app_password = h
+        .target
+        .issue_app_password("alice", "nextcloud-mcp-server")
+        .expect("alice exists");
+    let ap = app_password.expose().to_owned();
+    let (status, body) =
+        json_of(send(h.http.get(h.url(user)).basic_auth("alice", Some(&ap))).await).await;
+    assert_eq!(
+        (status.as_u16(), body["ocs"]["data"]["id"].clone()),
+        (200, json!("alice"))
+    );
+    let r = send(h.http.get(h.url(NOTES)).basic_auth("alice", Some(&ap))).await;
+    assert_eq!(r.status(), 200);
+    let r = send(h.http.get(h.url(NOTES)).basic_auth("bob", Some(&ap))).await;
+    assert_eq!(r.status(), 401, "an app password is its user's only");
+    let r = send(
+        h.http
+            .request(
+                Method::from_bytes(b"PROPFIND").expect("m"),
+                h.url("/remote.php/dav/files/alice/"),
+            )
+            .basic_auth("alice", Some(&ap)),
+    )
+    .await;
+    assert_eq!(r.status(), 207);
+
     // An access token of ours is accepted as Bearer on every API.
     let client = h.register_public(&["password"]).await;
     let token = h.password_token(&client, "bob", "bob-pw").await;
