@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod real_server;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
