@@ -249,7 +249,8 @@ pub fn us_to_secs(us: u64) -> f64 {
     us as f64 / 1e6
 }
 
-/// `ok` out of `total` as a percentage, 0 when nothing ran.
+/// `ok` out of `total` as a percentage, 0 when nothing ran. Callers pass
+/// successes and failures only: a write conflict is neither.
 pub fn success_rate(ok: u64, total: u64) -> f64 {
     if total == 0 {
         0.0

@@ -136,7 +136,7 @@ fn step_report(stats: &SeriesStats) -> StepReport {
         successful_executions: stats.ok,
         failed_executions: stats.failed,
         conflicted_executions: stats.conflicts,
-        success_rate: success_rate(stats.ok, stats.total()),
+        success_rate: success_rate(stats.ok, stats.ok + stats.failed),
         latency: LatencyStats::from_histogram(&stats.histogram),
         corrected_latency: corrected(stats),
         errors_breakdown: errors_breakdown(&stats.errors),
@@ -149,7 +149,7 @@ fn operation_report(stats: &SeriesStats) -> OperationReport {
         successful_operations: stats.ok,
         failed_operations: stats.failed,
         conflicted_operations: stats.conflicts,
-        success_rate: success_rate(stats.ok, stats.total()),
+        success_rate: success_rate(stats.ok, stats.ok + stats.failed),
         latency: LatencyStats::from_histogram(&stats.histogram),
     }
 }
@@ -215,7 +215,7 @@ fn workflow_reports(
                     .filter(|(k, _)| k.workflow == name)
                     .map(|(_, s)| s.conflicts)
                     .sum(),
-                success_rate: success_rate(stats.ok, stats.total()),
+                success_rate: success_rate(stats.ok, stats.ok + stats.failed),
                 latency: LatencyStats::from_histogram(&stats.histogram),
                 corrected_latency: corrected(&stats),
                 step_latencies: OrderedMap(ordered),
@@ -248,7 +248,7 @@ fn user_report(stats: &UserStats) -> UserReport {
         successful_operations: stats.ok,
         failed_operations: stats.failed,
         conflicted_operations: stats.conflicts,
-        success_rate: success_rate(stats.ok, stats.total()),
+        success_rate: success_rate(stats.ok, stats.ok + stats.failed),
         latency: LatencyStats::from_histogram(&stats.latency),
         operations_breakdown: stats.tools.clone(),
         errors_breakdown: errors_breakdown(&stats.errors),
@@ -272,7 +272,7 @@ fn baseline_report(merged: &SeriesSet, is_baseline: &dyn Fn(&str) -> bool) -> Ba
         successful_operations: total.ok,
         failed_operations: total.failed,
         conflicted_operations: total.conflicts,
-        success_rate: success_rate(total.ok, total.total()),
+        success_rate: success_rate(total.ok, total.ok + total.failed),
         latency: LatencyStats::from_histogram(&total.histogram),
         operations: tools
             .into_iter()

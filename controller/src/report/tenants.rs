@@ -40,7 +40,7 @@ pub fn tenants_report(
                 total_operations: s.total(),
                 successful_operations: s.ok,
                 failed_operations: s.failed,
-                success_rate: success_rate(s.ok, s.total()),
+                success_rate: success_rate(s.ok, s.ok + s.failed),
                 throughput_per_sec: round6(throughput),
                 throughput_per_user: round6(throughput / n_users.max(1) as f64),
                 latency: LatencyStats::from_histogram(&s.latency),
