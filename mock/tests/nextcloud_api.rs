@@ -174,6 +174,41 @@ async fn status_capabilities_and_user_with_basic_and_bearer() {
     let (status, _) =
         json_of(send(h.http.get(h.url(NOTES)).bearer_auth("not-a-token")).await).await;
     assert_eq!(status, 401);
+
+    // Whatever the audience: the real server checks ownership with a token minted for itself.
+    let (status, other) = h
+        .token_request(&[
+            ("grant_type", "password"),
+            ("client_id", &client),
+            ("username", "carol"),
+            ("password", "carol-pw"),
+            ("resource", "http://127.0.0.1:9/mcp"),
+        ])
+        .await;
+    assert_eq!(status, 200, "{other}");
+    let other = other["access_token"].as_str().expect("access_token");
+    let (status, body) = json_of(send(h.http.get(h.url(user)).bearer_auth(other)).await).await;
+    assert_eq!(
+        (status.as_u16(), body["ocs"]["data"]["id"].clone()),
+        (200, json!("carol"))
+    );
+
+    let (status, _) = h.raw_initialize(Some(other)).await;
+    assert_eq!(
+        status, 401,
+        "the mock's own MCP endpoint refuses a token for another audience"
+    );
+
+    // Revoked tokens stop working at once.
+    let r = send(
+        h.http
+            .post(h.url("/mock/revoke-access-tokens"))
+            .basic_auth("admin", Some("admin")),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let (status, _) = json_of(send(h.http.get(h.url(user)).bearer_auth(other)).await).await;
+    assert_eq!(status, 401);
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Who is calling Nextcloud's data APIs: HTTP Basic with the login password or an app password
 //! (what the real nextcloud-mcp-server sends, Login Flow v2's app passwords included), or an
-//! access token of ours as `Bearer` (Nextcloud with `user_oidc` accepts those too).
+//! access token of ours as `Bearer`, whatever its audience: Nextcloud's oidc app accepts on its
+//! own APIs any live token it issued, and the real server's ownership check sends it one minted
+//! for the MCP server in front.
 
 use std::sync::Arc;
 
@@ -12,7 +14,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::App;
-use crate::oauth::token::{bearer, verify_access};
+use crate::oauth::store::token_digest;
+use crate::oauth::token::bearer;
+use crate::state::now_secs;
 
 /// The challenge Nextcloud sends with a 401.
 pub const CHALLENGE: &str = "Basic realm=\"Nextcloud\", charset=\"UTF-8\"";
@@ -58,12 +62,18 @@ pub fn authenticate(app: &App, headers: &HeaderMap) -> Option<Caller> {
             .check_basic(&user, &password)
             .then_some(Caller { user });
     }
-    let token = bearer(headers)?;
-    let claims = verify_access(app, token).ok()?;
+    let user = live_token_subject(app, bearer(headers)?)?;
     // A token outlives its user; Nextcloud refuses a deleted account's token.
-    app.data()
-        .has_files(&claims.sub)
-        .then_some(Caller { user: claims.sub })
+    app.data().has_files(&user).then_some(Caller { user })
+}
+
+/// The subject of an access token this server issued, has not revoked and that has not
+/// expired. A token that matches the digest kept under its `jti` is the one we minted byte for
+/// byte, so its signature needs no check; anything else (forged, revoked, an ID token) is refused.
+fn live_token_subject(app: &App, token: &str) -> Option<String> {
+    let claims = app.keys.decode(token).ok()?;
+    let issued = app.auth().is_issued(&claims.jti, &token_digest(token));
+    (issued && claims.iss == app.issuer && claims.exp > now_secs()).then_some(claims.sub)
 }
 
 /// Whether the request carries an `Authorization` header at all (public OCS endpoints answer
