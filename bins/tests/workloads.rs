@@ -1,0 +1,105 @@
+//! The built-in workloads against the embedded mock, with its Nextcloud
+//! semantics (own-folder note ids, `.md` notes, conditional writes): every
+//! one runs with no failed operation, and write races are reported as
+//! conflicts, apart from successes and failures.
+
+mod support;
+
+use support::*;
+
+/// `controller start` on the embedded mock; its JSON report.
+fn run(workload: &str, users: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run.json");
+    let mut c = Proc::spawn(
+        "controller",
+        controller(&[
+            "start",
+            "--agents",
+            "2",
+            "--users",
+            users,
+            "--workload",
+            workload,
+            "--duration",
+            "3s",
+            "--warmup",
+            "1s",
+            "-o",
+            out.to_str().unwrap(),
+        ]),
+    );
+    let status = c.wait(RUN_TIMEOUT);
+    assert!(
+        status.success(),
+        "{workload}: exit {status}\nstderr:\n{}",
+        c.stderr()
+    );
+    let report = read_report(&out);
+    let failed = report["summary"]["failed_operations"].as_u64().unwrap();
+    assert_eq!(failed, 0, "{workload}: {}", report["errors"]);
+    for (name, w) in report["workflows"].as_object().unwrap() {
+        assert_eq!(w["failed_executions"], 0, "{workload}/{name}: {w}");
+        assert!(
+            w["total_executions"].as_u64().unwrap() > 0,
+            "{workload}/{name} never ran"
+        );
+    }
+    report
+}
+
+#[test]
+fn sharing_runs_with_no_failure() {
+    let r = run("sharing", "8");
+    let wf = r["workflows"].as_object().unwrap();
+    for name in ["note_share", "file_share", "permission_escalation"] {
+        assert!(wf.contains_key(name), "{name} missing: {:?}", wf.keys());
+    }
+}
+
+#[test]
+fn collaboration_runs_with_no_failure_and_counts_its_conflicts() {
+    let r = run("collaboration", "8");
+    let edit = &r["workflows"]["collaborative_edit"];
+    // Owner and editor write the note back with the etag they read at the
+    // same time: whoever loses re-reads and writes again.
+    assert!(
+        edit["conflicted_operations"].as_u64().unwrap() > 0,
+        "{edit}"
+    );
+    assert_eq!(edit["step_latencies"]["edit_doc"]["failed_executions"], 0);
+}
+
+/// Four users edit one shared note at once: conflicts are counted per call
+/// and reported apart, none is a failure, and every writer gets through
+/// within its retries.
+#[test]
+fn four_users_editing_one_note_report_conflicts_apart_from_failures() {
+    let r = run("team", "8");
+    let summary = &r["summary"];
+    let conflicts = summary["conflicted_operations"].as_u64().unwrap();
+    assert!(conflicts > 0, "{summary}");
+    let team = &r["workflows"]["team_edit"];
+    let executions = team["total_executions"].as_u64().unwrap();
+    assert_eq!(team["conflicted_operations"].as_u64().unwrap(), conflicts);
+    // At most 3 + 2 + 1 lost races per execution of four writers.
+    assert!(
+        conflicts <= 6 * executions,
+        "{conflicts} conflicts in {executions} executions"
+    );
+    let edit = &team["step_latencies"]["edit_doc"];
+    assert_eq!(edit["failed_executions"], 0, "{edit}");
+    assert_eq!(
+        edit["conflicted_executions"], 0,
+        "4 attempts are enough for 4 writers: {edit}"
+    );
+    assert_eq!(team["success_rate"], 100.0);
+    let tool = &r["users"];
+    let user_conflicts: u64 = tool
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|u| u["conflicted_operations"].as_u64().unwrap())
+        .sum();
+    assert_eq!(user_conflicts, conflicts);
+}
