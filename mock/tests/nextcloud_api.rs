@@ -877,3 +877,85 @@ async fn a_received_share_is_mounted_in_the_recipients_root() {
     let r = send(req(&h, "alice", "GET", &dav("alice", "/Team/plan.md"))).await;
     assert_eq!(within(r.text()).await.expect("body"), "edited");
 }
+
+#[tokio::test]
+async fn system_tags_on_files() {
+    let h = mock().await;
+    let r = send(req(&h, "alice", "PUT", &dav("alice", "/t.txt")).body("tagged")).await;
+    let file_id: u64 = header(&r, "oc-fileid")
+        .and_then(|id| id.get(..8).and_then(|d| d.parse().ok()))
+        .expect("OC-FileId");
+    let tags = "/remote.php/dav/systemtags/";
+    let r = send(
+        req(&h, "alice", "POST", tags)
+            .json(&json!({"name": "urgent", "userVisible": true, "userAssignable": true})),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let location = header(&r, "content-location").expect("Content-Location");
+    let tag_id = location.rsplit('/').next().expect("id").to_owned();
+    let r = send(req(&h, "alice", "POST", tags).json(&json!({"name": "urgent"}))).await;
+    assert_eq!(r.status(), 409);
+    let r = send(req(&h, "alice", "PROPFIND", tags).header("Depth", "1")).await;
+    let xml = within(r.text()).await.expect("xml");
+    assert!(
+        xml.contains("<oc:display-name>urgent</oc:display-name>")
+            && xml.contains(&format!("<oc:id>{tag_id}</oc:id>")),
+        "{xml}"
+    );
+
+    let relation = format!("/remote.php/dav/systemtags-relations/files/{file_id}/{tag_id}");
+    assert_eq!(send(req(&h, "alice", "PUT", &relation)).await.status(), 201);
+    assert_eq!(send(req(&h, "alice", "PUT", &relation)).await.status(), 409);
+    assert_eq!(
+        send(req(&h, "bob", "PUT", &relation)).await.status(),
+        404,
+        "bob cannot see the file"
+    );
+    let r = send(
+        req(
+            &h,
+            "alice",
+            "PROPFIND",
+            &format!("/remote.php/dav/systemtags-relations/files/{file_id}"),
+        )
+        .header("Depth", "1"),
+    )
+    .await;
+    assert_eq!(r.status(), 207);
+    assert!(
+        within(r.text())
+            .await
+            .expect("xml")
+            .contains(&format!("<oc:id>{tag_id}</oc:id>"))
+    );
+
+    let filter = format!(
+        r#"<?xml version="1.0"?><oc:filter-files xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><oc:fileid/></d:prop><oc:filter-rules><oc:systemtag>{tag_id}</oc:systemtag></oc:filter-rules></oc:filter-files>"#
+    );
+    let r = send(req(&h, "alice", "REPORT", &dav("alice", "/")).body(filter.clone())).await;
+    assert_eq!(r.status(), 207);
+    let xml = within(r.text()).await.expect("xml");
+    assert!(
+        xml.contains("<d:href>/remote.php/dav/files/alice/t.txt</d:href>"),
+        "{xml}"
+    );
+    let r = send(req(&h, "bob", "REPORT", &dav("bob", "/")).body(filter)).await;
+    assert_eq!(
+        within(r.text())
+            .await
+            .expect("xml")
+            .matches("<d:response>")
+            .count(),
+        0
+    );
+
+    assert_eq!(
+        send(req(&h, "alice", "DELETE", &relation)).await.status(),
+        204
+    );
+    assert_eq!(
+        send(req(&h, "alice", "DELETE", &relation)).await.status(),
+        404
+    );
+}

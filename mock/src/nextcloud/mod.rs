@@ -4,7 +4,8 @@
 //!
 //! `auth` (Basic with password or app password, or our Bearer tokens), `ocs` (the envelope),
 //! `status` (status.php, capabilities, cloud/user), `notes`, `shares`, `webdav` with
-//! `multistatus` (its XML) and `search` (DASL SEARCH).
+//! `multistatus` (its XML) `search` (DASL SEARCH) and `tags`
+//! (system tags).
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ mod ocs;
 mod search;
 mod shares;
 mod status;
+mod tags;
 mod webdav;
 
 /// Largest request body any of these APIs reads (a WebDAV upload, a note): bigger is 413.

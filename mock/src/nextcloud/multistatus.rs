@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use super::ocs::escape;
+use crate::state::dav::Tag;
 use crate::state::{FileInfo, PERM_CREATE, PERM_DELETE, PERM_READ, PERM_SHARE, PERM_UPDATE};
 
 const HEAD: &str = "<?xml version=\"1.0\"?>\n<d:multistatus xmlns:d=\"DAV:\" xmlns:s=\"http://sabredav.org/ns\" xmlns:oc=\"http://owncloud.org/ns\" xmlns:nc=\"http://nextcloud.org/ns\">\n";
@@ -81,6 +82,20 @@ impl Multistatus {
             " <d:response>\n  <d:href>{}</d:href>\n  <d:propstat>\n   <d:prop>\n    <d:current-user-principal>\n     <d:href>{}</d:href>\n    </d:current-user-principal>\n    <d:resourcetype><d:collection/></d:resourcetype>\n   </d:prop>\n   <d:status>HTTP/1.1 200 OK</d:status>\n  </d:propstat>\n </d:response>\n",
             escape(href),
             escape(principal)
+        );
+    }
+
+    /// One system tag with the properties Nextcloud's `systemtags` collection reports.
+    pub fn tag(&mut self, href: &str, tag: &Tag) {
+        let _ = write!(
+            self.0,
+            " <d:response>\n  <d:href>{}</d:href>\n  <d:propstat>\n   <d:prop>\n    <oc:id>{}</oc:id>\n    <oc:display-name>{}</oc:display-name>\n    <oc:user-visible>{}</oc:user-visible>\n    <oc:user-assignable>{}</oc:user-assignable>\n    <oc:can-assign>{}</oc:can-assign>\n   </d:prop>\n   <d:status>HTTP/1.1 200 OK</d:status>\n  </d:propstat>\n </d:response>\n",
+            escape(href),
+            tag.id,
+            escape(&tag.name),
+            tag.user_visible,
+            tag.user_assignable,
+            tag.user_assignable
         );
     }
 

@@ -1,6 +1,7 @@
 //! WebDAV under `/remote.php/dav/` as Nextcloud (Sabre) serves it to its clients: the DAV
 //! root's `current-user-principal`, and the caller's files at `files/<user>/…` — PROPFIND
-//! (Depth 0/1), GET/HEAD, conditional PUT, DELETE, MKCOL, MOVE, COPY, and SEARCH at the root — with received shares mounted
+//! (Depth 0/1), GET/HEAD, conditional PUT, DELETE, MKCOL, MOVE, COPY, REPORT (by tags), and SEARCH
+//! at the root; system tags under `systemtags*` (in `tags`) — with received shares mounted
 //! at their targets. Another user's `files/<u>/` is an empty collection, as in Nextcloud's
 //! `RootCollection`: nothing below it is found and nothing can be made in it.
 
@@ -20,7 +21,7 @@ const DAV_ROOT: &str = "/remote.php/dav";
 const XML: &str = "application/xml; charset=utf-8";
 
 /// One WebDAV answer: a status, Sabre's XML error or a body, and headers.
-fn dav_error(status: StatusCode, exception: &str, message: &str) -> Response {
+pub(super) fn dav_error(status: StatusCode, exception: &str, message: &str) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, XML)],
@@ -29,7 +30,7 @@ fn dav_error(status: StatusCode, exception: &str, message: &str) -> Response {
         .into_response()
 }
 
-fn from_state(e: &NcError) -> Response {
+pub(super) fn from_state(e: &NcError) -> Response {
     match e {
         NcError::BadRequest(m) => dav_error(StatusCode::BAD_REQUEST, "BadRequest", m),
         NcError::Forbidden(m) => dav_error(StatusCode::FORBIDDEN, "Forbidden", m),
@@ -84,6 +85,8 @@ enum Target {
         owner: String,
         path: String,
     },
+    /// `systemtags…`: the path after `/remote.php/dav`.
+    Tags(String),
     Other,
 }
 
@@ -91,6 +94,9 @@ fn target(uri_path: &str) -> Option<Target> {
     let rest = uri_path.strip_prefix(DAV_ROOT)?;
     if rest.is_empty() || rest == "/" {
         return Some(Target::Root);
+    }
+    if rest.starts_with("/systemtags") {
+        return Some(Target::Tags(rest.to_owned()));
     }
     let Some(files) = rest.strip_prefix("/files/") else {
         return Some(Target::Other);
@@ -140,6 +146,7 @@ pub async fn dav(
                 "This method is not allowed on the DAV root",
             );
         }
+        Target::Tags(rest) => return super::tags::handle(&app, &user, &method, &rest, body).await,
         Target::Other => return not_found(uri.path()),
         Target::Files { owner, path } => (owner, path),
     };
@@ -164,13 +171,21 @@ pub async fn dav(
         "MKCOL" => mkcol(&app, &user, &path),
         "MOVE" => transfer(&app, &user, &path, &headers, false),
         "COPY" => transfer(&app, &user, &path, &headers, true),
+        "REPORT" => match axum::body::to_bytes(body, super::tags::MAX_TAG_BODY_BYTES).await {
+            Ok(query) => super::tags::report(&app, &user, &path, &query),
+            Err(_) => dav_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BadRequest",
+                "report too large",
+            ),
+        },
         "OPTIONS" => (
             StatusCode::OK,
             [
                 ("DAV", "1, 3, extended-mkcol"),
                 (
                     "Allow",
-                    "OPTIONS, GET, HEAD, DELETE, PROPFIND, PUT, MKCOL, MOVE, COPY",
+                    "OPTIONS, GET, HEAD, DELETE, PROPFIND, PUT, MKCOL, MOVE, COPY, REPORT",
                 ),
             ],
         )
@@ -234,7 +249,7 @@ fn search(app: &App, user: &str, body: &[u8]) -> Response {
     multistatus(ms)
 }
 
-fn multistatus(ms: Multistatus) -> Response {
+pub(super) fn multistatus(ms: Multistatus) -> Response {
     (
         StatusCode::MULTI_STATUS,
         [(header::CONTENT_TYPE, XML)],
@@ -243,7 +258,7 @@ fn multistatus(ms: Multistatus) -> Response {
         .into_response()
 }
 
-fn href(user: &str, info: &FileInfo) -> String {
+pub(super) fn href(user: &str, info: &FileInfo) -> String {
     let slash = if info.is_dir && info.path != "/" {
         "/"
     } else {
