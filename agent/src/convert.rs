@@ -99,6 +99,7 @@ fn settings(s: proto::RunSettings) -> anyhow::Result<RunSettings> {
             anyhow::bail!("run settings carry rate share {}", s.rate_share)
         },
         mcp_version: McpVersionChoice::from_proto(&s.mcp_version)?,
+        elicitation: common::protocol::ElicitationAnswer::from_proto(&s.elicitation)?,
     })
 }
 

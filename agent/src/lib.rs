@@ -497,6 +497,7 @@ impl Machine<'_> {
             counters: self.counters.clone(),
             refresh: self.refresh_tx.clone(),
             version: settings.mcp_version,
+            elicitation: settings.elicitation,
         });
         self.session_ctx = Some(ctx.clone());
         let tokens = self.tokens.clone();

@@ -41,6 +41,8 @@ pub struct RunSettings {
     pub rate_share: f64,
     /// `--mcp-version`.
     pub mcp_version: McpVersionChoice,
+    /// `--elicitation`.
+    pub elicitation: common::protocol::ElicitationAnswer,
 }
 
 #[derive(Clone, Debug)]

@@ -269,6 +269,7 @@ mod tests {
             request_timeout: Duration::from_secs(5),
             headers: vec![],
             mcp_version: Default::default(),
+            elicitation: Default::default(),
             stages: vec![],
             rate_share: 1.0,
         }

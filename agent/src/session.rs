@@ -24,7 +24,7 @@ use bytes::Bytes;
 use common::ErrorKind;
 use common::Secret;
 use common::ids::UserName;
-use common::protocol::{McpVersion, McpVersionChoice};
+use common::protocol::{ElicitationAnswer, McpVersion, McpVersionChoice, ServerRequest};
 use common::scenario::ToolOutput;
 use http::{HeaderName, HeaderValue};
 use reqwest::Url;
@@ -51,6 +51,8 @@ pub struct McpCounters {
     pub refresh_requests: AtomicU64,
     /// Sessions opened, by the version they settled on (`McpVersion` order).
     sessions_by_version: [AtomicU64; McpVersion::ALL.len()],
+    /// Requests the server sent mid-call (`ServerRequest` order).
+    server_requests: [AtomicU64; ServerRequest::ALL.len()],
 }
 
 pub use common::protocol::McpStats;
@@ -66,7 +68,14 @@ impl McpCounters {
         for (v, n) in McpVersion::ALL.iter().zip(&self.sessions_by_version) {
             stats.sessions_by_version[*v as usize] = n.load(Ordering::Relaxed);
         }
+        for (r, n) in ServerRequest::ALL.iter().zip(&self.server_requests) {
+            stats.server_requests[r.index()] = n.load(Ordering::Relaxed);
+        }
         stats
+    }
+
+    pub fn count_server_request(&self, kind: ServerRequest) {
+        self.server_requests[kind.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     fn count_session(&self, version: McpVersion) {
@@ -193,6 +202,8 @@ pub struct SessionContext {
     pub refresh: mpsc::Sender<UserName>,
     /// `--mcp-version`.
     pub version: McpVersionChoice,
+    /// `--elicitation`: the answer to a server's `elicitation/create`.
+    pub elicitation: ElicitationAnswer,
 }
 
 /// Builds the agent's one HTTP client.
@@ -591,6 +602,7 @@ mod tests {
             counters: Arc::default(),
             refresh,
             version: McpVersionChoice::Auto,
+            elicitation: ElicitationAnswer::Decline,
         };
         (ctx, rx)
     }

@@ -124,6 +124,7 @@ async fn call(
         counters: Arc::new(McpCounters::default()),
         refresh,
         version: Default::default(),
+        elicitation: Default::default(),
     });
     let token = UserToken::new("u".into(), Secret::new("tok"));
     let (session, _) = McpSession::open(&ctx, token, TIMEOUT).await?;

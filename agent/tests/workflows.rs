@@ -36,6 +36,7 @@ async fn open(
         counters: counters.clone(),
         refresh,
         version,
+        elicitation: Default::default(),
     });
     let mut sessions = Vec::new();
     for user in users {

@@ -20,6 +20,8 @@ pub enum ProtocolError {
         "MCP protocol version {0:?} is not one this agent speaks (auto, 2025-06-18, 2025-11-25, 2026-07-28)"
     )]
     McpVersion(String),
+    #[error("elicitation answer {0:?} is not one this agent knows (decline, cancel, accept-empty)")]
+    Elicitation(String),
     #[error("stage target {0} is not a finite, non-negative number")]
     StageTarget(f64),
     #[error("{0} stages in one message (at most {MAX_STAGES})")]
@@ -243,6 +245,92 @@ impl McpVersionChoice {
     }
 }
 
+/// `--elicitation`: how agents answer a server's `elicitation/create`
+/// (a server asking its user for input, e.g. the Nextcloud MCP server's
+/// "open this login URL"). A load generator has no user to ask.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ElicitationAnswer {
+    /// `{"action": "decline"}`: the user said no.
+    #[default]
+    Decline,
+    /// `{"action": "cancel"}`: the user dismissed it.
+    Cancel,
+    /// `{"action": "accept", "content": {}}`: accepted with no input.
+    AcceptEmpty,
+}
+
+impl ElicitationAnswer {
+    pub const NAMES: [&str; 3] = ["decline", "cancel", "accept-empty"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ElicitationAnswer::Decline => "decline",
+            ElicitationAnswer::Cancel => "cancel",
+            ElicitationAnswer::AcceptEmpty => "accept-empty",
+        }
+    }
+
+    /// The proto form is the name; `""` is the default.
+    pub fn from_proto(s: &str) -> Result<Self, ProtocolError> {
+        match s {
+            "" | "decline" => Ok(ElicitationAnswer::Decline),
+            "cancel" => Ok(ElicitationAnswer::Cancel),
+            "accept-empty" => Ok(ElicitationAnswer::AcceptEmpty),
+            other => Err(ProtocolError::Elicitation(other.chars().take(40).collect())),
+        }
+    }
+}
+
+/// The requests a server may send its client, as agents count them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ServerRequest {
+    Ping,
+    Elicitation,
+    Sampling,
+    Roots,
+    /// Any other method (answered "method not found").
+    Other,
+}
+
+impl ServerRequest {
+    pub const ALL: [ServerRequest; 5] = [
+        ServerRequest::Ping,
+        ServerRequest::Elicitation,
+        ServerRequest::Sampling,
+        ServerRequest::Roots,
+        ServerRequest::Other,
+    ];
+
+    pub fn of(method: &str) -> ServerRequest {
+        match method {
+            "ping" => ServerRequest::Ping,
+            "elicitation/create" => ServerRequest::Elicitation,
+            "sampling/createMessage" => ServerRequest::Sampling,
+            "roots/list" => ServerRequest::Roots,
+            _ => ServerRequest::Other,
+        }
+    }
+
+    /// The method name (`other` for the rest): the report's key.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerRequest::Ping => "ping",
+            ServerRequest::Elicitation => "elicitation/create",
+            ServerRequest::Sampling => "sampling/createMessage",
+            ServerRequest::Roots => "roots/list",
+            ServerRequest::Other => "other",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ServerRequest> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct McpStats {
     pub session_reinitializations: u64,
@@ -253,6 +341,9 @@ pub struct McpStats {
     /// Sessions opened, by the protocol version they settled on
     /// (indexed by `McpVersion`).
     pub sessions_by_version: [u64; McpVersion::ALL.len()],
+    /// Requests the server sent us mid-call, by kind (indexed by
+    /// `ServerRequest`), each answered.
+    pub server_requests: [u64; ServerRequest::ALL.len()],
 }
 
 impl McpStats {
@@ -266,6 +357,11 @@ impl McpStats {
                 .filter(|v| self.sessions_by_version[v.index()] > 0)
                 .map(|v| (v.as_str().to_owned(), self.sessions_by_version[v.index()]))
                 .collect(),
+            server_requests: ServerRequest::ALL
+                .into_iter()
+                .filter(|r| self.server_requests[r.index()] > 0)
+                .map(|r| (r.as_str().to_owned(), self.server_requests[r.index()]))
+                .collect(),
         }
     }
 
@@ -278,11 +374,18 @@ impl McpStats {
                     sessions_by_version[v.index()] = *n;
                 }
             }
+            let mut server_requests = [0; ServerRequest::ALL.len()];
+            for (k, n) in &m.server_requests {
+                if let Some(r) = ServerRequest::parse(k) {
+                    server_requests[r.index()] = *n;
+                }
+            }
             McpStats {
                 session_reinitializations: m.session_reinitializations,
                 auth_failures: m.auth_failures,
                 refresh_requests: m.refresh_requests,
                 sessions_by_version,
+                server_requests,
             }
         })
         .unwrap_or_default()

@@ -419,6 +419,11 @@ pub struct McpReport {
     pub initialize_failures: u64,
     pub initialize_latency: LatencyStats,
     pub session_reinitializations: u64,
+    /// Requests the server sent the agents mid-call, by method (`ping`,
+    /// `elicitation/create`, `sampling/createMessage`, `roots/list`,
+    /// `other`), each answered.
+    #[serde(default)]
+    pub server_requests: std::collections::BTreeMap<String, u64>,
     /// Failed tool calls by class.
     pub errors: McpErrors,
 }

@@ -53,6 +53,30 @@ pub enum LoginMethod {
     TokensFile,
 }
 
+/// `--elicitation`: the agents' answer to a server's `elicitation/create`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ElicitationArg {
+    /// `{"action": "decline"}`.
+    #[default]
+    Decline,
+    /// `{"action": "cancel"}`.
+    Cancel,
+    /// `{"action": "accept", "content": {}}`.
+    AcceptEmpty,
+}
+
+impl ElicitationArg {
+    pub fn answer(self) -> common::protocol::ElicitationAnswer {
+        use common::protocol::ElicitationAnswer;
+        match self {
+            ElicitationArg::Decline => ElicitationAnswer::Decline,
+            ElicitationArg::Cancel => ElicitationAnswer::Cancel,
+            ElicitationArg::AcceptEmpty => ElicitationAnswer::AcceptEmpty,
+        }
+    }
+}
+
 /// `--mcp-version`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
 pub enum McpVersionArg {
@@ -277,6 +301,9 @@ pub struct StartArgs {
     /// MCP protocol version the agents speak [default: auto].
     #[arg(long, value_enum, env = "MCP_SWARM_MCP_VERSION")]
     pub mcp_version: Option<McpVersionArg>,
+    /// How agents answer a server's elicitation/create (a server asking its user for input mid-call) [default: decline]; ping, sampling and roots requests get what a client without those capabilities answers.
+    #[arg(long, value_enum, env = "MCP_SWARM_ELICITATION")]
+    pub elicitation: Option<ElicitationArg>,
     /// What to do when an agent is lost mid-run: move its users to the other agents, stop the run (exit 1), or go on without them [default: reassign].
     #[arg(long, env = "MCP_SWARM_ON_AGENT_LOSS", value_enum)]
     pub on_agent_loss: Option<crate::run::reassign::OnAgentLoss>,

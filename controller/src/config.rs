@@ -158,6 +158,8 @@ pub struct RunConfig {
     pub request_timeout: Duration,
     /// `--mcp-version`: what the agents speak.
     pub mcp_version: common::protocol::McpVersionChoice,
+    /// `--elicitation`: how agents answer `elicitation/create`.
+    pub elicitation: common::protocol::ElicitationAnswer,
     pub on_agent_loss: crate::run::reassign::OnAgentLoss,
     /// TLS (and mTLS) of the gRPC listener.
     pub tls: Option<ServerTlsFiles>,
@@ -213,6 +215,7 @@ struct FileConfig {
     callback_listen: Option<SocketAddr>,
     request_timeout: Option<DurationValue>,
     mcp_version: Option<crate::cli::McpVersionArg>,
+    elicitation: Option<crate::cli::ElicitationArg>,
     on_agent_loss: Option<crate::run::reassign::OnAgentLoss>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -592,6 +595,11 @@ impl RunConfig {
                 .or(file.mcp_version)
                 .unwrap_or_default()
                 .choice(),
+            elicitation: args
+                .elicitation
+                .or(file.elicitation)
+                .unwrap_or_default()
+                .answer(),
             on_agent_loss: args
                 .on_agent_loss
                 .or(file.on_agent_loss)

@@ -82,6 +82,7 @@ fn settings_to_proto(s: &RunSettings) -> proto::RunSettings {
         request_timeout_ms: millis(s.request_timeout),
         headers: Default::default(),
         mcp_version: s.mcp_version.to_proto(),
+        elicitation: s.elicitation.as_str().to_owned(),
         stages: common::protocol::stages_to_proto(&s.stages),
         rate_share: s.rate_share,
     }
@@ -245,6 +246,7 @@ mod tests {
                 },
                 request_timeout: Duration::from_secs(30),
                 mcp_version: Default::default(),
+                elicitation: Default::default(),
                 stages: vec![],
                 rate_share: 1.0,
             },

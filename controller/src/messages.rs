@@ -50,6 +50,8 @@ pub struct RunSettings {
     pub request_timeout: Duration,
     /// `--mcp-version`.
     pub mcp_version: common::protocol::McpVersionChoice,
+    /// `--elicitation`.
+    pub elicitation: common::protocol::ElicitationAnswer,
     /// `--stages`, cluster-wide (empty: a constant load).
     pub stages: Vec<Stage>,
     /// Open model: this agent's fraction of the cluster's rate.

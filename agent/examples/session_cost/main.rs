@@ -132,6 +132,7 @@ fn context(mcp_url: &str) -> anyhow::Result<Arc<SessionContext>> {
         version: common::protocol::McpVersionChoice::Fixed(
             common::protocol::McpVersion::V2025_11_25,
         ),
+        elicitation: Default::default(),
     }))
 }
 

@@ -32,6 +32,7 @@ const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, tex
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// Where and as whom a request goes.
+#[derive(Clone, Copy)]
 pub struct Target<'a> {
     pub ctx: &'a SessionContext,
     pub url: &'a Url,
@@ -282,7 +283,7 @@ async fn read_reply<R: DeserializeOwned>(
         content_type.len() >= mime.len() && content_type[..mime.len()].eq_ignore_ascii_case(mime)
     };
     if is(b"text/event-stream") {
-        read_sse(response, id).await
+        read_sse(response, id, t).await
     } else if is(b"application/json") {
         let mut body = Body::default();
         while let Some(chunk) = next_chunk(&mut response).await? {
@@ -304,11 +305,13 @@ async fn read_reply<R: DeserializeOwned>(
     }
 }
 
-/// Reads events until the one that answers `id`; notifications and server
-/// requests in between are skipped.
+/// Reads events until the one that answers `id`; notifications in between
+/// are skipped, and requests from the server (`ping`, `elicitation/create`,
+/// …) answered at once, since the server may hold our call until they are.
 async fn read_sse<R: DeserializeOwned>(
     mut response: reqwest::Response,
     id: u64,
+    t: &Target<'_>,
 ) -> Result<Reply<R>, CallError> {
     let mut body = Body::default();
     let mut reader = SseReader::default();
@@ -335,7 +338,11 @@ async fn read_sse<R: DeserializeOwned>(
                     finish(response, body.total).await;
                     return Ok(reply);
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    if let Some((request_id, method)) = wire::server_request(bytes) {
+                        answer_server(t, &request_id, &method).await;
+                    }
+                }
                 Err(e) => last_error = Some(e),
             }
         }
@@ -344,6 +351,26 @@ async fn read_sse<R: DeserializeOwned>(
                 Some(e) => e.to_string(),
                 None => format!("the event stream ended before the response to request {id}"),
             }));
+        }
+    }
+}
+
+/// Answers one request the server sent mid-call, counted by kind. A
+/// failure to deliver the answer is logged, not the call's failure: the
+/// call's own answer (or its timeout) says what became of it.
+async fn answer_server(t: &Target<'_>, id: &serde_json::Value, method: &str) {
+    let kind = common::protocol::ServerRequest::of(method);
+    t.ctx.counters.count_server_request(kind);
+    let answer = wire::server_answer(id, method, t.ctx.elicitation);
+    // A response, not a request: no `Mcp-Method`/`Mcp-Name`.
+    let plain = Target { rpc: None, ..*t };
+    match execute(&plain, Method::POST, Some(&|| answer.clone())).await {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => {
+            tracing::debug!(method = kind.as_str(), status = %r.status(), "the server refused our answer to its request")
+        }
+        Err(e) => {
+            tracing::debug!(method = kind.as_str(), error = %e.message, "could not answer the server's request")
         }
     }
 }

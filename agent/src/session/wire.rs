@@ -243,10 +243,100 @@ pub fn parse_reply<R: DeserializeOwned>(
     }
 }
 
+/// A request the server sent us (it has `method` and `id`): its id as sent
+/// (a number or a string) and its method. `None` for anything else.
+pub fn server_request(bytes: &[u8]) -> Option<(Value, String)> {
+    #[derive(Deserialize)]
+    struct Request {
+        id: Option<Value>,
+        method: Option<String>,
+    }
+    let r: Request = serde_json::from_slice(bytes).ok()?;
+    match (r.id, r.method) {
+        (Some(id @ (Value::Number(_) | Value::String(_))), Some(method)) => Some((id, method)),
+        _ => None,
+    }
+}
+
+/// Our answer to a server's request, as a client without sampling or roots
+/// answers: `ping` → `{}`, `elicitation/create` → the configured action,
+/// anything else → JSON-RPC "method not found" (-32601).
+pub fn server_answer(
+    id: &Value,
+    method: &str,
+    elicitation: common::protocol::ElicitationAnswer,
+) -> Bytes {
+    use common::protocol::ElicitationAnswer;
+    let body = match method {
+        "ping" => serde_json::json!({ "jsonrpc": "2.0", "id": id, "result": {} }),
+        "elicitation/create" => {
+            let result = match elicitation {
+                ElicitationAnswer::Decline => serde_json::json!({ "action": "decline" }),
+                ElicitationAnswer::Cancel => serde_json::json!({ "action": "cancel" }),
+                ElicitationAnswer::AcceptEmpty => {
+                    serde_json::json!({ "action": "accept", "content": {} })
+                }
+            };
+            serde_json::json!({ "jsonrpc": "2.0", "id": id, "result": result })
+        }
+        other => serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": { "code": -32601, "message": format!("Method not found: {other} (this client does not offer it)") },
+        }),
+    };
+    Bytes::from(body.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn server_requests_are_recognized_and_answered() {
+        use common::protocol::ElicitationAnswer::*;
+        let req = br#"{"jsonrpc":"2.0","id":"e-1","method":"elicitation/create","params":{}}"#;
+        let (id, method) = server_request(req).unwrap();
+        assert_eq!(
+            (id.clone(), method.as_str()),
+            (json!("e-1"), "elicitation/create")
+        );
+        let answer = |m: &str, e| -> Value {
+            serde_json::from_slice(&server_answer(&json!(7), m, e)).unwrap()
+        };
+        assert_eq!(
+            answer("elicitation/create", Decline)["result"],
+            json!({"action": "decline"})
+        );
+        assert_eq!(
+            answer("elicitation/create", Cancel)["result"],
+            json!({"action": "cancel"})
+        );
+        assert_eq!(
+            answer("elicitation/create", AcceptEmpty)["result"],
+            json!({"action": "accept", "content": {}})
+        );
+        assert_eq!(
+            answer("ping", Decline),
+            json!({"jsonrpc": "2.0", "id": 7, "result": {}})
+        );
+        assert_eq!(
+            answer("sampling/createMessage", Decline)["error"]["code"],
+            -32601
+        );
+        assert_eq!(answer("roots/list", Decline)["error"]["code"], -32601);
+        // Notifications, responses and junk are not requests.
+        assert_eq!(
+            server_request(br#"{"jsonrpc":"2.0","method":"notifications/progress"}"#),
+            None
+        );
+        assert_eq!(
+            server_request(br#"{"jsonrpc":"2.0","id":3,"result":{}}"#),
+            None
+        );
+        assert_eq!(server_request(b"nope"), None);
+    }
 
     fn check(input: &str, expected: Result<Option<Reply<CallResult>>, WireError>) {
         assert_eq!(

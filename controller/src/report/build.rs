@@ -427,6 +427,18 @@ fn mcp_report(merged: &SeriesSet, input: &ReportInput) -> McpReport {
             .iter()
             .map(|a| a.mcp.session_reinitializations)
             .sum(),
+        server_requests: common::protocol::ServerRequest::ALL
+            .into_iter()
+            .map(|r| {
+                let n: u64 = input
+                    .agents
+                    .iter()
+                    .map(|a| a.mcp.server_requests[r.index()])
+                    .sum();
+                (r.as_str().to_owned(), n)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect(),
         errors,
     }
 }

@@ -546,6 +546,14 @@ fn write_mcp(out: &mut String, r: &Report) -> std::fmt::Result {
         "Session Re-initializations: {}",
         m.session_reinitializations
     )?;
+    if !m.server_requests.is_empty() {
+        let listed: Vec<String> = m
+            .server_requests
+            .iter()
+            .map(|(method, n)| format!("{method}={n}"))
+            .collect();
+        writeln!(out, "Server Requests (answered): {}", listed.join(", "))?;
+    }
     let e = &m.errors;
     let classes = [
         ("http_status", e.http_status),
@@ -635,6 +643,7 @@ mod tests {
             total_operations: 100,
             successful_operations: 100,
             failed_operations: 0,
+            conflicted_operations: 0,
             success_rate: 100.0,
             latency: LatencyStats::default(),
             operations_breakdown: Default::default(),

@@ -645,6 +645,7 @@ fn assignments(
                     load,
                     request_timeout: p.config.request_timeout,
                     mcp_version: p.config.mcp_version,
+                    elicitation: p.config.elicitation,
                     stages: p.config.stages.clone(),
                     rate_share: share.rate_share,
                 },
