@@ -959,3 +959,46 @@ async fn system_tags_on_files() {
         404
     );
 }
+
+#[tokio::test]
+async fn comments_on_files() {
+    let h = mock().await;
+    let r = send(req(&h, "alice", "PUT", &dav("alice", "/c.txt")).body("x")).await;
+    let file_id: u64 = header(&r, "oc-fileid")
+        .and_then(|id| id.get(..8).and_then(|d| d.parse().ok()))
+        .expect("OC-FileId");
+    let url = format!("/remote.php/dav/comments/files/{file_id}");
+    for message in ["first", "second <b>", "third"] {
+        let r = send(
+            req(&h, "alice", "POST", &url)
+                .json(&json!({"actorType": "users", "verb": "comment", "message": message})),
+        )
+        .await;
+        assert_eq!(r.status(), 201);
+        assert!(header(&r, "content-location").is_some_and(|l| l.starts_with(&format!("{url}/"))));
+    }
+    let r = send(
+        req(&h, "bob", "POST", &url)
+            .json(&json!({"actorType": "users", "verb": "comment", "message": "x"})),
+    )
+    .await;
+    assert_eq!(r.status(), 404, "bob cannot see the file");
+    let filter = r#"<?xml version="1.0" encoding="utf-8"?><oc:filter-comments xmlns:oc="http://owncloud.org/ns"><oc:limit>2</oc:limit><oc:offset>0</oc:offset></oc:filter-comments>"#;
+    let r = send(
+        req(&h, "alice", "REPORT", &url)
+            .header("Depth", "0")
+            .body(filter),
+    )
+    .await;
+    assert_eq!(r.status(), 207);
+    let xml = within(r.text()).await.expect("xml");
+    assert_eq!(xml.matches("<d:response>").count(), 2, "{xml}");
+    let third = xml
+        .find("<oc:message>third</oc:message>")
+        .expect("newest first");
+    let second = xml
+        .find("<oc:message>second &lt;b&gt;</oc:message>")
+        .expect("escaped");
+    assert!(third < second);
+    assert!(xml.contains("<oc:actorId>alice</oc:actorId>"));
+}

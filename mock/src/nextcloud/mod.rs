@@ -4,8 +4,8 @@
 //!
 //! `auth` (Basic with password or app password, or our Bearer tokens), `ocs` (the envelope),
 //! `status` (status.php, capabilities, cloud/user), `notes`, `shares`, `webdav` with
-//! `multistatus` (its XML) `search` (DASL SEARCH) and `tags`
-//! (system tags).
+//! `multistatus` (its XML) `search` (DASL SEARCH), `tags`
+//! (system tags) and `comments`.
 
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ use axum::routing::{any, get};
 use crate::App;
 
 mod auth;
+mod comments;
 mod multistatus;
 mod notes;
 mod ocs;

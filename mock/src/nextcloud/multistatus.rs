@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::ocs::escape;
-use crate::state::dav::Tag;
+use crate::state::dav::{Comment, Tag};
 use crate::state::{FileInfo, PERM_CREATE, PERM_DELETE, PERM_READ, PERM_SHARE, PERM_UPDATE};
 
 const HEAD: &str = "<?xml version=\"1.0\"?>\n<d:multistatus xmlns:d=\"DAV:\" xmlns:s=\"http://sabredav.org/ns\" xmlns:oc=\"http://owncloud.org/ns\" xmlns:nc=\"http://nextcloud.org/ns\">\n";
@@ -96,6 +96,21 @@ impl Multistatus {
             tag.user_visible,
             tag.user_assignable,
             tag.user_assignable
+        );
+    }
+
+    /// One comment on a file with the properties Nextcloud's `comments` collection reports.
+    pub fn comment(&mut self, href: &str, c: &Comment) {
+        let created = http_date(c.created);
+        let _ = write!(
+            self.0,
+            " <d:response>\n  <d:href>{}</d:href>\n  <d:propstat>\n   <d:prop>\n    <oc:id>{}</oc:id>\n    <oc:parentId>0</oc:parentId>\n    <oc:topmostParentId>0</oc:topmostParentId>\n    <oc:childrenCount>0</oc:childrenCount>\n    <oc:verb>comment</oc:verb>\n    <oc:actorType>users</oc:actorType>\n    <oc:actorId>{}</oc:actorId>\n    <oc:creationDateTime>{created}</oc:creationDateTime>\n    <oc:latestChildDateTime/>\n    <oc:objectType>files</oc:objectType>\n    <oc:objectId>{}</oc:objectId>\n    <oc:actorDisplayName>{}</oc:actorDisplayName>\n    <oc:message>{}</oc:message>\n    <oc:isUnread>false</oc:isUnread>\n   </d:prop>\n   <d:status>HTTP/1.1 200 OK</d:status>\n  </d:propstat>\n </d:response>\n",
+            escape(href),
+            c.id,
+            escape(&c.actor_id),
+            c.file_id,
+            escape(&c.actor_display_name),
+            escape(&c.message)
         );
     }
 

@@ -1,7 +1,7 @@
 //! WebDAV under `/remote.php/dav/` as Nextcloud (Sabre) serves it to its clients: the DAV
 //! root's `current-user-principal`, and the caller's files at `files/<user>/…` — PROPFIND
 //! (Depth 0/1), GET/HEAD, conditional PUT, DELETE, MKCOL, MOVE, COPY, REPORT (by tags), and SEARCH
-//! at the root; system tags under `systemtags*` (in `tags`) — with received shares mounted
+//! at the root; system tags under `systemtags*` (in `tags`), comments under `comments` — with received shares mounted
 //! at their targets. Another user's `files/<u>/` is an empty collection, as in Nextcloud's
 //! `RootCollection`: nothing below it is found and nothing can be made in it.
 
@@ -87,6 +87,8 @@ enum Target {
     },
     /// `systemtags…`: the path after `/remote.php/dav`.
     Tags(String),
+    /// `comments…`: the path after `/remote.php/dav`.
+    Comments(String),
     Other,
 }
 
@@ -97,6 +99,9 @@ fn target(uri_path: &str) -> Option<Target> {
     }
     if rest.starts_with("/systemtags") {
         return Some(Target::Tags(rest.to_owned()));
+    }
+    if rest.starts_with("/comments/") {
+        return Some(Target::Comments(rest.to_owned()));
     }
     let Some(files) = rest.strip_prefix("/files/") else {
         return Some(Target::Other);
@@ -147,6 +152,9 @@ pub async fn dav(
             );
         }
         Target::Tags(rest) => return super::tags::handle(&app, &user, &method, &rest, body).await,
+        Target::Comments(rest) => {
+            return super::comments::handle(&app, &user, &method, &rest, body).await;
+        }
         Target::Other => return not_found(uri.path()),
         Target::Files { owner, path } => (owner, path),
     };

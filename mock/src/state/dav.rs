@@ -1,7 +1,7 @@
 //! What Nextcloud's own HTTP surface (`crate::nextcloud`) asks of the state beyond the
 //! operations the tools share with it: whether an owner still has files (for bearer tokens
-//! that outlive their user), WebDAV COPY, and system tags (Nextcloud's `systemtags`: instance-wide
-//! tags, assigned to files by id).
+//! that outlive their user), WebDAV COPY, system tags (Nextcloud's `systemtags`: instance-wide
+//! tags, assigned to files by id) and comments on files.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,14 +34,34 @@ pub struct Tag {
     pub user_assignable: bool,
 }
 
-/// The instance's system tags and their assignments. File ids are never reused, so an
-/// assignment to a deleted file is inert and is dropped when next seen.
+/// How many comments the instance keeps at most.
+pub const MAX_COMMENTS: usize = 1_000_000;
+/// Nextcloud's `IComment::MAX_MESSAGE_LENGTH`.
+pub const MAX_COMMENT_CHARS: usize = 1000;
+
+/// One comment on a file, by a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub id: u64,
+    pub file_id: u64,
+    pub actor_id: String,
+    pub actor_display_name: String,
+    pub message: String,
+    /// Unix seconds.
+    pub created: u64,
+}
+
+/// The instance's system tags with their assignments, and the comments on files. File ids are
+/// never reused, so an assignment or a comment on a deleted file is inert.
 #[derive(Default)]
-pub struct Tags {
-    by_id: BTreeMap<u64, Tag>,
+pub struct Extras {
+    tags: BTreeMap<u64, Tag>,
     /// (file id, tag id).
     on_files: BTreeSet<(u64, u64)>,
-    next_id: u64,
+    next_tag: u64,
+    /// (file id, comment id) → comment.
+    comments: BTreeMap<(u64, u64), Comment>,
+    next_comment: u64,
 }
 
 impl Data {
@@ -53,7 +73,7 @@ impl Data {
 
     /// Every system tag, by id.
     pub fn tags(&self) -> Vec<Tag> {
-        self.tags.by_id.values().cloned().collect()
+        self.dav.tags.values().cloned().collect()
     }
 
     /// Creates a tag (`POST /remote.php/dav/systemtags/`): 409 when the name is taken.
@@ -69,22 +89,22 @@ impl Data {
                 "a tag name is 1 to {MAX_TAG_NAME_CHARS} characters"
             )));
         }
-        if self.tags.by_id.values().any(|t| t.name == name) {
+        if self.dav.tags.values().any(|t| t.name == name) {
             return Err(NcError::Conflict(format!(
                 "Tag with the properties \"{name}\" already exists"
             )));
         }
-        if self.tags.by_id.len() >= MAX_TAGS {
+        if self.dav.tags.len() >= MAX_TAGS {
             return Err(NcError::Forbidden(format!("at most {MAX_TAGS} tags")));
         }
-        self.tags.next_id += 1;
+        self.dav.next_tag += 1;
         let tag = Tag {
-            id: self.tags.next_id,
+            id: self.dav.next_tag,
             name: name.to_owned(),
             user_visible,
             user_assignable,
         };
-        self.tags.by_id.insert(tag.id, tag.clone());
+        self.dav.tags.insert(tag.id, tag.clone());
         Ok(tag)
     }
 
@@ -92,10 +112,10 @@ impl Data {
     pub fn file_tags(&self, user: &str, file_id: u64) -> Result<Vec<Tag>, NcError> {
         self.visible_file(user, file_id)?;
         Ok(self
-            .tags
+            .dav
             .on_files
             .range((file_id, 0)..=(file_id, u64::MAX))
-            .filter_map(|(_, t)| self.tags.by_id.get(t).cloned())
+            .filter_map(|(_, t)| self.dav.tags.get(t).cloned())
             .collect())
     }
 
@@ -103,32 +123,32 @@ impl Data {
     /// caller cannot see or an unknown tag, 409 when already assigned.
     pub fn tag_file(&mut self, user: &str, file_id: u64, tag_id: u64) -> Result<(), NcError> {
         self.visible_file(user, file_id)?;
-        if !self.tags.by_id.contains_key(&tag_id) {
+        if !self.dav.tags.contains_key(&tag_id) {
             return Err(NcError::NotFound(format!("Tag with id {tag_id} not found")));
         }
-        if self.tags.on_files.contains(&(file_id, tag_id)) {
+        if self.dav.on_files.contains(&(file_id, tag_id)) {
             return Err(NcError::Conflict(format!(
                 "Tag {tag_id} is already assigned to file {file_id}"
             )));
         }
-        if self.tags.on_files.len() >= MAX_TAGGINGS {
-            self.tags
+        if self.dav.on_files.len() >= MAX_TAGGINGS {
+            self.dav
                 .on_files
                 .retain(|(f, _)| self.index.contains_key(f));
-            if self.tags.on_files.len() >= MAX_TAGGINGS {
+            if self.dav.on_files.len() >= MAX_TAGGINGS {
                 return Err(NcError::Forbidden(format!(
                     "at most {MAX_TAGGINGS} tag assignments"
                 )));
             }
         }
-        self.tags.on_files.insert((file_id, tag_id));
+        self.dav.on_files.insert((file_id, tag_id));
         Ok(())
     }
 
     /// Removes a tag from a file: 404 when the file is not visible or does not carry it.
     pub fn untag_file(&mut self, user: &str, file_id: u64, tag_id: u64) -> Result<(), NcError> {
         self.visible_file(user, file_id)?;
-        if self.tags.on_files.remove(&(file_id, tag_id)) {
+        if self.dav.on_files.remove(&(file_id, tag_id)) {
             Ok(())
         } else {
             Err(NcError::NotFound(format!(
@@ -144,7 +164,7 @@ impl Data {
             return Vec::new();
         };
         let mut paths: Vec<String> = self
-            .tags
+            .dav
             .on_files
             .iter()
             .filter(|(_, t)| t == first)
@@ -152,12 +172,72 @@ impl Data {
             .filter(|f| {
                 tag_ids
                     .iter()
-                    .all(|t| self.tags.on_files.contains(&(*f, *t)))
+                    .all(|t| self.dav.on_files.contains(&(*f, *t)))
             })
             .filter_map(|f| self.view_path(user, f))
             .collect();
         paths.sort();
         paths
+    }
+
+    /// Comments on file `file_id`, newest first, `offset` skipped, at most `limit`; 404 when
+    /// the caller cannot see the file.
+    pub fn file_comments(
+        &self,
+        user: &str,
+        file_id: u64,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<Comment>, NcError> {
+        self.visible_file(user, file_id)?;
+        Ok(self
+            .dav
+            .comments
+            .range((file_id, 0)..=(file_id, u64::MAX))
+            .rev()
+            .skip(offset)
+            .take(limit)
+            .map(|(_, c)| c.clone())
+            .collect())
+    }
+
+    /// Comments on a file as `user`: 404 when the caller cannot see it; an empty message or one
+    /// past Nextcloud's 1000 characters is refused.
+    pub fn add_comment(
+        &mut self,
+        user: &str,
+        file_id: u64,
+        message: &str,
+    ) -> Result<Comment, NcError> {
+        self.visible_file(user, file_id)?;
+        if message.trim().is_empty() {
+            return Err(NcError::BadRequest("the comment is empty".into()));
+        }
+        if message.chars().count() > MAX_COMMENT_CHARS {
+            return Err(NcError::BadRequest(format!(
+                "Message exceeds allowed character limit of {MAX_COMMENT_CHARS}"
+            )));
+        }
+        if self.dav.comments.len() >= MAX_COMMENTS {
+            return Err(NcError::Forbidden(format!(
+                "at most {MAX_COMMENTS} comments"
+            )));
+        }
+        self.dav.next_comment += 1;
+        let comment = Comment {
+            id: self.dav.next_comment,
+            file_id,
+            actor_id: user.to_owned(),
+            actor_display_name: self
+                .user(user)
+                .map_or_else(|| user.to_owned(), |u| u.display_name.clone()),
+            message: message.to_owned(),
+            created: super::now_secs(),
+        };
+        self.dav
+            .comments
+            .insert((file_id, comment.id), comment.clone());
+        Ok(comment)
     }
 
     fn visible_file(&self, user: &str, file_id: u64) -> Result<(), NcError> {
@@ -310,6 +390,24 @@ mod tests {
             d.untag_file("alice", w.file_id, tag.id),
             Err(NcError::NotFound(_))
         ));
+        for i in 0..3 {
+            assert!(d.add_comment("alice", w.file_id, &format!("c{i}")).is_ok());
+        }
+        assert!(
+            d.add_comment("bob", w.file_id, "x").is_err(),
+            "bob cannot see it"
+        );
+        assert!(
+            d.add_comment("alice", w.file_id, &"x".repeat(1001))
+                .is_err()
+        );
+        let newest: Vec<String> = d
+            .file_comments("alice", w.file_id, 1, 5)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.message)
+            .collect();
+        assert_eq!(newest, vec!["c1", "c0"]);
     }
 
     #[test]

@@ -112,8 +112,8 @@ pub struct Data {
     roots: HashMap<String, u64>,
     /// user → their app passwords.
     app_passwords: HashMap<String, Vec<app_passwords::AppPassword>>,
-    /// System tags and which files carry them (WebDAV `systemtags`).
-    tags: dav::Tags,
+    /// System tags, their assignments, and comments on files (WebDAV `systemtags`, `comments`).
+    dav: dav::Extras,
     next_id: u64,
     next_share: u64,
     etag_seq: u64,
