@@ -37,6 +37,7 @@ pub(crate) struct Compiled {
     pub default_workload: Option<String>,
     pub workloads: Vec<Workload>,
     pub workflows: Vec<Workflow>,
+    pub provision: Option<super::setup::Provision>,
 }
 
 pub(crate) fn compile(raw: RawScenario) -> Result<Compiled> {
@@ -101,11 +102,20 @@ pub(crate) fn compile(raw: RawScenario) -> Result<Compiled> {
             ),
         );
     }
+    let provision = match raw.setup.and_then(|s| s.provision) {
+        None => None,
+        Some(p) => Some(super::setup::compile(p).map_err(|(at, message)| {
+            let mut path = vec![key("setup"), key("provision")];
+            path.extend(at.into_iter().map(key));
+            CompileError { path, message }
+        })?),
+    };
     Ok(Compiled {
         description: raw.description,
         default_workload: raw.default_workload,
         workloads,
         workflows,
+        provision,
     })
 }
 

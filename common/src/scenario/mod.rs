@@ -9,6 +9,7 @@ mod expect;
 mod jsonpath;
 mod locate;
 mod raw;
+mod setup;
 mod template;
 
 use std::sync::OnceLock;
@@ -22,6 +23,7 @@ pub use expect::{
 };
 pub use jsonpath::{JsonPath, Segment};
 pub use locate::{Location, ScenarioError};
+pub use setup::{Provision, Visit};
 pub use template::{Bindings, Expr, Template, TemplateError, ValueTemplate};
 
 /// The built-in scenario library, compiled in.
@@ -37,6 +39,7 @@ pub struct Scenario {
     default_workload: Option<String>,
     workloads: Vec<Workload>,
     workflows: Vec<Workflow>,
+    provision: Option<Provision>,
 }
 
 /// A named weighted mix of workflows.
@@ -116,6 +119,7 @@ impl Scenario {
             default_workload: compiled.default_workload,
             workloads: compiled.workloads,
             workflows: compiled.workflows,
+            provision: compiled.provision,
         })
     }
 
@@ -141,6 +145,12 @@ impl Scenario {
     /// Hex SHA-256 of the source text.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// `setup.provision`: what each user does once before the load, when
+    /// the server asks for it.
+    pub fn provision(&self) -> Option<&Provision> {
+        self.provision.as_ref()
     }
 
     pub fn workflow(&self, name: &str) -> Option<&Workflow> {

@@ -18,6 +18,8 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub workloads: OrderedMap<OrderedMap<u32>>,
     pub workflows: OrderedMap<RawWorkflow>,
+    #[serde(default)]
+    pub setup: Option<super::setup::RawSetup>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -426,3 +426,54 @@ fn retry_and_outcome_errors() {
     );
     check(&solo, "is not played by role `a`", None);
 }
+
+#[test]
+fn builtin_declares_nextcloud_provisioning() {
+    let p = Scenario::builtin().provision().unwrap();
+    assert_eq!(p.when_tool, "nc_auth_provision_access");
+    assert_eq!(p.check_tool, "nc_auth_check_status");
+    assert_eq!(p.visit, Visit::NextcloudLoginFlow);
+    assert!(p.is_done(&serde_json::json!({"status": "provisioned"})));
+    assert!(!p.is_done(&serde_json::json!({"status": "not_initiated"})));
+    assert!(!p.is_done(&serde_json::json!({})));
+    let started =
+        serde_json::json!({"status": "login_required", "login_url": "http://nc/login/v2/flow/x"});
+    assert_eq!(p.url_in(&started), Some("http://nc/login/v2/flow/x"));
+    assert_eq!(p.within, std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn setup_errors_name_the_field() {
+    let good = r#"
+setup:
+  provision:
+    when_tool: start_it
+    check: { tool: check_it, done: { "$.ok": true } }
+    start: { tool: start_it, url: "$.url" }
+    visit: nextcloud_login_flow
+    poll: { every: 1s, within: 30s }
+"#;
+    let base = format!("{BASE}{good}");
+    let s = Scenario::parse(&base, ORIGIN).unwrap();
+    assert_eq!(
+        s.provision().unwrap().every,
+        std::time::Duration::from_secs(1)
+    );
+    for (from, to, expected) in [
+        (
+            "visit: nextcloud_login_flow",
+            "visit: carrier_pigeon",
+            "unknown `visit: carrier_pigeon`",
+        ),
+        ("done: { \"$.ok\": true }", "args: {}", "needs `done:`"),
+        ("url: \"$.url\"", "args: {}", "needs `url:`"),
+        ("within: 30s", "within: 2h", "every ≤ within ≤ 600s"),
+        (
+            "when_tool: start_it",
+            "when_tool: \"\"",
+            "when_tool` is empty",
+        ),
+    ] {
+        check(&base.replace(from, to), expected, None);
+    }
+}
