@@ -2,10 +2,10 @@
 //! what the real nextcloud-mcp-server calls (status, OCS capabilities and user, the Notes API
 //! v1, OCS shares, WebDAV), so it can run in front of the mock as its Nextcloud.
 //!
-//! `auth` (Basic with password or app password, or our Bearer tokens), `ocs` (the envelope),
-//! `status` (status.php, capabilities, cloud/user), `notes`, `shares`, `webdav` with
-//! `multistatus` (its XML) `search` (DASL SEARCH), `tags`
-//! (system tags) and `comments`.
+//! `auth` (Basic with password or app password, or any live token of ours as Bearer), `ocs`
+//! (the envelope), `status` (status.php, capabilities, cloud/user), `notes`, `shares`, and
+//! WebDAV: `webdav` (routing, PROPFIND, GET, PUT, DELETE, MKCOL) with `multistatus` (its XML),
+//! `transfer` (MOVE, COPY), `search` (DASL SEARCH), `tags` (system tags) and `comments`.
 
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ mod search;
 mod shares;
 mod status;
 mod tags;
+mod transfer;
 mod webdav;
 
 /// Largest request body any of these APIs reads (a WebDAV upload, a note): bigger is 413.

@@ -67,7 +67,7 @@ fn unauthenticated() -> Response {
     response
 }
 
-fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
+pub(super) fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -77,7 +77,7 @@ fn quoted(etag: &str) -> HeaderValue {
 
 /// What a request under `/remote.php/dav` addresses.
 #[derive(Debug, PartialEq, Eq)]
-enum Target {
+pub(super) enum Target {
     /// `/remote.php/dav/`.
     Root,
     /// `files/<owner>/<path>`: `path` decoded, `/`-rooted, normalized.
@@ -92,7 +92,7 @@ enum Target {
     Other,
 }
 
-fn target(uri_path: &str) -> Option<Target> {
+pub(super) fn target(uri_path: &str) -> Option<Target> {
     let rest = uri_path.strip_prefix(DAV_ROOT)?;
     if rest.is_empty() || rest == "/" {
         return Some(Target::Root);
@@ -177,8 +177,8 @@ pub async fn dav(
         },
         "DELETE" => delete(&app, &user, &path, &headers),
         "MKCOL" => mkcol(&app, &user, &path),
-        "MOVE" => transfer(&app, &user, &path, &headers, false),
-        "COPY" => transfer(&app, &user, &path, &headers, true),
+        "MOVE" => super::transfer::transfer(&app, &user, &path, &headers, false),
+        "COPY" => super::transfer::transfer(&app, &user, &path, &headers, true),
         "REPORT" => match axum::body::to_bytes(body, super::tags::MAX_TAG_BODY_BYTES).await {
             Ok(query) => super::tags::report(&app, &user, &path, &query),
             Err(_) => dav_error(
@@ -464,81 +464,6 @@ fn mkcol(app: &App, user: &str, path: &str) -> Response {
     }
 }
 
-/// The destination of a MOVE, in the caller's files: the `Destination` header is an absolute
-/// URL or an absolute path.
-fn destination(user: &str, headers: &HeaderMap) -> Result<String, Box<Response>> {
-    let bad = |m: &str| {
-        Err(Box::new(dav_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            m,
-        )))
-    };
-    let Some(raw) = header_str(headers, "destination") else {
-        return bad("The destination header was not supplied");
-    };
-    let path = match raw.find("://") {
-        Some(i) => raw[i + 3..].find('/').map_or("/", |j| &raw[i + 3 + j..]),
-        None => raw,
-    };
-    let path = path.split(['?', '#']).next().unwrap_or(path);
-    match target(path) {
-        Some(Target::Files { owner, path }) if owner == user => Ok(path),
-        Some(Target::Files { .. }) => Err(Box::new(dav_error(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            "Permission denied to create file in another user's files",
-        ))),
-        _ => Err(Box::new(dav_error(
-            StatusCode::BAD_GATEWAY,
-            "BadGateway",
-            "The destination node is not on the same server",
-        ))),
-    }
-}
-
-/// The etag of an RFC 4918 tagged `If:` list naming `dest`: `If: <uri> (["etag"])`.
-fn destination_etag(headers: &HeaderMap, user: &str, dest: &str) -> Option<String> {
-    let value = header_str(headers, "if")?;
-    let uri = value.trim().strip_prefix('<')?;
-    let (uri, rest) = uri.split_once('>')?;
-    let uri_path = match uri.find("://") {
-        Some(i) => uri[i + 3..].find('/').map_or("/", |j| &uri[i + 3 + j..]),
-        None => uri,
-    };
-    match target(uri_path) {
-        Some(Target::Files { owner, path }) if owner == user && path == dest => {}
-        _ => return None,
-    }
-    let etag = rest.split_once('[')?.1.split_once(']')?.0;
-    Some(etag.to_owned())
-}
-
-/// `MOVE` or `COPY` with `Destination` and `Overwrite` (default T): 201 new, 204 replaced, 412
-/// onto an existing destination with `Overwrite: F` or a stale tagged `If:` etag, 409 without
-/// the destination's parent.
-fn transfer(app: &App, user: &str, path: &str, headers: &HeaderMap, copy: bool) -> Response {
-    let dest = match destination(user, headers) {
-        Ok(dest) => dest,
-        Err(response) => return *response,
-    };
-    let overwrite =
-        !header_str(headers, "overwrite").is_some_and(|v| v.trim().eq_ignore_ascii_case("f"));
-    let if_dest = destination_etag(headers, user, &dest);
-    let mut data = app.data();
-    let done = if copy {
-        data.copy_resource(user, path, &dest, overwrite, if_dest.as_deref())
-    } else {
-        data.move_resource(user, path, &dest, overwrite, if_dest.as_deref())
-    };
-    drop(data);
-    match done {
-        Ok(true) => StatusCode::CREATED.into_response(),
-        Ok(false) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => from_state(&e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,43 +494,6 @@ mod tests {
             Some(Target::Other),
         );
         check("/elsewhere", None);
-    }
-
-    #[test]
-    fn destination_and_if_headers() {
-        let headers = |pairs: &[(&'static str, &str)]| {
-            let mut h = HeaderMap::new();
-            for (k, v) in pairs {
-                h.insert(
-                    *k,
-                    HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("")),
-                );
-            }
-            h
-        };
-        let h = headers(&[(
-            "destination",
-            "http://host:8080/remote.php/dav/files/alice/new%20name.txt",
-        )]);
-        assert_eq!(
-            destination("alice", &h).ok().as_deref(),
-            Some("/new name.txt")
-        );
-        let h = headers(&[("destination", "/remote.php/dav/files/alice/d/")]);
-        assert_eq!(destination("alice", &h).ok().as_deref(), Some("/d"));
-        let h = headers(&[("destination", "/remote.php/dav/files/bob/x")]);
-        assert_eq!(
-            destination("alice", &h).map_err(|r| r.status()).err(),
-            Some(StatusCode::FORBIDDEN)
-        );
-        let h = headers(&[("if", "</remote.php/dav/files/alice/x.txt> ([\"abc\"])")]);
-        assert_eq!(
-            destination_etag(&h, "alice", "/x.txt").as_deref(),
-            Some("\"abc\"")
-        );
-        assert_eq!(destination_etag(&h, "alice", "/y.txt"), None);
-        let h = headers(&[("if", "([\"abc\"])")]);
-        assert_eq!(destination_etag(&h, "alice", "/x.txt"), None);
     }
 
     #[test]
