@@ -1,6 +1,8 @@
 //! Browser login against the mock target in real headless Chromium: the login
 //! form is typed into and submitted, consent is accepted, and the code comes
 //! back on the local callback listener; the code then buys a working token.
+//! Both the mock's plain HTML forms and Nextcloud's pages, whose fields script
+//! renders after the page loads.
 //!
 //! Needs Debian's `chromium` at /usr/bin/chromium (CI installs it).
 
@@ -26,6 +28,11 @@ struct Target {
 }
 
 async fn start_target(consent: bool) -> Target {
+    start_target_with(mock::LoginPages::Forms, consent).await
+}
+
+/// The mock with `pages` for its login and consent (Nextcloud's always ask for consent).
+async fn start_target_with(pages: mock::LoginPages, consent: bool) -> Target {
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let config = mock::MockConfig {
@@ -34,6 +41,7 @@ async fn start_target(consent: bool) -> Target {
             ("bob".into(), "bob-pw".into()),
         ],
         consent,
+        login_pages: pages,
         ..Default::default()
     };
     let mock = mock::serve(listener, config, shutdown.clone())
@@ -96,7 +104,7 @@ fn authorize_url(t: &Target, state: &str, pkce: &Pkce) -> String {
         .append_pair("code_challenge", &pkce.challenge)
         .append_pair("code_challenge_method", "S256")
         .append_pair("resource", &t.mock.mcp_url)
-        .append_pair("scope", "openid profile mcp:tools offline_access");
+        .append_pair("scope", "openid profile offline_access notes.read");
     url.to_string()
 }
 
@@ -210,6 +218,52 @@ async fn wrong_password_is_a_clear_error() {
             .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("alice"), "{text}");
+        assert!(
+            !text.contains("not-her-password"),
+            "password leaked: {text}"
+        );
+        browser.close().await;
+        t.shutdown.cancel();
+    })
+    .await
+    .expect("browser login test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_two_users_in_through_nextclouds_script_rendered_login_and_consent() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let t = start_target_with(mock::LoginPages::Nextcloud, false).await;
+        let browser = BrowserLogin::launch(options()).await.unwrap();
+        let (alice, bob) = tokio::join!(
+            browser_login(&t, &browser, "alice", "alice-pw"),
+            browser_login(&t, &browser, "bob", "bob-pw"),
+        );
+        let (alice, bob) = (alice.unwrap(), bob.unwrap());
+        assert_eq!(userinfo_name(&t, &alice).await, "alice");
+        assert_eq!(userinfo_name(&t, &bob).await, "bob");
+        browser.close().await;
+        t.shutdown.cancel();
+    })
+    .await
+    .expect("browser login test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_on_nextclouds_login_page_is_a_clear_error() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let t = start_target_with(mock::LoginPages::Nextcloud, false).await;
+        let browser = BrowserLogin::launch(BrowserOptions {
+            timeout: Duration::from_secs(10),
+            ..options()
+        })
+        .await
+        .unwrap();
+        let err = browser_login(&t, &browser, "alice", "not-her-password")
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("alice"), "{text}");
+        assert!(text.contains("login form came back"), "{text}");
         assert!(
             !text.contains("not-her-password"),
             "password leaked: {text}"

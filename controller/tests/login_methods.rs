@@ -2,7 +2,9 @@
 //! client credentials (DCR of a confidential client), a tokens file
 //! (pre-acquired tokens, refreshed with the client they were issued to), and
 //! the mock acting as IdPs we did not write do: only `client_secret_post`, a
-//! single "Continue" consent button, Client ID Metadata Documents.
+//! single "Continue" consent button, Client ID Metadata Documents; and direct
+//! login through Nextcloud's script-rendered login and consent pages as well as
+//! through plain HTML forms.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -170,6 +172,7 @@ async fn tokens_file_tokens_are_used_and_refreshed() {
 /// page with one unnamed "Continue" button.
 fn post_only_continue() -> mock::MockConfig {
     mock::MockConfig {
+        login_pages: mock::LoginPages::Forms,
         token_auth_methods: vec![mock::TokenAuthMethod::ClientSecretPost],
         consent_label: Some("Continue".into()),
         ..Default::default()
@@ -251,6 +254,7 @@ async fn a_given_client_id_and_secret_use_client_secret_post_where_it_is_all_the
 async fn direct_login_errors_name_the_page_and_what_was_looked_for() {
     // A consent page whose only button reads like a refusal.
     let t = start_target_with(mock::MockConfig {
+        login_pages: mock::LoginPages::Forms,
         consent_label: Some("No thanks".into()),
         ..Default::default()
     })
@@ -285,6 +289,85 @@ async fn direct_login_errors_name_the_page_and_what_was_looked_for() {
     let auth = Authenticator::setup(&config, &mcp_url, None).await.unwrap();
     let err = auth.login(&alice()).await.unwrap_err().to_string();
     assert!(err.contains("#approve-button"), "{err}");
+}
+
+fn nextcloud_pages() -> mock::MockConfig {
+    mock::MockConfig {
+        login_pages: mock::LoginPages::Nextcloud,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn direct_login_speaks_nextclouds_login_and_consent_pages_which_hold_no_form() {
+    let t = start_target_with(nextcloud_pages()).await;
+    let mcp_url: url::Url = t.mock.mcp_url.parse().unwrap();
+    let auth = Authenticator::setup(&login_config(LoginMethod::Direct), &mcp_url, None)
+        .await
+        .unwrap();
+    // The pages really are script-rendered: no form for the form path to post.
+    let page = reqwest::get(format!("{}/index.php/login", t.mock.issuer))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("data-requesttoken") && !page.contains("<form"));
+
+    let tokens = auth.login(&alice()).await.unwrap();
+    assert!(mcp_accepts(&t.mock.mcp_url, &tokens.access).await);
+    let refreshed = auth.refresh(&alice(), Some(&tokens)).await.unwrap();
+    assert!(mcp_accepts(&t.mock.mcp_url, &refreshed.access).await);
+    // A second login has a fresh session: login page again, consent remembered.
+    let again = auth.login(&alice()).await.unwrap();
+    assert_ne!(again.access.expose(), tokens.access.expose());
+    assert!(mcp_accepts(&t.mock.mcp_url, &again.access).await);
+}
+
+#[tokio::test]
+async fn a_wrong_password_on_nextclouds_login_page_names_the_page_and_the_user() {
+    let t = start_target_with(nextcloud_pages()).await;
+    let mcp_url: url::Url = t.mock.mcp_url.parse().unwrap();
+    let auth = Authenticator::setup(&login_config(LoginMethod::Direct), &mcp_url, None)
+        .await
+        .unwrap();
+    let mut wrong = alice();
+    wrong.password = Secret::new("not-alices-pw");
+    let err = auth.login(&wrong).await.unwrap_err();
+    let text = err.to_string();
+    let expected = format!(
+        "Nextcloud login at {}/index.php/login refused the password for user alice",
+        t.mock.issuer
+    );
+    assert!(text.contains(&expected), "{expected:?} not in: {text}");
+    assert!(text.contains("Wrong login or password."), "{text}");
+    assert!(!text.contains("not-alices-pw"), "password leaked: {text}");
+    assert!(
+        !format!("{err:?}").contains("not-alices-pw"),
+        "password leaked: {err:?}"
+    );
+}
+
+#[tokio::test]
+async fn direct_login_still_posts_the_html_forms_of_idps_that_serve_forms() {
+    let t = start_target_with(mock::MockConfig {
+        login_pages: mock::LoginPages::Forms,
+        consent: true,
+        ..Default::default()
+    })
+    .await;
+    let mcp_url: url::Url = t.mock.mcp_url.parse().unwrap();
+    let auth = Authenticator::setup(&login_config(LoginMethod::Direct), &mcp_url, None)
+        .await
+        .unwrap();
+    let tokens = auth.login(&alice()).await.unwrap();
+    assert!(mcp_accepts(&t.mock.mcp_url, &tokens.access).await);
+
+    let mut wrong = alice();
+    wrong.password = Secret::new("not-alices-pw");
+    let err = auth.login(&wrong).await.unwrap_err().to_string();
+    assert!(err.contains("showed its login form again"), "{err}");
+    assert!(!err.contains("not-alices-pw"), "password leaked: {err}");
 }
 
 /// Serves one Client ID Metadata Document on 127.0.0.1:0; returns its URL.
@@ -325,6 +408,7 @@ async fn serve_client_metadata(
 #[tokio::test]
 async fn client_metadata_document_as_client_id() {
     let t = start_target_with(mock::MockConfig {
+        login_pages: mock::LoginPages::Forms,
         client_metadata_documents: true,
         consent_label: Some("Continue".into()),
         ..Default::default()

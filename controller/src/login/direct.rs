@@ -1,50 +1,27 @@
 //! `--login direct`: authorization code + PKCE (S256) by plain HTTP. Follows
-//! the IdP's redirects by hand, posts its login form and presses its consent
-//! button (whatever it says, or the one `--login-consent-selector` names),
-//! and reads the code from the redirect to `REDIRECT_URI` without following it.
-//! Errors name the page they stopped on and what was looked for there.
+//! the redirects by hand across origins (cookies kept per origin), posts the IdP's
+//! login form and presses its consent button (whatever it says, or the one
+//! `--login-consent-selector` names); on Nextcloud's pages, which hold no form,
+//! speaks its login and the oidc app's consent endpoints as its scripts do
+//! (`nextcloud`). Reads the code from the redirect to `REDIRECT_URI` without
+//! following it. Errors name the page they stopped on and what was looked for there.
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use super::cookies::CookieJar;
 use super::form::{Form, parse_page};
+use super::nextcloud::{self, NcPage};
 use super::{Authenticator, LoginError, REDIRECT_URI, TokenSet};
 use crate::provision::{TestUser, random_secret};
 use common::Secret;
 
-/// Most redirects and form posts in one login before giving up.
-const MAX_HOPS: usize = 12;
-
-/// A login's cookies (no cookie store in our reqwest build; one IdP host).
-#[derive(Default)]
-struct CookieJar(Vec<(String, String)>);
-
-impl CookieJar {
-    fn absorb(&mut self, resp: &reqwest::Response) {
-        for v in resp.headers().get_all(reqwest::header::SET_COOKIE) {
-            let Ok(v) = v.to_str() else { continue };
-            let pair = v.split(';').next().unwrap_or("");
-            let Some((name, value)) = pair.split_once('=') else {
-                continue;
-            };
-            let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
-            self.0.retain(|(n, _)| *n != name);
-            if !value.is_empty() {
-                self.0.push((name, value));
-            }
-        }
-    }
-
-    fn header(&self) -> Option<String> {
-        (!self.0.is_empty()).then(|| {
-            self.0
-                .iter()
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-    }
-}
+/// Most redirects and form posts in one login before giving up: an MCP server's own
+/// authorize, Nextcloud's authorize, login page, login post, authorize, consent page, grant,
+/// authorize, the MCP server's callback and the redirect to us are ten.
+const MAX_HOPS: usize = 16;
+/// Largest page read (Nextcloud's login page is some 30 KiB).
+const MAX_PAGE_BYTES: usize = 2 << 20;
 
 pub fn pkce_challenge(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
@@ -52,7 +29,9 @@ pub fn pkce_challenge(verifier: &str) -> String {
 
 enum Next {
     Get(url::Url),
-    Post(url::Url, Vec<(String, String)>),
+    /// A form post; with a request token for the `requesttoken` header (Nextcloud's scripts
+    /// send it so).
+    Post(url::Url, Vec<(String, String)>, Option<Secret>),
 }
 
 /// One authorization request: its URL and the secrets to finish it with.
@@ -126,9 +105,16 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
     for _ in 0..MAX_HOPS {
         let (url, req) = match next {
             Next::Get(url) => (url.clone(), auth.http().get(url)),
-            Next::Post(url, form) => (url.clone(), auth.http().post(url).form(&form)),
+            Next::Post(url, form, token) => {
+                let req = auth.http().post(url.clone()).form(&form);
+                let req = match token {
+                    Some(t) => req.header("requesttoken", t.expose()),
+                    None => req,
+                };
+                (url, req)
+            }
         };
-        let req = match jar.header() {
+        let req = match jar.header_for(&url) {
             Some(c) => req.header(reqwest::header::COOKIE, c),
             None => req,
         };
@@ -137,7 +123,7 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
             .send()
             .await
             .map_err(|e| flow(format!("{}: {}", strip_query(&url), without_url(e))))?;
-        jar.absorb(&resp);
+        jar.absorb(&url, resp.headers());
         let status = resp.status();
         if status.is_redirection() {
             let location = resp
@@ -169,19 +155,35 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
             next = Next::Get(target);
             continue;
         }
+        let here = strip_query(&url);
         if !status.is_success() {
-            let body = resp.text().await.unwrap_or_default();
+            let body = read_page(resp, &here).await.unwrap_or_default();
+            let page = parse_page(&body);
+            if posted_credentials && page.forms.iter().any(|f| f.has_field(&fields.password)) {
+                return Err(LoginError::OAuth {
+                    user: name.clone(),
+                    stage: "login form",
+                    error: "credentials_rejected".into(),
+                    description: Some(format!(
+                        "{here} showed its login form again (HTTP {status}) after the credentials were posted"
+                    )),
+                });
+            }
+            let title = page.title;
             return Err(flow(format!(
-                "HTTP {status} from {}{}",
-                strip_query(&url),
+                "HTTP {status} from {here}{}{}",
                 oauth_error_in(&body)
                     .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                if title.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (page {title:?})")
+                }
             )));
         }
-        let body = resp.text().await.map_err(|e| flow(without_url(e)))?;
+        let body = read_page(resp, &here).await.map_err(&flow)?;
         let page = parse_page(&body);
-        let here = strip_query(&url);
         if let Some(form) = page.forms.iter().find(|f| f.has_field(&fields.password)) {
             if posted_credentials {
                 return Err(LoginError::OAuth {
@@ -212,6 +214,37 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
             next = submit(&url, form, values).map_err(flow)?;
             continue;
         }
+        let nc_page = nextcloud::read(&body);
+        match &nc_page {
+            Some(NcPage::Login(login)) => {
+                if posted_credentials {
+                    return Err(LoginError::OAuth {
+                        user: name.clone(),
+                        stage: "login form",
+                        error: "credentials_rejected".into(),
+                        description: Some(login.refusal(&here, &name)),
+                    });
+                }
+                posted_credentials = true;
+                tracing::debug!(user = %name, page = %here, "Nextcloud login page: posting the credentials");
+                let (action, values) = login.submission(&url, user.name.as_str(), &user.password);
+                next = Next::Post(action, values, None);
+                continue;
+            }
+            Some(NcPage::Consent(consent)) => {
+                if pressed_consent.is_some() {
+                    return Err(flow(format!(
+                        "the oidc app's consent page came back at {here} after consent was granted"
+                    )));
+                }
+                pressed_consent = Some("grant".into());
+                tracing::debug!(user = %name, page = %here, client = %consent.client_name, "Nextcloud consent page: granting");
+                let (action, token, values) = consent.grant(&url).map_err(&flow)?;
+                next = Next::Post(action, values, Some(token));
+                continue;
+            }
+            Some(NcPage::Other) | None => {}
+        }
         if let Some((form, button)) = page.consent_choice(fields.consent.as_ref()) {
             if let Some(pressed) = &pressed_consent {
                 return Err(flow(format!(
@@ -231,8 +264,14 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
             Some(c) => format!("a button matching --login-consent-selector {:?}", c.as_str()),
             None => "a consent form's submit button (one that does not read like Deny or Cancel; or set --login-consent-selector)".into(),
         };
+        let nextcloud = match nc_page {
+            Some(_) => {
+                "; it is one of Nextcloud's pages (data-requesttoken) but neither its login page (initial state core-login…) nor the oidc app's consent (#oidc-consent)"
+            }
+            None => "",
+        };
         return Err(flow(format!(
-            "{here} answered a {}{}: looked for a login form with a field {:?} (see --login-password-field) or {consent}",
+            "{here} answered a {}{}: looked for a login form with a field {:?} (see --login-password-field), Nextcloud's login or consent page, or {consent}{nextcloud}",
             page.describe(),
             if posted_credentials {
                 " after the credentials were posted"
@@ -245,6 +284,20 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
     Err(flow(format!(
         "no authorization code after {MAX_HOPS} redirects and forms"
     )))
+}
+
+/// The body of a page, at most `MAX_PAGE_BYTES` of it.
+async fn read_page(mut resp: reqwest::Response, here: &str) -> Result<String, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(without_url)? {
+        if body.len() + chunk.len() > MAX_PAGE_BYTES {
+            return Err(format!(
+                "{here} answered a page larger than {MAX_PAGE_BYTES} bytes"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 fn set_field(values: &mut Vec<(String, String)>, name: &str, value: &str) {
@@ -266,7 +319,7 @@ fn submit(page: &url::Url, form: &Form, values: Vec<(String, String)>) -> Result
         u.query_pairs_mut().clear().extend_pairs(values);
         Ok(Next::Get(u))
     } else {
-        Ok(Next::Post(action, values))
+        Ok(Next::Post(action, values, None))
     }
 }
 
@@ -395,13 +448,5 @@ mod tests {
         let e =
             check_redirect(&u("error=access_denied&state=s"), "s", "http://as", "u").unwrap_err();
         assert!(e.to_string().contains("access_denied"), "{e}");
-    }
-
-    #[test]
-    fn cookie_header() {
-        let mut jar = CookieJar::default();
-        jar.0.push(("a".into(), "1".into()));
-        jar.0.push(("b".into(), "2".into()));
-        assert_eq!(jar.header().as_deref(), Some("a=1; b=2"));
     }
 }

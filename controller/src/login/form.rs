@@ -325,6 +325,30 @@ pub fn parse_page(html: &str) -> Page {
     page
 }
 
+/// Calls `f` with the name and attributes of every tag of `html` in document order, outside
+/// comments and the insides of scripts and styles.
+pub(super) fn each_tag(html: &str, mut f: impl FnMut(&str, &Attrs)) {
+    let mut pos = 0;
+    while let Some(start) = html[pos..].find('<').map(|i| pos + i) {
+        if html[start..].starts_with("<!--") {
+            pos = html[start..]
+                .find("-->")
+                .map_or(html.len(), |i| start + i + 3);
+            continue;
+        }
+        let Some(end) = find_tag_end(html, start) else {
+            break;
+        };
+        let (name, attrs) = parse_tag(&html[start + 1..end]);
+        pos = end + 1;
+        if matches!(name.as_str(), "script" | "style") {
+            let close = format!("</{name}");
+            pos = html[pos..].find(&close).map_or(html.len(), |i| pos + i);
+        }
+        f(&name, &attrs);
+    }
+}
+
 /// The `>` closing the tag at `start`, skipping quoted attribute values.
 fn find_tag_end(html: &str, start: usize) -> Option<usize> {
     let mut quote: Option<u8> = None;
@@ -340,9 +364,9 @@ fn find_tag_end(html: &str, start: usize) -> Option<usize> {
     None
 }
 
-type Attrs = Vec<(String, String)>;
+pub(super) type Attrs = Vec<(String, String)>;
 
-fn attr<'a>(attrs: &'a Attrs, name: &str) -> Option<&'a str> {
+pub(super) fn attr<'a>(attrs: &'a Attrs, name: &str) -> Option<&'a str> {
     attrs
         .iter()
         .find(|(k, _)| k == name)

@@ -5,9 +5,11 @@ pub mod browser;
 pub mod cache;
 pub mod callback;
 pub mod client;
+mod cookies;
 pub mod direct;
 pub mod discovery;
 pub mod form;
+mod nextcloud;
 pub mod selector;
 pub mod tokens_file;
 
