@@ -8,7 +8,10 @@ mod support;
 
 use support::*;
 
-const POST_ONLY_CONTINUE: [&str; 4] = [
+/// The mock's HTML forms (not Nextcloud's pages, its default) with one "Continue" button.
+const POST_ONLY_CONTINUE: [&str; 6] = [
+    "--login-pages",
+    "forms",
     "--token-auth-methods",
     "client_secret_post",
     "--consent-label",

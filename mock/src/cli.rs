@@ -85,7 +85,7 @@ pub struct Args {
     /// Login and consent pages: `nextcloud` (as Nextcloud serves them: rendered by script, no
     /// <form> in the HTML, POST /index.php/login, the oidc app's consent) or `forms` (plain
     /// HTML forms, with --consent and --consent-label).
-    #[arg(long, default_value = "forms", value_name = "PAGES")]
+    #[arg(long, default_value = "nextcloud", value_name = "PAGES")]
     pub login_pages: crate::LoginPages,
     /// Admin user name for the OCS provisioning API.
     #[arg(long, env = "MOCK_TARGET_ADMIN_USER", default_value = "admin")]

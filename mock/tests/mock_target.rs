@@ -4,12 +4,14 @@
 mod common;
 
 use common::*;
-use mock::MockConfig;
+use mock::{LoginPages, MockConfig};
 use serde_json::{Value, json};
 
 fn config() -> MockConfig {
     MockConfig {
         users: users(),
+        // The mock's HTML forms, which these tests post.
+        login_pages: LoginPages::Forms,
         consent: true,
         ..MockConfig::default()
     }

@@ -6,12 +6,14 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mock::MockConfig;
+use mock::{LoginPages, MockConfig};
 use serde_json::{Value, json};
 
 fn config() -> MockConfig {
     MockConfig {
         users: users(),
+        // The mock's HTML forms, which these tests post.
+        login_pages: LoginPages::Forms,
         consent: true,
         ..MockConfig::default()
     }

@@ -21,10 +21,10 @@ pub enum LoginPages {
     /// As Nextcloud serves them: rendered by script, no `<form>` in the HTML, the request
     /// token in `<head data-requesttoken>`, login at `POST /index.php/login`, the oidc app's
     /// consent page and `POST …/consent/grant`.
+    #[default]
     Nextcloud,
     /// The mock's plain HTML forms (`POST /login`, `POST /consent`), with `--consent` and
     /// `--consent-label`.
-    #[default]
     Forms,
 }
 
