@@ -10,6 +10,7 @@ pub mod histogram;
 pub mod ids;
 pub mod limits;
 pub mod load;
+pub mod nextcloud;
 pub mod proto;
 pub mod protocol;
 pub mod report;

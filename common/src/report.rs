@@ -402,6 +402,26 @@ pub struct AuthReport {
     /// refreshed) instead of a login.
     #[serde(default)]
     pub tokens_from_cache: u64,
+    /// The scenario's per-user setup (`setup.provision`), when declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning: Option<ProvisioningReport>,
+}
+
+/// Users provisioned before the load (e.g. the Nextcloud MCP server's Login
+/// Flow v2 app passwords).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProvisioningReport {
+    /// Provisioned by this run, each timed (tool, visit, poll).
+    pub provisioned: u64,
+    /// Already provisioned on the server (kept users, cached tokens).
+    pub already: u64,
+    pub latency: LatencyStats,
+    /// Why it did not run, where the scenario declares it.
+    #[serde(default)]
+    pub skipped: Option<String>,
+    /// What stays on the server for kept users, and how to remove it.
+    #[serde(default)]
+    pub left_behind: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -21,6 +21,7 @@ pub mod registry;
 pub mod report;
 pub mod run;
 pub mod service;
+pub mod setup;
 pub mod spawn;
 pub mod stages;
 pub mod target;

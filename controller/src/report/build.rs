@@ -379,6 +379,20 @@ fn auth_report(input: &ReportInput) -> AuthReport {
         refresh_requests: input.agents.iter().map(|a| a.mcp.refresh_requests).sum(),
         auth_failures: auth.auth_failures + agents_auth_failures,
         tokens_from_cache: auth.tokens_from_cache,
+        provisioning: (auth.provisioned + auth.provisioned_already > 0
+            || auth.provisioning_skipped.is_some())
+        .then(|| common::report::ProvisioningReport {
+            provisioned: auth.provisioned,
+            already: auth.provisioned_already,
+            latency: LatencyStats::from_histogram(&auth.provisioning_latency),
+            skipped: auth.provisioning_skipped.clone(),
+            left_behind: (auth.provisioned + auth.provisioned_already > 0).then(|| {
+                "each provisioned user's app password stays on Nextcloud (and in the MCP server's token store) \
+                 until the user is deleted: users this run deletes take theirs with them; for kept users \
+                 (--no-cleanup, a users file) revoke them in Nextcloud's Settings → Security, or delete the users"
+                    .to_owned()
+            }),
+        }),
     }
 }
 

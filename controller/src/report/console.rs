@@ -514,6 +514,19 @@ fn write_auth(out: &mut String, r: &Report) -> std::fmt::Result {
             a.tokens_from_cache
         )?;
     }
+    if let Some(p) = &a.provisioning {
+        match &p.skipped {
+            Some(why) => writeln!(out, "Provisioning: not needed ({why})")?,
+            None => writeln!(
+                out,
+                "Provisioning: {} users before the load ({} already provisioned), p50={:.4}s, p95={:.4}s",
+                p.provisioned, p.already, p.latency.median, p.latency.p95
+            )?,
+        }
+        if let Some(note) = &p.left_behind {
+            writeln!(out, "  Left behind: {note}")?;
+        }
+    }
     writeln!(
         out,
         "Token Refreshes: {} ({} failed, {} requested by agents)",

@@ -200,6 +200,13 @@ pub struct AuthInput {
     pub logins_failed: u64,
     /// `--token-cache`: users whose tokens came from the cache, not a login.
     pub tokens_from_cache: u64,
+    /// The scenario's `setup.provision`: users provisioned before the load
+    /// (each timed), users the server already had provisioned, and why it
+    /// did not run where it was declared but not needed.
+    pub provisioned: u64,
+    pub provisioned_already: u64,
+    pub provisioning_latency: LatencyHistogram,
+    pub provisioning_skipped: Option<String>,
     /// Refreshes the controller performed.
     pub refreshes: u64,
     pub refresh_failures: u64,

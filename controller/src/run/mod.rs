@@ -65,7 +65,7 @@ pub struct Prepared {
 
 /// Every check that needs no network: scenario, workload, plan, thresholds,
 /// files. Errors name the flag and the fix.
-pub fn prepare(config: RunConfig) -> anyhow::Result<Prepared> {
+pub fn prepare(mut config: RunConfig) -> anyhow::Result<Prepared> {
     let scenario = match &config.scenario_file {
         Some(path) => {
             let source = std::fs::read_to_string(path)
@@ -82,6 +82,9 @@ pub fn prepare(config: RunConfig) -> anyhow::Result<Prepared> {
                 config.workload.as_deref().unwrap_or("(default)")
             )
         })?;
+    if config.login.scope.is_none() {
+        config.login.scope = crate::setup::default_scope(&scenario, &workload);
+    }
     let roles: Vec<usize> = workload
         .mix
         .iter()
@@ -374,7 +377,19 @@ async fn drive(
         if let Some(cache) = &token_cache {
             cache.keep(&auth, &outcome.tokens, &doomed_users(config, pool));
         }
-        anyhow::Ok((auth, outcome))
+        // Before any load: the workload's tools are there, and every user
+        // the server wants provisioned is.
+        let setup = crate::setup::run(
+            &p.scenario,
+            &p.workload,
+            &target.mcp_url,
+            &pool.users,
+            &outcome.tokens,
+            concurrency,
+        )
+        .await
+        .context("setting users up before the load")?;
+        anyhow::Ok((auth, outcome, setup))
     };
     let agents = session.wait_attached(
         config.n_agents as usize,
@@ -383,7 +398,7 @@ async fn drive(
         cancel,
         &hint,
     );
-    let ((auth, logins), ()) = tokio::select! {
+    let ((auth, logins, setup), ()) = tokio::select! {
         r = async { tokio::try_join!(users, agents) } => r?,
         () = cancel.cancelled() => bail!("interrupted before the run started"),
     };
@@ -467,6 +482,10 @@ async fn drive(
             logins_failed: logins.failures.len() as u64,
             tokens_from_cache: logins.from_cache,
             login_latency: logins.latency,
+            provisioned: setup.provisioned,
+            provisioned_already: setup.already,
+            provisioning_latency: setup.latency,
+            provisioning_skipped: setup.skipped,
             refreshes: token_stats.refreshes,
             refresh_failures: token_stats.refresh_failures,
             auth_failures: token_stats.refresh_failures,

@@ -260,6 +260,7 @@ pub fn realistic_input() -> ReportInput {
             refreshes: 2,
             refresh_failures: 0,
             auth_failures: 0,
+            ..AuthInput::default()
         },
         users: users(),
         baseline_workflows: vec!["baseline".to_owned()],

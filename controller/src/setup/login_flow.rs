@@ -1,0 +1,297 @@
+//! Visiting a Nextcloud Login Flow v2 URL as its user, over plain HTTP, as
+//! a browser does: the flow's start page, Nextcloud's login page (rendered
+//! by script: no form in the HTML, the request token in the page head, the
+//! login posted to `/index.php/login`), then "Grant access" (its action URL
+//! and state token in the page's initial state). Cookies are kept per
+//! origin; redirects are followed by hand and bounded. Every error names
+//! the page and what was looked for, never the password.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use common::Secret;
+use serde_json::Value;
+
+/// Redirects followed from one request at most.
+const MAX_HOPS: usize = 20;
+/// The largest page read.
+const MAX_PAGE: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VisitError {
+    #[error("{page}: {what}")]
+    Page { page: String, what: String },
+}
+
+fn at(url: &str, what: impl Into<String>) -> VisitError {
+    VisitError::Page {
+        page: shown(url),
+        what: what.into(),
+    }
+}
+
+/// A URL as shown in errors: no query (Login Flow tokens live there).
+fn shown(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "(an invalid URL)".into(),
+    }
+}
+
+struct Page {
+    url: String,
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+/// A browser's worth of state for one visit.
+struct Browser {
+    http: reqwest::Client,
+    jar: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+fn origin(url: &str) -> Result<String, VisitError> {
+    url::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .map_err(|e| at(url, format!("not a URL: {e}")))
+}
+
+impl Browser {
+    async fn send(&mut self, url: &str, req: reqwest::RequestBuilder) -> Result<Page, VisitError> {
+        let o = origin(url)?;
+        let cookies: Vec<String> = self
+            .jar
+            .get(&o)
+            .map(|c| c.iter().map(|(k, v)| format!("{k}={v}")).collect())
+            .unwrap_or_default();
+        let mut resp = req
+            .header("cookie", cookies.join("; "))
+            .send()
+            .await
+            .map_err(|e| at(url, e.without_url().to_string()))?;
+        for v in resp.headers().get_all("set-cookie") {
+            let pair = v.to_str().unwrap_or("").split(';').next().unwrap_or("");
+            if let Some((k, v)) = pair.split_once('=') {
+                self.jar
+                    .entry(o.clone())
+                    .or_default()
+                    .insert(k.trim().into(), v.trim().into());
+            }
+        }
+        let status = resp.status().as_u16();
+        let location = match resp.headers().get("location").and_then(|l| l.to_str().ok()) {
+            Some(l) => Some(
+                url::Url::parse(url)
+                    .and_then(|base| base.join(l))
+                    .map(|u| u.to_string())
+                    .map_err(|e| at(url, format!("a redirect to an invalid URL: {e}")))?,
+            ),
+            None => None,
+        };
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| at(url, e.without_url().to_string()))?
+        {
+            if body.len() + chunk.len() > MAX_PAGE {
+                return Err(at(url, format!("a page larger than {MAX_PAGE} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Page {
+            url: url.to_owned(),
+            status,
+            location,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+
+    async fn follow(&mut self, url: &str) -> Result<Page, VisitError> {
+        let mut url = url.to_owned();
+        for _ in 0..MAX_HOPS {
+            let req = self.http.get(&url);
+            let page = self.send(&url, req).await?;
+            match &page.location {
+                Some(next) if (300..400).contains(&page.status) => url = next.clone(),
+                _ => return Ok(page),
+            }
+        }
+        Err(at(&url, format!("more than {MAX_HOPS} redirects")))
+    }
+
+    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Result<Page, VisitError> {
+        let req = self.http.post(url).form(form);
+        self.send(url, req).await
+    }
+}
+
+/// The request token Nextcloud puts in `<head data-requesttoken="…">`.
+fn request_token(page: &Page) -> Result<String, VisitError> {
+    let marker = "data-requesttoken=\"";
+    let start = page.body.find(marker).ok_or_else(|| {
+        at(
+            &page.url,
+            "no request token (data-requesttoken) in the page head: not a Nextcloud page",
+        )
+    })? + marker.len();
+    let end = page.body[start..]
+        .find('"')
+        .ok_or_else(|| at(&page.url, "an unterminated request token"))?;
+    Ok(page.body[start..start + end].to_owned())
+}
+
+/// Nextcloud's initial state `app`/`key` (base64 JSON in a hidden input).
+fn initial_state(page: &Page, app: &str, key: &str) -> Result<Value, VisitError> {
+    let marker = format!("id=\"initial-state-{app}-{key}\" value=\"");
+    let start = page.body.find(&marker).ok_or_else(|| {
+        at(
+            &page.url,
+            format!("no initial state {app}/{key} in the page"),
+        )
+    })? + marker.len();
+    let end = page.body[start..].find('"').ok_or_else(|| {
+        at(
+            &page.url,
+            format!("an unterminated initial state {app}/{key}"),
+        )
+    })?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&page.body[start..start + end])
+        .map_err(|_| {
+            at(
+                &page.url,
+                format!("initial state {app}/{key} is not base64"),
+            )
+        })?;
+    serde_json::from_slice(&raw)
+        .map_err(|_| at(&page.url, format!("initial state {app}/{key} is not JSON")))
+}
+
+fn is_login_page(page: &Page) -> bool {
+    page.status == 200
+        && url::Url::parse(&page.url).is_ok_and(|u| u.path().ends_with("/login"))
+        && page.body.contains("data-requesttoken=\"")
+}
+
+/// Logs into Nextcloud's login page `page` as `user`; the page it leads to.
+async fn log_in(
+    b: &mut Browser,
+    page: &Page,
+    user: &str,
+    password: &Secret,
+) -> Result<Page, VisitError> {
+    let token = request_token(page)?;
+    let redirect_url = url::Url::parse(&page.url)
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "redirect_url")
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default();
+    let login = format!("{}/index.php/login", origin(&page.url)?);
+    let a = b
+        .post(
+            &login,
+            &[
+                ("user", user),
+                ("password", password.expose()),
+                ("requesttoken", &token),
+                ("redirect_url", &redirect_url),
+                ("timezone", "UTC"),
+                ("timezone_offset", "0"),
+            ],
+        )
+        .await?;
+    let next = match (&a.location, a.status) {
+        (Some(next), 300..=399) => next.clone(),
+        _ => {
+            return Err(at(
+                &login,
+                format!("the login answered HTTP {} instead of a redirect", a.status),
+            ));
+        }
+    };
+    let page = b.follow(&next).await?;
+    if is_login_page(&page) {
+        return Err(at(
+            &login,
+            format!("Nextcloud refused the password for user {user}"),
+        ));
+    }
+    Ok(page)
+}
+
+/// Opens `login_url` (a Login Flow v2 URL), logs in as `user` and grants
+/// access, as the user would in a browser.
+pub async fn grant(
+    http: &reqwest::Client,
+    login_url: &str,
+    user: &str,
+    password: &Secret,
+) -> Result<(), VisitError> {
+    let mut b = Browser {
+        http: http.clone(),
+        jar: BTreeMap::new(),
+    };
+    let mut page = b.follow(login_url).await?;
+    if page.status != 200 {
+        return Err(at(
+            &page.url,
+            format!("HTTP {} opening the login URL (it works once)", page.status),
+        ));
+    }
+    // The flow's start page sends the visitor on to the grant page.
+    if let Ok(auth) = initial_state(&page, "core", "loginFlowAuth") {
+        let next = auth["loginRedirectUrl"]
+            .as_str()
+            .ok_or_else(|| at(&page.url, "no loginRedirectUrl in the flow's start page"))?
+            .to_owned();
+        let next = url::Url::parse(&page.url)
+            .and_then(|u| u.join(&next))
+            .map_err(|e| at(&page.url, format!("an invalid loginRedirectUrl: {e}")))?;
+        page = b.follow(next.as_str()).await?;
+    }
+    if is_login_page(&page) {
+        page = log_in(&mut b, &page, user, password).await?;
+    }
+    let g = initial_state(&page, "core", "loginFlowGrant").map_err(|_| {
+        at(
+            &page.url,
+            "no \"Grant access\" step (initial state core/loginFlowGrant) after the login",
+        )
+    })?;
+    let action = g["actionUrl"]
+        .as_str()
+        .ok_or_else(|| at(&page.url, "no actionUrl in the grant step"))?;
+    let action = url::Url::parse(&page.url)
+        .and_then(|u| u.join(action))
+        .map_err(|e| at(&page.url, format!("an invalid actionUrl: {e}")))?;
+    let token = request_token(&page)?;
+    let done = b
+        .post(
+            action.as_str(),
+            &[
+                ("stateToken", g["stateToken"].as_str().unwrap_or("")),
+                ("requesttoken", &token),
+            ],
+        )
+        .await?;
+    let done = match (&done.location, done.status) {
+        (Some(next), 300..=399) => b.follow(next).await?,
+        _ => done,
+    };
+    if done.status != 200 {
+        return Err(at(
+            &done.url,
+            format!("\"Grant access\" answered HTTP {}", done.status),
+        ));
+    }
+    Ok(())
+}
