@@ -227,8 +227,8 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
                 }
                 posted_credentials = true;
                 tracing::debug!(user = %name, page = %here, "Nextcloud login page: posting the credentials");
-                let (action, values) = login.submission(&url, user.name.as_str(), &user.password);
-                next = Next::Post(action, values, None);
+                let post = login.submission(&url, user.name.as_str(), &user.password);
+                next = Next::Post(post.url, post.fields, post.request_token_header);
                 continue;
             }
             Some(NcPage::Consent(consent)) => {
@@ -239,8 +239,8 @@ pub async fn login(auth: &Authenticator, user: &TestUser) -> Result<TokenSet, Lo
                 }
                 pressed_consent = Some("grant".into());
                 tracing::debug!(user = %name, page = %here, client = %consent.client_name, "Nextcloud consent page: granting");
-                let (action, token, values) = consent.grant(&url).map_err(&flow)?;
-                next = Next::Post(action, values, Some(token));
+                let post = consent.grant(&url).map_err(&flow)?;
+                next = Next::Post(post.url, post.fields, post.request_token_header);
                 continue;
             }
             Some(NcPage::Other) | None => {}

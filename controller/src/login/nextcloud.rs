@@ -31,6 +31,15 @@ pub(super) enum NcPage {
     Other,
 }
 
+/// A POST as Nextcloud's script sends it.
+pub(super) struct Submission {
+    pub url: url::Url,
+    pub fields: Vec<(String, String)>,
+    /// For the `requesttoken` header (the consent's fetch sends it so; the login form posts it
+    /// as a field).
+    pub request_token_header: Option<Secret>,
+}
+
 pub(super) struct LoginPage {
     request_token: Secret,
     /// `loginRedirectUrl`: where a successful login goes (the authorize URL).
@@ -118,12 +127,7 @@ fn initial_state(value: &str) -> Option<serde_json::Value> {
 
 impl LoginPage {
     /// Where LoginForm.vue posts (`generateUrl('login')`: the login page's own path) and what.
-    pub fn submission(
-        &self,
-        page: &url::Url,
-        user: &str,
-        password: &Secret,
-    ) -> (url::Url, Vec<(String, String)>) {
+    pub fn submission(&self, page: &url::Url, user: &str, password: &Secret) -> Submission {
         let mut action = page.clone();
         action.set_query(None);
         action.set_fragment(None);
@@ -146,7 +150,11 @@ impl LoginPage {
         if let Some(r) = redirect_url {
             fields.push(("redirect_url".into(), r));
         }
-        (action, fields)
+        Submission {
+            url: action,
+            fields,
+            request_token_header: None,
+        }
     }
 
     /// Why the login page came back after the credentials were posted, for an error.
@@ -166,12 +174,8 @@ impl LoginPage {
 }
 
 impl ConsentPage {
-    /// Consent.vue's grant: the URL, the request token (sent as the `requesttoken` header) and
-    /// the body granting every requested scope.
-    pub fn grant(
-        &self,
-        page: &url::Url,
-    ) -> Result<(url::Url, Secret, Vec<(String, String)>), String> {
+    /// Consent.vue's grant of every requested scope, the request token in the header.
+    pub fn grant(&self, page: &url::Url) -> Result<Submission, String> {
         let mut base = page.clone();
         base.set_query(None);
         base.set_fragment(None);
@@ -182,11 +186,11 @@ impl ConsentPage {
             base.join("/index.php/apps/oidc/consent/grant")
         }
         .map_err(|e| format!("no consent grant URL next to {base}: {e}"))?;
-        Ok((
+        Ok(Submission {
             url,
-            self.request_token.clone(),
-            vec![("scopes".to_owned(), self.scopes.clone())],
-        ))
+            fields: vec![("scopes".to_owned(), self.scopes.clone())],
+            request_token_header: Some(self.request_token.clone()),
+        })
     }
 }
 
@@ -231,8 +235,8 @@ mod tests {
             "http://nc.test/index.php/login?redirect_url=%2Fother&user=alice&direct=1"
                 .parse()
                 .unwrap();
-        let (action, fields) = l.submission(&here, "alice", &Secret::new("pw"));
-        assert_eq!(action.as_str(), "http://nc.test/index.php/login");
+        let Submission { url, fields, .. } = l.submission(&here, "alice", &Secret::new("pw"));
+        assert_eq!(url.as_str(), "http://nc.test/index.php/login");
         let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(
             get("redirect_url"),
@@ -253,7 +257,7 @@ mod tests {
         )) else {
             panic!("not a login page")
         };
-        let (_, fields) = l.submission(&here, "alice", &Secret::new("pw"));
+        let fields = l.submission(&here, "alice", &Secret::new("pw")).fields;
         assert!(fields.contains(&("redirect_url".into(), "/other".into())));
 
         let consent = page(
@@ -264,7 +268,11 @@ mod tests {
             panic!("not a consent page")
         };
         assert_eq!(c.client_name, "MCP & co");
-        let (url, token, body) = c
+        let Submission {
+            url,
+            fields: body,
+            request_token_header: token,
+        } = c
             .grant(
                 &"http://nc.test/index.php/apps/oidc/consent"
                     .parse()
@@ -275,7 +283,7 @@ mod tests {
             url.as_str(),
             "http://nc.test/index.php/apps/oidc/consent/grant"
         );
-        assert_eq!(token.expose(), "ct");
+        assert_eq!(token.map(|t| t.expose().to_owned()).as_deref(), Some("ct"));
         assert_eq!(
             body,
             [("scopes".to_owned(), "openid notes.read".to_owned())]
