@@ -494,3 +494,189 @@ fn two_users_share_through_the_real_server_in_front_of_the_mock() {
         diffs.join("\n")
     );
 }
+
+/// `controller start` against the real server in front of `mock`, as a
+/// user runs it: its users created on the mock (as Nextcloud) through OCS,
+/// logged in through the real server's authorization server, provisioned,
+/// the load, the users deleted. The JSON report.
+fn controller_against_real(
+    mock: &MockTarget,
+    real: &RealServer,
+    prefix: &str,
+    args: &[&str],
+) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run.json");
+    let mut cmd = support::controller(&["start"]);
+    cmd.args([
+        "--url",
+        &real.mcp_url,
+        "--provider",
+        "nextcloud",
+        "--nextcloud-url",
+        &mock.admin_url,
+        "--user-prefix",
+        prefix,
+        "--state-dir",
+        dir.path().to_str().unwrap(),
+        "--duration",
+        "4s",
+        "--warmup",
+        "1s",
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .args(args)
+    .env("NEXTCLOUD_ADMIN_PASSWORD", &mock.admin_password);
+    let mut c = support::Proc::spawn("controller", cmd);
+    let status = c.wait(support::RUN_TIMEOUT);
+    assert!(status.success(), "exit {status}\nstderr:\n{}", c.stderr());
+    let report = support::read_report(&out);
+    assert!(
+        mock.list_users(prefix).is_empty(),
+        "{prefix} users left behind"
+    );
+    report
+}
+
+fn assert_clean_run(report: &Value, workload: &str) {
+    let summary = &report["summary"];
+    assert_eq!(
+        summary["failed_operations"], 0,
+        "{workload}: {}",
+        report["errors"]
+    );
+    assert!(
+        summary["total_operations"].as_u64().unwrap() > 0,
+        "{workload}: nothing ran"
+    );
+    assert_eq!(report["auth"]["logins"], 12);
+    assert_eq!(
+        report["auth"]["provisioning"]["provisioned"], 12,
+        "{}",
+        report["auth"]
+    );
+    assert_eq!(report["agents"].as_array().unwrap().len(), 3);
+    for (name, w) in report["workflows"].as_object().unwrap() {
+        assert_eq!(w["failed_executions"], 0, "{workload}/{name}");
+    }
+}
+
+/// The job our users hire us for, in CI: 12 users over 3 agents on the
+/// real server, logged in through its own authorization server (the mock's
+/// Nextcloud login and consent pages behind it), each provisioned through
+/// Login Flow v2, the built-in workloads with no failed operation and
+/// conflicts reported apart; on the protocol `auto` picks and on
+/// 2025-11-25 (sessions, where the server could ask us things mid-call).
+#[test]
+fn the_workloads_run_through_the_real_server() {
+    let Some(exe) = executable() else { return };
+    let mock = MockTarget::start_with(&["--login-pages", "nextcloud"]);
+    let real = RealServer::start_oauth(&exe, &mock.admin_url);
+    let mixed = controller_against_real(
+        &mock,
+        &real,
+        "realmixed",
+        &[
+            "--agents",
+            "3",
+            "--users",
+            "12",
+            "--workload",
+            "mixed",
+            "--mcp-version",
+            "auto",
+        ],
+    );
+    assert_clean_run(&mixed, "mixed");
+    assert_eq!(mixed["mcp"]["protocol_version"], "2026-07-28");
+    let sharing = controller_against_real(
+        &mock,
+        &real,
+        "realsharing",
+        &[
+            "--agents",
+            "3",
+            "--users",
+            "12",
+            "--workload",
+            "sharing",
+            "--mcp-version",
+            "2025-11-25",
+        ],
+    );
+    assert_clean_run(&sharing, "sharing");
+    assert_eq!(sharing["mcp"]["protocol_version"], "2025-11-25");
+}
+
+/// Provisioning that cannot succeed (the users' passwords are wrong, their
+/// tokens were got elsewhere) stops the run before any load, naming the
+/// user, the step and the page.
+#[test]
+fn impossible_provisioning_stops_before_load_naming_user_step_and_page() {
+    let Some(exe) = executable() else { return };
+    let mock = MockTarget::start_with(&["--login-pages", "nextcloud"]);
+    let users = [("wrongpw_1", "right-pw-111"), ("wrongpw_2", "right-pw-222")];
+    for (u, p) in users {
+        create_user(&mock, u, p);
+    }
+    let real = RealServer::start_oauth(&exe, &mock.admin_url);
+    let tokens = block_on(async {
+        let auth = discover_and_register(&real).await;
+        let mut tokens = serde_json::Map::new();
+        for (u, p) in users {
+            let t = log_in_through_the_real_server(&auth, &real, u, p).await;
+            tokens.insert(u.to_owned(), json!({ "access_token": t }));
+        }
+        Value::Object(tokens)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let tokens_file = dir.path().join("tokens.json");
+    std::fs::write(&tokens_file, tokens.to_string()).unwrap();
+    let users_file = dir.path().join("users.csv");
+    std::fs::write(
+        &users_file,
+        "wrongpw_1,not-the-password\nwrongpw_2,not-the-password\n",
+    )
+    .unwrap();
+    let mut c = support::Proc::spawn(
+        "controller",
+        support::controller(&[
+            "start",
+            "--url",
+            &real.mcp_url,
+            "--provider",
+            "static",
+            "--users-file",
+            users_file.to_str().unwrap(),
+            "--users",
+            "2",
+            "--login",
+            "tokens-file",
+            "--tokens-file",
+            tokens_file.to_str().unwrap(),
+            "--agents",
+            "1",
+            "--duration",
+            "3s",
+            "--state-dir",
+            dir.path().to_str().unwrap(),
+        ]),
+    );
+    let status = c.wait(support::RUN_TIMEOUT);
+    assert!(!status.success());
+    let err = c.stderr();
+    for needle in [
+        "provisioning user wrongpw_",
+        "step `visit` (nextcloud_login_flow)",
+        "/index.php/login",
+        "refused the password for user wrongpw_",
+    ] {
+        assert!(err.contains(needle), "{needle:?} not in:\n{err}");
+    }
+    assert!(
+        !err.contains("not-the-password"),
+        "the password leaked:\n{err}"
+    );
+    assert!(!err.contains("run started"), "the load started:\n{err}");
+}
