@@ -103,3 +103,38 @@ fn four_users_editing_one_note_report_conflicts_apart_from_failures() {
         .sum();
     assert_eq!(user_conflicts, conflicts);
 }
+
+/// A token without `sharing.write` sees no sharing tool (the server hides
+/// them, as the Nextcloud MCP server does): the run stops before any load,
+/// naming the scope and the tools that need it.
+#[test]
+fn a_token_without_a_needed_scope_stops_the_run_before_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Proc::spawn(
+        "controller",
+        controller(&[
+            "start",
+            "--agents",
+            "1",
+            "--users",
+            "2",
+            "--workload",
+            "sharing",
+            "--scope",
+            "openid notes.read notes.write files.read files.write",
+            "--duration",
+            "3s",
+            "--state-dir",
+            dir.path().to_str().unwrap(),
+        ]),
+    );
+    let status = c.wait(RUN_TIMEOUT);
+    assert!(!status.success());
+    let err = c.stderr();
+    assert!(
+        err.contains("scope sharing.write is missing, which nc_share_create, nc_share_list, nc_share_update need"),
+        "{err}"
+    );
+    assert!(err.contains("--scope"), "{err}");
+    assert!(!err.contains("run started"), "{err}");
+}

@@ -394,6 +394,10 @@ pub struct AuthReport {
     /// Token refreshes the controller performed.
     pub refreshes: u64,
     pub refresh_failures: u64,
+    /// Of `refreshes`, whole logins before expiry, for tokens issued
+    /// without a refresh token.
+    #[serde(default)]
+    pub relogins: u64,
     /// Refreshes agents asked for after a 401.
     pub refresh_requests: u64,
     /// 401/403 seen by agents plus auth failures seen by the controller.

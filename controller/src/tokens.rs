@@ -31,7 +31,15 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 /// New tokens waiting to be pushed to agents.
 const UPDATE_QUEUE: usize = 256;
 
-pub type RefreshResult = (UserName, Result<TokenSet, LoginError>);
+/// A finished renewal: whose, whether it was a whole new login (no refresh
+/// token to use), and what came of it.
+pub type RefreshResult = (UserName, bool, Result<TokenSet, LoginError>);
+
+/// Logins the keeper runs at once to renew tokens without a refresh token
+/// (servers that issue none, such as the Nextcloud MCP server by default):
+/// users logged in together expire together, and a login is a browser's
+/// worth of requests to the identity provider.
+pub const RELOGIN_CONCURRENCY: usize = 8;
 
 /// How long before expiry a token of this lifetime is refreshed.
 pub fn refresh_margin(lifetime: Duration) -> Duration {
@@ -105,8 +113,12 @@ pub struct TokenKeeper {
     attempts: BTreeMap<UserName, u32>,
     results_tx: mpsc::Sender<RefreshResult>,
     results: mpsc::Receiver<RefreshResult>,
+    /// Bounds the logins that renew tokens without a refresh token.
+    relogins_at_once: Arc<tokio::sync::Semaphore>,
     refreshes: u64,
     refresh_failures: u64,
+    /// Renewals that were whole logins (no refresh token), successful.
+    relogins: u64,
 }
 
 impl TokenKeeper {
@@ -132,8 +144,10 @@ impl TokenKeeper {
             attempts: BTreeMap::new(),
             results_tx,
             results,
+            relogins_at_once: Arc::new(tokio::sync::Semaphore::new(RELOGIN_CONCURRENCY)),
             refreshes: 0,
             refresh_failures: 0,
+            relogins: 0,
         }
     }
 
@@ -165,21 +179,32 @@ impl TokenKeeper {
         self.due.remove(user);
         let auth = self.auth.clone();
         let current = self.tokens.get(user).cloned();
+        let relogin = current.as_ref().is_none_or(|t| t.refresh.is_none());
+        let limit = self.relogins_at_once.clone();
         let tx = self.results_tx.clone();
         tasks.spawn(async move {
+            // A whole login waits its turn; a refresh grant does not.
+            let _permit = if relogin {
+                limit.acquire_owned().await.ok()
+            } else {
+                None
+            };
             let r = auth.refresh(&test_user, current.as_ref()).await;
-            let _ = tx.send((test_user.name, r)).await;
+            let _ = tx.send((test_user.name, relogin, r)).await;
         });
     }
 
     /// Records a finished refresh; the update to push to the user's agent.
     /// A failure is retried after a backoff.
-    fn finish(&mut self, (user, result): RefreshResult) -> Option<TokenUpdate> {
+    fn finish(&mut self, (user, relogin, result): RefreshResult) -> Option<TokenUpdate> {
         self.in_flight.remove(&user);
         match result {
             Ok(tokens) => {
-                tracing::debug!(%user, "token refreshed");
+                tracing::debug!(%user, relogin, "token renewed");
                 self.refreshes += 1;
+                if relogin && tokens.refresh.is_none() {
+                    self.relogins += 1;
+                }
                 self.attempts.remove(&user);
                 if let Some(at) = refresh_at(&tokens, Instant::now(), SystemTime::now()) {
                     self.due.insert(user.clone(), at);
@@ -218,6 +243,8 @@ enum Command {
 pub struct TokenStats {
     pub refreshes: u64,
     pub refresh_failures: u64,
+    /// Of `refreshes`, those that were whole logins (no refresh token).
+    pub relogins: u64,
     pub tokens: BTreeMap<UserName, TokenSet>,
 }
 
@@ -305,6 +332,7 @@ impl TokenKeeper {
         TokenStats {
             refreshes: self.refreshes,
             refresh_failures: self.refresh_failures,
+            relogins: self.relogins,
             tokens: self.tokens,
         }
     }

@@ -376,6 +376,7 @@ fn auth_report(input: &ReportInput) -> AuthReport {
         login_latency: LatencyStats::from_histogram(&auth.login_latency),
         refreshes: auth.refreshes,
         refresh_failures: auth.refresh_failures,
+        relogins: auth.relogins,
         refresh_requests: input.agents.iter().map(|a| a.mcp.refresh_requests).sum(),
         auth_failures: auth.auth_failures + agents_auth_failures,
         tokens_from_cache: auth.tokens_from_cache,

@@ -532,6 +532,13 @@ fn write_auth(out: &mut String, r: &Report) -> std::fmt::Result {
         "Token Refreshes: {} ({} failed, {} requested by agents)",
         a.refreshes, a.refresh_failures, a.refresh_requests
     )?;
+    if a.relogins > 0 {
+        writeln!(
+            out,
+            "  of which re-logins (tokens without a refresh token, renewed before expiry): {}",
+            a.relogins
+        )?;
+    }
     writeln!(out, "Auth Failures: {}", a.auth_failures)
 }
 

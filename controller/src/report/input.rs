@@ -210,6 +210,9 @@ pub struct AuthInput {
     /// Refreshes the controller performed.
     pub refreshes: u64,
     pub refresh_failures: u64,
+    /// Of `refreshes`, whole logins: tokens without a refresh token renewed
+    /// by logging the user in again before expiry.
+    pub relogins: u64,
     /// Auth failures the controller itself saw (rejected refresh, revoked
     /// token). The agents' 401/403 come from `AgentResult::mcp` and are
     /// added to it in the report.

@@ -488,6 +488,7 @@ async fn drive(
             provisioning_skipped: setup.skipped,
             refreshes: token_stats.refreshes,
             refresh_failures: token_stats.refresh_failures,
+            relogins: token_stats.relogins,
             auth_failures: token_stats.refresh_failures,
         },
         users: pool.users.iter().map(|u| u.name.to_string()).collect(),
