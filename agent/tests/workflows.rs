@@ -152,6 +152,7 @@ async fn a_pinned_version_the_server_does_not_speak_fails_with_the_reason() {
             counters: Arc::default(),
             refresh: refresh.clone(),
             version: McpVersionChoice::Fixed(pinned),
+            elicitation: Default::default(),
         });
         let token = UserToken::new("alice".into(), Secret::new(target.token("alice").await));
         let err = McpSession::open(&ctx, token, TIMEOUT).await.unwrap_err();
@@ -171,6 +172,7 @@ async fn a_bad_token_is_an_auth_failure_not_a_crash() {
         counters: counters.clone(),
         refresh,
         version: Default::default(),
+        elicitation: Default::default(),
     });
     let token = UserToken::new("carol".into(), Secret::new("not-a-token"));
     // Answer the refresh request with a real token, as the controller would.
