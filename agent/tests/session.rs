@@ -132,6 +132,7 @@ fn context(mcp_url: &str) -> (Arc<SessionContext>, mpsc::Receiver<UserName>) {
         version: common::protocol::McpVersionChoice::Fixed(
             common::protocol::McpVersion::V2025_11_25,
         ),
+        elicitation: Default::default(),
     });
     (ctx, refresh_rx)
 }
