@@ -518,6 +518,12 @@ async fn execute(
         .into_uuid()
         .simple()
         .to_string();
+    // Each call and step as it completes, into the interval it completes in.
+    let sink = |s: Sample| {
+        if record {
+            ctx.recorder.record(task, [s]);
+        }
+    };
     let outcome = tokio::select! {
         _ = ctx.abandon.cancelled() => {
             // Still in flight at the end: counted as interrupted, not dropped.
@@ -526,7 +532,7 @@ async fn execute(
             }
             return;
         }
-        o = run_workflow(wf, sessions, uuid, iteration, ctx.request_timeout) => o,
+        o = run_workflow(wf, sessions, uuid, iteration, ctx.request_timeout, &sink) => o,
     };
     if !record {
         return;
@@ -535,16 +541,17 @@ async fn execute(
         ctx.recorder
             .record_failure(&wf.name, &f.step, f.kind, &f.message);
     }
-    let mut samples = outcome.samples;
-    samples.push(Sample {
-        key: SeriesKey::workflow(&wf.name),
-        user: None,
-        latency: outcome.latency,
-        corrected: intended.map(|i| i.elapsed()),
-        error: outcome.error,
-        conflict: false,
-    });
-    ctx.recorder.record(task, samples);
+    ctx.recorder.record(
+        task,
+        [Sample {
+            key: SeriesKey::workflow(&wf.name),
+            user: None,
+            latency: outcome.latency,
+            corrected: intended.map(|i| i.elapsed()),
+            error: outcome.error,
+            conflict: false,
+        }],
+    );
 }
 
 /// Sends the delta of every interval from the start of measurement.

@@ -28,9 +28,13 @@ pub struct WorkflowOutcome {
     pub failure: Option<String>,
     /// Each failed step's first error, as the target put it.
     pub failures: Vec<StepFailed>,
-    /// Step and operation samples (the workflow sample is the caller's).
-    pub samples: Vec<Sample>,
 }
+
+/// Where a workflow's step and operation samples go, each the moment it is
+/// taken (the workflow's own sample is the caller's): a call is recorded
+/// when it completes, so each second's figures say what the target did in
+/// that second, however long the workflow around it takes.
+pub type Sink<'a> = &'a (dyn Fn(Sample) + Send + Sync);
 
 /// One failed step of one execution.
 #[derive(Debug)]
@@ -40,23 +44,23 @@ pub struct StepFailed {
     pub message: String,
 }
 
-/// One actor's part in a step: how it ended, the operation samples of every
-/// call it made (retries and re-reads included), and the values it captured.
+/// One actor's part in a step: how it ended and the values it captured
+/// (the samples of every call it made went to the sink as they came).
 struct ActorRun {
     role: usize,
     outcome: Result<(ToolOutput, Evaluated), (ErrorKind, String)>,
-    samples: Vec<Sample>,
     /// Captures of re-read steps made while retrying, to bind for this role.
     rebound: Vec<(String, Value)>,
 }
 
-/// Runs `workflow` with `sessions[i]` playing role `i`.
+/// Runs `workflow` with `sessions[i]` playing role `i`, each sample into `sink`.
 pub async fn run_workflow(
     workflow: &Workflow,
     sessions: &[Arc<McpSession>],
     uuid: String,
     iteration: u64,
     request_timeout: Duration,
+    sink: Sink<'_>,
 ) -> WorkflowOutcome {
     let started = Instant::now();
     let users = sessions
@@ -64,7 +68,6 @@ pub async fn run_workflow(
         .map(|s| s.user().as_str().to_owned())
         .collect();
     let mut bindings = Bindings::new(users, uuid, iteration);
-    let mut samples = Vec::with_capacity(workflow.steps.len() * 2);
     let mut error: Option<ErrorKind> = None;
     let mut failure: Option<String> = None;
     let mut failures = Vec::new();
@@ -82,6 +85,7 @@ pub async fn run_workflow(
                 role,
                 &bindings,
                 request_timeout,
+                sink,
             )
         });
         let runs: Vec<ActorRun> = join_all(calls).await;
@@ -91,7 +95,6 @@ pub async fn run_workflow(
         let mut conflict = false;
         let single = runs.len() == 1;
         for run in runs {
-            samples.extend(run.samples);
             for (name, value) in run.rebound {
                 bindings.set_capture_for(run.role, &name, value);
             }
@@ -115,7 +118,7 @@ pub async fn run_workflow(
                 }
             }
         }
-        samples.push(Sample {
+        sink(Sample {
             key: SeriesKey::step(&workflow.name, &step.name),
             user: None,
             latency: step_latency,
@@ -141,7 +144,6 @@ pub async fn run_workflow(
         error,
         failure,
         failures,
-        samples,
     }
 }
 
@@ -154,16 +156,16 @@ async fn play(
     role: usize,
     bindings: &Bindings,
     timeout: Duration,
+    sink: Sink<'_>,
 ) -> ActorRun {
     let mut run = ActorRun {
         role,
         outcome: Err((ErrorKind::Skipped, String::new())),
-        samples: Vec::new(),
         rebound: Vec::new(),
     };
     let Some(retry) = &step.retry else {
         let (outcome, sample) = call_once(workflow, step, session, role, bindings, timeout).await;
-        run.samples.extend(sample);
+        sample.map(sink);
         run.outcome = outcome;
         return run;
     };
@@ -174,24 +176,28 @@ async fn play(
         let last = attempt == retry.attempts;
         match outcome {
             Ok(output) if !last && step.retries_on(&output) => {
-                run.samples.extend(sample.map(|s| Sample {
-                    conflict: true,
-                    ..s
-                }));
+                sample.map(|s| {
+                    sink(Sample {
+                        conflict: true,
+                        ..s
+                    })
+                });
             }
             Ok(output) => {
                 let evaluated = step
                     .evaluate(&output, &mine, role)
                     .map_err(|f| (f.kind(), f.to_string()));
-                run.samples.extend(sample.map(|s| op_sample(s, &evaluated)));
+                sample.map(|s| sink(op_sample(s, &evaluated)));
                 run.outcome = evaluated.map(|e| (output, e));
                 return run;
             }
             Err(e) => {
-                run.samples.extend(sample.map(|s| Sample {
-                    error: Some(e.0),
-                    ..s
-                }));
+                sample.map(|s| {
+                    sink(Sample {
+                        error: Some(e.0),
+                        ..s
+                    })
+                });
                 run.outcome = Err(e);
                 return run;
             }
@@ -199,7 +205,7 @@ async fn play(
         if let Some(reread) = retry.reread.and_then(|i| workflow.steps.get(i)) {
             let (outcome, sample) =
                 call_once(workflow, reread, session, role, &mine, timeout).await;
-            run.samples.extend(sample);
+            sample.map(sink);
             match outcome {
                 Ok((_, evaluated)) => {
                     for (name, value) in evaluated.captures {

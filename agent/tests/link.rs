@@ -167,6 +167,7 @@ async fn runs_an_assignment_and_reports() {
         stages: vec![],
         rate_share: 1.0,
         mcp_version: String::new(),
+        elicitation: String::new(),
     };
     // Two chunks, one user each, in one group.
     for (index, user) in ["u1", "u2"].into_iter().enumerate() {
@@ -311,6 +312,7 @@ async fn stop_interrupts_the_run() {
             stages: vec![],
             rate_share: 1.0,
             mcp_version: String::new(),
+            elicitation: String::new(),
         }),
         groups: vec![proto::VuserGroup {
             group_index: 0,

@@ -52,6 +52,7 @@ async fn open(
 async fn run_every_workflow(sessions: &[Arc<McpSession>]) {
     for wf in Scenario::builtin().workflows() {
         for iteration in 0..2 {
+            let samples = std::sync::Mutex::new(Vec::new());
             let outcome = tokio::time::timeout(
                 Duration::from_secs(30),
                 run_workflow(
@@ -60,18 +61,33 @@ async fn run_every_workflow(sessions: &[Arc<McpSession>]) {
                     format!("{}-{iteration}", wf.name),
                     iteration,
                     TIMEOUT,
+                    &|s| samples.lock().unwrap().push(s),
                 ),
             )
             .await
             .expect("workflow finished in time");
             assert_eq!(outcome.error, None, "{}: {:?}", wf.name, outcome.failure);
+            let samples = samples.into_inner().unwrap();
             let n_calls: usize = wf.steps.iter().map(|s| s.actors.len()).sum();
-            let ops = outcome
-                .samples
+            let ops: Vec<_> = samples
                 .iter()
                 .filter(|s| s.key.kind == common::series::SeriesKind::Operation)
+                .collect();
+            // Every call once, plus each lost race's retry and its re-read.
+            let conflicts = ops.iter().filter(|s| s.conflict).count();
+            let retried = wf.steps.iter().any(|s| s.retry.is_some());
+            assert!(
+                ops.len() >= n_calls && ops.len() <= n_calls + 2 * conflicts,
+                "{}: {} calls for {n_calls} steps' calls and {conflicts} conflicts",
+                wf.name,
+                ops.len()
+            );
+            assert!(retried || conflicts == 0, "{}", wf.name);
+            let steps = samples
+                .iter()
+                .filter(|s| s.key.kind == common::series::SeriesKind::Step)
                 .count();
-            assert_eq!(ops, n_calls, "{}", wf.name);
+            assert_eq!(steps, wf.steps.len(), "{}", wf.name);
         }
     }
 }
@@ -96,8 +112,9 @@ async fn every_builtin_workflow_succeeds_in_every_protocol_version() {
             mcp_versions: served.iter().map(|v| v.to_string()).collect(),
             ..Default::default()
         };
-        let target = support::start_target(&["alice", "bob"], config).await;
-        let (sessions, counters, _refresh) = open(&target, &["alice", "bob"], choice).await;
+        let target = support::start_target(&["alice", "bob", "carol", "dave"], config).await;
+        let (sessions, counters, _refresh) =
+            open(&target, &["alice", "bob", "carol", "dave"], choice).await;
         for s in &sessions {
             assert_eq!(
                 s.protocol_version(),
