@@ -125,7 +125,7 @@ async fn every_builtin_workflow_succeeds_in_every_protocol_version() {
         run_every_workflow(&sessions).await;
         let stats = counters.snapshot();
         assert_eq!(stats.auth_failures, 0);
-        assert_eq!(stats.sessions(expected), 2, "{stats:?}");
+        assert_eq!(stats.sessions(expected), 4, "{stats:?}");
         for s in sessions {
             Arc::try_unwrap(s).unwrap().close().await;
         }
