@@ -101,8 +101,11 @@ fn write_parameters(out: &mut String, r: &Report) -> std::fmt::Result {
         (
             "Operations",
             format!(
-                "{} ({} failed), {:.1} ops/s",
-                s.total_operations, s.failed_operations, s.throughput_per_sec
+                "{} ({} failed, {} write conflicts), {:.1} ops/s",
+                s.total_operations,
+                s.failed_operations,
+                s.conflicted_operations,
+                s.throughput_per_sec
             ),
         ),
         ("Operation latency", percentiles(&s.latency)),
@@ -250,7 +253,7 @@ fn write_workflows(out: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(out, "<h2>Workflows and steps</h2>")?;
     writeln!(
         out,
-        r#"<table><tr><th class="name">Workflow / step</th><th>Total</th><th>Success</th><th>Failed</th><th>Interrupted</th><th>Rate</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>"#
+        r#"<table><tr><th class="name">Workflow / step</th><th>Total</th><th>Success</th><th>Conflicts</th><th>Failed</th><th>Interrupted</th><th>Rate</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>"#
     )?;
     for (name, w) in &r.workflows {
         let latency = w.corrected_latency.as_ref().unwrap_or(&w.latency);
@@ -260,6 +263,7 @@ fn write_workflows(out: &mut String, r: &Report) -> std::fmt::Result {
             [
                 w.total_executions,
                 w.successful_executions,
+                w.conflicted_operations,
                 w.failed_executions,
                 w.interrupted_executions,
             ],
@@ -273,6 +277,7 @@ fn write_workflows(out: &mut String, r: &Report) -> std::fmt::Result {
                 [
                     s.total_executions,
                     s.successful_executions,
+                    s.conflicted_executions,
                     s.failed_executions,
                     s.interrupted_executions,
                 ],
@@ -290,6 +295,7 @@ fn write_workflows(out: &mut String, r: &Report) -> std::fmt::Result {
                 [
                     op.total_operations,
                     op.successful_operations,
+                    op.conflicted_operations,
                     op.failed_operations,
                     0,
                 ],
@@ -298,13 +304,17 @@ fn write_workflows(out: &mut String, r: &Report) -> std::fmt::Result {
             )?;
         }
     }
-    writeln!(out, "</table>")
+    writeln!(out, "</table>")?;
+    writeln!(
+        out,
+        "<p>Conflicts: writes that lost a race to another user (a stale etag, HTTP 412), neither successes nor failures; on a workflow's row the calls that lost one, on a step's the executions that ended in one after their retries. Rates count successes among successes and failures.</p>"
+    )
 }
 
 fn row(
     out: &mut String,
     name_html: &str,
-    counts: [u64; 4],
+    counts: [u64; 5],
     rate: f64,
     l: &LatencyStats,
 ) -> std::fmt::Result {
