@@ -1,12 +1,18 @@
 //! The command line: `controller start | cleanup | report`, every flag with an
-//! `MCP_SWARM_*` env var. Values stay optional here so that `config` can merge
-//! flags and env over a `--config` TOML file over the defaults.
+//! `MCP_SWARM_*` env var, parsed into the `settings` types. Values stay
+//! optional here so that `config` can merge flags and env over a `--config`
+//! TOML file over the defaults.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde::Deserialize;
+use clap::{Args, Parser, Subcommand};
+
+use crate::settings::agents::OnAgentLoss;
+use crate::settings::log::LogFormat;
+use crate::settings::login::LoginMethod;
+use crate::settings::mcp::{ElicitationArg, McpVersionArg};
+use crate::settings::provider::ProviderKind;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,97 +42,6 @@ pub enum Command {
 
 fn duration_arg(s: &str) -> Result<Duration, String> {
     common::duration::parse_duration(s).map_err(|e| e.to_string())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LoginMethod {
-    /// Headless Chromium fills the IdP's login form.
-    Browser,
-    /// Authorization code + PKCE over plain HTTP, posting the login form.
-    Direct,
-    /// Resource-owner password grant.
-    Password,
-    /// Client-credentials grant: every user acts as the OAuth client itself.
-    ClientCredentials,
-    /// Pre-acquired tokens per user.
-    TokensFile,
-}
-
-/// `--elicitation`: the agents' answer to a server's `elicitation/create`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ElicitationArg {
-    /// `{"action": "decline"}`.
-    #[default]
-    Decline,
-    /// `{"action": "cancel"}`.
-    Cancel,
-    /// `{"action": "accept", "content": {}}`.
-    AcceptEmpty,
-}
-
-impl ElicitationArg {
-    pub fn answer(self) -> common::protocol::ElicitationAnswer {
-        use common::protocol::ElicitationAnswer;
-        match self {
-            ElicitationArg::Decline => ElicitationAnswer::Decline,
-            ElicitationArg::Cancel => ElicitationAnswer::Cancel,
-            ElicitationArg::AcceptEmpty => ElicitationAnswer::AcceptEmpty,
-        }
-    }
-}
-
-/// `--mcp-version`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
-pub enum McpVersionArg {
-    /// The newest both sides speak: 2026-07-28 when the server's server/discover lists it,
-    /// else initialize.
-    #[default]
-    #[value(name = "auto")]
-    #[serde(rename = "auto")]
-    Auto,
-    #[value(name = "2025-06-18")]
-    #[serde(rename = "2025-06-18")]
-    V2025_06_18,
-    #[value(name = "2025-11-25")]
-    #[serde(rename = "2025-11-25")]
-    V2025_11_25,
-    /// No initialize, no session: version and client info in each request's _meta.
-    #[value(name = "2026-07-28")]
-    #[serde(rename = "2026-07-28")]
-    V2026_07_28,
-}
-
-impl McpVersionArg {
-    pub fn choice(self) -> common::protocol::McpVersionChoice {
-        use common::protocol::{McpVersion, McpVersionChoice};
-        match self {
-            McpVersionArg::Auto => McpVersionChoice::Auto,
-            McpVersionArg::V2025_06_18 => McpVersionChoice::Fixed(McpVersion::V2025_06_18),
-            McpVersionArg::V2025_11_25 => McpVersionChoice::Fixed(McpVersion::V2025_11_25),
-            McpVersionArg::V2026_07_28 => McpVersionChoice::Fixed(McpVersion::V2026_07_28),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProviderKind {
-    /// The in-process mock target's admin API (default without --url).
-    Embedded,
-    /// Nextcloud's OCS provisioning API at --nextcloud-url (default with --url).
-    Nextcloud,
-    /// Existing users from --users-file (CSV username,password).
-    Static,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
 }
 
 /// Logging flags shared by every subcommand.
@@ -306,7 +221,7 @@ pub struct StartArgs {
     pub elicitation: Option<ElicitationArg>,
     /// What to do when an agent is lost mid-run: move its users to the other agents, stop the run (exit 1), or go on without them [default: reassign].
     #[arg(long, env = "MCP_SWARM_ON_AGENT_LOSS", value_enum)]
-    pub on_agent_loss: Option<crate::run::reassign::OnAgentLoss>,
+    pub on_agent_loss: Option<OnAgentLoss>,
     #[command(flatten)]
     pub log: LogArgs,
 }

@@ -1,4 +1,4 @@
-//! `RunConfig`: one struct for a run, merged from flags and env (clap) over a
+//! `resolve`: the `RunConfig` of a run, merged from flags and env (clap) over a
 //! `--config` TOML file over the defaults, with secrets read from env only.
 //! Every check that needs no network happens here or in `run::prepare`.
 
@@ -10,9 +10,22 @@ use anyhow::{Context, bail};
 use common::Secret;
 use serde::Deserialize;
 
-use crate::cli::{LogArgs, LogFormat, LoginMethod, ProviderKind, StartArgs};
-use crate::login::browser::{BrowserOptions, LoginSelectors};
-pub use crate::tls::ServerTlsFiles;
+use common::protocol::LoadModel;
+
+use crate::cli::{LogArgs, StartArgs};
+use crate::settings::RunConfig;
+use crate::settings::agents::{AgentCommand, AgentsMode, OnAgentLoss, ServerTlsFiles};
+use crate::settings::log::{LogConfig, LogFormat};
+use crate::settings::login::{
+    BrowserOptions, CLIENT_SECRET_ENV, CacheKey, CacheKeyError, FormFields, LoginConfig,
+    LoginMethod, LoginSelectors, TOKEN_CACHE_KEY_ENV,
+};
+use crate::settings::mcp::{ElicitationArg, McpVersionArg};
+use crate::settings::provider::{
+    AdminCredentials, NEXTCLOUD_ADMIN_PASSWORD_ENV, NEXTCLOUD_ADMIN_USER_ENV, ProviderConfig,
+    ProviderKind, TargetConfig,
+};
+use crate::settings::selector::ConsentSelector;
 
 pub const DEFAULT_USER_PREFIX: &str = "loadtest";
 pub const DEFAULT_STATE_DIR: &str = ".mcp-swarm";
@@ -21,149 +34,6 @@ pub const DEFAULT_LISTEN_SPAWN: &str = "127.0.0.1:0";
 pub const DEFAULT_LISTEN_NO_SPAWN: &str = "0.0.0.0:7000";
 pub const DEFAULT_BROWSER: &str = "/usr/bin/chromium";
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
-
-pub const CLIENT_SECRET_ENV: &str = "MCP_SWARM_CLIENT_SECRET";
-pub const NEXTCLOUD_ADMIN_USER_ENV: &str = "NEXTCLOUD_ADMIN_USER";
-pub const NEXTCLOUD_ADMIN_PASSWORD_ENV: &str = "NEXTCLOUD_ADMIN_PASSWORD";
-
-/// Where the MCP server under test is.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TargetConfig {
-    /// Start the mock target in-process on loopback.
-    Embedded,
-    External {
-        mcp_url: url::Url,
-    },
-}
-
-/// Where users come from; admin credentials only from env.
-#[derive(Debug, Clone)]
-pub enum ProviderConfig {
-    Embedded,
-    Nextcloud {
-        base_url: url::Url,
-        admin: AdminCredentials,
-    },
-    Static {
-        users_file: PathBuf,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub struct AdminCredentials {
-    pub user: String,
-    pub password: Secret,
-}
-
-#[derive(Debug, Clone)]
-pub enum AgentsMode {
-    /// Spawn local agent processes with this command.
-    Spawn { agent: AgentCommand },
-    /// Wait for agents started elsewhere; they must know this secret.
-    NoSpawn { cluster_secret: Secret },
-}
-
-pub use common::protocol::LoadModel;
-
-/// How a local agent is started: by default this very executable with the
-/// `agent` subcommand (the agent code is linked into the `controller` binary),
-/// or a separate agent executable given with `--agent-bin`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentCommand {
-    pub program: PathBuf,
-    /// Arguments before the agent's own flags (`["agent"]` for this executable).
-    pub leading_args: Vec<String>,
-}
-
-impl AgentCommand {
-    /// The running executable as `<exe> agent …`.
-    pub fn this_executable() -> anyhow::Result<AgentCommand> {
-        let program = std::env::current_exe()
-            .context("cannot find this executable to run it as an agent; pass --agent-bin")?;
-        Ok(AgentCommand {
-            program,
-            leading_args: vec![AGENT_SUBCOMMAND.to_owned()],
-        })
-    }
-
-    /// A separate agent executable, run with the agent's flags only.
-    pub fn separate(program: PathBuf) -> AgentCommand {
-        AgentCommand {
-            program,
-            leading_args: Vec::new(),
-        }
-    }
-}
-
-/// The subcommand under which the `controller` executable runs as an agent.
-pub const AGENT_SUBCOMMAND: &str = "agent";
-
-#[derive(Debug, Clone)]
-pub struct LoginConfig {
-    pub method: LoginMethod,
-    pub client_id: Option<String>,
-    pub client_secret: Option<Secret>,
-    /// `--client-metadata-url`: the client id is this URL, whose document the AS fetches.
-    pub client_metadata_url: Option<url::Url>,
-    pub scope: Option<String>,
-    pub concurrency: usize,
-    pub form: FormFields,
-    /// For `--login browser`.
-    pub browser: BrowserOptions,
-    /// For `--login tokens-file`.
-    pub tokens_file: Option<PathBuf>,
-    /// Where `--login browser` listens for the redirect.
-    pub callback_listen: SocketAddr,
-    /// `--token-cache`: the key its file is sealed under.
-    pub token_cache: Option<crate::login::cache::CacheKey>,
-}
-
-/// What `--login direct` looks for on the IdP's pages: the login form's
-/// field names and, if given, the consent button's selector.
-#[derive(Debug, Clone)]
-pub struct FormFields {
-    pub user: String,
-    pub password: String,
-    pub consent: Option<crate::login::selector::ConsentSelector>,
-}
-
-#[derive(Debug, Clone)]
-pub struct RunConfig {
-    pub n_users: u32,
-    pub n_agents: u32,
-    pub duration: Duration,
-    pub warmup: Duration,
-    pub target: TargetConfig,
-    pub output: Option<PathBuf>,
-    pub html: Option<PathBuf>,
-    pub junit: Option<PathBuf>,
-    pub workload: Option<String>,
-    pub user_prefix: String,
-    pub cleanup: bool,
-    pub agents: AgentsMode,
-    pub listen: SocketAddr,
-    /// Where `/health`, `/metrics` and `/api/v1/status` are served.
-    pub http: Option<SocketAddr>,
-    pub agent_timeout: Duration,
-    pub scenario_file: Option<PathBuf>,
-    pub load: LoadModel,
-    /// `--stages` (empty: a constant load), timed from the start.
-    pub stages: Vec<common::load::Stage>,
-    /// `--tenants`: users spread over this many tenants (0: none).
-    pub tenants: u32,
-    pub thresholds: Vec<String>,
-    pub login: LoginConfig,
-    pub provider: ProviderConfig,
-    pub state_dir: PathBuf,
-    pub request_timeout: Duration,
-    /// `--mcp-version`: what the agents speak.
-    pub mcp_version: common::protocol::McpVersionChoice,
-    /// `--elicitation`: how agents answer `elicitation/create`.
-    pub elicitation: common::protocol::ElicitationAnswer,
-    pub on_agent_loss: crate::run::reassign::OnAgentLoss,
-    /// TLS (and mTLS) of the gRPC listener.
-    pub tls: Option<ServerTlsFiles>,
-}
 
 /// Keys of a `--config` TOML file: the long flag names with `_` for `-`.
 #[derive(Debug, Default, Deserialize)]
@@ -214,9 +84,9 @@ struct FileConfig {
     token_cache: Option<bool>,
     callback_listen: Option<SocketAddr>,
     request_timeout: Option<DurationValue>,
-    mcp_version: Option<crate::cli::McpVersionArg>,
-    elicitation: Option<crate::cli::ElicitationArg>,
-    on_agent_loss: Option<crate::run::reassign::OnAgentLoss>,
+    mcp_version: Option<McpVersionArg>,
+    elicitation: Option<ElicitationArg>,
+    on_agent_loss: Option<OnAgentLoss>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
@@ -257,358 +127,356 @@ impl Env for ProcessEnv {
     }
 }
 
-/// Logging settings after merging the file.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LogConfig {
-    pub verbose: bool,
-    pub format: LogFormat,
-}
+/// Merges flags/env over the `--config` file over defaults and checks
+/// everything that can be checked without the network.
+pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, LogConfig)> {
+    let (file, file_path) = match &args.config {
+        Some(path) => (load_file(path)?, path.clone()),
+        None => (FileConfig::default(), PathBuf::new()),
+    };
+    let fdur = |v: &Option<DurationValue>, key: &str| -> anyhow::Result<Option<Duration>> {
+        v.as_ref().map(|d| d.resolve(key, &file_path)).transpose()
+    };
 
-impl RunConfig {
-    /// Merges flags/env over the `--config` file over defaults and checks
-    /// everything that can be checked without the network.
-    pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, LogConfig)> {
-        let (file, file_path) = match &args.config {
-            Some(path) => (load_file(path)?, path.clone()),
-            None => (FileConfig::default(), PathBuf::new()),
-        };
-        let fdur = |v: &Option<DurationValue>, key: &str| -> anyhow::Result<Option<Duration>> {
-            v.as_ref().map(|d| d.resolve(key, &file_path)).transpose()
-        };
+    let log = LogConfig {
+        verbose: args.log.verbose || file.verbose.unwrap_or(false),
+        format: args.log.log_format.or(file.log_format).unwrap_or_default(),
+    };
 
-        let log = LogConfig {
-            verbose: args.log.verbose || file.verbose.unwrap_or(false),
-            format: args.log.log_format.or(file.log_format).unwrap_or_default(),
-        };
+    let n_agents = args.agents.or(file.agents).unwrap_or(1);
+    if n_agents == 0 {
+        bail!("--agents must be at least 1");
+    }
+    let n_users = args
+        .users
+        .or(file.users)
+        .unwrap_or(USERS_PER_AGENT * n_agents);
+    if n_users == 0 {
+        bail!("--users must be at least 1");
+    }
+    let duration = args
+        .duration
+        .or(fdur(&file.duration, "duration")?)
+        .unwrap_or(Duration::from_secs(30));
+    if duration.is_zero() {
+        bail!("--duration must be more than 0 (e.g. -d 30s)");
+    }
+    let warmup = args
+        .warmup
+        .or(fdur(&file.warmup, "warmup")?)
+        .unwrap_or(Duration::from_secs(5));
+    let url = args.url.clone().or(file.url);
+    if let Some(u) = &url
+        && !matches!(u.scheme(), "http" | "https")
+    {
+        bail!("--url {u}: must be an http:// or https:// MCP endpoint");
+    }
+    let target = match url {
+        Some(mcp_url) => TargetConfig::External { mcp_url },
+        None => TargetConfig::Embedded,
+    };
 
-        let n_agents = args.agents.or(file.agents).unwrap_or(1);
-        if n_agents == 0 {
-            bail!("--agents must be at least 1");
+    let no_spawn = args.no_spawn || file.no_spawn.unwrap_or(false);
+    let agents = if no_spawn {
+        let secret = env.var(common::CLUSTER_SECRET_ENV).with_context(|| {
+            format!(
+                "--no-spawn needs the cluster secret in {}: generate one (e.g. `openssl rand -hex 32`) and give the same value to every agent",
+                common::CLUSTER_SECRET_ENV
+            )
+        })?;
+        AgentsMode::NoSpawn {
+            cluster_secret: Secret::new(secret),
         }
-        let n_users = args
-            .users
-            .or(file.users)
-            .unwrap_or(USERS_PER_AGENT * n_agents);
-        if n_users == 0 {
-            bail!("--users must be at least 1");
-        }
-        let duration = args
-            .duration
-            .or(fdur(&file.duration, "duration")?)
-            .unwrap_or(Duration::from_secs(30));
-        if duration.is_zero() {
-            bail!("--duration must be more than 0 (e.g. -d 30s)");
-        }
-        let warmup = args
-            .warmup
-            .or(fdur(&file.warmup, "warmup")?)
-            .unwrap_or(Duration::from_secs(5));
-        let url = args.url.clone().or(file.url);
-        if let Some(u) = &url
-            && !matches!(u.scheme(), "http" | "https")
-        {
-            bail!("--url {u}: must be an http:// or https:// MCP endpoint");
-        }
-        let target = match url {
-            Some(mcp_url) => TargetConfig::External { mcp_url },
-            None => TargetConfig::Embedded,
+    } else {
+        let agent = match args.agent_bin.clone().or(file.agent_bin) {
+            Some(program) => AgentCommand::separate(program),
+            None => this_executable()?,
         };
-
-        let no_spawn = args.no_spawn || file.no_spawn.unwrap_or(false);
-        let agents = if no_spawn {
-            let secret = env.var(common::CLUSTER_SECRET_ENV).with_context(|| {
-                format!(
-                    "--no-spawn needs the cluster secret in {}: generate one (e.g. `openssl rand -hex 32`) and give the same value to every agent",
-                    common::CLUSTER_SECRET_ENV
-                )
-            })?;
-            AgentsMode::NoSpawn {
-                cluster_secret: Secret::new(secret),
-            }
-        } else {
-            let agent = match args.agent_bin.clone().or(file.agent_bin) {
-                Some(program) => AgentCommand::separate(program),
-                None => AgentCommand::this_executable()?,
+        AgentsMode::Spawn { agent }
+    };
+    let listen = match args.listen.or(file.listen) {
+        Some(a) => a,
+        None => {
+            let default = if no_spawn {
+                DEFAULT_LISTEN_NO_SPAWN
+            } else {
+                DEFAULT_LISTEN_SPAWN
             };
-            AgentsMode::Spawn { agent }
-        };
-        let listen = match args.listen.or(file.listen) {
-            Some(a) => a,
-            None => {
-                let default = if no_spawn {
-                    DEFAULT_LISTEN_NO_SPAWN
-                } else {
-                    DEFAULT_LISTEN_SPAWN
-                };
-                default.parse().context("default listen address")?
+            default.parse().context("default listen address")?
+        }
+    };
+
+    let think_time = args
+        .think_time
+        .or(fdur(&file.think_time, "think_time")?)
+        .unwrap_or(Duration::ZERO);
+    let load = match args.rate.or(file.rate) {
+        Some(rate) if !(rate.is_finite() && rate > 0.0) => {
+            bail!("--rate {rate}: must be a positive number of workflow starts per second")
+        }
+        Some(rate_per_sec) => LoadModel::Open { rate_per_sec },
+        None => LoadModel::Closed { think_time },
+    };
+    let (n_users, duration, warmup, load, stages) =
+        match args.stages.clone().or(file.stages.clone()) {
+            None => (n_users, duration, warmup, load, Vec::new()),
+            Some(text) => {
+                let s = crate::stages::resolve(
+                    &text,
+                    crate::stages::Others {
+                        duration: args.duration.or(fdur(&file.duration, "duration")?),
+                        warmup: args.warmup.or(fdur(&file.warmup, "warmup")?),
+                        rate: args.rate.or(file.rate),
+                        users: args.users.or(file.users),
+                        default_users: USERS_PER_AGENT * n_agents,
+                        think_time,
+                    },
+                )?;
+                (s.n_users, s.duration, s.warmup, s.load, s.stages)
             }
         };
 
-        let think_time = args
-            .think_time
-            .or(fdur(&file.think_time, "think_time")?)
-            .unwrap_or(Duration::ZERO);
-        let load = match args.rate.or(file.rate) {
-            Some(rate) if !(rate.is_finite() && rate > 0.0) => {
-                bail!("--rate {rate}: must be a positive number of workflow starts per second")
-            }
-            Some(rate_per_sec) => LoadModel::Open { rate_per_sec },
-            None => LoadModel::Closed { think_time },
-        };
-        let (n_users, duration, warmup, load, stages) =
-            match args.stages.clone().or(file.stages.clone()) {
-                None => (n_users, duration, warmup, load, Vec::new()),
-                Some(text) => {
-                    let s = crate::stages::resolve(
-                        &text,
-                        crate::stages::Others {
-                            duration: args.duration.or(fdur(&file.duration, "duration")?),
-                            warmup: args.warmup.or(fdur(&file.warmup, "warmup")?),
-                            rate: args.rate.or(file.rate),
-                            users: args.users.or(file.users),
-                            default_users: USERS_PER_AGENT * n_agents,
-                            think_time,
-                        },
-                    )?;
-                    (s.n_users, s.duration, s.warmup, s.load, s.stages)
-                }
-            };
+    let tenants = args.tenants.or(file.tenants).unwrap_or(0);
+    if tenants > n_users {
+        bail!(
+            "--tenants {tenants} is more than the {n_users} users: every tenant needs a user (raise --users)"
+        );
+    }
+    let mut thresholds = file.thresholds;
+    thresholds.extend(args.thresholds.iter().cloned());
 
-        let tenants = args.tenants.or(file.tenants).unwrap_or(0);
-        if tenants > n_users {
+    let method = args.login.or(file.login).unwrap_or(LoginMethod::Direct);
+    let consent_selector = args
+        .login_consent_selector
+        .clone()
+        .or(file.login_consent_selector);
+    let form = FormFields {
+        user: args
+            .login_user_field
+            .clone()
+            .or(file.login_user_field)
+            .unwrap_or_else(|| "user".into()),
+        password: args
+            .login_password_field
+            .clone()
+            .or(file.login_password_field)
+            .unwrap_or_else(|| "password".into()),
+        consent: consent_selector
+            .as_deref()
+            .map(ConsentSelector::parse)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+    };
+    let concurrency = args
+        .login_concurrency
+        .or(file.login_concurrency)
+        .unwrap_or(32)
+        .max(1) as usize;
+    let default_selectors = LoginSelectors::default();
+    let browser = BrowserOptions {
+        executable: args
+            .browser
+            .clone()
+            .or(file.browser)
+            .unwrap_or_else(|| DEFAULT_BROWSER.into()),
+        headed: args.headed || file.headed.unwrap_or(false),
+        concurrency,
+        selectors: LoginSelectors {
+            user: args
+                .login_user_selector
+                .clone()
+                .or(file.login_user_selector)
+                .unwrap_or_else(|| format!("input[name={}]", form.user)),
+            password: args
+                .login_password_selector
+                .clone()
+                .or(file.login_password_selector)
+                .unwrap_or_else(|| format!("input[name={}]", form.password)),
+            submit: args
+                .login_submit_selector
+                .clone()
+                .or(file.login_submit_selector)
+                .unwrap_or(default_selectors.submit),
+            consent: consent_selector,
+        },
+        timeout: args
+            .login_timeout
+            .or(fdur(&file.login_timeout, "login_timeout")?)
+            .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
+    };
+    let tokens_file = args.tokens_file.clone().or(file.tokens_file);
+    match method {
+        LoginMethod::TokensFile if tokens_file.is_none() => {
             bail!(
-                "--tenants {tenants} is more than the {n_users} users: every tenant needs a user (raise --users)"
+                "--login tokens-file needs --tokens-file FILE (JSON: {{\"USER\": {{\"access_token\": …}}}})"
+            )
+        }
+        LoginMethod::Browser if !browser.executable.is_file() => bail!(
+            "--login browser: no browser at {}: install Debian's chromium (apt-get install chromium) or pass --browser PATH",
+            browser.executable.display()
+        ),
+        _ => {}
+    }
+    let client_id = args.client_id.clone().or(file.client_id);
+    let client_metadata_url = args
+        .client_metadata_url
+        .clone()
+        .or(file.client_metadata_url);
+    if let Some(u) = &client_metadata_url {
+        if client_id.is_some() {
+            bail!(
+                "--client-metadata-url and --client-id both name the OAuth client: pass one (the metadata URL is the client id)"
             );
         }
-        let mut thresholds = file.thresholds;
-        thresholds.extend(args.thresholds.iter().cloned());
+        crate::login::check_client_metadata_url(u).map_err(anyhow::Error::msg)?;
+    }
+    let login = LoginConfig {
+        method,
+        client_id,
+        client_metadata_url,
+        client_secret: env.var(CLIENT_SECRET_ENV).map(Secret::new),
+        scope: args.scope.clone().or(file.scope),
+        concurrency,
+        form,
+        browser,
+        tokens_file,
+        callback_listen: args
+            .callback_listen
+            .or(file.callback_listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+        token_cache: if args.token_cache || file.token_cache == Some(true) {
+            let key = env
+                .var(TOKEN_CACHE_KEY_ENV)
+                .filter(|k| !k.trim().is_empty())
+                .ok_or(CacheKeyError::NoKey)?;
+            Some(CacheKey::parse(key.trim())?)
+        } else {
+            None
+        },
+    };
 
-        let method = args.login.or(file.login).unwrap_or(LoginMethod::Direct);
-        let consent_selector = args
-            .login_consent_selector
-            .clone()
-            .or(file.login_consent_selector);
-        let form = FormFields {
-            user: args
-                .login_user_field
-                .clone()
-                .or(file.login_user_field)
-                .unwrap_or_else(|| "user".into()),
-            password: args
-                .login_password_field
-                .clone()
-                .or(file.login_password_field)
-                .unwrap_or_else(|| "password".into()),
-            consent: consent_selector
-                .as_deref()
-                .map(crate::login::selector::ConsentSelector::parse)
-                .transpose()
-                .map_err(anyhow::Error::msg)?,
-        };
-        let concurrency = args
-            .login_concurrency
-            .or(file.login_concurrency)
-            .unwrap_or(32)
-            .max(1) as usize;
-        let default_selectors = LoginSelectors::default();
-        let browser = BrowserOptions {
-            executable: args
-                .browser
-                .clone()
-                .or(file.browser)
-                .unwrap_or_else(|| DEFAULT_BROWSER.into()),
-            headed: args.headed || file.headed.unwrap_or(false),
-            concurrency,
-            selectors: LoginSelectors {
-                user: args
-                    .login_user_selector
-                    .clone()
-                    .or(file.login_user_selector)
-                    .unwrap_or_else(|| format!("input[name={}]", form.user)),
-                password: args
-                    .login_password_selector
-                    .clone()
-                    .or(file.login_password_selector)
-                    .unwrap_or_else(|| format!("input[name={}]", form.password)),
-                submit: args
-                    .login_submit_selector
-                    .clone()
-                    .or(file.login_submit_selector)
-                    .unwrap_or(default_selectors.submit),
-                consent: consent_selector,
-            },
-            timeout: args
-                .login_timeout
-                .or(fdur(&file.login_timeout, "login_timeout")?)
-                .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
-        };
-        let tokens_file = args.tokens_file.clone().or(file.tokens_file);
-        match method {
-            LoginMethod::TokensFile if tokens_file.is_none() => {
+    let provider_kind = args.provider.or(file.provider).unwrap_or(match target {
+        TargetConfig::Embedded => ProviderKind::Embedded,
+        TargetConfig::External { .. } => ProviderKind::Nextcloud,
+    });
+    let provider = match provider_kind {
+        ProviderKind::Embedded => {
+            if target != TargetConfig::Embedded {
                 bail!(
-                    "--login tokens-file needs --tokens-file FILE (JSON: {{\"USER\": {{\"access_token\": …}}}})"
-                )
-            }
-            LoginMethod::Browser if !browser.executable.is_file() => bail!(
-                "--login browser: no browser at {}: install Debian's chromium (apt-get install chromium) or pass --browser PATH",
-                browser.executable.display()
-            ),
-            _ => {}
-        }
-        let client_id = args.client_id.clone().or(file.client_id);
-        let client_metadata_url = args
-            .client_metadata_url
-            .clone()
-            .or(file.client_metadata_url);
-        if let Some(u) = &client_metadata_url {
-            if client_id.is_some() {
-                bail!(
-                    "--client-metadata-url and --client-id both name the OAuth client: pass one (the metadata URL is the client id)"
+                    "--provider embedded only works with the embedded mock target (no --url); use --provider nextcloud or static"
                 );
             }
-            crate::login::check_client_metadata_url(u).map_err(anyhow::Error::msg)?;
+            ProviderConfig::Embedded
         }
-        let login = LoginConfig {
-            method,
-            client_id,
-            client_metadata_url,
-            client_secret: env.var(CLIENT_SECRET_ENV).map(Secret::new),
-            scope: args.scope.clone().or(file.scope),
-            concurrency,
-            form,
-            browser,
-            tokens_file,
-            callback_listen: args
-                .callback_listen
-                .or(file.callback_listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
-            token_cache: if args.token_cache || file.token_cache == Some(true) {
-                let key = env
-                    .var(crate::login::cache::TOKEN_CACHE_KEY_ENV)
-                    .filter(|k| !k.trim().is_empty())
-                    .ok_or(crate::login::cache::TokenCacheError::NoKey)?;
-                Some(crate::login::cache::CacheKey::parse(key.trim())?)
-            } else {
-                None
-            },
-        };
+        ProviderKind::Nextcloud => {
+            let base_url = args.nextcloud_url.clone().or(file.nextcloud_url).context(
+                "--provider nextcloud needs --nextcloud-url (the Nextcloud base URL, e.g. https://cloud.example.com)",
+            )?;
+            ProviderConfig::Nextcloud {
+                base_url,
+                admin: admin_from_env(env)?,
+            }
+        }
+        ProviderKind::Static => {
+            let users_file = args.users_file.clone().or(file.users_file).context(
+                "--provider static needs --users-file (a CSV of username,password lines)",
+            )?;
+            ProviderConfig::Static { users_file }
+        }
+    };
 
-        let provider_kind = args.provider.or(file.provider).unwrap_or(match target {
-            TargetConfig::Embedded => ProviderKind::Embedded,
-            TargetConfig::External { .. } => ProviderKind::Nextcloud,
-        });
-        let provider = match provider_kind {
-            ProviderKind::Embedded => {
-                if target != TargetConfig::Embedded {
-                    bail!(
-                        "--provider embedded only works with the embedded mock target (no --url); use --provider nextcloud or static"
-                    );
-                }
-                ProviderConfig::Embedded
-            }
-            ProviderKind::Nextcloud => {
-                let base_url = args.nextcloud_url.clone().or(file.nextcloud_url).context(
-                    "--provider nextcloud needs --nextcloud-url (the Nextcloud base URL, e.g. https://cloud.example.com)",
-                )?;
-                ProviderConfig::Nextcloud {
-                    base_url,
-                    admin: admin_from_env(env)?,
-                }
-            }
-            ProviderKind::Static => {
-                let users_file = args.users_file.clone().or(file.users_file).context(
-                    "--provider static needs --users-file (a CSV of username,password lines)",
-                )?;
-                ProviderConfig::Static { users_file }
-            }
-        };
+    let tls = match (
+        args.tls_cert.clone().or(file.tls_cert),
+        args.tls_key.clone().or(file.tls_key),
+        args.tls_client_ca.clone().or(file.tls_client_ca),
+    ) {
+        (Some(cert), Some(key), client_ca) => Some(ServerTlsFiles {
+            cert,
+            key,
+            client_ca,
+        }),
+        (None, None, None) => None,
+        (Some(_), None, _) => {
+            bail!("--tls-cert needs --tls-key (the certificate's private key)")
+        }
+        (None, Some(_), _) => {
+            bail!("--tls-key needs --tls-cert (the certificate it belongs to)")
+        }
+        (None, None, Some(_)) => bail!(
+            "--tls-client-ca needs --tls-cert and --tls-key: client certificates (mTLS) are checked over TLS"
+        ),
+    };
 
-        let tls = match (
-            args.tls_cert.clone().or(file.tls_cert),
-            args.tls_key.clone().or(file.tls_key),
-            args.tls_client_ca.clone().or(file.tls_client_ca),
-        ) {
-            (Some(cert), Some(key), client_ca) => Some(ServerTlsFiles {
-                cert,
-                key,
-                client_ca,
-            }),
-            (None, None, None) => None,
-            (Some(_), None, _) => {
-                bail!("--tls-cert needs --tls-key (the certificate's private key)")
-            }
-            (None, Some(_), _) => {
-                bail!("--tls-key needs --tls-cert (the certificate it belongs to)")
-            }
-            (None, None, Some(_)) => bail!(
-                "--tls-client-ca needs --tls-cert and --tls-key: client certificates (mTLS) are checked over TLS"
-            ),
-        };
+    let cleanup = if args.no_cleanup {
+        false
+    } else {
+        args.cleanup.or(file.cleanup).unwrap_or(true)
+    };
 
-        let cleanup = if args.no_cleanup {
-            false
-        } else {
-            args.cleanup.or(file.cleanup).unwrap_or(true)
-        };
+    let config = RunConfig {
+        n_users,
+        n_agents,
+        duration,
+        warmup,
+        target,
+        output: args.output.clone().or(file.output),
+        html: args.html.clone().or(file.html),
+        junit: args.junit.clone().or(file.junit),
+        workload: args.workload.clone().or(file.workload),
+        user_prefix: args
+            .user_prefix
+            .clone()
+            .or(file.user_prefix)
+            .unwrap_or_else(|| DEFAULT_USER_PREFIX.into()),
+        cleanup,
+        agents,
+        listen,
+        http: args.http.or(file.http),
+        agent_timeout: args
+            .agent_timeout
+            .or(fdur(&file.agent_timeout, "agent_timeout")?)
+            .unwrap_or(Duration::from_secs(120)),
+        scenario_file: args.scenario.clone().or(file.scenario),
+        load,
+        stages,
+        tenants,
+        thresholds,
+        login,
+        provider,
+        state_dir: args
+            .state_dir
+            .clone()
+            .or(file.state_dir)
+            .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+        request_timeout: args
+            .request_timeout
+            .or(fdur(&file.request_timeout, "request_timeout")?)
+            .unwrap_or(Duration::from_secs(30)),
+        mcp_version: args
+            .mcp_version
+            .or(file.mcp_version)
+            .unwrap_or_default()
+            .choice(),
+        elicitation: args
+            .elicitation
+            .or(file.elicitation)
+            .unwrap_or_default()
+            .answer(),
+        on_agent_loss: args
+            .on_agent_loss
+            .or(file.on_agent_loss)
+            .unwrap_or_default(),
+        tls,
+    };
+    validate_prefix(&config.user_prefix)?;
+    Ok((config, log))
+}
 
-        let config = RunConfig {
-            n_users,
-            n_agents,
-            duration,
-            warmup,
-            target,
-            output: args.output.clone().or(file.output),
-            html: args.html.clone().or(file.html),
-            junit: args.junit.clone().or(file.junit),
-            workload: args.workload.clone().or(file.workload),
-            user_prefix: args
-                .user_prefix
-                .clone()
-                .or(file.user_prefix)
-                .unwrap_or_else(|| DEFAULT_USER_PREFIX.into()),
-            cleanup,
-            agents,
-            listen,
-            http: args.http.or(file.http),
-            agent_timeout: args
-                .agent_timeout
-                .or(fdur(&file.agent_timeout, "agent_timeout")?)
-                .unwrap_or(Duration::from_secs(120)),
-            scenario_file: args.scenario.clone().or(file.scenario),
-            load,
-            stages,
-            tenants,
-            thresholds,
-            login,
-            provider,
-            state_dir: args
-                .state_dir
-                .clone()
-                .or(file.state_dir)
-                .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
-            request_timeout: args
-                .request_timeout
-                .or(fdur(&file.request_timeout, "request_timeout")?)
-                .unwrap_or(Duration::from_secs(30)),
-            mcp_version: args
-                .mcp_version
-                .or(file.mcp_version)
-                .unwrap_or_default()
-                .choice(),
-            elicitation: args
-                .elicitation
-                .or(file.elicitation)
-                .unwrap_or_default()
-                .answer(),
-            on_agent_loss: args
-                .on_agent_loss
-                .or(file.on_agent_loss)
-                .unwrap_or_default(),
-            tls,
-        };
-        validate_prefix(&config.user_prefix)?;
-        Ok((config, log))
-    }
+/// The running executable as `<exe> agent …`.
+fn this_executable() -> anyhow::Result<AgentCommand> {
+    let program = std::env::current_exe()
+        .context("cannot find this executable to run it as an agent; pass --agent-bin")?;
+    Ok(AgentCommand::as_subcommand(program))
 }
 
 /// Admin credentials of the Nextcloud OCS API, from env only.
@@ -669,8 +537,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let (c, _) =
-            RunConfig::resolve(&args(|a| a.agents = Some(3)), &MapEnv(HashMap::new())).unwrap();
+        let (c, _) = resolve(&args(|a| a.agents = Some(3)), &MapEnv(HashMap::new())).unwrap();
         assert_eq!(c.n_users, 6);
         assert_eq!(c.duration, Duration::from_secs(30));
         assert_eq!(c.warmup, Duration::from_secs(5));
@@ -699,7 +566,7 @@ mod tests {
             a.config = Some(path.clone());
             a.users = Some(4);
         });
-        let (c, _) = RunConfig::resolve(&a, &MapEnv(HashMap::new())).unwrap();
+        let (c, _) = resolve(&a, &MapEnv(HashMap::new())).unwrap();
         assert_eq!(c.n_users, 4);
         assert_eq!(c.duration, Duration::from_secs(60));
         assert_eq!(c.warmup, Duration::from_secs(2));
@@ -711,7 +578,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "userz = 10\n").unwrap();
-        let err = RunConfig::resolve(
+        let err = resolve(
             &args(|a| a.config = Some(path.clone())),
             &MapEnv(HashMap::new()),
         )
@@ -722,7 +589,7 @@ mod tests {
     #[test]
     fn stages_set_the_length_and_refuse_duration() {
         let a = args(|a| a.stages = Some("3s:2,3s:4,3s:0".into()));
-        let (c, _) = RunConfig::resolve(&a, &MapEnv(HashMap::new())).unwrap();
+        let (c, _) = resolve(&a, &MapEnv(HashMap::new())).unwrap();
         assert_eq!(c.n_users, 4, "the peak");
         assert_eq!(c.duration, Duration::from_secs(9));
         assert_eq!(c.warmup, Duration::ZERO);
@@ -731,7 +598,7 @@ mod tests {
             a.stages = Some("3s:2,3s:4,3s:0".into());
             a.duration = Some(Duration::from_secs(30));
         });
-        let err = RunConfig::resolve(&a, &MapEnv(HashMap::new())).unwrap_err();
+        let err = resolve(&a, &MapEnv(HashMap::new())).unwrap_err();
         assert!(
             format!("{err:#}")
                 .contains("--stages 3s:2,3s:4,3s:0 and --duration 30s cannot be used together"),
@@ -741,24 +608,23 @@ mod tests {
 
     #[test]
     fn no_spawn_needs_secret() {
-        let err =
-            RunConfig::resolve(&args(|a| a.no_spawn = true), &MapEnv(HashMap::new())).unwrap_err();
+        let err = resolve(&args(|a| a.no_spawn = true), &MapEnv(HashMap::new())).unwrap_err();
         assert!(format!("{err:#}").contains("MCP_SWARM_CLUSTER_SECRET"));
         let env = MapEnv(HashMap::from([("MCP_SWARM_CLUSTER_SECRET", "s")]));
-        let (c, _) = RunConfig::resolve(&args(|a| a.no_spawn = true), &env).unwrap();
+        let (c, _) = resolve(&args(|a| a.no_spawn = true), &env).unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:7000");
     }
 
     #[test]
     fn nextcloud_needs_url_and_admin() {
         let a = args(|a| a.url = Some("http://x/mcp".parse().unwrap()));
-        let err = RunConfig::resolve(&a, &MapEnv(HashMap::new())).unwrap_err();
+        let err = resolve(&a, &MapEnv(HashMap::new())).unwrap_err();
         assert!(format!("{err:#}").contains("--nextcloud-url"));
         let a = args(|a| {
             a.url = Some("http://x/mcp".parse().unwrap());
             a.nextcloud_url = Some("http://x".parse().unwrap());
         });
-        let err = RunConfig::resolve(&a, &MapEnv(HashMap::new())).unwrap_err();
+        let err = resolve(&a, &MapEnv(HashMap::new())).unwrap_err();
         assert!(format!("{err:#}").contains("NEXTCLOUD_ADMIN_PASSWORD"));
     }
 }

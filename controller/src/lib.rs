@@ -9,7 +9,6 @@
 //! `tokens` (refresh), `run/` (the orchestration), `report/` and
 //! `thresholds` (the output).
 
-pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod convert;
@@ -21,6 +20,7 @@ pub mod registry;
 pub mod report;
 pub mod run;
 pub mod service;
+pub mod settings;
 pub mod setup;
 pub mod spawn;
 pub mod stages;
@@ -34,23 +34,24 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{CleanupArgs, Cli, Command, LogFormat};
-use crate::config::{LogConfig, ProcessEnv, RunConfig};
+use crate::cli::{CleanupArgs, Cli, Command};
+use crate::config::ProcessEnv;
+use crate::settings::log::{LogConfig, LogFormat};
 
 /// Runs one command to its exit code; `shutdown` is the process's root token
 /// (cancelled on Ctrl-C).
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Start(args) => {
-            let (config, log) = RunConfig::resolve(&args, &ProcessEnv)?;
+            let (config, log) = config::resolve(&args, &ProcessEnv)?;
             init_tracing(log);
             let prepared = run::prepare(config)?;
             run::execute(prepared, shutdown).await
         }
         Command::Capacity(args) => {
-            let (mut config, log) = RunConfig::resolve(&args.start, &ProcessEnv)?;
+            let (mut config, log) = config::resolve(&args.start, &ProcessEnv)?;
             init_tracing(log);
-            let search = capacity::configure(&mut config, &args)?;
+            let search = run::capacity::configure(&mut config, &args)?;
             let mut prepared = run::prepare(config)?;
             prepared.capacity = Some(search);
             run::execute(prepared, shutdown).await
@@ -116,7 +117,7 @@ fn compare(args: &cli::CompareArgs) -> anyhow::Result<ExitCode> {
 /// `controller cleanup`: the journal first (every location it lists users
 /// at), then by prefix through the provider (`--nextcloud-url`).
 async fn cleanup(args: &CleanupArgs) -> anyhow::Result<ExitCode> {
-    use crate::cli::ProviderKind;
+    use crate::settings::provider::ProviderKind;
     let prefix = args
         .prefix
         .clone()

@@ -10,9 +10,9 @@ use common::ids::{AgentId, UserName};
 use common::series::SeriesSet;
 use tokio::sync::mpsc;
 
-use crate::config::LoadModel;
 use crate::report::{GeneratorStats, McpStats};
 pub use common::load::Stage;
+use common::protocol::LoadModel;
 pub use common::protocol::LoadUpdate;
 
 /// Controller → agent.

@@ -7,7 +7,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::ids::AgentId;
 
-use crate::run::liveness::Silent;
+/// An agent the watchdog found silent (reported once per agent).
+#[derive(Debug, Clone)]
+pub struct Silent {
+    pub agent: AgentId,
+    /// When its last message arrived.
+    pub last_heard: SystemTime,
+    pub silent_for: Duration,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slot {

@@ -11,7 +11,7 @@ use anyhow::Context;
 use common::Secret;
 use tokio::process::{Child, Command};
 
-use crate::config::AgentCommand;
+use crate::settings::agents::AgentCommand;
 
 pub struct AgentProcesses {
     children: Vec<(String, Child)>,

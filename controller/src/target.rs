@@ -8,8 +8,8 @@ use anyhow::Context;
 use common::Secret;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AdminCredentials, TargetConfig};
 use crate::provision::random_secret;
+use crate::settings::provider::{AdminCredentials, TargetConfig};
 
 /// How long the embedded mock may take to drain on shutdown.
 const MOCK_STOP_TIMEOUT: Duration = Duration::from_secs(5);

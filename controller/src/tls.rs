@@ -31,6 +31,8 @@ use tokio_util::task::TaskTracker;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::settings::agents::ServerTlsFiles;
+
 /// Longest a connection may take to send its first byte and finish the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once; more connections wait in the listen queue.
@@ -39,17 +41,6 @@ const MAX_HANDSHAKES: usize = 64;
 const ACCEPTED_QUEUE: usize = 64;
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
-
-/// The TLS flags of `controller start`, as given.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServerTlsFiles {
-    /// PEM certificate chain the controller presents.
-    pub cert: PathBuf,
-    /// PEM private key of `cert`.
-    pub key: PathBuf,
-    /// PEM CA certificate(s) agents' client certificates must chain to (mTLS).
-    pub client_ca: Option<PathBuf>,
-}
 
 /// The listener's TLS, ready to accept, plus what spawned agents are given.
 pub struct ServerTls {

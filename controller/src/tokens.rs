@@ -1,5 +1,5 @@
 //! The controller owns every user's tokens. It refreshes each one before it
-//! expires (a margin of 10% of its lifetime, at least `MIN_MARGIN` but never
+//! expires (a margin of 10% of its lifetime, at least `login::MIN_MARGIN` but never
 //! more than half the lifetime), answers an agent's `RefreshRequest` (a 401)
 //! at once, retries failed refreshes with backoff and jitter, and hands every
 //! new token back to be pushed to the user's agent as a `TokenUpdate`.
@@ -17,13 +17,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::login::{Authenticator, LoginError, TokenSet};
+use crate::login::{Authenticator, LoginError, TokenSet, refresh_margin};
 use crate::messages::TokenUpdate;
 use crate::provision::TestUser;
 
-/// The least time before expiry a refresh starts (unless that is more than
-/// half the token's lifetime).
-pub const MIN_MARGIN: Duration = Duration::from_secs(30);
 /// First retry delay after a failed refresh; doubles per attempt.
 const RETRY_BASE: Duration = Duration::from_millis(500);
 /// Longest wait between retries.
@@ -40,11 +37,6 @@ pub type RefreshResult = (UserName, bool, Result<TokenSet, LoginError>);
 /// users logged in together expire together, and a login is a browser's
 /// worth of requests to the identity provider.
 pub const RELOGIN_CONCURRENCY: usize = 8;
-
-/// How long before expiry a token of this lifetime is refreshed.
-pub fn refresh_margin(lifetime: Duration) -> Duration {
-    (lifetime / 10).max(MIN_MARGIN).min(lifetime / 2)
-}
 
 /// Delay before retry number `attempt` (1-based): exponential, capped, with
 /// ±50% jitter so that many users failing together do not retry together.

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::Secret;
-use controller::login::browser::{BrowserLogin, BrowserLoginError, BrowserOptions, LoginSelectors};
+use controller::login::browser::{BrowserLogin, BrowserLoginError};
 use controller::login::callback::CallbackServer;
+use controller::settings::login::{BrowserOptions, LoginSelectors};
 use sha2::Digest as _;
 use tokio_util::sync::CancellationToken;
 

@@ -11,11 +11,11 @@ use std::time::{Duration, SystemTime};
 
 use common::Secret;
 use common::ids::UserName;
-use controller::cli::LoginMethod;
-use controller::config::{FormFields, LoginConfig};
-use controller::login::browser::{BrowserOptions, LoginSelectors};
 use controller::login::{Authenticator, LoginError};
 use controller::provision::TestUser;
+use controller::settings::login::{
+    BrowserOptions, FormFields, LoginConfig, LoginMethod, LoginSelectors,
+};
 use tokio_util::sync::CancellationToken;
 
 struct Target {
@@ -277,15 +277,16 @@ async fn direct_login_errors_name_the_page_and_what_was_looked_for() {
 
     // The selector is honoured: it presses that button, whatever it says.
     let mut config = login_config(LoginMethod::Direct);
-    config.form.consent =
-        Some(controller::login::selector::ConsentSelector::parse("form#consent button").unwrap());
+    config.form.consent = Some(
+        controller::settings::selector::ConsentSelector::parse("form#consent button").unwrap(),
+    );
     let auth = Authenticator::setup(&config, &mcp_url, None).await.unwrap();
     let tokens = auth.login(&alice()).await.unwrap();
     assert!(mcp_accepts(&t.mock.mcp_url, &tokens.access).await);
 
     // A selector matching nothing is named in the error.
     config.form.consent =
-        Some(controller::login::selector::ConsentSelector::parse("#approve-button").unwrap());
+        Some(controller::settings::selector::ConsentSelector::parse("#approve-button").unwrap());
     let auth = Authenticator::setup(&config, &mcp_url, None).await.unwrap();
     let err = auth.login(&alice()).await.unwrap_err().to_string();
     assert!(err.contains("#approve-button"), "{err}");

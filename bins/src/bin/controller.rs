@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, FromArgMatches as _};
-use controller::config::AGENT_SUBCOMMAND;
+use controller::settings::agents::AGENT_SUBCOMMAND;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]

@@ -21,6 +21,7 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 
 use super::callback::CallbackParams;
+use crate::settings::login::{BrowserOptions, LoginSelectors};
 
 /// How often a page is polled for the next element to act on.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -33,41 +34,6 @@ const CONSENT_BY_LABEL_JS: &str = r#"(() => {
   }
   return false;
 })()"#;
-
-/// CSS selectors for the IdP's pages. The defaults fit the mock target and
-/// Nextcloud's login page.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LoginSelectors {
-    pub user: String,
-    pub password: String,
-    pub submit: String,
-    /// The consent button; `None` finds a button labelled Allow, Authorize,
-    /// Grant access, Accept or Approve.
-    pub consent: Option<String>,
-}
-
-impl Default for LoginSelectors {
-    fn default() -> Self {
-        Self {
-            user: "input[name=user]".into(),
-            password: "input[name=password]".into(),
-            submit: "button[type=submit]".into(),
-            consent: None,
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct BrowserOptions {
-    pub executable: PathBuf,
-    /// Show the browser window (`--headed`).
-    pub headed: bool,
-    /// Most logins in flight at once (`--login-concurrency`).
-    pub concurrency: usize,
-    pub selectors: LoginSelectors,
-    /// Longest one login may take, from opening the page to the redirect.
-    pub timeout: Duration,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrowserLoginError {

@@ -28,8 +28,8 @@ use futures::StreamExt as _;
 
 use super::{Authenticator, OAuthClient, TokenAuthMethod, TokenSet};
 use crate::provision::TestUser;
+use crate::settings::login::{CacheKey, TOKEN_CACHE_KEY_ENV};
 
-pub const TOKEN_CACHE_KEY_ENV: &str = "MCP_SWARM_TOKEN_CACHE_KEY";
 pub const FILE_NAME: &str = "token-cache.json";
 /// Past this a cache file is refused unread (10,000 users take ~20 MB).
 const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
@@ -40,14 +40,6 @@ const MIN_LEFT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenCacheError {
-    #[error(
-        "--token-cache needs a key: set {TOKEN_CACHE_KEY_ENV} to 32 random bytes in base64 (e.g. `export {TOKEN_CACHE_KEY_ENV}=$(openssl rand -base64 32)`)"
-    )]
-    NoKey,
-    #[error(
-        "{TOKEN_CACHE_KEY_ENV} must be 32 bytes in base64 or 64 hex digits ({0}); make one with `openssl rand -base64 32`"
-    )]
-    BadKey(String),
     #[error("writing the token cache {path}: {source}")]
     Write {
         path: String,
@@ -55,36 +47,6 @@ pub enum TokenCacheError {
     },
     #[error("sealing the token cache: {0}")]
     Seal(String),
-}
-
-/// The cache's key; `Debug` never shows it.
-#[derive(Clone)]
-pub struct CacheKey([u8; 32]);
-
-impl fmt::Debug for CacheKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CacheKey(<redacted>)")
-    }
-}
-
-impl CacheKey {
-    /// 32 bytes as standard base64 or as 64 hex digits.
-    pub fn parse(text: &str) -> Result<CacheKey, TokenCacheError> {
-        let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            (0..32)
-                .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16))
-                .collect::<Result<Vec<u8>, _>>()
-                .map_err(|e| TokenCacheError::BadKey(e.to_string()))?
-        } else {
-            BASE64
-                .decode(text)
-                .map_err(|e| TokenCacheError::BadKey(format!("not base64: {e}")))?
-        };
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|b: Vec<u8>| TokenCacheError::BadKey(format!("{} bytes", b.len())))?;
-        Ok(CacheKey(key))
-    }
 }
 
 /// What the cache holds: the OAuth client (so refresh tokens, which are
@@ -347,7 +309,7 @@ pub async fn reuse(
             .map(|at| at.duration_since(now).unwrap_or_default());
         let margin = t
             .lifetime
-            .map_or(MIN_LEFT, |l| crate::tokens::refresh_margin(l).max(MIN_LEFT));
+            .map_or(MIN_LEFT, |l| super::refresh_margin(l).max(MIN_LEFT));
         match (left, &t.refresh) {
             (Some(left), _) if left > margin => {
                 reused.tokens.insert(u.name.clone(), t);
@@ -560,17 +522,5 @@ mod tests {
         );
         std::fs::write(&path, "{ not json").unwrap();
         assert!(same.load().tokens.is_empty());
-    }
-
-    #[test]
-    fn keys_in_base64_or_hex_and_clear_errors_otherwise() {
-        let b64 = BASE64.encode([3u8; 32]);
-        assert_eq!(CacheKey::parse(&b64).unwrap().0, [3u8; 32]);
-        assert_eq!(CacheKey::parse(&"ab".repeat(32)).unwrap().0, [0xab; 32]);
-        let short = CacheKey::parse(&BASE64.encode([1u8; 16])).unwrap_err();
-        assert!(short.to_string().contains("16 bytes"), "{short}");
-        let junk = CacheKey::parse("not a key!").unwrap_err();
-        assert!(junk.to_string().contains(TOKEN_CACHE_KEY_ENV), "{junk}");
-        assert!(!format!("{:?}", key(9)).contains('9'));
     }
 }

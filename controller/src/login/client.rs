@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::discovery::{self, Endpoints};
 use super::{LoginError, OAuthErrorBody};
-use crate::cli::LoginMethod;
+use crate::settings::login::LoginMethod;
 
 /// How the client proves who it is at the token endpoint (RFC 6749 §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! one that reads like consent, else any that does not read like a refusal), and a one-line
 //! description of a page for errors. Just enough HTML for that, not a general parser.
 
-use super::selector::{ConsentSelector, Element};
+use crate::settings::selector::{ConsentSelector, Element};
 
 /// One page of the IdP, as far as a login needs it.
 #[derive(Debug, Clone, Default, PartialEq)]

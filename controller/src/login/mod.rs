@@ -10,7 +10,6 @@ pub mod direct;
 pub mod discovery;
 pub mod form;
 mod nextcloud;
-pub mod selector;
 pub mod tokens_file;
 
 use std::collections::BTreeMap;
@@ -23,9 +22,8 @@ use common::{LatencyHistogram, Secret};
 use futures::StreamExt;
 use serde::Deserialize;
 
-use crate::cli::LoginMethod;
-use crate::config::LoginConfig;
 use crate::provision::TestUser;
+use crate::settings::login::{CLIENT_SECRET_ENV, FormFields, LoginConfig, LoginMethod};
 pub use client::{OAuthClient, TokenAuthMethod, check_client_metadata_url};
 pub use discovery::Endpoints;
 
@@ -119,6 +117,16 @@ enum Flow {
     },
 }
 
+/// The least time before expiry a refresh starts (unless that is more than
+/// half the token's lifetime).
+pub const MIN_MARGIN: Duration = Duration::from_secs(30);
+
+/// How long before expiry a token of this lifetime is refreshed (by the
+/// token keeper, and before a cached token is reused).
+pub fn refresh_margin(lifetime: Duration) -> Duration {
+    (lifetime / 10).max(MIN_MARGIN).min(lifetime / 2)
+}
+
 /// Logs users in and refreshes their tokens against one authorization server.
 pub struct Authenticator {
     http: reqwest::Client,
@@ -128,7 +136,7 @@ pub struct Authenticator {
     client: Option<OAuthClient>,
     method: LoginMethod,
     scope: Option<String>,
-    form: crate::config::FormFields,
+    form: FormFields,
     flow: Flow,
 }
 
@@ -244,7 +252,7 @@ impl Authenticator {
                 url: endpoints.issuer.clone(),
                 message: format!(
                     "--login client-credentials needs a confidential client: the client has no secret (set {})",
-                    crate::config::CLIENT_SECRET_ENV
+                    CLIENT_SECRET_ENV
                 ),
             });
         }
@@ -542,7 +550,7 @@ impl Authenticator {
         self.scope.as_deref()
     }
 
-    pub(crate) fn form_fields(&self) -> &crate::config::FormFields {
+    pub(crate) fn form_fields(&self) -> &FormFields {
         &self.form
     }
 }

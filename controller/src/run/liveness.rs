@@ -6,28 +6,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use common::ids::AgentId;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::mpsc;
 
-use crate::registry::Registry;
+use crate::registry::{Registry, Silent};
 
 /// An agent silent this long is lost: heartbeats come every second, so a
 /// silent agent is declared lost within 5 s of its last one.
 pub const AGENT_LOST_AFTER: Duration = Duration::from_secs(4);
 /// How often the watchdog looks.
 const CHECK_EVERY: Duration = Duration::from_millis(200);
-
-/// An agent the watchdog found silent (reported once per agent).
-#[derive(Debug, Clone)]
-pub struct Silent {
-    pub agent: AgentId,
-    /// When its last message arrived.
-    pub last_heard: SystemTime,
-    pub silent_for: Duration,
-}
 
 /// The watchdog thread; it stops when this is dropped.
 pub struct Watchdog {

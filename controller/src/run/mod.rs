@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod aggregate;
+pub mod capacity;
 pub mod liveness;
 pub mod progress;
 pub mod reassign;
@@ -19,14 +20,13 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use common::ids::UserName;
+use common::protocol::LoadModel;
 use common::scenario::{Scenario, Workload};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::capacity::{self, CapacityConfig};
-use crate::cli::LoginMethod;
-use crate::config::{AgentsMode, LoadModel, RunConfig};
+use self::capacity::CapacityConfig;
 use crate::login::cache::TokenCache;
 use crate::login::{Authenticator, TokenSet};
 use crate::messages::{Assignment, RunSettings, VuserGroup, VuserSpec};
@@ -35,6 +35,9 @@ use crate::provision::random_secret;
 use crate::registry::Registry;
 use crate::report::{self, AuthInput, IntervalPoint, ReportInput, RunInfo};
 use crate::service::{self, SwarmService};
+use crate::settings::RunConfig;
+use crate::settings::agents::AgentsMode;
+use crate::settings::login::LoginMethod;
 use crate::spawn::AgentProcesses;
 use crate::target::Target;
 use crate::thresholds::Threshold;
@@ -155,7 +158,7 @@ pub fn prepare(mut config: RunConfig) -> anyhow::Result<Prepared> {
             dir.display()
         );
     }
-    if let crate::config::ProviderConfig::Static { users_file } = &config.provider {
+    if let crate::settings::provider::ProviderConfig::Static { users_file } = &config.provider {
         crate::provision::StaticUsers::load(users_file, config.n_users)?;
     }
     if let AgentsMode::Spawn { agent } = &config.agents

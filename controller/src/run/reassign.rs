@@ -14,30 +14,8 @@ use super::aggregate::AgentOutcome;
 use super::session::{Schedule, Session};
 use crate::messages::{Assignment, GroupsAddedReport, RunSettings, ToAgent, VuserGroup, VuserSpec};
 use crate::report::{AgentLoss, UserMove};
+use crate::settings::agents::OnAgentLoss;
 use crate::tokens::Tokens;
-
-/// What to do when an agent is lost while the run goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnAgentLoss {
-    /// Move its users to the surviving agents, which run them to the end.
-    #[default]
-    Reassign,
-    /// Stop the run, keep the report, exit 1.
-    Abort,
-    /// Go on without its users.
-    Continue,
-}
-
-impl OnAgentLoss {
-    pub fn name(self) -> &'static str {
-        match self {
-            OnAgentLoss::Reassign => "reassign",
-            OnAgentLoss::Abort => "abort",
-            OnAgentLoss::Continue => "continue",
-        }
-    }
-}
 
 /// One group of an agent's assignment, without tokens (those come from the
 /// token task, current, when the group moves).

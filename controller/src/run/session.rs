@@ -17,15 +17,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::agents::{AgentState, Phase};
 use super::aggregate::{Aggregate, Folded, Window};
-use super::liveness::Silent;
-use super::reassign::{GroupUsers, Loss, OnAgentLoss};
+use super::reassign::{GroupUsers, Loss};
 use super::status::publish;
 use super::steer::Steer;
 use crate::messages::{
     AgentEvent, Assignment, FromAgent, RunSettings, StartCommand, ToAgent, TokenUpdate,
 };
 use crate::registry::Registry;
+use crate::registry::Silent;
 use crate::report::{AgentLoss, AgentResult, IntervalPoint, McpStats};
+use crate::settings::agents::OnAgentLoss;
 use crate::spawn::AgentProcesses;
 use crate::tokens::Tokens;
 

@@ -8,11 +8,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use common::ids::UserName;
 
-use crate::config::{ProviderConfig, RunConfig};
 use crate::login::{Authenticator, LoginOutcome, TokenSet, cache};
 use crate::provision::{
     self, Journal, OcsProvider, Provider, ProvisionError, StaticUsers, TestUser, UserProvider,
 };
+use crate::settings::RunConfig;
+use crate::settings::provider::ProviderConfig;
 use crate::target::Target;
 
 /// Most errors quoted in one message.

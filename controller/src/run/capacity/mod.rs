@@ -16,11 +16,11 @@ use common::protocol::{LoadModel, LoadUpdate};
 use common::report::{CapacityReport, CapacityStep, Report, round6};
 use common::series::{SeriesKind, SeriesSet};
 
+use super::aggregate::Window;
+use super::steer::{Probe, Steer};
 use crate::cli::CapacityArgs;
-use crate::config::RunConfig;
 use crate::convert::unix_ms;
-use crate::run::aggregate::Window;
-use crate::run::steer::{Probe, Steer};
+use crate::settings::RunConfig;
 use search::Search;
 
 pub const DEFAULT_START_RATE: f64 = 5.0;
