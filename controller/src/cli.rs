@@ -156,8 +156,8 @@ pub struct StartArgs {
     /// the authorization server fetches it) instead of dynamic client registration.
     #[arg(long, env = "MCP_SWARM_CLIENT_METADATA_URL")]
     pub client_metadata_url: Option<url::Url>,
-    /// OAuth scope to request [default: the resource's scopes_supported].
-    #[arg(long, env = "MCP_SWARM_SCOPE")]
+    /// OAuth scopes to request, space-separated [default: openid and what the workload's tools need when they are Nextcloud tools, else the resource's scopes_supported].
+    #[arg(long, visible_alias = "scopes", env = "MCP_SWARM_SCOPE")]
     pub scope: Option<String>,
     /// Most logins (and user creations) at once [default: 32].
     #[arg(long, env = "MCP_SWARM_LOGIN_CONCURRENCY")]
