@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::oauth::{basic_credentials, parse_form};
+use crate::http::{basic_credentials, parse_form};
 use crate::{App, Secret};
 
 pub fn router(app: Arc<App>) -> Router {

@@ -13,7 +13,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 mod admin;
+mod authz;
 pub mod cli;
+mod http;
 mod issued;
 mod mcp;
 mod nclogin;

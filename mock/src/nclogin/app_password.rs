@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::App;
-use crate::oauth::{basic_credentials, parse_form};
+use crate::http::{basic_credentials, parse_form};
 
 /// An OCS answer: HTTP status, and the envelope's `statuscode` and message.
 fn ocs(json: bool, v2: bool, http: StatusCode, code: u16, message: &str) -> Response {

@@ -23,9 +23,8 @@ use serde_json::json;
 use super::login::{login_url, posted_token};
 use super::page::{Page, message, see_other};
 use super::session::set_cookie;
+use crate::http::{no_store, parse_form, random_token};
 use crate::issued::SecretKind;
-use crate::oauth::parse_form;
-use crate::oauth::store::random_token;
 use crate::{App, Secret};
 
 /// Nextcloud's flows expire after 20 minutes (LoginFlowV2Service).
@@ -442,7 +441,7 @@ pub async fn poll(State(app): State<Arc<App>>, RawQuery(query): RawQuery, body: 
     drop(flows);
     (
         StatusCode::OK,
-        crate::oauth::no_store(),
+        no_store(),
         Json(json!({
             "server": app.issuer,
             "loginName": user,

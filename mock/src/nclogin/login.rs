@@ -16,7 +16,7 @@ use serde_json::json;
 use super::page::{Page, see_other};
 use super::session::set_cookie;
 use crate::App;
-use crate::oauth::parse_form;
+use crate::http::parse_form;
 
 /// Where a login without a redirect URL lands.
 pub const DEFAULT_PAGE: &str = "/index.php/apps/dashboard/";

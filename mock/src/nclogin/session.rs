@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderValue, header};
 
 use crate::Secret;
-use crate::oauth::store::{AuthRequest, random_token};
+use crate::authz::AuthRequest;
+use crate::http::random_token;
 
 /// The session cookie's name (Nextcloud names its own after the instance id).
 pub const COOKIE: &str = "nc_session";

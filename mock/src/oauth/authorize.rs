@@ -9,8 +9,10 @@ use axum::extract::{OriginalUri, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::store::{AuthRequest, CODE_TTL, CodeGrant, PENDING_TTL, Pending, Stage, random_token};
-use super::{check_resource, parse_form, resolve_scope};
+use super::store::{CODE_TTL, CodeGrant, PENDING_TTL, Pending, Stage};
+use super::{check_resource, resolve_scope};
+use crate::authz::AuthRequest;
+use crate::http::{parse_form, random_token};
 use crate::{App, Secret};
 
 fn escape(s: &str) -> String {

@@ -6,13 +6,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-use axum::http::{HeaderMap, header};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
+use axum::http::HeaderMap;
 
 use super::OAuthError;
 use super::store::Client;
 use crate::App;
+use crate::http::basic_credentials;
 
 /// How a client proves who it is at the token endpoint (RFC 6749 §2.3, RFC 7591 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,24 +66,6 @@ impl FromStr for TokenAuthMethod {
 /// The accepted methods as metadata lists them.
 pub fn method_names(methods: &[TokenAuthMethod]) -> Vec<&'static str> {
     methods.iter().map(|m| m.as_str()).collect()
-}
-
-/// Decodes `Authorization: Basic` into (user, password), form-urldecoding both per RFC 6749 §2.3.1.
-pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = String::from_utf8(B64.decode(encoded.trim()).ok()?).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    let unescape = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    Some((unescape(user), unescape(password)))
 }
 
 /// Authenticates the client of a token, introspection or revocation request with the method

@@ -2,7 +2,6 @@
 //! registration and the shared error type; client authentication is in `client_auth`, Client
 //! ID Metadata Documents in `cimd`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -23,9 +22,10 @@ mod nextcloud;
 pub mod store;
 pub mod token;
 
+use crate::http::{no_store, random_token};
 use client_auth::method_names;
-pub use client_auth::{TokenAuthMethod, authenticate_client, basic_credentials};
-use store::{Client, random_token};
+pub use client_auth::{TokenAuthMethod, authenticate_client};
+use store::Client;
 
 pub const GRANT_TYPES: [&str; 4] = [
     "authorization_code",
@@ -109,22 +109,6 @@ impl IntoResponse for OAuthError {
         }
         response
     }
-}
-
-pub fn no_store() -> [(header::HeaderName, &'static str); 2] {
-    [
-        (header::CACHE_CONTROL, "no-store"),
-        (header::PRAGMA, "no-cache"),
-    ]
-}
-
-/// Parses an `application/x-www-form-urlencoded` body; the first value of a name wins.
-pub fn parse_form(body: &[u8]) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(body) {
-        out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
-    }
-    out
 }
 
 /// Checks `requested` (space-separated) against what the client may get; `None` = all of it.

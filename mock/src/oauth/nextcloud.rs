@@ -17,9 +17,9 @@ use axum::response::Response;
 
 use super::OIDC_APP;
 use super::authorize::{issue_code, redirect_error};
-use super::parse_form;
-use super::store::AuthRequest;
 use crate::App;
+use crate::authz::AuthRequest;
+use crate::http::parse_form;
 use crate::nclogin::login::{login_url, posted_token};
 use crate::nclogin::page::{Page, message, see_other};
 use crate::nclogin::session::PendingConsent;

@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::jwt::{Claims, Keys};
 use crate::Secret;
+use crate::authz::AuthRequest;
+use crate::http::random_token;
 use crate::state::now_secs;
 
 /// How long an authorization code may be redeemed.
@@ -19,11 +19,6 @@ pub const CODE_TTL: Duration = Duration::from_secs(60);
 pub const PENDING_TTL: Duration = Duration::from_secs(600);
 /// Expired access-token records are pruned every this many issuances.
 const PRUNE_EVERY: u64 = 1024;
-
-/// A random URL-safe string with 256 bits of entropy.
-pub fn random_token() -> String {
-    B64.encode(rand::random::<[u8; 32]>())
-}
 
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -48,20 +43,6 @@ impl Client {
             || (grant == "refresh_token"
                 && self.grant_types.iter().any(|g| g == "authorization_code" || g == "password"))
     }
-}
-
-/// The parameters of a validated `/authorize` request.
-#[derive(Debug, Clone)]
-pub struct AuthRequest {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub state: Option<String>,
-    /// Empty when a confidential client sent none (Nextcloud's oidc app makes PKCE optional).
-    pub code_challenge: String,
-    pub resource: Option<String>,
-    pub scope: String,
-    /// OIDC nonce, echoed in the ID token.
-    pub nonce: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,11 +16,9 @@ use sha2::{Digest, Sha256};
 
 use super::jwt::{Claims, IdClaims, audience_json};
 use super::store::{Issued, Minter, token_digest};
-use super::{
-    GRANT_TYPES, OAuthError, authenticate_client, check_resource, no_store, parse_form,
-    resolve_scope,
-};
+use super::{GRANT_TYPES, OAuthError, authenticate_client, check_resource, resolve_scope};
 use crate::App;
+use crate::http::{no_store, parse_form};
 use crate::issued::SecretKind;
 use crate::state::now_secs;
 
