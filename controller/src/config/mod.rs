@@ -2,30 +2,25 @@
 //! `--config` TOML file over the defaults, with secrets read from env only.
 //! Every check that needs no network happens here or in `run::prepare`.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+mod file;
+mod login;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use common::Secret;
-use serde::Deserialize;
-
 use common::protocol::LoadModel;
 
 use crate::cli::{LogArgs, StartArgs};
 use crate::settings::RunConfig;
-use crate::settings::agents::{AgentCommand, AgentsMode, OnAgentLoss, ServerTlsFiles};
-use crate::settings::log::{LogConfig, LogFormat};
-use crate::settings::login::{
-    BrowserOptions, CLIENT_SECRET_ENV, CacheKey, CacheKeyError, FormFields, LoginConfig,
-    LoginMethod, LoginSelectors, TOKEN_CACHE_KEY_ENV,
-};
-use crate::settings::mcp::{ElicitationArg, McpVersionArg};
+use crate::settings::agents::{AgentCommand, AgentsMode, ServerTlsFiles};
+use crate::settings::log::LogConfig;
 use crate::settings::provider::{
     AdminCredentials, NEXTCLOUD_ADMIN_PASSWORD_ENV, NEXTCLOUD_ADMIN_USER_ENV, ProviderConfig,
     ProviderKind, TargetConfig,
 };
-use crate::settings::selector::ConsentSelector;
+use file::{DurationValue, FileConfig, load_file};
 
 pub const DEFAULT_USER_PREFIX: &str = "loadtest";
 pub const DEFAULT_STATE_DIR: &str = ".mcp-swarm";
@@ -34,85 +29,6 @@ pub const DEFAULT_LISTEN_SPAWN: &str = "127.0.0.1:0";
 pub const DEFAULT_LISTEN_NO_SPAWN: &str = "0.0.0.0:7000";
 pub const DEFAULT_BROWSER: &str = "/usr/bin/chromium";
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Keys of a `--config` TOML file: the long flag names with `_` for `-`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    users: Option<u32>,
-    duration: Option<DurationValue>,
-    warmup: Option<DurationValue>,
-    url: Option<url::Url>,
-    output: Option<PathBuf>,
-    html: Option<PathBuf>,
-    junit: Option<PathBuf>,
-    workload: Option<String>,
-    user_prefix: Option<String>,
-    cleanup: Option<bool>,
-    agents: Option<u32>,
-    no_spawn: Option<bool>,
-    listen: Option<SocketAddr>,
-    http: Option<SocketAddr>,
-    agent_bin: Option<PathBuf>,
-    agent_timeout: Option<DurationValue>,
-    scenario: Option<PathBuf>,
-    think_time: Option<DurationValue>,
-    rate: Option<f64>,
-    stages: Option<String>,
-    tenants: Option<u32>,
-    #[serde(default, alias = "threshold")]
-    thresholds: Vec<String>,
-    login: Option<LoginMethod>,
-    provider: Option<ProviderKind>,
-    nextcloud_url: Option<url::Url>,
-    users_file: Option<PathBuf>,
-    state_dir: Option<PathBuf>,
-    client_id: Option<String>,
-    client_metadata_url: Option<url::Url>,
-    scope: Option<String>,
-    login_concurrency: Option<u32>,
-    login_user_field: Option<String>,
-    login_password_field: Option<String>,
-    browser: Option<PathBuf>,
-    headed: Option<bool>,
-    login_user_selector: Option<String>,
-    login_password_selector: Option<String>,
-    login_submit_selector: Option<String>,
-    login_consent_selector: Option<String>,
-    login_timeout: Option<DurationValue>,
-    tokens_file: Option<PathBuf>,
-    token_cache: Option<bool>,
-    callback_listen: Option<SocketAddr>,
-    request_timeout: Option<DurationValue>,
-    mcp_version: Option<McpVersionArg>,
-    elicitation: Option<ElicitationArg>,
-    on_agent_loss: Option<OnAgentLoss>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    tls_client_ca: Option<PathBuf>,
-    verbose: Option<bool>,
-    log_format: Option<LogFormat>,
-}
-
-/// A duration in TOML: `"30s"` or a number of seconds.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum DurationValue {
-    Seconds(f64),
-    Text(String),
-}
-
-impl DurationValue {
-    fn resolve(&self, key: &str, file: &Path) -> anyhow::Result<Duration> {
-        match self {
-            DurationValue::Seconds(s) => Duration::try_from_secs_f64(*s).with_context(|| {
-                format!("{key} in {}: not a valid number of seconds", file.display())
-            }),
-            DurationValue::Text(t) => common::duration::parse_duration(t)
-                .with_context(|| format!("{key} in {}", file.display())),
-        }
-    }
-}
 
 /// Reads the environment; a seam so tests do not touch the process env.
 pub trait Env {
@@ -165,7 +81,7 @@ pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, Lo
         .warmup
         .or(fdur(&file.warmup, "warmup")?)
         .unwrap_or(Duration::from_secs(5));
-    let url = args.url.clone().or(file.url);
+    let url = args.url.clone().or(file.url.clone());
     if let Some(u) = &url
         && !matches!(u.scheme(), "http" | "https")
     {
@@ -188,7 +104,7 @@ pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, Lo
             cluster_secret: Secret::new(secret),
         }
     } else {
-        let agent = match args.agent_bin.clone().or(file.agent_bin) {
+        let agent = match args.agent_bin.clone().or(file.agent_bin.clone()) {
             Some(program) => AgentCommand::separate(program),
             None => this_executable()?,
         };
@@ -242,118 +158,10 @@ pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, Lo
             "--tenants {tenants} is more than the {n_users} users: every tenant needs a user (raise --users)"
         );
     }
-    let mut thresholds = file.thresholds;
+    let mut thresholds = file.thresholds.clone();
     thresholds.extend(args.thresholds.iter().cloned());
 
-    let method = args.login.or(file.login).unwrap_or(LoginMethod::Direct);
-    let consent_selector = args
-        .login_consent_selector
-        .clone()
-        .or(file.login_consent_selector);
-    let form = FormFields {
-        user: args
-            .login_user_field
-            .clone()
-            .or(file.login_user_field)
-            .unwrap_or_else(|| "user".into()),
-        password: args
-            .login_password_field
-            .clone()
-            .or(file.login_password_field)
-            .unwrap_or_else(|| "password".into()),
-        consent: consent_selector
-            .as_deref()
-            .map(ConsentSelector::parse)
-            .transpose()
-            .map_err(anyhow::Error::msg)?,
-    };
-    let concurrency = args
-        .login_concurrency
-        .or(file.login_concurrency)
-        .unwrap_or(32)
-        .max(1) as usize;
-    let default_selectors = LoginSelectors::default();
-    let browser = BrowserOptions {
-        executable: args
-            .browser
-            .clone()
-            .or(file.browser)
-            .unwrap_or_else(|| DEFAULT_BROWSER.into()),
-        headed: args.headed || file.headed.unwrap_or(false),
-        concurrency,
-        selectors: LoginSelectors {
-            user: args
-                .login_user_selector
-                .clone()
-                .or(file.login_user_selector)
-                .unwrap_or_else(|| format!("input[name={}]", form.user)),
-            password: args
-                .login_password_selector
-                .clone()
-                .or(file.login_password_selector)
-                .unwrap_or_else(|| format!("input[name={}]", form.password)),
-            submit: args
-                .login_submit_selector
-                .clone()
-                .or(file.login_submit_selector)
-                .unwrap_or(default_selectors.submit),
-            consent: consent_selector,
-        },
-        timeout: args
-            .login_timeout
-            .or(fdur(&file.login_timeout, "login_timeout")?)
-            .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
-    };
-    let tokens_file = args.tokens_file.clone().or(file.tokens_file);
-    match method {
-        LoginMethod::TokensFile if tokens_file.is_none() => {
-            bail!(
-                "--login tokens-file needs --tokens-file FILE (JSON: {{\"USER\": {{\"access_token\": …}}}})"
-            )
-        }
-        LoginMethod::Browser if !browser.executable.is_file() => bail!(
-            "--login browser: no browser at {}: install Debian's chromium (apt-get install chromium) or pass --browser PATH",
-            browser.executable.display()
-        ),
-        _ => {}
-    }
-    let client_id = args.client_id.clone().or(file.client_id);
-    let client_metadata_url = args
-        .client_metadata_url
-        .clone()
-        .or(file.client_metadata_url);
-    if let Some(u) = &client_metadata_url {
-        if client_id.is_some() {
-            bail!(
-                "--client-metadata-url and --client-id both name the OAuth client: pass one (the metadata URL is the client id)"
-            );
-        }
-        crate::login::check_client_metadata_url(u).map_err(anyhow::Error::msg)?;
-    }
-    let login = LoginConfig {
-        method,
-        client_id,
-        client_metadata_url,
-        client_secret: env.var(CLIENT_SECRET_ENV).map(Secret::new),
-        scope: args.scope.clone().or(file.scope),
-        concurrency,
-        form,
-        browser,
-        tokens_file,
-        callback_listen: args
-            .callback_listen
-            .or(file.callback_listen)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
-        token_cache: if args.token_cache || file.token_cache == Some(true) {
-            let key = env
-                .var(TOKEN_CACHE_KEY_ENV)
-                .filter(|k| !k.trim().is_empty())
-                .ok_or(CacheKeyError::NoKey)?;
-            Some(CacheKey::parse(key.trim())?)
-        } else {
-            None
-        },
-    };
+    let login = login::resolve(args, &file, &file_path, env)?;
 
     let provider_kind = args.provider.or(file.provider).unwrap_or(match target {
         TargetConfig::Embedded => ProviderKind::Embedded,
@@ -509,12 +317,6 @@ pub fn log_config(args: &LogArgs) -> LogConfig {
         verbose: args.verbose,
         format: args.log_format.unwrap_or_default(),
     }
-}
-
-fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read --config {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("--config {}", path.display()))
 }
 
 #[cfg(test)]
