@@ -4,8 +4,11 @@
 
 pub mod agents;
 pub mod aggregate;
+mod assign;
 pub mod capacity;
+mod frame;
 pub mod liveness;
+mod prepare;
 pub mod progress;
 pub mod reassign;
 pub mod session;
@@ -13,36 +16,33 @@ pub mod status;
 pub mod steer;
 pub mod users;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use common::ids::UserName;
-use common::protocol::LoadModel;
-use common::scenario::{Scenario, Workload};
+use common::scenario::Scenario;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::capacity::CapacityConfig;
+use crate::login::Authenticator;
 use crate::login::cache::TokenCache;
-use crate::login::{Authenticator, TokenSet};
-use crate::messages::{Assignment, RunSettings, VuserGroup, VuserSpec};
-use crate::plan::{Plan, PlanError, PlanInput};
 use crate::provision::random_secret;
 use crate::registry::Registry;
-use crate::report::{self, AuthInput, IntervalPoint, ReportInput, RunInfo};
+use crate::report::{self, AuthInput, ReportInput, RunInfo};
 use crate::service::{self, SwarmService};
 use crate::settings::RunConfig;
 use crate::settings::agents::AgentsMode;
-use crate::settings::login::LoginMethod;
 use crate::spawn::AgentProcesses;
 use crate::target::Target;
-use crate::thresholds::Threshold;
 use crate::tls::ServerTls;
 use crate::tokens::{self, TokenKeeper};
+use assign::assignments;
+use frame::{login_method_text, report_frame, with_targets};
+pub use prepare::{Prepared, prepare};
 use session::Session;
 use users::UserPool;
 
@@ -54,130 +54,6 @@ const DRAIN_MARGIN: Duration = Duration::from_secs(10);
 const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the gRPC server and tasks get to stop.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A run checked from end to end before anything starts.
-pub struct Prepared {
-    pub config: RunConfig,
-    pub scenario: Scenario,
-    pub workload: Workload,
-    pub plan: Plan,
-    pub thresholds: Vec<Threshold>,
-    /// `controller capacity`: the search that steers the run.
-    pub capacity: Option<CapacityConfig>,
-}
-
-/// Every check that needs no network: scenario, workload, plan, thresholds,
-/// files. Errors name the flag and the fix.
-pub fn prepare(mut config: RunConfig) -> anyhow::Result<Prepared> {
-    let scenario = match &config.scenario_file {
-        Some(path) => {
-            let source = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --scenario {}", path.display()))?;
-            Scenario::parse(&source, &path.display().to_string()).context("--scenario")?
-        }
-        None => Scenario::builtin().clone(),
-    };
-    let workload = scenario
-        .resolve_workload(config.workload.as_deref())
-        .with_context(|| {
-            format!(
-                "--workload {}",
-                config.workload.as_deref().unwrap_or("(default)")
-            )
-        })?;
-    if config.login.scope.is_none() {
-        config.login.scope = crate::setup::default_scope(&scenario, &workload);
-    }
-    let roles: Vec<usize> = workload
-        .mix
-        .iter()
-        .filter(|m| m.weight > 0)
-        .map(|m| {
-            scenario
-                .workflow(&m.workflow)
-                .map(|w| w.roles.len())
-                .with_context(|| {
-                    format!(
-                        "workload {} names unknown workflow {}",
-                        workload.name, m.workflow
-                    )
-                })
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let (Some(&group_size), Some(&min_roles)) = (roles.iter().max(), roles.iter().min()) else {
-        bail!(
-            "workload {} has no workflow with a positive weight",
-            workload.name
-        );
-    };
-    let plan = crate::plan::plan(&PlanInput {
-        n_users: config.n_users as usize,
-        n_agents: config.n_agents as usize,
-        group_size,
-        min_roles,
-        rate_per_sec: match config.load {
-            LoadModel::Open { rate_per_sec } => Some(rate_per_sec),
-            LoadModel::Closed { .. } => None,
-        },
-    })
-    .map_err(|e| match e {
-        PlanError::TooFewUsers {
-            n_users,
-            n_agents,
-            per_agent,
-            needed,
-        } => anyhow::anyhow!(
-            "--users {n_users} too small for workload {}: needs at least {per_agent} users per agent ({n_agents} agents: --users {needed} or more)",
-            workload.name
-        ),
-        other => anyhow::anyhow!("workload {}: {other}", workload.name),
-    })?;
-    let peak = common::load::peak(&config.stages);
-    if matches!(config.load, LoadModel::Closed { .. })
-        && plan.runnable_users(min_roles) < peak as usize
-    {
-        bail!(
-            "--stages asks for {peak} active users, but only {} of the {} users are in groups that can run workload {} (groups of {group_size}): raise --users",
-            plan.runnable_users(min_roles),
-            config.n_users,
-            workload.name
-        );
-    }
-    let thresholds = config
-        .thresholds
-        .iter()
-        .map(|t| Threshold::parse(t).context("--threshold"))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if let Some(out) = &config.output
-        && let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.is_dir()
-    {
-        bail!(
-            "--output {}: directory {} does not exist",
-            out.display(),
-            dir.display()
-        );
-    }
-    if let crate::settings::provider::ProviderConfig::Static { users_file } = &config.provider {
-        crate::provision::StaticUsers::load(users_file, config.n_users)?;
-    }
-    if let AgentsMode::Spawn { agent } = &config.agents
-        && !agent.program.is_file()
-    {
-        bail!(
-            "agent executable not found at {}: pass --agent-bin with the path of an `agent` (or `controller`) executable, or leave it out to run this executable as the agents",
-            agent.program.display()
-        );
-    }
-    Ok(Prepared {
-        config,
-        scenario,
-        workload,
-        plan,
-        thresholds,
-        capacity: None,
-    })
-}
 
 /// Runs a prepared run to its exit code.
 pub async fn execute(prepared: Prepared, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
@@ -560,162 +436,4 @@ fn doomed_users(config: &RunConfig, pool: &UserPool) -> BTreeSet<UserName> {
     } else {
         BTreeSet::new()
     }
-}
-
-/// What the report knows before the run: the run's description, the
-/// scenario's workflow and step order, the thresholds.
-fn report_frame(p: &Prepared, target: &Target, n_users: usize) -> ReportInput {
-    ReportInput {
-        run: RunInfo {
-            target: target.mcp_url.to_string(),
-            workload: p.workload.name.clone(),
-            load_model: match &p.capacity {
-                Some(c) => format!(
-                    "open, capacity search from {}/s to at most {}/s",
-                    c.start_rate, c.max_rate
-                ),
-                None => load_model_text(&p.config),
-            },
-            n_users,
-            n_agents: p.config.n_agents as usize,
-            ..RunInfo::default()
-        },
-        baseline_workflows: p
-            .scenario
-            .workflows()
-            .filter(|w| w.baseline)
-            .map(|w| w.name.clone())
-            .collect(),
-        // The workload's workflows are listed even if they never ran; the
-        // scenario's others only if they did.
-        step_order: p
-            .scenario
-            .workflows()
-            .filter(|w| {
-                p.workload
-                    .mix
-                    .iter()
-                    .any(|m| m.workflow == w.name && m.weight > 0)
-            })
-            .map(|w| {
-                (
-                    w.name.clone(),
-                    w.steps.iter().map(|s| s.name.clone()).collect(),
-                )
-            })
-            .collect::<BTreeMap<_, _>>(),
-        thresholds: p.thresholds.clone(),
-        ..ReportInput::default()
-    }
-}
-
-/// Each agent's slice: its groups with tokens, the mix and its load share.
-fn assignments(
-    p: &Prepared,
-    target: &Target,
-    users: &[crate::provision::TestUser],
-    tokens: &BTreeMap<common::ids::UserName, TokenSet>,
-) -> Vec<Assignment> {
-    let run_id = uuid::Uuid::new_v4();
-    let mut group_index = 0u32;
-    p.plan
-        .agents
-        .iter()
-        .enumerate()
-        .map(|(i, share)| {
-            let groups = share
-                .groups
-                .iter()
-                .zip(&share.ranks)
-                .map(|(g, ranks)| {
-                    group_index += 1;
-                    VuserGroup {
-                        index: group_index - 1,
-                        users: g
-                            .iter()
-                            .zip(ranks)
-                            .filter_map(|(&u, &rank)| users.get(u).map(|u| (u, rank)))
-                            .map(|(u, rank)| {
-                                let t = tokens.get(&u.name);
-                                VuserSpec {
-                                    index: u.index,
-                                    name: u.name.clone(),
-                                    access_token: t.map(|t| t.access.clone()).unwrap_or_default(),
-                                    expires_at_ms: t.map_or(0, TokenSet::expires_at_ms),
-                                    rank,
-                                }
-                            })
-                            .collect(),
-                    }
-                })
-                .collect();
-            let load = match (p.config.load, share.rate_per_sec) {
-                (LoadModel::Open { .. }, Some(rate_per_sec)) => LoadModel::Open { rate_per_sec },
-                (load, _) => load,
-            };
-            Assignment {
-                id: format!("{run_id}-{i}"),
-                settings: RunSettings {
-                    mcp_url: target.mcp_url.to_string(),
-                    scenario_source: p.scenario.source().to_owned(),
-                    scenario_digest: p.scenario.digest().to_owned(),
-                    mix: p
-                        .workload
-                        .mix
-                        .iter()
-                        .map(|m| (m.workflow.clone(), m.weight))
-                        .collect(),
-                    load,
-                    request_timeout: p.config.request_timeout,
-                    mcp_version: p.config.mcp_version,
-                    elicitation: p.config.elicitation,
-                    stages: p.config.stages.clone(),
-                    rate_share: share.rate_share,
-                },
-                groups,
-            }
-        })
-        .collect()
-}
-
-fn load_model_text(config: &RunConfig) -> String {
-    use common::load::{StageUnit, StagesText};
-    match (&config.load, config.stages.is_empty()) {
-        (LoadModel::Closed { think_time }, true) => format!(
-            "closed, think time {}",
-            common::duration::format_duration(*think_time)
-        ),
-        (LoadModel::Closed { think_time }, false) => format!(
-            "closed, stages {}, think time {}",
-            StagesText(&config.stages, StageUnit::Users),
-            common::duration::format_duration(*think_time)
-        ),
-        (LoadModel::Open { rate_per_sec }, true) => format!("open, {rate_per_sec}/s"),
-        (LoadModel::Open { .. }, false) => {
-            format!(
-                "open, stages {}",
-                StagesText(&config.stages, StageUnit::Rate)
-            )
-        }
-    }
-}
-
-/// With `--stages`, each point of the timeline carries what the stages
-/// asked for at its end (active users or starts per second).
-fn with_targets(mut points: Vec<IntervalPoint>, config: &RunConfig) -> Vec<IntervalPoint> {
-    if config.stages.is_empty() {
-        return points;
-    }
-    let profile = common::load::Profile::from_stages(0.0, &config.stages);
-    for p in &mut points {
-        p.target = Some(profile.value_at(config.warmup + p.at));
-    }
-    points
-}
-
-fn login_method_text(m: LoginMethod) -> String {
-    use clap::ValueEnum;
-    m.to_possible_value()
-        .map(|v| v.get_name().to_owned())
-        .unwrap_or_default()
 }
