@@ -1,7 +1,8 @@
 //! The mcp-swarm controller: provisions users, logs them in, plans and drives
 //! the run over gRPC, merges what agents measure into the report.
 //!
-//! Code map: `cli` and `config` (flags, env, TOML → `RunConfig`), `target`
+//! Code map: `settings/` (the run's settings as plain data, at the bottom),
+//! `cli` and `config/` (flags, env, TOML → `settings::RunConfig`), `target`
 //! (embedded mock or `--url`), `provision/` (users and their journal),
 //! `login/` (discovery, DCR, login methods), `plan` (pure: users → groups →
 //! agents), `registry`, `service` + `convert` (the gRPC edge),
