@@ -165,7 +165,9 @@ async fn play(
     };
     let Some(retry) = &step.retry else {
         let (outcome, sample) = call_once(workflow, step, session, role, bindings, timeout).await;
-        sample.map(sink);
+        if let Some(s) = sample {
+            sink(s);
+        }
         run.outcome = outcome;
         return run;
     };
@@ -176,28 +178,30 @@ async fn play(
         let last = attempt == retry.attempts;
         match outcome {
             Ok(output) if !last && step.retries_on(&output) => {
-                sample.map(|s| {
+                if let Some(s) = sample {
                     sink(Sample {
                         conflict: true,
                         ..s
-                    })
-                });
+                    });
+                }
             }
             Ok(output) => {
                 let evaluated = step
                     .evaluate(&output, &mine, role)
                     .map_err(|f| (f.kind(), f.to_string()));
-                sample.map(|s| sink(op_sample(s, &evaluated)));
+                if let Some(s) = sample {
+                    sink(op_sample(s, &evaluated));
+                }
                 run.outcome = evaluated.map(|e| (output, e));
                 return run;
             }
             Err(e) => {
-                sample.map(|s| {
+                if let Some(s) = sample {
                     sink(Sample {
                         error: Some(e.0),
                         ..s
-                    })
-                });
+                    });
+                }
                 run.outcome = Err(e);
                 return run;
             }
@@ -205,7 +209,9 @@ async fn play(
         if let Some(reread) = retry.reread.and_then(|i| workflow.steps.get(i)) {
             let (outcome, sample) =
                 call_once(workflow, reread, session, role, &mine, timeout).await;
-            sample.map(sink);
+            if let Some(s) = sample {
+                sink(s);
+            }
             match outcome {
                 Ok((_, evaluated)) => {
                     for (name, value) in evaluated.captures {

@@ -265,6 +265,7 @@ async fn drive(
             &pool.users,
             &outcome.tokens,
             concurrency,
+            config.mcp_version,
         )
         .await
         .context("setting users up before the load")?;

@@ -1,6 +1,10 @@
 //! The controller's own small MCP client, for the per-user setup before
 //! the load (the agents hold the load's sessions; the controller never
-//! depends on the agent crate): initialize on 2025-06-18, `tools/list`,
+//! depends on the agent crate). It speaks what the run's `--mcp-version`
+//! asks, as the agents do: 2026-07-28 (no session: `server/discover`, then
+//! `_meta` and `Mcp-Method`/`Mcp-Name` on every request) where asked or, on
+//! `auto`, where the server offers it; else `initialize` and a session
+//! (2025-11-25 on `auto`). Then `tools/list`,
 //! `tools/call`, answers in JSON or SSE read within a bound, and requests
 //! the server sends mid-call answered (`ping` → `{}`; `elicitation/create`
 //! → accept, since the controller is about to open the URL it offers;
@@ -9,11 +13,12 @@
 use std::time::Duration;
 
 use common::Secret;
+use common::protocol::{McpVersion, McpVersionChoice};
 use serde_json::{Value, json};
 
 /// The largest answer read.
 const MAX_BODY: usize = 4 << 20;
-const PROTOCOL: &str = "2025-06-18";
+const STATELESS: &str = "2026-07-28";
 
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
@@ -44,6 +49,17 @@ pub struct McpClient {
     session: Option<String>,
     next_id: u64,
     timeout: Duration,
+    /// The protocol version settled on.
+    version: &'static str,
+}
+
+/// The per-request `_meta` of 2026-07-28.
+fn stateless_meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": STATELESS,
+        "io.modelcontextprotocol/clientInfo": { "name": "mcp-swarm-controller", "version": env!("CARGO_PKG_VERSION") },
+        "io.modelcontextprotocol/clientCapabilities": {},
+    })
 }
 
 impl McpClient {
@@ -52,6 +68,7 @@ impl McpClient {
         url: &str,
         token: Secret,
         timeout: Duration,
+        choice: McpVersionChoice,
     ) -> Result<Self, McpError> {
         let mut c = McpClient {
             http,
@@ -60,11 +77,33 @@ impl McpClient {
             session: None,
             next_id: 0,
             timeout,
+            version: STATELESS,
         };
+        let initialize_with = match choice {
+            McpVersionChoice::Fixed(v) if v != McpVersion::V2026_07_28 => v.as_str(),
+            _ => match c.request("server/discover", json!({})).await {
+                Ok(found)
+                    if found["supportedVersions"]
+                        .as_array()
+                        .is_some_and(|v| v.iter().any(|v| v == STATELESS)) =>
+                {
+                    return Ok(c);
+                }
+                _ if choice == McpVersionChoice::Auto => McpVersion::V2025_11_25.as_str(),
+                Ok(_) => {
+                    return Err(fail(
+                        "server/discover",
+                        "--mcp-version 2026-07-28: the server does not list 2026-07-28 among its supportedVersions",
+                    ));
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        c.version = initialize_with;
         c.request(
             "initialize",
             json!({
-                "protocolVersion": PROTOCOL,
+                "protocolVersion": initialize_with,
                 "capabilities": {},
                 "clientInfo": { "name": "mcp-swarm-controller", "version": env!("CARGO_PKG_VERSION") }
             }),
@@ -76,15 +115,32 @@ impl McpClient {
         Ok(c)
     }
 
+    fn stateless(&self) -> bool {
+        self.version == STATELESS
+    }
+
     async fn send(&self, body: &Value) -> Result<reqwest::Response, String> {
         let mut req = self
             .http
             .post(&self.url)
             .timeout(self.timeout)
             .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", PROTOCOL)
-            .bearer_auth(self.token.expose())
-            .json(body);
+            .bearer_auth(self.token.expose());
+        // `initialize` itself goes without a version header.
+        if body["method"] != "initialize" {
+            req = req.header("mcp-protocol-version", self.version);
+        }
+        if self.stateless()
+            && let Some(method) = body["method"].as_str()
+        {
+            req = req.header("mcp-method", method);
+            if let Some(name) = body["params"]["name"].as_str()
+                && let Ok(v) = reqwest::header::HeaderValue::from_str(name)
+            {
+                req = req.header("mcp-name", v);
+            }
+        }
+        let mut req = req.json(body);
         if let Some(s) = &self.session {
             req = req.header("mcp-session-id", s);
         }
@@ -96,6 +152,12 @@ impl McpClient {
     pub async fn request(&mut self, method: &str, params: Value) -> Result<Value, McpError> {
         self.next_id += 1;
         let id = self.next_id;
+        let mut params = params;
+        if self.stateless()
+            && let Value::Object(map) = &mut params
+        {
+            map.insert("_meta".into(), stateless_meta());
+        }
         let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
         let mut resp = self.send(&body).await.map_err(|e| fail(method, e))?;
         let status = resp.status();

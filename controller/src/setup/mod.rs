@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use common::histogram::LatencyHistogram;
 use common::ids::UserName;
+use common::protocol::McpVersionChoice;
 use common::scenario::{Provision, Scenario, Visit, Workload};
 use futures::StreamExt;
 
@@ -127,6 +128,7 @@ pub async fn run(
     users: &[TestUser],
     tokens: &BTreeMap<UserName, TokenSet>,
     concurrency: usize,
+    version: McpVersionChoice,
 ) -> anyhow::Result<SetupOutcome> {
     let mut outcome = SetupOutcome::default();
     let Some((first, token)) = users
@@ -145,6 +147,7 @@ pub async fn run(
         mcp_url.as_str(),
         token.access.clone(),
         REQUEST_TIMEOUT,
+        version,
     )
     .await
     .with_context(|| {
@@ -182,7 +185,7 @@ pub async fn run(
         let (http, provision, url) = (http.clone(), provision.clone(), mcp_url.clone());
         Some(async move {
             let t = Instant::now();
-            let r = provision_user(&http, &provision, &url, u, token).await;
+            let r = provision_user(&http, &provision, &url, u, token, version).await;
             (u.name.clone(), r, t.elapsed())
         })
     }))
@@ -218,10 +221,17 @@ async fn provision_user(
     mcp_url: &url::Url,
     user: &TestUser,
     token: common::Secret,
+    version: McpVersionChoice,
 ) -> anyhow::Result<Provisioned> {
-    let mut c = McpClient::connect(http.clone(), mcp_url.as_str(), token, REQUEST_TIMEOUT)
-        .await
-        .context("step `session`: opening an MCP session")?;
+    let mut c = McpClient::connect(
+        http.clone(),
+        mcp_url.as_str(),
+        token,
+        REQUEST_TIMEOUT,
+        version,
+    )
+    .await
+    .context("step `session`: opening an MCP session")?;
     let result = provision_steps(http, p, &mut c, user).await;
     c.close().await;
     result
