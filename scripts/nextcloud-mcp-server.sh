@@ -50,18 +50,21 @@ run() {
   done
   [ -n "$nextcloud" ] || die "run needs --nextcloud URL (the mock target's admin_url, or your Nextcloud)"
   [ -x "$bin" ] || die "not installed: run '$0 install' first"
-  local tmp
-  tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
+  # Global, not local: the EXIT trap runs after this function has returned.
+  tmp_dir="$(mktemp -d)"
+  trap 'rm -rf "$tmp_dir"' EXIT
   local key
   key="$("$venv/bin/python" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
   env -u NEXTCLOUD_USERNAME -u NEXTCLOUD_PASSWORD \
     NEXTCLOUD_HOST="$nextcloud" \
     NEXTCLOUD_MCP_SERVER_URL="http://$host:$port" \
     TOKEN_ENCRYPTION_KEY="$key" \
-    TOKEN_STORAGE_DB="$tmp/tokens.db" \
+    TOKEN_STORAGE_DB="$tmp_dir/tokens.db" \
     METRICS_ENABLED=false \
-    "$bin" run --host "$host" --port "$port" --oauth
+    "$bin" run --host "$host" --port "$port" --oauth &
+  local pid=$!
+  trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$tmp_dir"' EXIT INT TERM
+  wait "$pid"
 }
 
 case "${1:-}" in

@@ -621,6 +621,7 @@ impl Machine<'_> {
             mix: prepared.settings.mix.clone(),
             load: prepared.settings.load,
             request_timeout: prepare::request_timeout(&prepared.settings),
+            max_in_flight: prepared.settings.max_in_flight,
             groups: prepared.sessions.groups.clone(),
             plan,
             recorder: self.recorder.clone(),

@@ -43,6 +43,8 @@ pub struct RunSettings {
     pub mcp_version: McpVersionChoice,
     /// `--elicitation`.
     pub elicitation: common::protocol::ElicitationAnswer,
+    /// Open model: workflows in flight at most on this agent.
+    pub max_in_flight: usize,
 }
 
 #[derive(Clone, Debug)]

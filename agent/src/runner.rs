@@ -29,7 +29,9 @@ use crate::steps::run_workflow;
 
 /// Interval of the live deltas.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
-/// Open model: most workflows in flight at once; later starts wait (and count as late).
+/// Open model: most workflows in flight at once on one agent unless the run
+/// says otherwise (`--max-in-flight`); a start beyond it is dropped and
+/// counted, never queued without limit.
 pub const MAX_IN_FLIGHT: usize = 4096;
 /// After the drain timeout, how long cancelled workflows get to unwind.
 const CANCEL_GRACE: Duration = Duration::from_secs(1);
@@ -41,6 +43,8 @@ pub struct GeneratorCounters {
     pub max_lateness_us: AtomicU64,
     /// Closed model: looping vusers; open model: workflows in flight.
     pub active_vusers: AtomicU32,
+    /// Open model: starts dropped at the in-flight bound.
+    pub dropped_starts: AtomicU64,
 }
 
 impl GeneratorCounters {
@@ -50,6 +54,7 @@ impl GeneratorCounters {
             late_starts: self.late_starts.load(Ordering::Relaxed),
             max_lateness_us: self.max_lateness_us.load(Ordering::Relaxed),
             active_vusers: u64::from(self.active_vusers.load(Ordering::Relaxed)),
+            dropped_starts: self.dropped_starts.load(Ordering::Relaxed),
         }
     }
 }
@@ -60,6 +65,8 @@ pub struct Run {
     pub mix: Vec<MixEntry>,
     pub load: LoadModel,
     pub request_timeout: Duration,
+    /// Open model: workflows in flight at most on this agent.
+    pub max_in_flight: usize,
     /// Open sessions by group; multi-user workflows stay inside a group.
     pub groups: Vec<Vec<Arc<McpSession>>>,
     pub plan: StartPlan,
@@ -101,6 +108,7 @@ struct Ctx {
     scenario: Arc<Scenario>,
     mix: Vec<MixEntry>,
     request_timeout: Duration,
+    max_in_flight: usize,
     start: Instant,
     phase: Phase,
     /// Cancelled when no new workflow may start.
@@ -147,6 +155,7 @@ pub async fn run(mut run: Run, sender: LinkSender, stop: CancellationToken) -> b
         scenario: run.scenario,
         mix: run.mix,
         request_timeout: run.request_timeout,
+        max_in_flight: run.max_in_flight.max(1),
         start,
         phase,
         starting: stop.child_token(),
@@ -421,7 +430,7 @@ async fn open_generator(
     let mut initiators = Initiators::default();
     initiators.add(&ctx.scenario, &ctx.mix, groups);
     let mut more_open = true;
-    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let permits = Arc::new(Semaphore::new(ctx.max_in_flight));
     let mut rng = StdRng::from_rng(&mut rand::rng());
     let mut load = ctx.load.clone();
     let mut updates_open = true;
@@ -452,12 +461,13 @@ async fn open_generator(
         };
         last = due;
         n = n.saturating_add(1);
-        let permit = tokio::select! {
-            _ = ctx.starting.cancelled() => break,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
+        // At the bound the start is dropped, not queued: a target that has
+        // fallen behind is not fed an ever longer backlog.
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            if ctx.phase.measures(intended) {
+                ctx.generator.dropped_starts.fetch_add(1, Ordering::Relaxed);
+            }
+            continue;
         };
         let lateness = Instant::now().saturating_duration_since(intended);
         if lateness > pacing::LATE_START && ctx.phase.measures(intended) {

@@ -168,6 +168,7 @@ async fn runs_an_assignment_and_reports() {
         rate_share: 1.0,
         mcp_version: String::new(),
         elicitation: String::new(),
+        max_in_flight: 0,
     };
     // Two chunks, one user each, in one group.
     for (index, user) in ["u1", "u2"].into_iter().enumerate() {
@@ -313,6 +314,7 @@ async fn stop_interrupts_the_run() {
             rate_share: 1.0,
             mcp_version: String::new(),
             elicitation: String::new(),
+            max_in_flight: 0,
         }),
         groups: vec![proto::VuserGroup {
             group_index: 0,

@@ -138,3 +138,62 @@ fn a_token_without_a_needed_scope_stops_the_run_before_load() {
     assert!(err.contains("--scope"), "{err}");
     assert!(!err.contains("run started"), "{err}");
 }
+
+/// Open model against a slow target with a small in-flight bound: starts
+/// beyond it are dropped and counted, never queued, and nothing fails.
+#[test]
+fn starts_beyond_the_in_flight_bound_are_dropped_and_counted() {
+    let mock = MockTarget::start_with(&["--latency", "50ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run.json");
+    let mut c = Proc::spawn(
+        "controller",
+        mock.controller_start(
+            "inflight",
+            dir.path(),
+            &[
+                "--agents",
+                "2",
+                "--users",
+                "4",
+                "--workload",
+                "baseline",
+                "--rate",
+                "100",
+                "--max-in-flight",
+                "4",
+                "--duration",
+                "3s",
+                "--warmup",
+                "1s",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        ),
+    );
+    let status = c.wait(RUN_TIMEOUT);
+    assert!(status.success(), "exit {status}\nstderr:\n{}", c.stderr());
+    let report = read_report(&out);
+    assert_eq!(
+        report["summary"]["failed_operations"], 0,
+        "{}",
+        report["errors"]
+    );
+    let dropped: u64 = report["generator"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["dropped_starts"].as_u64().unwrap())
+        .sum();
+    // 100 starts/s offered for 3 s; 4 in flight of ~300 ms each serve ~13/s.
+    assert!(dropped > 100, "dropped {dropped}: {}", report["generator"]);
+    let started = report["workflows"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|w| w["total_executions"].as_u64().unwrap())
+        .sum::<u64>()
+        + report["baseline"]["total_operations"].as_u64().unwrap() / 6;
+    assert!(started < 100, "{started} workflows started");
+    assert!(c.stdout().contains("Dropped starts:"), "{}", c.stdout());
+}

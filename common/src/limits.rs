@@ -26,6 +26,9 @@ pub const MAX_NAME_BYTES: usize = 512;
 pub const MAX_FAILURE_SAMPLES: usize = 16;
 /// Longest failure message (a `Ready` sample, an `AgentFailure`).
 pub const MAX_FAILURE_MESSAGE_BYTES: usize = 4096;
+/// The most workflows one agent keeps in flight in the open model, whatever
+/// the run's `--max-in-flight` asks (each holds its task and its calls).
+pub const MAX_IN_FLIGHT_PER_AGENT: usize = 1_000_000;
 /// Most chunks an assignment or a final report may announce (1 MiB each).
 pub const MAX_CHUNKS: u32 = 4096;
 

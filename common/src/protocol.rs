@@ -143,6 +143,8 @@ pub struct GeneratorStats {
     pub max_lateness_us: u64,
     /// Closed model: looping vusers; open model: workflows in flight.
     pub active_vusers: u64,
+    /// Open model: starts dropped at the in-flight bound (measured window).
+    pub dropped_starts: u64,
 }
 
 impl GeneratorStats {
@@ -152,6 +154,7 @@ impl GeneratorStats {
             late_starts: self.late_starts,
             max_lateness_us: self.max_lateness_us,
             active_vusers: u32::try_from(self.active_vusers).unwrap_or(u32::MAX),
+            dropped_starts: self.dropped_starts,
         }
     }
 
@@ -162,6 +165,7 @@ impl GeneratorStats {
             late_starts: g.late_starts,
             max_lateness_us: g.max_lateness_us,
             active_vusers: u64::from(g.active_vusers),
+            dropped_starts: g.dropped_starts,
         })
         .unwrap_or_default()
     }
@@ -421,6 +425,7 @@ mod tests {
             late_starts: 3,
             max_lateness_us: 900,
             active_vusers: 10,
+            dropped_starts: 7,
         };
         assert_eq!(GeneratorStats::from_proto(Some(&g.to_proto())), g);
         let mut m = McpStats {

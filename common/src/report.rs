@@ -487,6 +487,10 @@ pub struct GeneratorReport {
     pub late_starts: u64,
     pub max_lateness_ms: f64,
     pub active_vusers: u64,
+    /// Open model: starts dropped at the agent's in-flight bound
+    /// (`--max-in-flight`) in the measured window: offered, never made.
+    #[serde(default)]
+    pub dropped_starts: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

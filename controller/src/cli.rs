@@ -122,6 +122,9 @@ pub struct StartArgs {
     /// Open model: workflow starts per second across the cluster.
     #[arg(long, env = "MCP_SWARM_RATE")]
     pub rate: Option<f64>,
+    /// Open model: workflows in flight at most across the cluster, split over the agents like the rate; a start beyond it is dropped and counted (dropped_starts), never queued [default: 4096 per agent].
+    #[arg(long, env = "MCP_SWARM_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<u64>,
     /// Ramps instead of --duration: DURATION:USERS stages (closed model, active users)
     /// or DURATION:RATE/s (open model), each ramping linearly to its target:
     /// 30s:10,60s:50,30s:0 or 10s:5/s,30s:20/s.

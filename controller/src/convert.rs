@@ -83,6 +83,7 @@ fn settings_to_proto(s: &RunSettings) -> proto::RunSettings {
         headers: Default::default(),
         mcp_version: s.mcp_version.to_proto(),
         elicitation: s.elicitation.as_str().to_owned(),
+        max_in_flight: s.max_in_flight,
         stages: common::protocol::stages_to_proto(&s.stages),
         rate_share: s.rate_share,
     }
@@ -247,6 +248,7 @@ mod tests {
                 request_timeout: Duration::from_secs(30),
                 mcp_version: Default::default(),
                 elicitation: Default::default(),
+                max_in_flight: 0,
                 stages: vec![],
                 rate_share: 1.0,
             },

@@ -52,6 +52,8 @@ pub struct RunSettings {
     pub mcp_version: common::protocol::McpVersionChoice,
     /// `--elicitation`.
     pub elicitation: common::protocol::ElicitationAnswer,
+    /// Open model: this agent's share of `--max-in-flight` (0: its default).
+    pub max_in_flight: u64,
     /// `--stages`, cluster-wide (empty: a constant load).
     pub stages: Vec<Stage>,
     /// Open model: this agent's fraction of the cluster's rate.

@@ -37,6 +37,7 @@ pub(super) struct FileConfig {
     pub(super) scenario: Option<PathBuf>,
     pub(super) think_time: Option<DurationValue>,
     pub(super) rate: Option<f64>,
+    pub(super) max_in_flight: Option<u64>,
     pub(super) stages: Option<String>,
     pub(super) tenants: Option<u32>,
     #[serde(default, alias = "threshold")]

@@ -221,7 +221,14 @@ pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, Lo
         args.cleanup.or(file.cleanup).unwrap_or(true)
     };
 
+    let max_in_flight = args.max_in_flight.or(file.max_in_flight);
+    if max_in_flight == Some(0) {
+        bail!(
+            "--max-in-flight 0 would start nothing: give at least 1, or leave it out for 4096 per agent"
+        );
+    }
     let config = RunConfig {
+        max_in_flight,
         n_users,
         n_agents,
         duration,

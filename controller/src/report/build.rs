@@ -363,6 +363,7 @@ fn generator_report(agent: &AgentResult) -> GeneratorReport {
         late_starts: g.late_starts,
         max_lateness_ms: round6(g.max_lateness_us as f64 / 1e3),
         active_vusers: g.active_vusers,
+        dropped_starts: g.dropped_starts,
     }
 }
 

@@ -469,6 +469,13 @@ fn write_agents(out: &mut String, r: &Report) -> std::fmt::Result {
             a.name, a.n_users, a.operations, a.failed_operations, a.workflows, cpu, late, status
         )?;
     }
+    let dropped: u64 = r.generator.iter().map(|g| g.dropped_starts).sum();
+    if dropped > 0 {
+        writeln!(
+            out,
+            "Dropped starts: {dropped} (open model: the agents' in-flight bound, --max-in-flight, was reached; those workflows were offered but never started)"
+        )?;
+    }
     for l in &r.agent_losses {
         writeln!(
             out,

@@ -70,6 +70,10 @@ pub(super) fn assignments(
                     request_timeout: p.config.request_timeout,
                     mcp_version: p.config.mcp_version,
                     elicitation: p.config.elicitation,
+                    // Split like the rate, rounded up, so no agent gets 0.
+                    max_in_flight: p.config.max_in_flight.map_or(0, |total| {
+                        ((total as f64 * share.rate_share).ceil() as u64).max(1)
+                    }),
                     stages: p.config.stages.clone(),
                     rate_share: share.rate_share,
                 },

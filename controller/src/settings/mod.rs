@@ -54,6 +54,9 @@ pub struct RunConfig {
     pub mcp_version: McpVersionChoice,
     /// `--elicitation`: how agents answer `elicitation/create`.
     pub elicitation: ElicitationAnswer,
+    /// `--max-in-flight`: open model, workflows in flight across the
+    /// cluster (`None`: each agent's default).
+    pub max_in_flight: Option<u64>,
     pub on_agent_loss: OnAgentLoss,
     /// TLS (and mTLS) of the gRPC listener.
     pub tls: Option<ServerTlsFiles>,

@@ -27,6 +27,10 @@ use mcp::McpClient;
 
 /// How long one request of the setup may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Users provisioned at once, at most (and at most `--login-concurrency`):
+/// the Nextcloud MCP server keeps app passwords in SQLite, and 32 users
+/// provisioned at once got "database is locked" there (BENCHMARKS.md).
+const PROVISION_CONCURRENCY: usize = 8;
 
 /// What the setup did, for the report's auth section.
 #[derive(Clone, Debug, Default)]
@@ -189,7 +193,7 @@ pub async fn run(
             (u.name.clone(), r, t.elapsed())
         })
     }))
-    .buffer_unordered(concurrency.max(1));
+    .buffer_unordered(concurrency.clamp(1, PROVISION_CONCURRENCY));
     while let Some((user, result, took)) = runs.next().await {
         match result {
             Ok(Provisioned::Already) => outcome.already += 1,

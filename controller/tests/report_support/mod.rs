@@ -199,6 +199,7 @@ pub fn realistic_input() -> ReportInput {
                 late_starts: i as u64,
                 max_lateness_us: 1_500 * i as u64,
                 active_vusers: users.len() as u64,
+                dropped_starts: 0,
             },
             mcp: {
                 let mut mcp = McpStats {
