@@ -101,7 +101,7 @@ fn settings(s: proto::RunSettings) -> anyhow::Result<RunSettings> {
         mcp_version: McpVersionChoice::from_proto(&s.mcp_version)?,
         elicitation: common::protocol::ElicitationAnswer::from_proto(&s.elicitation)?,
         max_in_flight: match s.max_in_flight {
-            0 => crate::runner::MAX_IN_FLIGHT,
+            0 => crate::messages::MAX_IN_FLIGHT,
             n => usize::try_from(n)
                 .unwrap_or(usize::MAX)
                 .min(common::limits::MAX_IN_FLIGHT_PER_AGENT),

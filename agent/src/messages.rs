@@ -13,6 +13,11 @@ pub use common::load::Stage;
 pub use common::protocol::{GeneratorStats, LoadModel, LoadUpdate, McpStats, McpVersionChoice};
 
 /// One chunk of an `Assignment`, as received.
+/// Open model: most workflows in flight at once on one agent unless the run
+/// says otherwise (`--max-in-flight`); a start beyond it is dropped and
+/// counted, never queued without limit.
+pub const MAX_IN_FLIGHT: usize = 4096;
+
 #[derive(Debug)]
 pub struct AssignmentChunk {
     pub id: String,

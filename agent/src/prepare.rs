@@ -270,7 +270,7 @@ mod tests {
             headers: vec![],
             mcp_version: Default::default(),
             elicitation: Default::default(),
-            max_in_flight: crate::runner::MAX_IN_FLIGHT,
+            max_in_flight: crate::messages::MAX_IN_FLIGHT,
             stages: vec![],
             rate_share: 1.0,
         }

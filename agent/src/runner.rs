@@ -29,10 +29,6 @@ use crate::steps::run_workflow;
 
 /// Interval of the live deltas.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
-/// Open model: most workflows in flight at once on one agent unless the run
-/// says otherwise (`--max-in-flight`); a start beyond it is dropped and
-/// counted, never queued without limit.
-pub const MAX_IN_FLIGHT: usize = 4096;
 /// After the drain timeout, how long cancelled workflows get to unwind.
 const CANCEL_GRACE: Duration = Duration::from_secs(1);
 
