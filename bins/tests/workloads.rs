@@ -197,3 +197,49 @@ fn starts_beyond_the_in_flight_bound_are_dropped_and_counted() {
     assert!(started < 100, "{started} workflows started");
     assert!(c.stdout().contains("Dropped starts:"), "{}", c.stdout());
 }
+
+/// Tokens issued without a refresh token (a client registered without
+/// `offline_access`, as the Nextcloud MCP server's is) are renewed by
+/// logging the users in again before they expire: the run goes on with
+/// no auth failure, and the re-logins are counted.
+#[test]
+fn tokens_without_refresh_tokens_are_renewed_by_logging_in_again() {
+    let mock = MockTarget::start_with(&["--token-ttl", "4s", "--refresh-needs-offline-access"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run.json");
+    let mut c = Proc::spawn(
+        "controller",
+        mock.controller_start(
+            "relogin",
+            dir.path(),
+            &[
+                "--agents",
+                "1",
+                "--users",
+                "2",
+                "--workload",
+                "baseline",
+                "--think-time",
+                "200ms",
+                "--duration",
+                "7s",
+                "--warmup",
+                "1s",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        ),
+    );
+    let status = c.wait(RUN_TIMEOUT);
+    assert!(status.success(), "exit {status}\nstderr:\n{}", c.stderr());
+    let report = read_report(&out);
+    let auth = &report["auth"];
+    assert!(auth["relogins"].as_u64().unwrap() >= 2, "{auth}");
+    assert_eq!(auth["refresh_failures"], 0, "{auth}");
+    assert_eq!(
+        report["summary"]["failed_operations"], 0,
+        "{}",
+        report["errors"]
+    );
+    assert!(c.stdout().contains("of which re-logins"), "{}", c.stdout());
+}

@@ -49,6 +49,11 @@ pub struct Args {
     /// (http too on loopback hosts, for tests).
     #[arg(long)]
     pub client_metadata_documents: bool,
+    /// Issue a refresh token with an authorization code only when `offline_access` was
+    /// granted, as a Nextcloud whose client was registered without it does (the Nextcloud
+    /// MCP server's): clients must log users in again before their tokens expire.
+    #[arg(long)]
+    pub refresh_needs_offline_access: bool,
     /// MCP protocol versions to serve (comma-separated, e.g. 2025-06-18,2025-11-25)
     /// [default: every version, up to 2026-07-28].
     #[arg(long, value_delimiter = ',', value_name = "VERSIONS")]
@@ -166,6 +171,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.token_auth_methods
         },
         client_metadata_documents: args.client_metadata_documents,
+        refresh_needs_offline_access: args.refresh_needs_offline_access,
         mcp_versions: args.mcp_versions,
         latency: args.latency,
         error_rate: args.error_rate,

@@ -76,6 +76,8 @@ pub struct MockConfig {
     pub token_auth_methods: Vec<TokenAuthMethod>,
     /// Accept https URLs as client ids by fetching their Client ID Metadata Document.
     pub client_metadata_documents: bool,
+    /// An authorization code brings a refresh token only with `offline_access`.
+    pub refresh_needs_offline_access: bool,
     /// MCP protocol versions served (`2025-06-18`, `2025-11-25`, `2026-07-28`, …); empty =
     /// every version rmcp knows.
     pub mcp_versions: Vec<String>,
@@ -116,6 +118,7 @@ impl Default for MockConfig {
             consent_label: None,
             token_auth_methods: TokenAuthMethod::ALL.to_vec(),
             client_metadata_documents: false,
+            refresh_needs_offline_access: false,
             mcp_versions: Vec::new(),
             latency: Duration::ZERO,
             error_rate: 0.0,
@@ -148,6 +151,10 @@ impl std::fmt::Debug for MockConfig {
             .field("consent_label", &self.consent_label)
             .field("token_auth_methods", &self.token_auth_methods)
             .field("client_metadata_documents", &self.client_metadata_documents)
+            .field(
+                "refresh_needs_offline_access",
+                &self.refresh_needs_offline_access,
+            )
             .field("mcp_versions", &self.mcp_versions)
             .field("latency", &self.latency)
             .field("error_rate", &self.error_rate)
@@ -228,6 +235,8 @@ pub(crate) struct App {
     pub consent_label: Option<String>,
     pub token_auth_methods: Vec<TokenAuthMethod>,
     pub client_metadata_documents: bool,
+    /// An authorization code brings a refresh token only with `offline_access`.
+    pub refresh_needs_offline_access: bool,
     /// `None` = every version rmcp knows.
     pub mcp_versions: Option<Vec<rmcp::model::ProtocolVersion>>,
     pub wire_stats: mcp::wire_stats::WireStats,
@@ -348,6 +357,7 @@ pub async fn serve(
         consent_label: config.consent_label.clone(),
         token_auth_methods: config.token_auth_methods.clone(),
         client_metadata_documents: config.client_metadata_documents,
+        refresh_needs_offline_access: config.refresh_needs_offline_access,
         mcp_versions,
         wire_stats: Default::default(),
         http,

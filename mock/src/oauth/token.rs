@@ -199,13 +199,15 @@ fn grant(
             grant.used = true;
             let (user, scope) = (grant.user.clone(), grant.request.scope.clone());
             let (nonce, resource) = (grant.request.nonce.clone(), grant.request.resource.clone());
-            let family = auth.new_family(&user, &client.id, &scope);
+            let refreshable = !app.refresh_needs_offline_access
+                || scope.split_whitespace().any(|s| s == "offline_access");
+            let family = refreshable.then(|| auth.new_family(&user, &client.id, &scope));
             if let Some(grant) = auth.codes.get_mut(code) {
-                grant.family = Some(family);
+                grant.family = family;
             }
             let minter = minter(asked.or(resource.as_deref()));
             (
-                auth.issue(&minter, &user, &client.id, &scope, Some(family)),
+                auth.issue(&minter, &user, &client.id, &scope, family),
                 nonce,
             )
         }
