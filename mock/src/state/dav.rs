@@ -1,4 +1,4 @@
-//! What Nextcloud's own HTTP surface (`crate::nextcloud`) asks of the state beyond the
+//! What Nextcloud's own HTTP surface (the mock's Nextcloud data APIs) asks of the state beyond the
 //! operations the tools share with it: whether an owner still has files (for bearer tokens
 //! that outlive their user), WebDAV COPY, system tags (Nextcloud's `systemtags`: instance-wide
 //! tags, assigned to files by id) and comments on files.
