@@ -5,11 +5,11 @@ pub mod browser;
 pub mod cache;
 pub mod callback;
 pub mod client;
-mod cookies;
+pub(crate) mod cookies;
 pub mod direct;
 pub mod discovery;
 pub mod form;
-mod nextcloud;
+pub(crate) mod nextcloud;
 pub mod tokens_file;
 
 use std::collections::BTreeMap;

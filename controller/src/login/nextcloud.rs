@@ -24,7 +24,7 @@ const LOGIN_STATE_PREFIX: &str = "initial-state-core-login";
 const CSRF_MESSAGE: &str = "Please try again";
 
 /// A page Nextcloud rendered (it has `<head data-requesttoken>`).
-pub(super) enum NcPage {
+pub(crate) enum NcPage {
     Login(LoginPage),
     Consent(ConsentPage),
     /// Another of Nextcloud's pages (a two-factor challenge, an error page).
@@ -32,7 +32,7 @@ pub(super) enum NcPage {
 }
 
 /// A POST as Nextcloud's script sends it.
-pub(super) struct Submission {
+pub(crate) struct Submission {
     pub url: url::Url,
     pub fields: Vec<(String, String)>,
     /// For the `requesttoken` header (the consent's fetch sends it so; the login form posts it
@@ -40,7 +40,7 @@ pub(super) struct Submission {
     pub request_token_header: Option<Secret>,
 }
 
-pub(super) struct LoginPage {
+pub(crate) struct LoginPage {
     request_token: Secret,
     /// `loginRedirectUrl`: where a successful login goes (the authorize URL).
     redirect_url: Option<String>,
@@ -48,7 +48,7 @@ pub(super) struct LoginPage {
     pub errors: Vec<String>,
 }
 
-pub(super) struct ConsentPage {
+pub(crate) struct ConsentPage {
     request_token: Secret,
     /// `data-scopes`: what the client asked for, all of which are granted.
     scopes: String,
@@ -56,7 +56,7 @@ pub(super) struct ConsentPage {
 }
 
 /// What `html` is, if Nextcloud rendered it.
-pub(super) fn read(html: &str) -> Option<NcPage> {
+pub(crate) fn read(html: &str) -> Option<NcPage> {
     let mut token: Option<String> = None;
     let mut login_states: Vec<(String, String)> = Vec::new();
     let mut consent: Option<(String, String)> = None;

@@ -6,11 +6,12 @@
 //! origin; redirects are followed by hand and bounded. Every error names
 //! the page and what was looked for, never the password.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use common::Secret;
 use serde_json::Value;
+
+use crate::login::cookies::CookieJar;
+use crate::login::nextcloud::{self, LoginPage, NcPage};
 
 /// Redirects followed from one request at most.
 const MAX_HOPS: usize = 20;
@@ -21,6 +22,9 @@ const MAX_PAGE: usize = 1 << 20;
 pub enum VisitError {
     #[error("{page}: {what}")]
     Page { page: String, what: String },
+    /// Nextcloud's login refused the credentials (the message names the page).
+    #[error("{0}")]
+    Refused(String),
 }
 
 fn at(url: &str, what: impl Into<String>) -> VisitError {
@@ -49,40 +53,29 @@ struct Page {
     body: String,
 }
 
-/// A browser's worth of state for one visit.
+/// A browser's worth of state for one visit: the login's cookie jar,
+/// per origin.
 struct Browser {
     http: reqwest::Client,
-    jar: BTreeMap<String, BTreeMap<String, String>>,
+    jar: CookieJar,
 }
 
-fn origin(url: &str) -> Result<String, VisitError> {
-    url::Url::parse(url)
-        .map(|u| u.origin().ascii_serialization())
-        .map_err(|e| at(url, format!("not a URL: {e}")))
+fn parse(url: &str) -> Result<url::Url, VisitError> {
+    url::Url::parse(url).map_err(|e| at(url, format!("not a URL: {e}")))
 }
 
 impl Browser {
     async fn send(&mut self, url: &str, req: reqwest::RequestBuilder) -> Result<Page, VisitError> {
-        let o = origin(url)?;
-        let cookies: Vec<String> = self
-            .jar
-            .get(&o)
-            .map(|c| c.iter().map(|(k, v)| format!("{k}={v}")).collect())
-            .unwrap_or_default();
+        let parsed = parse(url)?;
+        let req = match self.jar.header_for(&parsed) {
+            Some(cookies) => req.header(reqwest::header::COOKIE, cookies),
+            None => req,
+        };
         let mut resp = req
-            .header("cookie", cookies.join("; "))
             .send()
             .await
             .map_err(|e| at(url, e.without_url().to_string()))?;
-        for v in resp.headers().get_all("set-cookie") {
-            let pair = v.to_str().unwrap_or("").split(';').next().unwrap_or("");
-            if let Some((k, v)) = pair.split_once('=') {
-                self.jar
-                    .entry(o.clone())
-                    .or_default()
-                    .insert(k.trim().into(), v.trim().into());
-            }
-        }
+        self.jar.absorb(&parsed, resp.headers());
         let status = resp.status().as_u16();
         let location = match resp.headers().get("location").and_then(|l| l.to_str().ok()) {
             Some(l) => Some(
@@ -173,56 +166,47 @@ fn initial_state(page: &Page, app: &str, key: &str) -> Result<Value, VisitError>
         .map_err(|_| at(&page.url, format!("initial state {app}/{key} is not JSON")))
 }
 
-fn is_login_page(page: &Page) -> bool {
-    page.status == 200
-        && url::Url::parse(&page.url).is_ok_and(|u| u.path().ends_with("/login"))
-        && page.body.contains("data-requesttoken=\"")
+/// Nextcloud's login page, read as `--login direct` reads it.
+fn login_page(page: &Page) -> Option<LoginPage> {
+    if page.status != 200 || !url::Url::parse(&page.url).is_ok_and(|u| u.path().ends_with("/login"))
+    {
+        return None;
+    }
+    match nextcloud::read(&page.body) {
+        Some(NcPage::Login(login)) => Some(login),
+        _ => None,
+    }
 }
 
-/// Logs into Nextcloud's login page `page` as `user`; the page it leads to.
+/// Logs into Nextcloud's login page `page` as `user` (the post its script
+/// makes, built by the login module); the page it leads to.
 async fn log_in(
     b: &mut Browser,
     page: &Page,
+    login: &LoginPage,
     user: &str,
     password: &Secret,
 ) -> Result<Page, VisitError> {
-    let token = request_token(page)?;
-    let redirect_url = url::Url::parse(&page.url)
-        .ok()
-        .and_then(|u| {
-            u.query_pairs()
-                .find(|(k, _)| k == "redirect_url")
-                .map(|(_, v)| v.into_owned())
-        })
-        .unwrap_or_default();
-    let login = format!("{}/index.php/login", origin(&page.url)?);
-    let a = b
-        .post(
-            &login,
-            &[
-                ("user", user),
-                ("password", password.expose()),
-                ("requesttoken", &token),
-                ("redirect_url", &redirect_url),
-                ("timezone", "UTC"),
-                ("timezone_offset", "0"),
-            ],
-        )
-        .await?;
+    let post = login.submission(&parse(&page.url)?, user, password);
+    let form: Vec<(&str, &str)> = post
+        .fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let a = b.post(post.url.as_str(), &form).await?;
     let next = match (&a.location, a.status) {
         (Some(next), 300..=399) => next.clone(),
         _ => {
             return Err(at(
-                &login,
+                post.url.as_str(),
                 format!("the login answered HTTP {} instead of a redirect", a.status),
             ));
         }
     };
     let page = b.follow(&next).await?;
-    if is_login_page(&page) {
-        return Err(at(
-            &login,
-            format!("Nextcloud refused the password for user {user}"),
+    if let Some(again) = login_page(&page) {
+        return Err(VisitError::Refused(
+            again.refusal(&shown(post.url.as_str()), user),
         ));
     }
     Ok(page)
@@ -238,7 +222,7 @@ pub async fn grant(
 ) -> Result<(), VisitError> {
     let mut b = Browser {
         http: http.clone(),
-        jar: BTreeMap::new(),
+        jar: CookieJar::default(),
     };
     let mut page = b.follow(login_url).await?;
     if page.status != 200 {
@@ -258,8 +242,8 @@ pub async fn grant(
             .map_err(|e| at(&page.url, format!("an invalid loginRedirectUrl: {e}")))?;
         page = b.follow(next.as_str()).await?;
     }
-    if is_login_page(&page) {
-        page = log_in(&mut b, &page, user, password).await?;
+    if let Some(login) = login_page(&page) {
+        page = log_in(&mut b, &page, &login, user, password).await?;
     }
     let g = initial_state(&page, "core", "loginFlowGrant").map_err(|_| {
         at(
