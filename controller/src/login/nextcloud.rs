@@ -118,7 +118,7 @@ pub(crate) fn read(html: &str) -> Option<NcPage> {
 }
 
 /// An initial state's value: base64 of JSON.
-fn initial_state(value: &str) -> Option<serde_json::Value> {
+pub(crate) fn initial_state(value: &str) -> Option<serde_json::Value> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(value.trim())
         .ok()?;

@@ -6,7 +6,6 @@
 //! origin; redirects are followed by hand and bounded. Every error names
 //! the page and what was looked for, never the password.
 
-use base64::Engine;
 use common::Secret;
 use serde_json::Value;
 
@@ -154,16 +153,12 @@ fn initial_state(page: &Page, app: &str, key: &str) -> Result<Value, VisitError>
             format!("an unterminated initial state {app}/{key}"),
         )
     })?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(&page.body[start..start + end])
-        .map_err(|_| {
-            at(
-                &page.url,
-                format!("initial state {app}/{key} is not base64"),
-            )
-        })?;
-    serde_json::from_slice(&raw)
-        .map_err(|_| at(&page.url, format!("initial state {app}/{key} is not JSON")))
+    nextcloud::initial_state(&page.body[start..start + end]).ok_or_else(|| {
+        at(
+            &page.url,
+            format!("initial state {app}/{key} is not base64 JSON"),
+        )
+    })
 }
 
 /// Nextcloud's login page, read as `--login direct` reads it.
