@@ -41,6 +41,8 @@ pub struct GeneratorCounters {
     pub active_vusers: AtomicU32,
     /// Open model: starts dropped at the in-flight bound.
     pub dropped_starts: AtomicU64,
+    /// Open model: starts due in the measured window, made or dropped.
+    pub offered_starts: AtomicU64,
 }
 
 impl GeneratorCounters {
@@ -51,6 +53,7 @@ impl GeneratorCounters {
             max_lateness_us: self.max_lateness_us.load(Ordering::Relaxed),
             active_vusers: u64::from(self.active_vusers.load(Ordering::Relaxed)),
             dropped_starts: self.dropped_starts.load(Ordering::Relaxed),
+            offered_starts: self.offered_starts.load(Ordering::Relaxed),
         }
     }
 }
@@ -457,6 +460,9 @@ async fn open_generator(
         };
         last = due;
         n = n.saturating_add(1);
+        if ctx.phase.measures(intended) {
+            ctx.generator.offered_starts.fetch_add(1, Ordering::Relaxed);
+        }
         // At the bound the start is dropped, not queued: a target that has
         // fallen behind is not fed an ever longer backlog.
         let Ok(permit) = permits.clone().try_acquire_owned() else {
@@ -560,7 +566,10 @@ async fn execute(
     );
 }
 
-/// Sends the delta of every interval from the start of measurement.
+/// Sends the delta of every interval from the start of measurement, through
+/// the drain, and once more when `done` fires: what completed since the last
+/// tick (the drain's tail) is in the timeline too, so the timeline adds up to
+/// the final report.
 async fn report_intervals(
     ctx: Arc<Ctx>,
     plan: StartPlan,
@@ -574,11 +583,26 @@ async fn report_intervals(
     let interval_ms = i64::try_from(REPORT_INTERVAL.as_millis()).unwrap_or(1000);
     let mut seq: u64 = 0;
     loop {
-        tokio::select! {
-            _ = done.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
+        let last = tokio::select! {
+            _ = done.cancelled() => true,
+            _ = ticks.tick() => false,
+        };
         let series = ctx.recorder.take_delta();
+        let interval_start_ms = measure_start_ms + i64::try_from(seq).unwrap_or(0) * interval_ms;
+        // The last delta covers from its interval's start to now (less than
+        // an interval, or nothing before measurement began).
+        let interval = if last {
+            let since =
+                ctx.phase.measure_start + REPORT_INTERVAL * u32::try_from(seq).unwrap_or(u32::MAX);
+            Instant::now()
+                .saturating_duration_since(since)
+                .clamp(Duration::from_millis(1), REPORT_INTERVAL)
+        } else {
+            REPORT_INTERVAL
+        };
+        if last && series.is_empty() {
+            return;
+        }
         let active = u64::from(ctx.generator.active_vusers.load(Ordering::Relaxed));
         ctx.live.update(|f| {
             f.phase = observe::Phase::Measuring;
@@ -587,8 +611,8 @@ async fn report_intervals(
         });
         let event = AgentEvent::Interval {
             seq,
-            interval_start_ms: measure_start_ms + i64::try_from(seq).unwrap_or(0) * interval_ms,
-            interval: REPORT_INTERVAL,
+            interval_start_ms,
+            interval,
             series,
             generator: ctx.generator.snapshot(),
             failures: ctx.recorder.take_failures(),
@@ -601,6 +625,9 @@ async fn report_intervals(
                 tracing::debug!("controller gone; interval reports stop");
                 return;
             }
+        }
+        if last {
+            return;
         }
         seq += 1;
     }

@@ -145,6 +145,9 @@ pub struct GeneratorStats {
     pub active_vusers: u64,
     /// Open model: starts dropped at the in-flight bound (measured window).
     pub dropped_starts: u64,
+    /// Open model: starts that fell due in the measured window, made or
+    /// dropped: the offered load.
+    pub offered_starts: u64,
 }
 
 impl GeneratorStats {
@@ -155,6 +158,7 @@ impl GeneratorStats {
             max_lateness_us: self.max_lateness_us,
             active_vusers: u32::try_from(self.active_vusers).unwrap_or(u32::MAX),
             dropped_starts: self.dropped_starts,
+            offered_starts: self.offered_starts,
         }
     }
 
@@ -166,6 +170,7 @@ impl GeneratorStats {
             max_lateness_us: g.max_lateness_us,
             active_vusers: u64::from(g.active_vusers),
             dropped_starts: g.dropped_starts,
+            offered_starts: g.offered_starts,
         })
         .unwrap_or_default()
     }
@@ -426,6 +431,7 @@ mod tests {
             max_lateness_us: 900,
             active_vusers: 10,
             dropped_starts: 7,
+            offered_starts: 40,
         };
         assert_eq!(GeneratorStats::from_proto(Some(&g.to_proto())), g);
         let mut m = McpStats {

@@ -26,6 +26,9 @@ pub enum ReportError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
+    /// Whether the target kept up: the report's first word.
+    #[serde(default)]
+    pub verdict: Verdict,
     pub summary: Summary,
     /// Non-baseline workflows by name.
     pub workflows: BTreeMap<String, WorkflowReport>,
@@ -206,10 +209,60 @@ pub struct Summary {
     /// `total_operations`, neither successes nor failures.
     #[serde(default)]
     pub conflicted_operations: u64,
-    /// `total_operations / duration`.
+    /// Achieved throughput: tool calls *completed* per second of the
+    /// measured window, `(total_operations - drain_operations) / duration`.
+    /// What the target served, never the rate offered to it.
     pub throughput_per_sec: f64,
+    /// Of `total_operations`, calls that completed after the window ended,
+    /// while workflows started in it drained: counted, with their
+    /// latencies, but not in `throughput_per_sec`.
+    #[serde(default)]
+    pub drain_operations: u64,
+    /// Seconds from the window's end to the last call completed in the drain.
+    #[serde(default)]
+    pub drain_duration: f64,
     /// Latency of every tool call.
     pub latency: LatencyStats,
+}
+
+/// Whether the target kept up with the load, said plainly first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub fell_behind: bool,
+    /// One or two sentences: what happened, from when, offered vs served.
+    pub text: String,
+    /// Seconds into the measured window from which it fell behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<f64>,
+    /// Open model: workflow starts per second the load asked for (made or
+    /// dropped) over the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_starts_per_sec: Option<f64>,
+    /// Open model: tool calls per second that load carries (offered starts
+    /// times the calls of an average finished workflow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_operations_per_sec: Option<f64>,
+    /// Tool calls completed per second of the window (the summary's
+    /// `throughput_per_sec`).
+    pub served_operations_per_sec: f64,
+    /// Open model: starts dropped at the in-flight bound, and starts made
+    /// later than intended (the generator's lateness, not the target's).
+    pub dropped_starts: u64,
+    pub late_starts: u64,
+    /// Workflows in flight when the window ended (open model), or active
+    /// users (closed model): the backlog left to drain.
+    pub backlog: u64,
+    /// Error kinds that grew from the first half of the window to the second.
+    #[serde(default)]
+    pub growing_errors: Vec<ErrorGrowth>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorGrowth {
+    /// `timeout`, `transport`, `http_5xx`, ….
+    pub kind: String,
+    pub first_half: u64,
+    pub second_half: u64,
 }
 
 /// Latency summary in seconds, read from an HdrHistogram (never averaged
@@ -242,6 +295,10 @@ impl LatencyStats {
             p99: us_to_secs(h.quantile_us(0.99)),
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Microseconds as seconds; exact for the shortest decimal representation.
@@ -285,6 +342,13 @@ pub struct WorkflowReport {
     #[serde(default)]
     pub conflicted_operations: u64,
     pub success_rate: f64,
+    /// Executions completed per second of the measured window (those of
+    /// the drain left out, as in the summary).
+    #[serde(default)]
+    pub throughput_per_sec: f64,
+    /// Executions completed after the window, while draining.
+    #[serde(default)]
+    pub drain_executions: u64,
     pub latency: LatencyStats,
     /// Open model: latency from the intended start (coordinated omission
     /// corrected); `null` in the closed model.
@@ -308,6 +372,9 @@ pub struct StepReport {
     #[serde(default)]
     pub conflicted_executions: u64,
     pub success_rate: f64,
+    /// Executions completed per second of the measured window.
+    #[serde(default)]
+    pub throughput_per_sec: f64,
     pub latency: LatencyStats,
     pub corrected_latency: Option<LatencyStats>,
     pub errors_breakdown: BTreeMap<String, u64>,
@@ -491,17 +558,32 @@ pub struct GeneratorReport {
     /// (`--max-in-flight`) in the measured window: offered, never made.
     #[serde(default)]
     pub dropped_starts: u64,
+    /// Open model: starts that fell due in the measured window, made or
+    /// dropped: the load offered.
+    #[serde(default)]
+    pub offered_starts: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TimeseriesPoint {
     /// End of the interval, seconds from the start of measurement.
     pub t: f64,
-    /// Tool calls per second in the interval.
+    /// Tool calls completed per second in the interval.
     pub throughput: f64,
+    /// Tool calls completed in the interval.
     pub operations: u64,
     /// Failed tool calls in the interval.
     pub errors: u64,
+    /// After the measured window: calls of workflows started in it that
+    /// completed while draining (not in the summary's throughput).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drain: bool,
+    /// Open model: workflow starts that fell due in the interval, and of
+    /// them those dropped at the in-flight bound.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offered_starts: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_starts: u64,
     /// Active vusers at the interval's end (closed model: looping vusers;
     /// open model: workflows in flight).
     #[serde(default)]

@@ -197,7 +197,7 @@ pub fn from_proto(msg: proto::AgentMessage) -> Result<Option<FromAgent>, WireErr
             generator: GeneratorStats::from_proto(i.generator.as_ref()),
             failures: failure_book(&i.failures),
         }),
-        Body::FinalReport(f) => FromAgent::Final(FinalData {
+        Body::FinalReport(f) => FromAgent::Final(Box::new(FinalData {
             chunk_index: f.chunk_index,
             chunk_count: f.chunk_count.max(1),
             series: SeriesSet::from_proto(&f.series, &f.users)?,
@@ -205,7 +205,7 @@ pub fn from_proto(msg: proto::AgentMessage) -> Result<Option<FromAgent>, WireErr
             mcp: McpStats::from_proto(f.mcp.as_ref()),
             interrupted: f.interrupted,
             failures: failure_book(&f.failures),
-        }),
+        })),
         Body::RefreshRequest(r) => FromAgent::RefreshRequest {
             user: UserName::new(r.user_name),
         },

@@ -116,7 +116,8 @@ pub enum FromAgent {
     Ready(ReadyReport),
     Heartbeat { active_vusers: u32 },
     Interval(IntervalData),
-    Final(FinalData),
+    /// Boxed: the largest message by far, and the rarest.
+    Final(Box<FinalData>),
     RefreshRequest { user: UserName },
     Failure { message: String },
     GroupsAdded(GroupsAddedReport),

@@ -15,7 +15,7 @@ use common::report::{
     SCHEMA_VERSION, StepReport, Summary, TimeseriesPoint, TimeseriesWorkflow, UserMoveReport,
     UserReport, WorkflowReport, round6, success_rate,
 };
-use common::series::{SeriesKind, SeriesSet, SeriesStats, UserStats};
+use common::series::{SeriesKey, SeriesKind, SeriesSet, SeriesStats, UserStats};
 
 use super::input::{AgentLoss, AgentResult, IntervalPoint, ReportInput};
 use crate::thresholds;
@@ -38,10 +38,21 @@ pub fn build_report(input: &ReportInput) -> Report {
     let baseline_report = baseline_report(merged, &is_baseline);
 
     let mut all_ops = SeriesStats::default();
-    for (_, stats) in merged.iter_kind(SeriesKind::Operation) {
+    let mut drain_operations = 0;
+    for (key, stats) in merged.iter_kind(SeriesKind::Operation) {
         all_ops.merge(stats);
+        drain_operations += input.drain.get(key).copied().unwrap_or(0);
     }
+    // Never more than was counted (a delta repeated by a misbehaving agent).
+    let drain_operations = drain_operations.min(all_ops.total());
+    let window_operations = all_ops.total() - drain_operations;
     let duration_secs = input.run.duration.as_secs_f64();
+    let drain_duration = input
+        .intervals
+        .iter()
+        .filter(|p| p.drain && p.operations > 0)
+        .map(|p| p.at.as_secs_f64() - duration_secs)
+        .fold(0.0, f64::max);
     let summary = Summary {
         duration: round6(duration_secs),
         total_workflows: workflows.values().map(|w| w.total_executions).sum(),
@@ -50,12 +61,30 @@ pub fn build_report(input: &ReportInput) -> Report {
         total_operations: all_ops.total(),
         failed_operations: all_ops.failed,
         conflicted_operations: all_ops.conflicts,
-        throughput_per_sec: per_second(all_ops.total(), input.run.duration),
+        throughput_per_sec: per_second(window_operations, input.run.duration),
+        drain_operations,
+        drain_duration: round6(drain_duration),
         latency: LatencyStats::from_histogram(&all_ops.histogram),
     };
+    let verdict = super::verdict::verdict(
+        input,
+        &super::verdict::Figures {
+            duration: duration_secs,
+            window_operations,
+            total_operations: all_ops.total(),
+            workflows_finished: merged
+                .iter_kind(SeriesKind::Workflow)
+                .map(|(_, s)| s.total())
+                .sum(),
+            drain_operations,
+            drain_duration,
+            errors: all_ops.errors.clone(),
+        },
+    );
 
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
+        verdict,
         summary,
         workflows,
         users,
@@ -129,8 +158,14 @@ fn errors_breakdown(errors: &BTreeMap<ErrorKind, u64>) -> BTreeMap<String, u64> 
         .collect()
 }
 
-fn step_report(stats: &SeriesStats) -> StepReport {
+/// Executions completed per second of the window: those of the drain left out.
+fn window_rate(stats: &SeriesStats, drained: u64, duration: Duration) -> f64 {
+    per_second(stats.total().saturating_sub(drained), duration)
+}
+
+fn step_report(stats: &SeriesStats, drained: u64, duration: Duration) -> StepReport {
     StepReport {
+        throughput_per_sec: window_rate(stats, drained, duration),
         total_executions: stats.total(),
         interrupted_executions: stats.interrupted,
         successful_executions: stats.ok,
@@ -183,10 +218,24 @@ fn workflow_reports(
             .or_default()
             .merge(stats);
     }
+    let duration = input.run.duration;
+    let drained = |workflow: &str, step: &str| {
+        input
+            .drain
+            .get(&SeriesKey::step(workflow, step))
+            .copied()
+            .unwrap_or(0)
+    };
     totals
         .into_iter()
         .filter(|(name, _)| !is_baseline(name))
         .map(|(name, stats)| {
+            let drain_executions = input
+                .drain
+                .get(&SeriesKey::workflow(name))
+                .copied()
+                .unwrap_or(0)
+                .min(stats.total());
             let order = input.step_order.get(name).map(Vec::as_slice).unwrap_or(&[]);
             // Scenario order first, then steps the scenario did not list.
             let mut ordered: Vec<(String, StepReport)> = Vec::new();
@@ -194,7 +243,7 @@ fn workflow_reports(
                 if let Some(s) = steps.get(&(name, step.as_str()))
                     && !ordered.iter().any(|(n, _)| n == step)
                 {
-                    ordered.push((step.clone(), step_report(s)));
+                    ordered.push((step.clone(), step_report(s, drained(name, step), duration)));
                 }
             }
             for ((_, step), s) in steps
@@ -202,7 +251,10 @@ fn workflow_reports(
                 .take_while(|((w, _), _)| *w == name)
             {
                 if !order.iter().any(|o| o == step) {
-                    ordered.push(((*step).to_owned(), step_report(s)));
+                    ordered.push((
+                        (*step).to_owned(),
+                        step_report(s, drained(name, step), duration),
+                    ));
                 }
             }
             let report = WorkflowReport {
@@ -216,6 +268,8 @@ fn workflow_reports(
                     .map(|(_, s)| s.conflicts)
                     .sum(),
                 success_rate: success_rate(stats.ok, stats.ok + stats.failed),
+                throughput_per_sec: window_rate(&stats, drain_executions, duration),
+                drain_executions,
                 latency: LatencyStats::from_histogram(&stats.histogram),
                 corrected_latency: corrected(&stats),
                 step_latencies: OrderedMap(ordered),
@@ -364,6 +418,7 @@ fn generator_report(agent: &AgentResult) -> GeneratorReport {
         max_lateness_ms: round6(g.max_lateness_us as f64 / 1e3),
         active_vusers: g.active_vusers,
         dropped_starts: g.dropped_starts,
+        offered_starts: g.offered_starts,
     }
 }
 
@@ -479,6 +534,9 @@ fn timeseries(
                 throughput: per_second(point.operations, width),
                 operations: point.operations,
                 errors: point.errors,
+                drain: point.drain,
+                offered_starts: point.offered_starts,
+                dropped_starts: point.dropped_starts,
                 active_users: point.active_users,
                 target: point.target.map(round6),
                 workflows: point

@@ -22,6 +22,26 @@ const USERS_SHOWN: usize = 10;
 const FAILURE_ROWS: usize = 10;
 const TITLE: &str = "MCP-SWARM LOAD TEST RESULTS";
 
+/// `text` in lines of at most `width` characters, broken at spaces (a word
+/// longer than a line stands alone).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// Renders the report as the text printed at the end of a run.
 pub fn render_console(report: &Report) -> String {
     let mut out = String::new();
@@ -37,6 +57,14 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(out, "{banner}")?;
     if r.run.interrupted {
         writeln!(out, "RUN INTERRUPTED: partial results")?;
+    }
+    let word = if r.verdict.fell_behind {
+        "FELL BEHIND"
+    } else {
+        "KEPT UP"
+    };
+    for line in wrap(&format!("VERDICT: {word}. {}", r.verdict.text), WIDTH) {
+        writeln!(out, "{line}")?;
     }
     writeln!(out)?;
     writeln!(out, "Duration: {:.2}s", r.summary.duration)?;
@@ -65,6 +93,13 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
             out,
             "Total Operations: {} ({} failed, {:.1} ops/s)",
             r.summary.total_operations, r.summary.failed_operations, r.summary.throughput_per_sec
+        )?;
+    }
+    if r.summary.drain_operations > 0 {
+        writeln!(
+            out,
+            "Drain: {} more operations completed in {:.0}s after the window (not in ops/s)",
+            r.summary.drain_operations, r.summary.drain_duration
         )?;
     }
     writeln!(out, "Target: {}", r.run.target)?;

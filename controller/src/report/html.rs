@@ -32,6 +32,9 @@ svg .tick, svg .legend { font-size: 11px; fill: #555; }
 svg .title { font-size: 12px; font-weight: 600; fill: #333; }
 ul.messages { margin: 0; padding-left: 18px; text-align: left; font-family: ui-monospace, monospace; font-size: 12px; }
 .banner { background: #fff3cd; border: 1px solid #e0c36b; padding: 6px 10px; }
+.verdict { padding: 8px 12px; font-size: 15px; }
+.verdict.behind { background: #fde2e1; border: 1px solid #d9534f; }
+.verdict.kept { background: #e6f4ea; border: 1px solid #6cbf84; }
 "#;
 
 /// `&`, `<`, `>`, `"` and `'` as entities.
@@ -75,6 +78,16 @@ fn write_html(out: &mut String, r: &Report) -> std::fmt::Result {
             r#"<p class="banner">The run was interrupted: partial results.</p>"#
         )?;
     }
+    let (class, word) = if r.verdict.fell_behind {
+        ("behind", "Fell behind")
+    } else {
+        ("kept", "Kept up")
+    };
+    writeln!(
+        out,
+        r#"<p class="verdict {class}"><strong>{word}.</strong> {}</p>"#,
+        escape(&r.verdict.text)
+    )?;
     write_parameters(out, r)?;
     write_thresholds(out, r)?;
     write_charts(out, r)?;
@@ -88,6 +101,14 @@ fn write_parameters(out: &mut String, r: &Report) -> std::fmt::Result {
     let run = &r.run;
     let s = &r.summary;
     writeln!(out, "<h2>Run</h2><table>")?;
+    let drain = if s.drain_operations > 0 {
+        format!(
+            "; {} more completed in {:.0}s of drain",
+            s.drain_operations, s.drain_duration
+        )
+    } else {
+        String::new()
+    };
     let rows: [(&str, String); 12] = [
         ("Target", run.target.clone()),
         ("Workload", run.workload.clone()),
@@ -101,7 +122,7 @@ fn write_parameters(out: &mut String, r: &Report) -> std::fmt::Result {
         (
             "Operations",
             format!(
-                "{} ({} failed, {} write conflicts), {:.1} ops/s",
+                "{} ({} failed, {} write conflicts), {:.1} ops/s completed in the window{drain}",
                 s.total_operations,
                 s.failed_operations,
                 s.conflicted_operations,

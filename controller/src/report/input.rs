@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use common::failures::FailureBook;
 use common::ids::AgentId;
 pub use common::protocol::{GeneratorStats, McpStats};
-use common::series::{SeriesKind, SeriesSet, slot};
-use common::{CompactHistogram, LatencyHistogram};
+use common::series::{SeriesKey, SeriesKind, SeriesSet, slot};
+use common::{CompactHistogram, ErrorKind, LatencyHistogram};
 
 use crate::thresholds::Threshold;
 
@@ -21,8 +21,12 @@ pub struct ReportInput {
     pub series: SeriesSet,
     pub agents: Vec<AgentResult>,
     /// Cluster-wide interval deltas (every agent's delta for that second
-    /// merged), in time order, measurement window only (no warmup).
+    /// merged), in time order: the measurement window (no warmup), then
+    /// the drain (points flagged `drain`).
     pub intervals: Vec<IntervalPoint>,
+    /// Per series, executions that completed in the drain, after the
+    /// window: in the totals, not in the window's throughput.
+    pub drain: BTreeMap<SeriesKey, u64>,
     pub auth: AuthInput,
     /// Every user of the run, so users without operations still show (with 0).
     pub users: Vec<String>,
@@ -157,6 +161,14 @@ pub struct IntervalPoint {
     pub at: Duration,
     pub operations: u64,
     pub errors: u64,
+    /// Failed tool calls in the interval by kind.
+    pub error_kinds: BTreeMap<ErrorKind, u64>,
+    /// After the measurement window: what completed while draining.
+    pub drain: bool,
+    /// Open model: starts that fell due in the interval, made or dropped.
+    pub offered_starts: u64,
+    /// Open model: of those, starts dropped at the in-flight bound.
+    pub dropped_starts: u64,
     /// Workflow → executions finished in the interval and their latencies.
     pub workflows: BTreeMap<String, IntervalWorkflow>,
     /// Active vusers at the interval's end, over agents (closed model:
@@ -179,6 +191,11 @@ impl IntervalPoint {
         let (operations, errors) = delta.operation_counts();
         self.operations += operations;
         self.errors += errors;
+        for (_, s) in delta.iter_kind(SeriesKind::Operation) {
+            for (kind, n) in &s.errors {
+                *self.error_kinds.entry(*kind).or_default() += n;
+            }
+        }
         for (key, s) in delta.iter_kind(SeriesKind::Workflow) {
             if s.total() == 0 {
                 continue;

@@ -11,6 +11,7 @@ pub mod html;
 pub mod input;
 pub mod junit;
 pub mod tenants;
+pub mod verdict;
 
 use std::path::Path;
 

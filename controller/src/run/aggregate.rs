@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use common::failures::FailureBook;
 use common::ids::{AgentId, UserName};
-use common::series::SeriesSet;
+use common::series::{SeriesKey, SeriesSet, slot};
 
 use super::steer::Probe;
 use crate::messages::{FinalData, IntervalData};
@@ -17,8 +17,9 @@ use crate::report::{AgentTotals, GeneratorStats, IntervalPoint, McpStats};
 
 /// Most chunks one final report may announce; more is a misbehaving agent.
 pub const MAX_FINAL_CHUNKS: u32 = 1 << 16;
-/// A delta counts for the window if its middle falls before the end plus this.
-const LATE_INTERVAL: Duration = Duration::from_secs(1);
+/// Seconds of drain the timeline keeps after the window (an agent's drain
+/// is bounded by its request timeout; more is a misbehaving agent).
+const MAX_DRAIN_SECONDS: u64 = 3_600;
 
 /// The measurement window, as the agents' interval times are read.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +54,9 @@ struct AgentFold {
     done: Option<(AgentTotals, FinalHead)>,
     /// Operations of the users moved to this agent, from its final report.
     moved_operations: BTreeMap<UserName, u64>,
+    /// Its generator's cumulative counters as last reported, so each
+    /// second of the timeline gets what changed in it.
+    last_generator: GeneratorStats,
 }
 
 /// What an agent's message changed.
@@ -82,8 +86,12 @@ pub struct AgentOutcome {
 pub struct Aggregate {
     merged: SeriesSet,
     agents: BTreeMap<AgentId, AgentFold>,
-    /// Cluster-wide figures per second of the measurement window.
+    /// Cluster-wide figures per second of the measurement window and of
+    /// the drain after it.
     timeline: BTreeMap<u64, IntervalPoint>,
+    /// Per series, executions that completed in the drain (after the
+    /// window): counted in the totals, not in the window's throughput.
+    drain: BTreeMap<SeriesKey, u64>,
     /// The window a `Steer` is measuring.
     pub probe: Probe,
     /// Why steps failed, from every agent (bounded per key and in keys).
@@ -114,24 +122,52 @@ impl Aggregate {
         add_failures(&mut self.failures, agent, &data.failures);
         let (operations, errors) = data.series.operation_counts();
         self.probe.add(agent, &data);
+        let fold = self.agents.entry(agent.clone()).or_default();
+        let offered = data
+            .generator
+            .offered_starts
+            .saturating_sub(fold.last_generator.offered_starts);
+        let dropped = data
+            .generator
+            .dropped_starts
+            .saturating_sub(fold.last_generator.dropped_starts);
+        fold.last_generator = data.generator;
+        // Every delta counts toward the agent's totals (its stand-in for a
+        // final report), the drain's too: the final report has them all.
         let middle = data.start + data.length / 2;
         let Ok(offset) = middle.duration_since(window.from) else {
+            if fold.done.is_none() {
+                fold.measured.absorb(data.series);
+            }
             return Folded::Interval { operations, errors };
         };
-        if middle > window.until + LATE_INTERVAL {
-            return Folded::Interval { operations, errors };
-        }
+        let drain = middle >= window.until;
         let second = offset.as_secs();
-        let point = self
-            .timeline
-            .entry(second)
-            .or_insert_with(|| IntervalPoint {
-                at: Duration::from_secs(second + 1),
-                ..Default::default()
-            });
-        point.add(&data.series);
-        point.active_users += data.generator.active_vusers;
-        let fold = self.agents.entry(agent.clone()).or_default();
+        let drain_seconds = middle
+            .duration_since(window.until)
+            .unwrap_or_default()
+            .as_secs();
+        if drain && drain_seconds < MAX_DRAIN_SECONDS {
+            for (key, stats) in &data.series.series {
+                if stats.total() > 0 {
+                    *slot(&mut self.drain, key) += stats.total();
+                }
+            }
+        }
+        if drain_seconds < MAX_DRAIN_SECONDS {
+            let point = self
+                .timeline
+                .entry(second)
+                .or_insert_with(|| IntervalPoint {
+                    at: Duration::from_secs(second + 1),
+                    drain,
+                    ..Default::default()
+                });
+            point.add(&data.series);
+            point.active_users += data.generator.active_vusers;
+            point.offered_starts += offered;
+            point.dropped_starts += dropped;
+        }
         if fold.done.is_none() {
             fold.measured.absorb(data.series);
         }
@@ -224,9 +260,14 @@ impl Aggregate {
     }
 
     /// The cluster timeline, one point per second of the measurement
-    /// window (moved out: call once).
+    /// window and of the drain after it (moved out: call once).
     pub fn take_intervals(&mut self) -> Vec<IntervalPoint> {
         std::mem::take(&mut self.timeline).into_values().collect()
+    }
+
+    /// Per series, executions completed in the drain (moved out: call once).
+    pub fn take_drain(&mut self) -> BTreeMap<SeriesKey, u64> {
+        std::mem::take(&mut self.drain)
     }
 }
 

@@ -356,6 +356,7 @@ async fn drive(
         agents: results.agents,
         agent_losses: results.losses,
         intervals: with_targets(session.take_intervals(), config),
+        drain: session.take_drain(),
         auth: AuthInput {
             login_method: login_method_text(auth.method()),
             logins_ok: logins.latency.len(),

@@ -428,7 +428,7 @@ impl Session {
                         if f.chunk_index == 0 {
                             state.generator = f.generator;
                         }
-                        match self.aggregate.final_chunk(&agent, f) {
+                        match self.aggregate.final_chunk(&agent, *f) {
                             Folded::FinalComplete => {
                                 tracing::info!(agent = %state.name, "final report received");
                                 state.transition(Phase::Finished);
@@ -557,6 +557,11 @@ impl Session {
     /// window (moved out: call once).
     pub fn take_intervals(&mut self) -> Vec<IntervalPoint> {
         self.aggregate.take_intervals()
+    }
+
+    /// Per series, executions completed in the drain (moved out: call once).
+    pub fn take_drain(&mut self) -> std::collections::BTreeMap<common::series::SeriesKey, u64> {
+        self.aggregate.take_drain()
     }
 
     /// Why steps failed, from every agent (moved out: call once).

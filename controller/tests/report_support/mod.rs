@@ -200,6 +200,7 @@ pub fn realistic_input() -> ReportInput {
                 max_lateness_us: 1_500 * i as u64,
                 active_vusers: users.len() as u64,
                 dropped_starts: 0,
+                offered_starts: 0,
             },
             mcp: {
                 let mut mcp = McpStats {
@@ -252,6 +253,7 @@ pub fn realistic_input() -> ReportInput {
         series,
         agents,
         intervals,
+        drain: BTreeMap::new(),
         auth: AuthInput {
             login_method: "direct".to_owned(),
             login_latency,
