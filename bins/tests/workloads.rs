@@ -243,3 +243,150 @@ fn tokens_without_refresh_tokens_are_renewed_by_logging_in_again() {
     );
     assert!(c.stdout().contains("of which re-logins"), "{}", c.stdout());
 }
+
+/// A target that serves ~100 calls/s (20 ms per call, 2 at once) offered
+/// 30 baseline workflows/s of 6 calls (180 calls/s) in the open model: the
+/// report's throughput is what the target served (within 10% of the mock's
+/// own count), each second of its timeline matches what the mock served in
+/// that second, the drain is reported apart, starts past the in-flight bound
+/// are dropped and counted, and the report opens with the verdict.
+#[test]
+fn an_overloaded_target_is_reported_as_served_not_as_offered() {
+    let mock = MockTarget::start_with(&["--latency", "20ms", "--max-concurrency", "2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run.json");
+    let mut c = Proc::spawn(
+        "controller",
+        mock.controller_start(
+            "overload",
+            dir.path(),
+            &[
+                "--agents",
+                "1",
+                "--users",
+                "20",
+                "--workload",
+                "baseline",
+                "--rate",
+                "30",
+                "--max-in-flight",
+                "60",
+                "--duration",
+                "8s",
+                "--warmup",
+                "0s",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        ),
+    );
+    let status = c.wait(RUN_TIMEOUT);
+    assert!(status.success(), "exit {status}\nstderr:\n{}", c.stderr());
+    let report = read_report(&out);
+    let stats = mock.admin(reqwest::Method::GET, "/mock/stats");
+    let bucket_ms = stats["served_bucket_ms"].as_u64().unwrap() as f64;
+    let buckets: Vec<(f64, f64)> = stats["tool_calls_served"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b[0].as_f64().unwrap(), b[1].as_f64().unwrap()))
+        .collect();
+    // Calls the mock served in [from, to) (unix ms), buckets split pro rata.
+    let served = |from: f64, to: f64| -> f64 {
+        buckets
+            .iter()
+            .map(|(start, n)| {
+                let overlap = (to.min(start + bucket_ms) - from.max(*start)).max(0.0);
+                n * overlap / bucket_ms
+            })
+            .sum()
+    };
+    let started: std::time::SystemTime =
+        humantime::parse_rfc3339(report["run"]["started_at"].as_str().unwrap()).unwrap();
+    let from = started
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64
+        + report["run"]["warmup_seconds"].as_f64().unwrap() * 1e3;
+    let summary = &report["summary"];
+    let duration = summary["duration"].as_f64().unwrap();
+    let served_rate = served(from, from + duration * 1e3) / duration;
+    let achieved = summary["throughput_per_sec"].as_f64().unwrap();
+    let context = format!(
+        "summary {summary}\nverdict {}\ntimeseries {}\nmock buckets {buckets:?}",
+        report["verdict"], report["timeseries"]
+    );
+    assert!(
+        (70.0..=140.0).contains(&served_rate),
+        "the mock served {served_rate}/s, not ~100/s: {context}"
+    );
+    assert!(
+        (achieved - served_rate).abs() <= 0.1 * served_rate,
+        "report says {achieved} calls/s, the mock served {served_rate}/s: {context}"
+    );
+    // Each whole second of the window, as the mock counted it.
+    let points = report["timeseries"].as_array().unwrap();
+    let window: Vec<&serde_json::Value> = points
+        .iter()
+        .filter(|p| !p["drain"].as_bool().unwrap_or(false))
+        .collect();
+    assert_eq!(window.len(), 8, "{context}");
+    for p in &window {
+        let t = p["t"].as_f64().unwrap();
+        let ours = p["operations"].as_f64().unwrap();
+        let theirs = served(from + (t - 1.0) * 1e3, from + t * 1e3);
+        assert!(
+            (ours - theirs).abs() <= 0.1 * theirs.max(10.0),
+            "second ending at {t}: {ours} calls in the timeline, {theirs} served by the mock: {context}"
+        );
+    }
+    // The drain: calls completed after the window, apart and in the timeline.
+    let drain_ops = summary["drain_operations"].as_u64().unwrap();
+    assert!(drain_ops > 0, "{context}");
+    let in_drain: u64 = points
+        .iter()
+        .filter(|p| p["drain"].as_bool().unwrap_or(false))
+        .map(|p| p["operations"].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_drain, drain_ops, "{context}");
+    let timeline: u64 = points
+        .iter()
+        .map(|p| p["operations"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        timeline,
+        summary["total_operations"].as_u64().unwrap(),
+        "{context}"
+    );
+    // The bound was hit, the starts past it dropped and counted.
+    let verdict = &report["verdict"];
+    assert!(verdict["dropped_starts"].as_u64().unwrap() > 0, "{context}");
+    assert_eq!(verdict["fell_behind"], true, "{context}");
+    let offered = verdict["offered_operations_per_sec"].as_f64().unwrap();
+    assert!(
+        (150.0..=210.0).contains(&offered),
+        "offered {offered} calls/s, not ~180: {context}"
+    );
+    assert!(achieved < 0.75 * offered, "{context}");
+    let offered_starts: u64 = report["generator"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["offered_starts"].as_u64().unwrap())
+        .sum();
+    assert!(
+        (200..=280).contains(&offered_starts),
+        "{offered_starts}: {context}"
+    );
+    // The console and the HTML open with it.
+    let stdout = c.stdout();
+    let first = stdout
+        .lines()
+        .find(|l| l.starts_with("VERDICT:"))
+        .unwrap_or_else(|| panic!("no verdict line:\n{stdout}"));
+    assert!(
+        first.starts_with("VERDICT: FELL BEHIND. The target fell behind from"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Drain: "), "{stdout}");
+}

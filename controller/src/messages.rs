@@ -114,12 +114,18 @@ impl fmt::Debug for TokenUpdate {
 #[derive(Debug, Clone)]
 pub enum FromAgent {
     Ready(ReadyReport),
-    Heartbeat { active_vusers: u32 },
+    Heartbeat {
+        active_vusers: u32,
+    },
     Interval(IntervalData),
     /// Boxed: the largest message by far, and the rarest.
     Final(Box<FinalData>),
-    RefreshRequest { user: UserName },
-    Failure { message: String },
+    RefreshRequest {
+        user: UserName,
+    },
+    Failure {
+        message: String,
+    },
     GroupsAdded(GroupsAddedReport),
 }
 

@@ -187,28 +187,57 @@ fn write_charts(out: &mut String, r: &Report) -> std::fmt::Result {
             if w > 0.0 { w } else { 1.0 }
         })
         .collect();
+    let mut lines = vec![
+        Line {
+            name: "throughput",
+            points: r.timeseries.iter().map(|p| (p.t, p.throughput)).collect(),
+        },
+        Line {
+            name: "errors",
+            points: r
+                .timeseries
+                .iter()
+                .zip(&widths)
+                .map(|(p, w)| (p.t, p.errors as f64 / w))
+                .collect(),
+        },
+    ];
+    // Open model: the calls the starts due each second carry, beside what
+    // was served.
+    if let (Some(ops), Some(starts)) = (
+        r.verdict.offered_operations_per_sec,
+        r.verdict.offered_starts_per_sec,
+    ) && starts > 0.0
+    {
+        let per_start = ops / starts;
+        lines.push(Line {
+            name: "offered",
+            points: r
+                .timeseries
+                .iter()
+                .zip(&widths)
+                .filter(|(p, _)| !p.drain)
+                .map(|(p, w)| (p.t, p.offered_starts as f64 * per_start / w))
+                .collect(),
+        });
+    }
     let cluster = Chart {
         title: "All operations",
         unit: "per second",
-        lines: vec![
-            Line {
-                name: "throughput",
-                points: r.timeseries.iter().map(|p| (p.t, p.throughput)).collect(),
-            },
-            Line {
-                name: "errors",
-                points: r
-                    .timeseries
-                    .iter()
-                    .zip(&widths)
-                    .map(|(p, w)| (p.t, p.errors as f64 / w))
-                    .collect(),
-            },
-        ],
+        lines,
+    };
+    let drain = if r.timeseries.iter().any(|p| p.drain) {
+        format!(
+            " (after {:.0}s: the drain, workflows started in the window ending)",
+            r.summary.duration
+        )
+    } else {
+        String::new()
     };
     writeln!(
         out,
-        r#"<figure class="cluster-chart"><figcaption>Cluster</figcaption>{}</figure>"#,
+        r#"<figure class="cluster-chart"><figcaption>Cluster, calls completed per second{}</figcaption>{}</figure>"#,
+        escape(&drain),
         cluster.to_svg()
     )?;
 

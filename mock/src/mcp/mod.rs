@@ -263,11 +263,14 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
         lock(&guard.owners).remove(sid);
         return (StatusCode::NOT_FOUND, "session not found").into_response();
     }
+    let mut tool_call = false;
     let mut req = if method == Method::POST {
         let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
             return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
         };
-        match rpc_method(&bytes).as_deref() {
+        let rpc = rpc_method(&bytes);
+        tool_call = rpc.as_deref() == Some("tools/call");
+        match rpc.as_deref() {
             Some("initialize") => {
                 if let Some(max) = faults.max_sessions
                     && guard.sessions.sessions.read().await.len() >= max
@@ -295,6 +298,9 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
         scopes,
     });
     let mut response = next.run(req).await;
+    if tool_call {
+        app.wire_stats.served();
+    }
     if method == Method::DELETE && response.status().is_success() {
         *response.status_mut() = StatusCode::NO_CONTENT;
     }
