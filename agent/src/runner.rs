@@ -604,17 +604,27 @@ async fn report_intervals(
             return;
         }
         let active = u64::from(ctx.generator.active_vusers.load(Ordering::Relaxed));
+        let generator = ctx.generator.snapshot();
         ctx.live.update(|f| {
             f.phase = observe::Phase::Measuring;
-            f.add(&series, true);
+            // The delta sent at the window's end is its last; later ones are the drain's.
+            f.add(
+                &series,
+                Instant::now() <= ctx.phase.end + REPORT_INTERVAL / 2,
+            );
             f.active_users = active;
+            f.starts = observe::StartCounts {
+                offered: generator.offered_starts,
+                dropped: generator.dropped_starts,
+                late: generator.late_starts,
+            };
         });
         let event = AgentEvent::Interval {
             seq,
             interval_start_ms,
             interval,
             series,
-            generator: ctx.generator.snapshot(),
+            generator,
             failures: ctx.recorder.take_failures(),
         };
         match sender.send(event).await {

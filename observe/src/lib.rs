@@ -8,5 +8,5 @@ pub mod live;
 pub mod metrics;
 pub mod server;
 
-pub use live::{AgentView, Figures, Live, Phase};
+pub use live::{AgentView, Figures, Live, Phase, StartCounts};
 pub use server::{HttpError, serve};

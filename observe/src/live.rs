@@ -98,6 +98,17 @@ pub struct Figures {
     /// How far behind the newest interval delta arrived (controller) or was
     /// sent (agent), after its interval ended.
     pub interval_lag: Duration,
+    /// Open model, over the agents: starts due so far (made or dropped), of
+    /// them starts dropped at the in-flight bound, and starts made late.
+    pub starts: StartCounts,
+}
+
+/// The open model's generator counters (cumulative, measured window).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartCounts {
+    pub offered: u64,
+    pub dropped: u64,
+    pub late: u64,
 }
 
 impl Figures {
@@ -141,7 +152,12 @@ impl Figures {
         let Some(from) = self.measure_from else {
             return 0.0;
         };
-        let secs = now.duration_since(from).unwrap_or_default().as_secs_f64();
+        let mut elapsed = now.duration_since(from).unwrap_or_default();
+        // Past the window (the drain), the rate stays the window's.
+        if let Some(length) = self.measure_for {
+            elapsed = elapsed.min(length);
+        }
+        let secs = elapsed.as_secs_f64();
         if secs <= 0.0 {
             0.0
         } else {

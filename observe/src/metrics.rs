@@ -111,6 +111,25 @@ impl prometheus_client::collector::Collector for Snapshot {
             "Access tokens refreshed during the run",
             f.token_refreshes,
         )?;
+        for (name, help, n) in [
+            (
+                "mcp_swarm_offered_starts",
+                "Open model: workflow starts due in the measured window, made or dropped (the offered load)",
+                f.starts.offered,
+            ),
+            (
+                "mcp_swarm_dropped_starts",
+                "Open model: starts dropped at the in-flight bound (--max-in-flight)",
+                f.starts.dropped,
+            ),
+            (
+                "mcp_swarm_late_starts",
+                "Open model: starts made later than intended (the generator's lateness)",
+                f.starts.late,
+            ),
+        ] {
+            counter(&mut encoder, name, help, n)?;
+        }
         let lag = f.interval_lag.as_secs_f64();
         encoder
             .encode_descriptor(

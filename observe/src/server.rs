@@ -140,6 +140,9 @@ pub fn status_json(f: &Figures, now: SystemTime) -> serde_json::Value {
             "active_users": f.active_users,
             "token_refreshes": f.token_refreshes,
             "interval_lag_seconds": f.interval_lag.as_secs_f64(),
+            "offered_starts": f.starts.offered,
+            "dropped_starts": f.starts.dropped,
+            "late_starts": f.starts.late,
         },
         "workflows": workflows,
     })

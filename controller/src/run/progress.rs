@@ -33,6 +33,8 @@ pub struct View {
     /// Measured operations and errors so far.
     pub operations: u64,
     pub total_errors: u64,
+    /// Open model: starts dropped at the in-flight bound so far.
+    pub dropped_starts: u64,
 }
 
 impl View {
@@ -65,19 +67,33 @@ impl View {
             active_users: f.active_users,
             operations: f.measured.operations,
             total_errors: f.measured.n_errors(),
+            dropped_starts: f.starts.dropped,
         }
     }
 
     /// The text after the bar (and the whole plain line, with `line`).
     pub fn message(&self) -> String {
-        let mut s = format!(
-            "{:.0} ops/s, {} errors (last interval) · agents {}/{} running",
-            self.ops_per_sec, self.errors, self.running, self.n_agents
-        );
+        // The drain's calls are not the window's: say what is left instead.
+        let mut s = if self.phase == Phase::Draining {
+            format!(
+                "draining {} in flight · agents {}/{} running",
+                self.active_users, self.running, self.n_agents
+            )
+        } else {
+            format!(
+                "{:.0} ops/s, {} errors (last interval) · agents {}/{} running",
+                self.ops_per_sec, self.errors, self.running, self.n_agents
+            )
+        };
         if self.lost > 0 {
             s.push_str(&format!(", {} lost", self.lost));
         }
-        s.push_str(&format!(" · users {}", self.active_users));
+        if self.phase != Phase::Draining {
+            s.push_str(&format!(" · users {}", self.active_users));
+        }
+        if self.dropped_starts > 0 {
+            s.push_str(&format!(" · {} starts dropped", self.dropped_starts));
+        }
         s
     }
 

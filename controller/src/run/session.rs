@@ -418,7 +418,11 @@ impl Session {
                             .duration_since(i.start + i.length)
                             .unwrap_or_default();
                         self.live.update(|f| {
-                            f.add(&i.series, i.start >= schedule.measure_from);
+                            // The drain's calls are not the window's.
+                            f.add(
+                                &i.series,
+                                i.start >= schedule.measure_from && i.start < schedule.end_at,
+                            );
                             f.interval_lag = lag;
                         });
                         // The live view counts from `self.live`, fed above.

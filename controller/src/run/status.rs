@@ -36,9 +36,16 @@ pub fn publish(live: &Live, agents: &BTreeMap<AgentId, AgentState>, schedule: Op
         .filter(|a| a.phase == Phase::Running)
         .map(|a| a.generator.active_vusers)
         .sum();
+    let mut starts = observe::StartCounts::default();
+    for a in agents.values() {
+        starts.offered += a.generator.offered_starts;
+        starts.dropped += a.generator.dropped_starts;
+        starts.late += a.generator.late_starts;
+    }
     live.update(|f| {
         f.agents = views;
         f.active_users = active_users;
+        f.starts = starts;
         if let Some(s) = schedule
             && f.phase.is_running()
         {
