@@ -67,13 +67,16 @@ load_line() {
     echo "load average $(cut -d ' ' -f 1-3 /proc/loadavg) at the end; measured processes at $how"
 }
 
+# MOCK_EXTRA_ARGS: more mock-target flags (an array; empty unless a script sets it).
+MOCK_EXTRA_ARGS=()
+
 # start_mock BIN WORKDIR [TASKSET_CPUS]: starts a standalone mock-target on 127.0.0.1:0 with a
 # random admin password (stored in WORKDIR/admin_password, mode 600) and sets MOCK_PID,
 # MOCK_MCP_URL and MOCK_ADMIN_URL from its one JSON line on stdout.
 start_mock() {
     local bin=$1 work=$2 cpus=${3:-} i line
     (umask 077 && random_secret >"$work/admin_password")
-    local -a cmd=("$bin/mock-target" --listen 127.0.0.1:0)
+    local -a cmd=("$bin/mock-target" --listen 127.0.0.1:0 "${MOCK_EXTRA_ARGS[@]}")
     if [[ -n "$cpus" ]]; then
         cmd=(taskset -c "$cpus" "${cmd[@]}")
     fi
