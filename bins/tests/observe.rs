@@ -138,6 +138,7 @@ fn health_metrics_and_status_answer_during_a_run() {
         !agent_metrics.contains("mcp_swarm_agents"),
         "agents by state are the controller's"
     );
+    assert_dashboard_queries_scraped(&metrics, &agent_metrics);
 
     let status = c.wait(RUN_TIMEOUT);
     assert!(status.success(), "exit {status}\nstderr:\n{}", c.stderr());
@@ -149,4 +150,158 @@ fn health_metrics_and_status_answer_during_a_run() {
         "no live line:\n{}",
         c.stderr()
     );
+}
+
+/// The Grafana dashboard (`deploy/grafana/dashboards/mcp-swarm.json`): every
+/// metric its queries name is a family the controller's or the agent's live
+/// `/metrics` declares, so no panel stays empty for a misspelt name.
+fn assert_dashboard_queries_scraped(controller: &str, agent: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/grafana/dashboards/mcp-swarm.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut exprs: Vec<String> = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            exprs.push(target["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    for var in dashboard["templating"]["list"].as_array().unwrap() {
+        if let Some(q) = var["query"]["query"].as_str() {
+            exprs.push(q.to_owned());
+        }
+    }
+    assert!(exprs.len() >= 15, "{} queries", exprs.len());
+    let declared = |scrape: &str, family: &str| {
+        scrape.lines().any(|l| {
+            l.strip_prefix("# TYPE ")
+                .is_some_and(|rest| rest.split(' ').next() == Some(family))
+        })
+    };
+    let mut checked = 0;
+    for expr in &exprs {
+        for (i, _) in expr.match_indices("mcp_swarm_") {
+            let name: String = expr[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let family = ["_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            assert!(
+                declared(controller, family) || declared(agent, family),
+                "the dashboard queries {name} (family {family}), which no live /metrics declares: {expr}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= exprs.len(), "every query names a metric");
+}
+
+/// A free port on 127.0.0.1 for a program that cannot report the port it
+/// bound (Prometheus): bound, read and released.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Debian's `prometheus` scrapes a controller every second during a run (and
+/// the `--http-linger` after it); a PromQL query over what it stored gives
+/// the run's count of tool calls, as the report has it.
+#[test]
+fn a_real_prometheus_scrapes_a_run_and_counts_its_calls() {
+    let Some(prometheus) = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+    else {
+        assert!(
+            std::env::var_os("MCP_SWARM_REQUIRE_PROMETHEUS").is_none(),
+            "prometheus not found: apt-get install prometheus"
+        );
+        eprintln!("skipped: no prometheus (apt-get install prometheus)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run.json");
+    let mut c = Proc::spawn(
+        "controller",
+        controller(&[
+            "start",
+            "--agents",
+            "1",
+            "--users",
+            "2",
+            "--workload",
+            "baseline",
+            "--duration",
+            "5s",
+            "--warmup",
+            "0s",
+            "--http",
+            "127.0.0.1:0",
+            "--http-linger",
+            "4s",
+            "--state-dir",
+            dir.path().join("state").to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]),
+    );
+    let api = http_url(&c);
+    let target = api.trim_start_matches("http://");
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: mcp-swarm\n    static_configs:\n      - targets: [\"{target}\"]\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut prom_cmd = std::process::Command::new(prometheus);
+    prom_cmd.args([
+        &format!("--config.file={}", config.display()),
+        &format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()),
+        &format!("--web.listen-address=127.0.0.1:{port}"),
+    ]);
+    let mut p = Proc::spawn("prometheus", prom_cmd);
+    let status = c.wait(RUN_TIMEOUT);
+    assert!(status.success(), "exit {status}\nstderr:\n{}", c.stderr());
+    let report = read_report(&out);
+    let calls = report["summary"]["total_operations"].as_u64().unwrap();
+    assert!(calls > 0, "{}", report["summary"]);
+
+    let query = "sum(max_over_time(mcp_swarm_step_executions_total{job=\"mcp-swarm\"}[10m]))";
+    let url = format!("http://127.0.0.1:{port}/api/v1/query");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stored = loop {
+        let answer: Option<f64> = block_on(async {
+            let resp = reqwest::Client::new()
+                .get(&url)
+                .query(&[("query", query)])
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .ok()?;
+            let body: serde_json::Value = resp.json().await.ok()?;
+            body["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+        });
+        if let Some(v) = answer {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "prometheus never answered {query}\n{}",
+            p.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // Baseline steps are one tool call each, with no retries.
+    assert_eq!(stored as u64, calls, "prometheus {stored}, report {calls}");
+    p.kill();
 }

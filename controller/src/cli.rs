@@ -107,6 +107,10 @@ pub struct StartArgs {
     /// /api/v1/status (JSON) on this address, e.g. 0.0.0.0:9090.
     #[arg(long, env = "MCP_SWARM_HTTP")]
     pub http: Option<std::net::SocketAddr>,
+    /// After the run, keep serving --http this long (phase `done`, the final figures), so a
+    /// Prometheus scraping every few seconds gets the last of them [default: 0s].
+    #[arg(long, env = "MCP_SWARM_HTTP_LINGER", value_parser = duration_arg)]
+    pub http_linger: Option<Duration>,
     /// A separate agent executable to spawn [default: this executable, run as `controller agent`].
     #[arg(long, env = "MCP_SWARM_AGENT_BIN")]
     pub agent_bin: Option<PathBuf>,

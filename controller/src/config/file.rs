@@ -32,6 +32,7 @@ pub(super) struct FileConfig {
     pub(super) no_spawn: Option<bool>,
     pub(super) listen: Option<SocketAddr>,
     pub(super) http: Option<SocketAddr>,
+    pub(super) http_linger: Option<DurationValue>,
     pub(super) agent_bin: Option<PathBuf>,
     pub(super) agent_timeout: Option<DurationValue>,
     pub(super) scenario: Option<PathBuf>,

@@ -247,6 +247,10 @@ pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, Lo
         agents,
         listen,
         http: args.http.or(file.http),
+        http_linger: args
+            .http_linger
+            .or(fdur(&file.http_linger, "http_linger")?)
+            .unwrap_or(Duration::ZERO),
         agent_timeout: args
             .agent_timeout
             .or(fdur(&file.agent_timeout, "agent_timeout")?)

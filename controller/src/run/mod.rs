@@ -203,6 +203,13 @@ async fn with_target(
         f.phase = observe::Phase::Done;
         f.ready = false;
     });
+    if config.http.is_some() && !config.http_linger.is_zero() {
+        tracing::info!(linger = ?config.http_linger, "run over; still serving /metrics and /api/v1/status");
+        tokio::select! {
+            () = tokio::time::sleep(config.http_linger) => {}
+            () = cancel.cancelled() => {}
+        }
+    }
     http_token.cancel();
     server_token.cancel();
     match tokio::time::timeout(SHUTDOWN_TIMEOUT, server).await {

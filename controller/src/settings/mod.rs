@@ -38,6 +38,8 @@ pub struct RunConfig {
     pub listen: SocketAddr,
     /// Where `/health`, `/metrics` and `/api/v1/status` are served.
     pub http: Option<SocketAddr>,
+    /// How long `http` keeps serving after the run.
+    pub http_linger: Duration,
     pub agent_timeout: Duration,
     pub scenario_file: Option<PathBuf>,
     pub load: LoadModel,
