@@ -305,3 +305,130 @@ fn a_real_prometheus_scrapes_a_run_and_counts_its_calls() {
     assert_eq!(stored as u64, calls, "prometheus {stored}, report {calls}");
     p.kill();
 }
+
+/// Headless Chromium (Debian's) on the live dashboard of a 3-agent run: the
+/// charts' points grow between two looks 3 s apart, and an agent killed
+/// mid-run shows as lost, its users as moved (an event), in the page.
+#[test]
+fn the_live_dashboard_follows_a_run_and_shows_a_lost_agent() {
+    use chromiumoxide::browser::{Browser, BrowserConfig};
+    use chromiumoxide::page::ScreenshotParams;
+    use futures::StreamExt;
+
+    let chromium = std::path::Path::new("/usr/bin/chromium");
+    assert!(chromium.exists(), "install Debian's chromium");
+    let secret = "dashboard-test-secret";
+    let dir = tempfile::tempdir().unwrap();
+    let shots = std::env::var_os("MCP_SWARM_SCREENSHOT_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().to_owned());
+    let out = dir.path().join("run.json");
+    let mut cmd = controller(&[
+        "start",
+        "--no-spawn",
+        "--agents",
+        "3",
+        "--users",
+        "6",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--think-time",
+        "100ms",
+        "--duration",
+        "14s",
+        "--warmup",
+        "1s",
+        "--agent-timeout",
+        "60s",
+        "--on-agent-loss",
+        "reassign",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    cmd.env("MCP_SWARM_CLUSTER_SECRET", secret);
+    let mut c = Proc::spawn("controller", cmd);
+    let api = http_url(&c);
+    let grpc = listening_url(&c);
+    let mut agents: Vec<Proc> = (0..3)
+        .map(|i| {
+            Proc::spawn(
+                &format!("agent-{i}"),
+                agent(&grpc, &format!("remote-{i}"), secret),
+            )
+        })
+        .collect();
+    c.wait_for_line("run started", Duration::from_secs(60));
+
+    let profile = tempfile::tempdir().unwrap();
+    let (points, lost, moved) = block_on(async {
+        let config = BrowserConfig::builder()
+            .chrome_executable(chromium)
+            .user_data_dir(profile.path())
+            .new_headless_mode()
+            .no_sandbox()
+            .window_size(1200, 1600)
+            .args(["disable-gpu", "no-first-run", "disable-dev-shm-usage"])
+            .build()
+            .unwrap();
+        let (mut browser, mut events) = Browser::launch(config).await.unwrap();
+        let handler = tokio::spawn(async move { while events.next().await.is_some() {} });
+        let page = browser.new_page(format!("{api}/")).await.unwrap();
+        let count = |js: &'static str| {
+            let page = page.clone();
+            async move {
+                page.evaluate(js)
+                    .await
+                    .unwrap()
+                    .into_value::<u64>()
+                    .unwrap_or(0)
+            }
+        };
+        let shot = |name: &'static str| {
+            let page = page.clone();
+            let path = shots.join(name);
+            async move {
+                let png = page
+                    .screenshot(ScreenshotParams::builder().full_page(true).build())
+                    .await
+                    .unwrap();
+                std::fs::write(path, png).unwrap();
+            }
+        };
+        const POINTS: &str = "(() => { const p = document.querySelector('#c-rate polyline'); return p ? p.points.numberOfItems : 0; })()";
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let first = count(POINTS).await;
+        shot("dashboard-1.png").await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let second = count(POINTS).await;
+        shot("dashboard-2.png").await;
+        agents[1].kill();
+        // The loss and the move reach the page within the controller's
+        // silence bound plus a poll.
+        let mut lost = 0;
+        let mut moved = 0;
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            lost = count("document.querySelectorAll('#t-agents td.lost').length").await;
+            moved = count("[...document.querySelectorAll('#t-events td')].filter(td => td.textContent.includes('moved users')).length").await;
+            if lost > 0 && moved > 0 {
+                break;
+            }
+        }
+        shot("dashboard-3.png").await;
+        browser.close().await.ok();
+        handler.abort();
+        ((first, second), lost, moved)
+    });
+    assert!(points.0 >= 2, "no chart after 3 s: {points:?}");
+    assert!(
+        points.1 >= points.0 + 2,
+        "the chart did not grow in 3 s: {points:?}"
+    );
+    assert_eq!(lost, 1, "the killed agent is not shown lost");
+    assert!(moved >= 1, "no event for the moved users");
+    let status = c.wait(RUN_TIMEOUT);
+    drop(agents);
+    assert!(status.success(), "exit {status}\nstderr:\n{}", c.stderr());
+}

@@ -2,10 +2,11 @@
 //! updates them and the readers (HTTP, progress view) that copy them out.
 //! They grow with workflows × steps × error kinds, never with users.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use common::failures::FailureBook;
 use common::histogram::LatencyHistogram;
 use common::series::{SeriesKind, SeriesSet};
 use serde::Serialize;
@@ -47,12 +48,29 @@ impl Phase {
 }
 
 /// One agent as the controller sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AgentView {
     pub name: String,
     /// `attached`, `ready`, `running`, `done` or `lost`.
     pub state: &'static str,
     pub n_users: u64,
+    /// Closed model: looping users; open model: workflows in flight.
+    pub active: u64,
+    /// Open model: starts made late and starts dropped at the bound.
+    pub late_starts: u64,
+    pub dropped_starts: u64,
+}
+
+/// Most events `Figures::events` keeps (the oldest go first).
+pub const MAX_EVENTS: usize = 200;
+
+/// Something that happened during the run, for the charts: an agent lost,
+/// users moved, the load changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Seconds since the run started.
+    pub t: f64,
+    pub text: String,
 }
 
 /// Counts of one step (or of a workflow's executions).
@@ -68,11 +86,16 @@ impl Counts {
     }
 }
 
-/// A workflow's executions: counts and their latency since the start.
+/// A workflow's executions: counts and their latency since the start, and
+/// the latency of the last complete second (`recent`, rotated by
+/// `Figures::rotate`) beside the one filling now.
 #[derive(Debug, Clone, Default)]
 pub struct WorkflowFigures {
     pub counts: Counts,
     pub latency: LatencyHistogram,
+    pub recent: LatencyHistogram,
+    /// What ended since the last rotation.
+    pub filling: LatencyHistogram,
 }
 
 /// Everything `/metrics` and `/api/v1/status` show.
@@ -101,6 +124,17 @@ pub struct Figures {
     /// Open model, over the agents: starts due so far (made or dropped), of
     /// them starts dropped at the in-flight bound, and starts made late.
     pub starts: StartCounts,
+    /// With `--stages`: what they ask for over time (active users, or
+    /// starts/s), from the run's start.
+    pub stages: Option<common::load::Profile>,
+    /// Why steps failed: up to a few messages per workflow, step and kind,
+    /// as the target sent them (bounded like the report's).
+    pub failures: FailureBook,
+    /// Agent losses, moved users and load changes, oldest first (at most
+    /// `MAX_EVENTS`).
+    pub events: VecDeque<Event>,
+    /// When `recent` latencies were last rotated.
+    pub rotated_at: Option<SystemTime>,
 }
 
 /// The open model's generator counters (cumulative, measured window).
@@ -124,6 +158,7 @@ impl Figures {
                 SeriesKind::Workflow => {
                     let wf = self.workflows.entry(key.workflow.clone()).or_default();
                     wf.latency.merge(&stats.histogram);
+                    wf.filling.merge(&stats.histogram);
                     &mut wf.counts
                 }
                 SeriesKind::Operation | SeriesKind::McpInitialize => {
@@ -163,6 +198,41 @@ impl Figures {
         } else {
             self.measured.operations as f64 / secs
         }
+    }
+
+    /// Once a second at most: what filled since the last rotation becomes
+    /// each workflow's `recent` latency.
+    pub fn rotate(&mut self, now: SystemTime) {
+        let due = self.rotated_at.is_none_or(|at| {
+            now.duration_since(at)
+                .is_ok_and(|d| d >= Duration::from_secs(1))
+        });
+        if !due {
+            return;
+        }
+        self.rotated_at = Some(now);
+        for wf in self.workflows.values_mut() {
+            std::mem::swap(&mut wf.recent, &mut wf.filling);
+            wf.filling.reset();
+        }
+    }
+
+    /// Adds an event at `now` (the oldest goes past `MAX_EVENTS`).
+    pub fn event(&mut self, now: SystemTime, text: String) {
+        let t = self
+            .started_at
+            .and_then(|s| now.duration_since(s).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(Event { t, text });
+    }
+
+    /// With `--stages`: what they ask for at `now`.
+    pub fn target(&self, now: SystemTime) -> Option<f64> {
+        let since = now.duration_since(self.started_at?).ok()?;
+        Some(self.stages.as_ref()?.value_at(since))
     }
 
     pub fn agents_in(&self, state: &str) -> usize {

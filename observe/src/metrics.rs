@@ -210,6 +210,7 @@ mod tests {
             name: "agent-0".into(),
             state: "running",
             n_users: 7,
+            ..Default::default()
         });
         let text = encode(f, true);
         for line in [

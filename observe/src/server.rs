@@ -1,6 +1,8 @@
 //! The HTTP edge of `--http ADDR`: `/health` (200 once ready, 503 before),
 //! `/metrics` (Prometheus text) and, on the controller, `/api/v1/status`
-//! (phase, agents and live totals as JSON). Serves until the token is
+//! (phase, agents and live totals as JSON) and `/`, the live dashboard (one
+//! self-contained page polling the status API; served on loopback only, as
+//! it shows the target's error messages). Serves until the token is
 //! cancelled.
 
 use std::net::SocketAddr;
@@ -37,10 +39,15 @@ pub enum Role {
     Agent,
 }
 
+/// The live dashboard: no resource from the network, no build step.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
 #[derive(Clone)]
 struct AppState {
     live: Live,
     role: Role,
+    /// Whether the address is a loopback one (the dashboard is served there only).
+    loopback: bool,
 }
 
 /// Binds `addr` and serves in a spawned task; returns the bound address.
@@ -60,9 +67,16 @@ pub async fn serve(
         .route("/health", get(health))
         .route("/metrics", get(metrics));
     if role == Role::Controller {
-        app = app.route("/api/v1/status", get(status));
+        app = app
+            .route("/api/v1/status", get(status))
+            .route("/", get(dashboard));
     }
-    let app = app.with_state(AppState { live, role });
+    let loopback = local.ip().is_loopback();
+    let app = app.with_state(AppState {
+        live,
+        role,
+        loopback,
+    });
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -72,7 +86,38 @@ pub async fn serve(
         }
     });
     tracing::info!(addr = %local, "serving /health and /metrics");
+    if role == Role::Controller {
+        if loopback {
+            tracing::info!(url = %format!("http://{local}/"), "live dashboard");
+        } else {
+            tracing::info!(
+                "the live dashboard is served on loopback only: bind --http 127.0.0.1:PORT, or reach this one through an SSH tunnel"
+            );
+        }
+    }
     Ok(local)
+}
+
+async fn dashboard(State(s): State<AppState>) -> Response {
+    if !s.loopback {
+        return (
+            StatusCode::FORBIDDEN,
+            "the live dashboard is served on loopback only: bind --http 127.0.0.1:PORT (an SSH tunnel reaches it from elsewhere)\n",
+        )
+            .into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // Nothing but itself: inline script and style, fetches to this origin.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+            ),
+        ],
+        DASHBOARD,
+    )
+        .into_response()
 }
 
 async fn health(State(s): State<AppState>) -> Response {
@@ -119,6 +164,13 @@ pub fn status_json(f: &Figures, now: SystemTime) -> serde_json::Value {
                     "p50_ms": wf.latency.quantile_us(0.50) as f64 / 1e3,
                     "p95_ms": wf.latency.quantile_us(0.95) as f64 / 1e3,
                     "p99_ms": wf.latency.quantile_us(0.99) as f64 / 1e3,
+                    // The last complete second's executions (absent: none ended in it).
+                    "recent": (!wf.recent.is_empty()).then(|| json!({
+                        "executions": wf.recent.len(),
+                        "p50_ms": wf.recent.quantile_us(0.50) as f64 / 1e3,
+                        "p95_ms": wf.recent.quantile_us(0.95) as f64 / 1e3,
+                        "p99_ms": wf.recent.quantile_us(0.99) as f64 / 1e3,
+                    })),
                 }),
             )
         })
@@ -144,6 +196,42 @@ pub fn status_json(f: &Figures, now: SystemTime) -> serde_json::Value {
             "dropped_starts": f.starts.dropped,
             "late_starts": f.starts.late,
         },
+        "target": f.target(now),
         "workflows": workflows,
+        "failures": failure_rows(f),
+        "events": f.events,
     })
+}
+
+/// Most rows of the status document's failures table.
+const FAILURE_ROWS: usize = 20;
+
+/// Per workflow, step and kind: the count and the target's messages, most
+/// frequent first.
+fn failure_rows(f: &Figures) -> Vec<serde_json::Value> {
+    let mut rows: Vec<(u64, serde_json::Value)> = f
+        .steps
+        .iter()
+        .flat_map(|((workflow, step), counts)| {
+            counts.errors.iter().map(move |(kind, n)| (workflow, step, kind, *n))
+        })
+        .filter(|(.., n)| *n > 0)
+        .map(|(workflow, step, kind, n)| {
+            let messages: Vec<&String> = f
+                .failures
+                .iter()
+                .find(|(k, _)| k.workflow == *workflow && k.step == *step && k.kind.as_str() == kind)
+                .map(|(_, m)| m.iter().collect())
+                .unwrap_or_default();
+            (
+                n,
+                json!({ "workflow": workflow, "step": step, "kind": kind, "count": n, "messages": messages }),
+            )
+        })
+        .collect();
+    rows.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    rows.into_iter()
+        .take(FAILURE_ROWS)
+        .map(|(_, r)| r)
+        .collect()
 }

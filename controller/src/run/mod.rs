@@ -309,6 +309,8 @@ async fn drive(
         f.phase = observe::Phase::Warmup;
         f.measure_from = Some(schedule.measure_from);
         f.measure_for = Some(config.duration);
+        f.stages = (!config.stages.is_empty())
+            .then(|| common::load::Profile::from_stages(0.0, &config.stages));
     });
     let view_stop = CancellationToken::new();
     let view = progress::spawn(session.live.clone(), view_stop.clone());

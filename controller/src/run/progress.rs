@@ -79,6 +79,12 @@ impl View {
                 "draining {} in flight · agents {}/{} running",
                 self.active_users, self.running, self.n_agents
             )
+        } else if self.phase == Phase::Warmup {
+            // Warmup calls are made but not measured: no rate to show.
+            format!(
+                "warming up (not measured) · agents {}/{} running",
+                self.running, self.n_agents
+            )
         } else {
             format!(
                 "{:.0} ops/s, {} errors (last interval) · agents {}/{} running",

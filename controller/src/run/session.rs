@@ -424,6 +424,7 @@ impl Session {
                                 i.start >= schedule.measure_from && i.start < schedule.end_at,
                             );
                             f.interval_lag = lag;
+                            f.failures.merge(&i.failures);
                         });
                         // The live view counts from `self.live`, fed above.
                         self.aggregate.interval(&agent, i, window);
@@ -451,7 +452,12 @@ impl Session {
                         self.failures.push(format!("{}: {message}", state.name));
                     }
                     FromAgent::GroupsAdded(added) => self.groups_added(&agent, added),
-                    FromAgent::Heartbeat { .. } | FromAgent::Ready(_) => {}
+                    // Heartbeats come from the start, intervals only once the
+                    // window opens: warmup shows its users from them.
+                    FromAgent::Heartbeat { active_vusers } => {
+                        state.generator.active_vusers = u64::from(active_vusers);
+                    }
+                    FromAgent::Ready(_) => {}
                 }
             }
             AgentEvent::Detached { agent, reason } => {
