@@ -111,6 +111,10 @@ pub struct StartArgs {
     /// Prometheus scraping every few seconds gets the last of them [default: 0s].
     #[arg(long, env = "MCP_SWARM_HTTP_LINGER", value_parser = duration_arg)]
     pub http_linger: Option<Duration>,
+    /// Let `POST /api/v1/control` (and the dashboard's controls) change the active users or the
+    /// rate, or stop the run; requests must bear the secret in MCP_SWARM_HTTP_CONTROL_TOKEN.
+    #[arg(long, requires = "http")]
+    pub http_control: bool,
     /// A separate agent executable to spawn [default: this executable, run as `controller agent`].
     #[arg(long, env = "MCP_SWARM_AGENT_BIN")]
     pub agent_bin: Option<PathBuf>,

@@ -4,9 +4,10 @@
 //! `/api/v1/status` (`server`). Both sides feed it the same interval deltas
 //! that cross the wire, so the figures are the report's, only earlier.
 
+pub mod control;
 pub mod live;
 pub mod metrics;
 pub mod server;
 
 pub use live::{AgentView, Figures, Live, Phase, StartCounts};
-pub use server::{HttpError, serve};
+pub use server::{HttpError, serve, serve_with_control};

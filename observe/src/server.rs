@@ -12,11 +12,12 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::control::Control;
 use crate::live::{Figures, Live};
 
 /// The OpenMetrics text content type `prometheus-client` writes.
@@ -48,6 +49,8 @@ struct AppState {
     role: Role,
     /// Whether the address is a loopback one (the dashboard is served there only).
     loopback: bool,
+    /// `--http-control`: where `POST /api/v1/control` goes.
+    control: Option<Control>,
 }
 
 /// Binds `addr` and serves in a spawned task; returns the bound address.
@@ -56,6 +59,18 @@ pub async fn serve(
     live: Live,
     role: Role,
     shutdown: CancellationToken,
+) -> Result<SocketAddr, HttpError> {
+    serve_with_control(addr, live, role, shutdown, None).await
+}
+
+/// As `serve`, with `POST /api/v1/control` on the controller taking the
+/// requests that bear `control`'s secret (refused without it).
+pub async fn serve_with_control(
+    addr: SocketAddr,
+    live: Live,
+    role: Role,
+    shutdown: CancellationToken,
+    control: Option<Control>,
 ) -> Result<SocketAddr, HttpError> {
     let listener = TcpListener::bind(addr)
         .await
@@ -69,6 +84,12 @@ pub async fn serve(
     if role == Role::Controller {
         app = app
             .route("/api/v1/status", get(status))
+            .route(
+                "/api/v1/control",
+                post(|State(s): State<AppState>, headers, body| {
+                    crate::control::handle(State(s.control), headers, body)
+                }),
+            )
             .route("/", get(dashboard));
     }
     let loopback = local.ip().is_loopback();
@@ -76,6 +97,7 @@ pub async fn serve(
         live,
         role,
         loopback,
+        control,
     });
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -136,7 +158,9 @@ async fn metrics(State(s): State<AppState>) -> Response {
 }
 
 async fn status(State(s): State<AppState>) -> Response {
-    axum::Json(status_json(&s.live.snapshot(), SystemTime::now())).into_response()
+    let mut doc = status_json(&s.live.snapshot(), SystemTime::now());
+    doc["control"] = json!(s.control.is_some());
+    axum::Json(doc).into_response()
 }
 
 fn unix_seconds(t: Option<SystemTime>) -> Option<f64> {

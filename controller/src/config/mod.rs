@@ -31,6 +31,9 @@ pub const DEFAULT_BROWSER: &str = "/usr/bin/chromium";
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Reads the environment; a seam so tests do not touch the process env.
+/// Where `--http-control` reads the bearer secret of control requests.
+pub const HTTP_CONTROL_TOKEN_ENV: &str = "MCP_SWARM_HTTP_CONTROL_TOKEN";
+
 pub trait Env {
     fn var(&self, key: &str) -> Option<String>;
 }
@@ -90,6 +93,20 @@ pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, Lo
     let target = match url {
         Some(mcp_url) => TargetConfig::External { mcp_url },
         None => TargetConfig::Embedded,
+    };
+
+    let http_control = if args.http_control {
+        let secret = env.var(HTTP_CONTROL_TOKEN_ENV).with_context(|| {
+            format!(
+                "--http-control needs the bearer secret of control requests in {HTTP_CONTROL_TOKEN_ENV}: generate one (e.g. `openssl rand -hex 32`)"
+            )
+        })?;
+        if secret.len() < 16 {
+            bail!("{HTTP_CONTROL_TOKEN_ENV} is shorter than 16 characters: use a longer secret (e.g. `openssl rand -hex 32`)");
+        }
+        Some(Secret::new(secret))
+    } else {
+        None
     };
 
     let no_spawn = args.no_spawn || file.no_spawn.unwrap_or(false);
@@ -247,6 +264,7 @@ pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, Lo
         agents,
         listen,
         http: args.http.or(file.http),
+        http_control,
         http_linger: args
             .http_linger
             .or(fdur(&file.http_linger, "http_linger")?)

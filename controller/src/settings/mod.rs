@@ -40,6 +40,8 @@ pub struct RunConfig {
     pub http: Option<SocketAddr>,
     /// How long `http` keeps serving after the run.
     pub http_linger: Duration,
+    /// `--http-control`: the bearer secret control requests must carry.
+    pub http_control: Option<common::secret::Secret>,
     pub agent_timeout: Duration,
     pub scenario_file: Option<PathBuf>,
     pub load: LoadModel,
