@@ -37,6 +37,8 @@ pub fn controller_event(msg: proto::ControllerMessage) -> anyhow::Result<Option<
         }),
         Some(Body::Stop(s)) => Some(ControllerEvent::Stop { reason: s.reason }),
         Some(Body::LoadUpdate(u)) => Some(ControllerEvent::LoadUpdate(LoadUpdate::from_proto(&u)?)),
+        // Liveness only: the link's reader stamps it and goes on.
+        Some(Body::Keepalive(_)) => None,
     })
 }
 
@@ -250,6 +252,7 @@ pub fn context_of(event: &proto::ControllerMessage) -> &'static str {
         Some(Body::TokenUpdate(_)) => "token update",
         Some(Body::Stop(_)) => "stop",
         Some(Body::LoadUpdate(_)) => "load update",
+        Some(Body::Keepalive(_)) => "keepalive",
         None => "empty message",
     }
 }

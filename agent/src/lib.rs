@@ -52,6 +52,10 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 const CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long background tasks get to finish at exit.
 const TASKS_EXIT_TIMEOUT: Duration = Duration::from_secs(2);
+/// When the run ends on an error (the controller silent or gone), how long
+/// the stopped load gets to unwind — workflows abandoned, counted
+/// interrupted — before the agent exits anyway.
+const STOPPED_UNWIND: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -102,6 +106,11 @@ pub struct Cli {
     /// Name to check the controller's certificate against [default: the host of --controller].
     #[arg(long, env = "MCP_SWARM_AGENT_TLS_SERVER_NAME")]
     pub tls_server_name: Option<String>,
+    /// Fault injection for tests: hold the final report this long after the
+    /// run ends, heartbeats going on — how a large report on a saturated
+    /// host looks to the controller.
+    #[arg(long, hide = true, value_parser = common::duration::parse_duration)]
+    pub fault_final_report_delay: Option<Duration>,
 }
 
 /// Everything `run` needs.
@@ -115,6 +124,8 @@ pub struct Config {
     pub grpc_gzip: bool,
     pub http: Option<std::net::SocketAddr>,
     pub tls: TlsFiles,
+    /// `--fault-final-report-delay` (tests only).
+    pub fault_final_report_delay: Option<Duration>,
 }
 
 impl Config {
@@ -133,6 +144,7 @@ impl Config {
                 key: cli.tls_key,
                 server_name: cli.tls_server_name,
             },
+            fault_final_report_delay: cli.fault_final_report_delay,
         }
     }
 }
@@ -216,11 +228,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         )
         .await?;
     }
+    // One token tree: `agent` ends the agent's tasks; `stop_run`, under it,
+    // stops the load — cancelled by a `Stop`, a shutdown, or the link when
+    // the controller goes silent or its stream breaks.
+    let agent = shutdown.child_token();
+    let stop_run = agent.child_token();
     // The connection's tasks live on the link runtime: it is created there.
     let link_runtime = LinkRuntime::start().context("could not start the link runtime")?;
+    let stop_load = stop_run.clone();
     let connecting = link_runtime
         .handle()
-        .spawn(async move { link::connect(&link_config).await });
+        .spawn(async move { link::connect(&link_config, stop_load).await });
     let link = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
         link = connecting => link.context("the link task failed")??,
@@ -237,7 +255,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         f.phase = observe::Phase::Agents;
     });
 
-    let agent = shutdown.child_token();
     let tasks = TaskTracker::new();
     let generator = Arc::new(GeneratorCounters::default());
     let counters = Arc::new(McpCounters::default());
@@ -272,17 +289,24 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         load: None,
         adding: JoinSet::new(),
         added_tx: None,
-        stop_run: agent.child_token(),
+        stop_run: stop_run.clone(),
         live: live.clone(),
     };
     let ended = machine.control_loop(&mut receiver, &shutdown).await;
     machine.adding.abort_all();
+    if let Some(preparing) = machine.preparing.take() {
+        preparing.abort();
+    }
     let prepared = machine.prepared.take();
-    let stop_run = machine.stop_run.clone();
+    let running = machine.running.take();
     drop(machine);
 
     let result = match ended {
         Ok(Ending::Finished { interrupted }) => {
+            if let Some(delay) = config.fault_final_report_delay {
+                tracing::warn!(?delay, "fault injection: holding the final report");
+                tokio::time::sleep(delay).await;
+            }
             let final_report = AgentEvent::Final {
                 series: recorder.take_cumulative(),
                 generator: generator.snapshot(),
@@ -297,6 +321,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
         Err(e) => {
             stop_run.cancel();
+            // What was measured stays in the recorder and the live view;
+            // abandoned workflows are counted interrupted as they unwind.
+            if let Some(running) = running
+                && tokio::time::timeout(STOPPED_UNWIND, running).await.is_err()
+            {
+                tracing::warn!(
+                    "the stopped load did not unwind within {STOPPED_UNWIND:?}; exiting anyway"
+                );
+            }
             Err(e)
         }
     };

@@ -1,6 +1,10 @@
 //! The gRPC link to the controller: dial with backoff, `Register`, then one
 //! `Attach` stream. Outbound messages go through a bounded channel whose
 //! receiver is the request stream; a failed send means the controller is gone.
+//! Inbound messages are read on the link runtime, where every arrival is
+//! stamped: a controller silent for `CONTROLLER_SILENT_AFTER` (it sends a
+//! keepalive every second) is taken for gone, in every phase — the load is
+//! stopped through the run's token and every send fails at once.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +15,7 @@ use common::proto;
 use common::proto::swarm_client::SwarmClient;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
@@ -26,6 +31,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const OUTBOUND_CAPACITY: usize = 256;
 /// Heartbeat interval when the controller does not say.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+/// The controller sends a keepalive every second, whatever the phase;
+/// nothing heard for this long, it is taken for gone (stopped, or cut off
+/// without the connection closing) and the load stops within 5 s of its
+/// last message — as the controller does for a silent agent.
+pub const CONTROLLER_SILENT_AFTER: Duration = Duration::from_secs(4);
+/// Once the silence deadline passes, how long the stream gets for a last
+/// look: a deadline passed while this thread was starved proves nothing.
+const LAST_LOOK: Duration = Duration::from_millis(250);
+/// Controller messages read but not yet taken by the control loop.
+const INBOUND_CAPACITY: usize = 64;
 
 /// What `connect` needs.
 #[derive(Clone, Debug)]
@@ -46,12 +61,15 @@ pub struct LinkConfig {
 #[derive(Clone, Debug)]
 pub struct LinkSender {
     tx: mpsc::Sender<proto::AgentMessage>,
+    /// Cancelled once the controller broke the stream or went silent: a
+    /// send waiting for room then fails instead of waiting forever.
+    gone: CancellationToken,
 }
 
 /// Why a message did not reach the controller.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    #[error("the controller stream is closed")]
+    #[error("the controller is gone (stream closed or broken, or the controller silent)")]
     Closed,
     /// Only a histogram that cannot be encoded gets here: a bug, not the
     /// peer's fault, but the message (a final report, say) is lost and the
@@ -66,28 +84,40 @@ impl LinkSender {
             tracing::error!(error = %e, "could not encode a message for the controller");
         })?;
         for msg in messages {
-            self.tx.send(msg).await.map_err(|_| SendError::Closed)?;
+            tokio::select! {
+                sent = self.tx.send(msg) => sent.map_err(|_| SendError::Closed)?,
+                () = self.gone.cancelled() => return Err(SendError::Closed),
+            }
         }
         Ok(())
     }
 }
 
-/// Receives from the controller.
+/// Why the controller's stream ended without the controller closing it.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("the controller stream broke")]
+    Broken(#[source] tonic::Status),
+    #[error(
+        "the controller went silent: nothing heard for {:.1} s, not even its keepalive (is it stopped, or cut off without the connection closing?); the load was stopped",
+        .0.as_secs_f64()
+    )]
+    Silent(Duration),
+}
+
+/// Receives from the controller (what the link runtime's reader hands on).
 pub struct LinkReceiver {
-    stream: tonic::Streaming<proto::ControllerMessage>,
+    rx: mpsc::Receiver<Result<proto::ControllerMessage, LinkError>>,
 }
 
 impl LinkReceiver {
     /// The next event; `Ok(None)` when the controller closed the stream.
     pub async fn next(&mut self) -> anyhow::Result<Option<ControllerEvent>> {
         loop {
-            let msg = self
-                .stream
-                .message()
-                .await
-                .context("the controller stream broke")?;
-            let Some(msg) = msg else { return Ok(None) };
-            if let Some(event) = convert::decode(msg)? {
+            let Some(msg) = self.rx.recv().await else {
+                return Ok(None);
+            };
+            if let Some(event) = convert::decode(msg?)? {
                 return Ok(Some(event));
             }
         }
@@ -101,8 +131,67 @@ pub struct Link {
     pub receiver: LinkReceiver,
 }
 
-/// Dials (retrying until `connect_timeout`), registers and attaches.
-pub async fn connect(config: &LinkConfig) -> anyhow::Result<Link> {
+/// Reads the controller's stream: stamps every arrival, drops keepalives
+/// and hands the rest on. A controller silent past `silent_after` is taken
+/// for gone, as is a broken stream: `stop_load` (the run's token, the one a
+/// `Stop` cancels) and `gone` (every send) are cancelled here, on the link
+/// runtime, so the load stops even while the control loop's runtime is
+/// saturated; the receiver then gets the error.
+async fn read_controller(
+    mut stream: tonic::Streaming<proto::ControllerMessage>,
+    tx: mpsc::Sender<Result<proto::ControllerMessage, LinkError>>,
+    silent_after: Duration,
+    stop_load: CancellationToken,
+    gone: CancellationToken,
+) {
+    use proto::controller_message::Body;
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        let next = tokio::select! {
+            biased;
+            next = stream.message() => next,
+            () = tokio::time::sleep_until(last_heard + silent_after) => {
+                match tokio::time::timeout(LAST_LOOK, stream.message()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        let silent_for = last_heard.elapsed();
+                        tracing::warn!(
+                            "the controller has been silent for {:.1} s (not even a keepalive): stopping the load",
+                            silent_for.as_secs_f64()
+                        );
+                        stop_load.cancel();
+                        gone.cancel();
+                        let _ = tx.send(Err(LinkError::Silent(silent_for))).await;
+                        return;
+                    }
+                }
+            }
+        };
+        match next {
+            Ok(Some(msg)) => {
+                if !matches!(msg.body, Some(Body::Keepalive(_))) && tx.send(Ok(msg)).await.is_err()
+                {
+                    return;
+                }
+                // Stamped after the hand-over: time spent waiting for the
+                // control loop to take a message is ours, not silence.
+                last_heard = tokio::time::Instant::now();
+            }
+            Ok(None) => return,
+            Err(status) => {
+                stop_load.cancel();
+                gone.cancel();
+                let _ = tx.send(Err(LinkError::Broken(status))).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Dials (retrying until `connect_timeout`), registers and attaches; from
+/// then on a silent controller or a broken stream cancels `stop_load`.
+/// Must run on the link runtime: the stream's reader is spawned there.
+pub async fn connect(config: &LinkConfig, stop_load: CancellationToken) -> anyhow::Result<Link> {
     let channel = dial(config).await?;
     let secret = MetadataValue::try_from(config.secret.expose())
         .context("the cluster secret is not a valid gRPC metadata value (use printable ASCII)")?;
@@ -147,11 +236,20 @@ pub async fn connect(config: &LinkConfig) -> anyhow::Result<Link> {
         .map_err(|status| refused(config, &status))
         .context("attach")?
         .into_inner();
+    let gone = CancellationToken::new();
+    let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
+    tokio::spawn(read_controller(
+        stream,
+        inbound_tx,
+        CONTROLLER_SILENT_AFTER,
+        stop_load,
+        gone.clone(),
+    ));
     Ok(Link {
         agent_id,
         heartbeat_interval,
-        sender: LinkSender { tx },
-        receiver: LinkReceiver { stream },
+        sender: LinkSender { tx, gone },
+        receiver: LinkReceiver { rx: inbound_rx },
     })
 }
 

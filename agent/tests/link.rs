@@ -79,6 +79,26 @@ impl Swarm for FakeController {
             return Err(Status::unauthenticated("unknown agent"));
         }
         let (tx, rx) = mpsc::channel(16);
+        // Keepalives, as the real controller sends them, while the test
+        // holds its sender (a weak one here, so dropping it ends the stream).
+        let weak = tx.downgrade();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                every.tick().await;
+                let Some(tx) = weak.upgrade() else { return };
+                let keepalive = proto::Keepalive {
+                    sent_at_ms: now_ms(),
+                };
+                if tx
+                    .send(send(controller_message::Body::Keepalive(keepalive)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
         self.attached
             .send((req.into_inner(), tx))
             .await
@@ -131,6 +151,7 @@ fn config(controller: String, secret: &str) -> agent::Config {
         grpc_gzip: false,
         http: None,
         tls: Default::default(),
+        fault_final_report_delay: None,
     }
 }
 

@@ -209,9 +209,12 @@ fn link_config(controller: &str, files: TlsFiles) -> Result<LinkConfig, String> 
 /// `Ok` when the agent registered and attached; else its error, all causes.
 async fn connect(controller: &str, files: TlsFiles) -> Result<(), String> {
     let config = link_config(controller, files)?;
-    let attempt = tokio::time::timeout(Duration::from_secs(20), link::connect(&config))
-        .await
-        .expect("connect ends in time");
+    let attempt = tokio::time::timeout(
+        Duration::from_secs(20),
+        link::connect(&config, CancellationToken::new()),
+    )
+    .await
+    .expect("connect ends in time");
     attempt.map(|_| ()).map_err(|e| format!("{e:#}"))
 }
 

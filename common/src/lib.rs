@@ -24,8 +24,9 @@ pub use secret::Secret;
 
 /// Version of the controller–agent protocol; `Register` refuses any other.
 /// 4: `AddGroups`/`GroupsAdded` (groups re-assigned from a lost agent) and
-/// failure samples in interval and final reports.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// failure samples in interval and final reports. 6: the controller's
+/// `Keepalive`, without which an agent takes the controller for silent.
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Metadata key that carries the cluster secret on every gRPC call.
 pub const SECRET_METADATA: &str = "x-mcp-swarm-secret";

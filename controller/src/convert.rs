@@ -65,6 +65,17 @@ pub fn to_proto(msg: &ToAgent) -> Vec<proto::ControllerMessage> {
     }
 }
 
+/// The controller's keepalive, stamped now.
+pub fn keepalive() -> proto::ControllerMessage {
+    proto::ControllerMessage {
+        body: Some(proto::controller_message::Body::Keepalive(
+            proto::Keepalive {
+                sent_at_ms: unix_ms(SystemTime::now()),
+            },
+        )),
+    }
+}
+
 fn settings_to_proto(s: &RunSettings) -> proto::RunSettings {
     proto::RunSettings {
         mcp_url: s.mcp_url.clone(),

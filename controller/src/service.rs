@@ -31,6 +31,13 @@ use crate::tls;
 
 /// How often agents must send a heartbeat.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the controller sends each attached agent a `Keepalive`, in
+/// every phase: agents take the controller for gone after a few silent
+/// seconds (`agent::link::CONTROLLER_SILENT_AFTER`) and stop their load.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// While the decoder is behind and the reader waits for room, the agent
+/// is stamped as heard this often: its messages are there, unread by us.
+const BACKLOG_TOUCH: Duration = Duration::from_millis(500);
 /// Depth of each agent's outbound queue.
 const OUTBOUND_QUEUE: usize = 64;
 /// Received messages waiting to be decoded, per agent.
@@ -192,12 +199,27 @@ impl Swarm for SwarmService {
             .map_err(|_| Status::unavailable("the run is over"))?;
 
         // Outbound: domain commands → proto messages, until the run drops
-        // its sender (then the stream ends) or the agent is gone.
+        // its sender (then the stream ends) or the agent is gone; and a
+        // keepalive every second from this runtime, not the run loop's, so
+        // a busy run loop never looks like a silent controller.
         let shutdown = self.shutdown.clone();
         self.tasks.spawn(async move {
+            let mut keepalive = tokio::time::interval_at(
+                tokio::time::Instant::now() + KEEPALIVE_INTERVAL,
+                KEEPALIVE_INTERVAL,
+            );
+            keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let msg = tokio::select! {
                     () = shutdown.cancelled() => break,
+                    _ = keepalive.tick() => {
+                        // A full queue already holds messages the agent will
+                        // hear from us; a keepalive would add nothing.
+                        match proto_tx.try_send(Ok(convert::keepalive())) {
+                            Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => continue,
+                            Err(mpsc::error::TrySendError::Closed(_)) => return,
+                        }
+                    }
                     msg = domain_rx.recv() => match msg {
                         Some(m) => m,
                         None => break,
@@ -228,7 +250,7 @@ impl Swarm for SwarmService {
                 match next {
                     Ok(Some(msg)) => {
                         registry.touch(&reader_id);
-                        if raw_tx.send(msg).await.is_err() {
+                        if !queue_for_decoding(&raw_tx, msg, &registry, &reader_id).await {
                             break None;
                         }
                     }
@@ -268,6 +290,28 @@ impl Swarm for SwarmService {
         });
 
         Ok(Response::new(ReceiverStream::new(proto_rx)))
+    }
+}
+
+/// Queues `msg` for the decoder; false once the decoder is gone. While it
+/// waits for room the agent keeps being stamped as heard: a decoder behind
+/// on a large final report is our slowness, and the agent's next messages
+/// are already on the wire; it must not make a live agent look silent.
+async fn queue_for_decoding(
+    raw_tx: &mpsc::Sender<proto::AgentMessage>,
+    msg: proto::AgentMessage,
+    registry: &Registry,
+    id: &AgentId,
+) -> bool {
+    let send = raw_tx.send(msg);
+    tokio::pin!(send);
+    let mut touch =
+        tokio::time::interval_at(tokio::time::Instant::now() + BACKLOG_TOUCH, BACKLOG_TOUCH);
+    loop {
+        tokio::select! {
+            sent = &mut send => return sent.is_ok(),
+            _ = touch.tick() => registry.touch(id),
+        }
     }
 }
 

@@ -43,6 +43,24 @@ async fn next_event(rx: &mut mpsc::Receiver<AgentEvent>) -> AgentEvent {
         .expect("event")
 }
 
+/// The next message from the controller that is not a keepalive (`None`
+/// once the stream ends); counts the keepalives skipped.
+async fn next_command(
+    inbound: &mut tonic::Streaming<proto::ControllerMessage>,
+    keepalives: &mut usize,
+) -> Option<proto::ControllerMessage> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), inbound.message())
+            .await
+            .expect("message in time")
+            .unwrap()?;
+        match msg.body {
+            Some(proto::controller_message::Body::Keepalive(_)) => *keepalives += 1,
+            _ => return Some(msg),
+        }
+    }
+}
+
 #[tokio::test]
 async fn register_and_attach() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -198,13 +216,17 @@ async fn register_and_attach() {
     };
     assert_eq!(active_vusers, 8);
 
+    // Keepalives come every second, whatever the run loop does.
+    let mut keepalives = 0;
+    tokio::time::sleep(service::KEEPALIVE_INTERVAL * 2 + Duration::from_millis(500)).await;
     outbound
         .send(ToAgent::Stop {
             reason: "test".into(),
         })
         .await
         .unwrap();
-    let msg = inbound.message().await.unwrap().unwrap();
+    let msg = next_command(&mut inbound, &mut keepalives).await.unwrap();
+    assert!(keepalives >= 2, "{keepalives} keepalives");
     assert!(
         matches!(msg.body, Some(proto::controller_message::Body::Stop(ref s)) if s.reason == "test"),
         "{msg:?}"
@@ -217,5 +239,5 @@ async fn register_and_attach() {
         AgentEvent::Detached { .. }
     ));
     drop(outbound);
-    assert!(inbound.message().await.unwrap().is_none());
+    assert!(next_command(&mut inbound, &mut keepalives).await.is_none());
 }

@@ -106,6 +106,13 @@ impl Proc {
         }
     }
 
+    /// The exit status if the process has exited (its output drained).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        let status = self.child.try_wait().unwrap()?;
+        std::thread::sleep(Duration::from_millis(100));
+        Some(status)
+    }
+
     /// Waits for exit (killing the process past `timeout`, which fails the test).
     pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;

@@ -39,6 +39,9 @@ pub struct AgentState {
     pub ready: Option<ReadyReport>,
     pub intervals_received: u64,
     pub generator: GeneratorStats,
+    /// A chunk of its final report arrived: it has finished its load and
+    /// is sending the report (a `Stop` would tell it nothing).
+    pub final_begun: bool,
 }
 
 impl AgentState {
@@ -53,6 +56,7 @@ impl AgentState {
             ready: None,
             intervals_received: 0,
             generator: GeneratorStats::default(),
+            final_begun: false,
         }
     }
 

@@ -48,7 +48,13 @@ use users::UserPool;
 
 /// Exit code when a threshold failed.
 pub const EXIT_THRESHOLD: u8 = 3;
-/// Extra time after the run's end for final reports, on top of the request timeout.
+/// Extra time after the run's end for final reports, on top of the request
+/// timeout. An agent's own drain is strictly shorter: it waits the request
+/// timeout for workflows in flight, abandons the rest with a 1 s grace
+/// (`agent::runner`), then sends its final report; so in the normal case
+/// every final report is under way before this passes and no `Stop` is
+/// needed. Past it, only agents that have not begun their report are
+/// stopped, and agents still heard from are waited for (`run::session`).
 const DRAIN_MARGIN: Duration = Duration::from_secs(10);
 /// How long spawned agents get to exit after the run.
 const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(10);

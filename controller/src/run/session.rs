@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::agents::{AgentState, Phase};
 use super::aggregate::{Aggregate, Folded, Window};
+use super::liveness::AGENT_LOST_AFTER;
 use super::reassign::{GroupUsers, Loss};
 use super::status::publish;
 use super::steer::Steer;
@@ -32,8 +33,15 @@ use crate::tokens::Tokens;
 
 /// Agents start this long after `Start` is sent, all at the same instant.
 pub const START_DELAY: Duration = Duration::from_millis(300);
-/// After `Stop`, how long agents get to send their final reports.
-pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// After `Stop` (or the drain deadline), on top of the drain itself, the
+/// longest an agent still heard from is waited for. Told to stop, an agent
+/// abandons its workflows (its request timeout at most, plus a second),
+/// then encodes and sends its final report: for 100,000 users some 100 MB
+/// in 1 MiB chunks, which a saturated host can take tens of seconds over.
+/// A silent agent is lost within 5 s anyway (the watchdog, `liveness`),
+/// and one whose stream closes at once; this bound is for an agent wedged
+/// yet heartbeating, which must not hold the run forever.
+pub const FINAL_REPORT_ALLOWANCE: Duration = Duration::from_secs(120);
 const TICK: Duration = Duration::from_millis(250);
 
 /// Times of the run, fixed at `Start`.
@@ -313,9 +321,12 @@ impl Session {
         })
     }
 
-    /// Runs until every agent has sent its final report or is lost, the
-    /// drain deadline passes, or `cancel` fires (then agents are stopped).
-    /// A `steer` may change the load on the way.
+    /// Runs until every agent has sent its final report or is lost. At the
+    /// drain deadline (or on `cancel`, or an abort) agents that have not
+    /// begun their final report are stopped; from then on an agent is lost
+    /// only if it goes silent (the watchdog), leaves, or is still without a
+    /// complete report `drain + FINAL_REPORT_ALLOWANCE` later — a live agent
+    /// slow to drain is waited for. A `steer` may change the load on the way.
     pub async fn collect(
         &mut self,
         schedule: Schedule,
@@ -329,6 +340,8 @@ impl Session {
             .duration_since(SystemTime::now())
             .unwrap_or_default();
         let mut deadline = tokio::time::Instant::now() + until_end + drain;
+        // Past `Stop`, agents still heard from are waited for this long.
+        let after_stop = drain + FINAL_REPORT_ALLOWANCE;
         let mut stopped = false;
         let mut interrupted = false;
         let mut abort_handled = false;
@@ -340,20 +353,16 @@ impl Session {
                     interrupted = true;
                     stopped = true;
                     self.stop_all("interrupted").await;
-                    deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
+                    deadline = tokio::time::Instant::now() + after_stop;
                 }
                 () = tokio::time::sleep_until(deadline) => {
                     if stopped {
-                        let late: Vec<AgentId> = self.agents.iter().filter(|(_, a)| !a.finished()).map(|(id, _)| id.clone()).collect();
-                        for id in late {
-                            self.lost(&id, "no final report after Stop".to_owned(), None, tokens, &schedule, true).await;
-                        }
+                        self.past_hard_bound(after_stop, tokens, &schedule).await;
                         break;
                     }
-                    tracing::warn!("agents overran the run: stopping them");
                     stopped = true;
-                    self.stop_all("run over").await;
-                    deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
+                    self.stop_overrunning().await;
+                    deadline = tokio::time::Instant::now() + after_stop;
                 }
                 _ = tick.tick() => {
                     if let Some(steer) = steer.as_deref_mut() && !stopped {
@@ -363,7 +372,8 @@ impl Session {
                 }
                 Some(update) = tokens.updates.recv() => self.push_token(update).await,
                 Some(s) = self.silent.recv() => {
-                    let reason = format!("silent for {:.1} s", s.silent_for.as_secs_f64());
+                    let draining = if stopped { ", its final report incomplete" } else { "" };
+                    let reason = format!("silent for {:.1} s{draining}", s.silent_for.as_secs_f64());
                     self.lost(&s.agent, reason, Some(s.last_heard), tokens, &schedule, stopped).await;
                 }
                 ev = self.events.recv() => match ev {
@@ -380,7 +390,7 @@ impl Session {
                     stopped = true;
                     self.stop_all("an agent was lost (--on-agent-loss abort)")
                         .await;
-                    deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
+                    deadline = tokio::time::Instant::now() + after_stop;
                 }
             }
         }
@@ -430,6 +440,7 @@ impl Session {
                         self.aggregate.interval(&agent, i, window);
                     }
                     FromAgent::Final(f) => {
+                        state.final_begun = true;
                         if f.chunk_index == 0 {
                             state.generator = f.generator;
                         }
@@ -512,6 +523,57 @@ impl Session {
         }
     }
 
+    /// At the drain deadline: stops the agents still running their load;
+    /// those already sending their final report need no `Stop`.
+    async fn stop_overrunning(&mut self) {
+        let overran: Vec<&str> = self
+            .agents
+            .values()
+            .filter(|a| !a.finished() && !a.final_begun)
+            .map(|a| a.name.as_str())
+            .collect();
+        if overran.is_empty() {
+            tracing::info!("final reports still arriving past the drain deadline; waiting");
+            return;
+        }
+        tracing::warn!(agents = %overran.join(", "), "agents overran the run: stopping them");
+        for state in self
+            .agents
+            .values()
+            .filter(|a| !a.finished() && !a.final_begun)
+        {
+            let _ = state
+                .send(ToAgent::Stop {
+                    reason: "run over".to_owned(),
+                })
+                .await;
+        }
+    }
+
+    /// `after_stop` past `Stop`: every agent still without a complete final
+    /// report is lost, with a reason that says whether it was still heard
+    /// from (wedged) or had gone quiet.
+    async fn past_hard_bound(
+        &mut self,
+        after_stop: Duration,
+        tokens: &Tokens,
+        schedule: &Schedule,
+    ) {
+        let late: Vec<AgentId> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| !a.finished())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in late {
+            let heard = self.registry.last_heard(&id).map(|h| h.elapsed());
+            let reason = late_reason(heard, after_stop);
+            let heard_at = self.registry.last_heard_at(&id);
+            self.lost(&id, reason, heard_at, tokens, schedule, true)
+                .await;
+        }
+    }
+
     pub async fn stop_all(&mut self, reason: &str) {
         for state in self.agents.values().filter(|a| !a.finished()) {
             let _ = state
@@ -577,5 +639,40 @@ impl Session {
     /// Why steps failed, from every agent (moved out: call once).
     pub fn take_failures(&mut self) -> common::failures::FailureBook {
         self.aggregate.take_failures()
+    }
+}
+
+/// Why an agent without a complete final report `after_stop` past `Stop`
+/// is lost; `heard_ago`: how long since its last message.
+fn late_reason(heard_ago: Option<Duration>, after_stop: Duration) -> String {
+    let bound = common::duration::format_duration(after_stop);
+    match heard_ago {
+        Some(ago) if ago <= AGENT_LOST_AFTER => format!(
+            "still heard from ({:.1} s ago) but no complete final report {bound} after Stop (the hard bound): wedged?",
+            ago.as_secs_f64()
+        ),
+        Some(ago) => format!(
+            "no complete final report {bound} after Stop, silent for {:.1} s",
+            ago.as_secs_f64()
+        ),
+        None => format!("no complete final report {bound} after Stop"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_agent_is_lost_for_being_wedged_or_silent() {
+        let check = |heard: Option<u64>, expected: &str| {
+            let reason = late_reason(heard.map(Duration::from_millis), Duration::from_secs(150));
+            assert!(reason.contains(expected), "{heard:?}: {reason}");
+        };
+        check(Some(300), "still heard from (0.3 s ago)");
+        check(Some(300), "wedged?");
+        check(Some(4_000), "still heard from");
+        check(Some(9_500), "silent for 9.5 s");
+        check(None, "no complete final report 2m 30s after Stop");
     }
 }
