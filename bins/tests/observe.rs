@@ -115,6 +115,18 @@ fn health_metrics_and_status_answer_during_a_run() {
 
     let (code, health) = get(&format!("{api}/health"));
     assert_eq!(code, 200, "{health}");
+    let refused = block_on(async {
+        reqwest::Client::new()
+            .post(format!("{api}/api/v1/control"))
+            .bearer_auth("anything")
+            .json(&serde_json::json!({"stop": true}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(refused, 403, "a read-only dashboard refuses control");
     let (code, status) = get(&format!("{api}/api/v1/status"));
     assert_eq!(code, 200);
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
@@ -344,10 +356,13 @@ fn the_live_dashboard_follows_a_run_and_shows_a_lost_agent() {
         "60s",
         "--on-agent-loss",
         "reassign",
+        "--http-control",
         "-o",
         out.to_str().unwrap(),
     ]);
-    cmd.env("MCP_SWARM_CLUSTER_SECRET", secret);
+    let control_token = "dashboard-control-token-0123456789";
+    cmd.env("MCP_SWARM_CLUSTER_SECRET", secret)
+        .env("MCP_SWARM_HTTP_CONTROL_TOKEN", control_token);
     let mut c = Proc::spawn("controller", cmd);
     let api = http_url(&c);
     let grpc = listening_url(&c);
@@ -417,6 +432,40 @@ fn the_live_dashboard_follows_a_run_and_shows_a_lost_agent() {
             }
         }
         shot("dashboard-3.png").await;
+        // Steering: without the token refused, with it the active users
+        // follow within the next seconds.
+        let post = |token: Option<&'static str>, body: serde_json::Value| {
+            let url = format!("{api}/api/v1/control");
+            async move {
+                let mut req = reqwest::Client::new().post(url).json(&body);
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+                let resp = req.send().await.unwrap();
+                (resp.status().as_u16(), resp.text().await.unwrap())
+            }
+        };
+        let (code, text) = post(None, serde_json::json!({"users": 2})).await;
+        assert_eq!(code, 401, "{text}");
+        let (code, text) = post(Some(control_token), serde_json::json!({"rate": 5})).await;
+        assert_eq!(code, 409, "a closed run has no rate: {text}");
+        let (code, text) = post(Some(control_token), serde_json::json!({"users": 2})).await;
+        assert_eq!(code, 200, "{text}");
+        let mut active = 0;
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            active =
+                count("Number(document.querySelector('#cards .card:nth-child(3) .v').textContent)")
+                    .await;
+            if active == 2 {
+                break;
+            }
+        }
+        assert_eq!(
+            active, 2,
+            "the active users did not follow the control request"
+        );
+        shot("dashboard-4.png").await;
         browser.close().await.ok();
         handler.abort();
         ((first, second), lost, moved)
@@ -431,4 +480,10 @@ fn the_live_dashboard_follows_a_run_and_shows_a_lost_agent() {
     let status = c.wait(RUN_TIMEOUT);
     drop(agents);
     assert!(status.success(), "exit {status}\nstderr:\n{}", c.stderr());
+    // The change is in the report's timeline: the last seconds' target.
+    let report = read_report(&out);
+    let points = report["timeseries"].as_array().unwrap();
+    let last = points.iter().filter(|p| p["drain"] != true).last().unwrap();
+    assert_eq!(last["target"], 2.0, "{points:?}");
+    assert_eq!(points[0]["target"], 6.0, "{points:?}");
 }

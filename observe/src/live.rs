@@ -124,6 +124,8 @@ pub struct Figures {
     /// Open model, over the agents: starts due so far (made or dropped), of
     /// them starts dropped at the in-flight bound, and starts made late.
     pub starts: StartCounts,
+    /// `closed` or `open`, once the run has started.
+    pub load_model: Option<&'static str>,
     /// With `--stages`: what they ask for over time (active users, or
     /// starts/s), from the run's start.
     pub stages: Option<common::load::Profile>,

@@ -221,6 +221,7 @@ pub fn status_json(f: &Figures, now: SystemTime) -> serde_json::Value {
             "late_starts": f.starts.late,
         },
         "target": f.target(now),
+        "load_model": f.load_model,
         "workflows": workflows,
         "failures": failure_rows(f),
         "events": f.events,

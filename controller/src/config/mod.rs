@@ -102,7 +102,9 @@ pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, Lo
             )
         })?;
         if secret.len() < 16 {
-            bail!("{HTTP_CONTROL_TOKEN_ENV} is shorter than 16 characters: use a longer secret (e.g. `openssl rand -hex 32`)");
+            bail!(
+                "{HTTP_CONTROL_TOKEN_ENV} is shorter than 16 characters: use a longer secret (e.g. `openssl rand -hex 32`)"
+            );
         }
         Some(Secret::new(secret))
     } else {

@@ -86,11 +86,32 @@ fn load_model_text(config: &RunConfig) -> String {
 pub(super) fn with_targets(
     mut points: Vec<IntervalPoint>,
     config: &RunConfig,
+    n_users: usize,
+    started_at: std::time::SystemTime,
+    changes: &[super::control::LoadChange],
 ) -> Vec<IntervalPoint> {
-    if config.stages.is_empty() {
+    if config.stages.is_empty() && changes.is_empty() {
         return points;
     }
-    let profile = common::load::Profile::from_stages(0.0, &config.stages);
+    let mut profile = if config.stages.is_empty() {
+        // What the run started with: every user, or the rate.
+        common::load::Profile::constant(match config.load {
+            common::protocol::LoadModel::Closed { .. } => n_users as f64,
+            common::protocol::LoadModel::Open { rate_per_sec } => rate_per_sec,
+        })
+    } else {
+        common::load::Profile::from_stages(0.0, &config.stages)
+    };
+    for change in changes {
+        let at = change.at.duration_since(started_at).unwrap_or_default();
+        profile.amend(
+            at,
+            &[common::load::Stage {
+                duration: std::time::Duration::ZERO,
+                target: change.value,
+            }],
+        );
+    }
     for p in &mut points {
         p.target = Some(profile.value_at(config.warmup + p.at));
     }

@@ -6,6 +6,7 @@ pub mod agents;
 pub mod aggregate;
 mod assign;
 pub mod capacity;
+pub mod control;
 mod frame;
 pub mod liveness;
 mod prepare;
@@ -110,12 +111,24 @@ async fn with_target(
         f.ready = true;
     });
     let http_token = CancellationToken::new();
+    let (control, control_rx) = match &config.http_control {
+        Some(secret) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(control::QUEUE);
+            let control = observe::control::Control {
+                secret: secret.clone(),
+                requests: tx,
+            };
+            (Some(control), Some(rx))
+        }
+        None => (None, None),
+    };
     if let Some(addr) = config.http {
-        observe::serve(
+        observe::serve_with_control(
             addr,
             live.clone(),
             observe::server::Role::Controller,
             http_token.clone(),
+            control,
         )
         .await?;
     }
@@ -179,6 +192,7 @@ async fn with_target(
         live.clone(),
         config.on_agent_loss,
     );
+    session.control = control_rx;
     let result = drive(
         p,
         target,
@@ -315,6 +329,10 @@ async fn drive(
         f.phase = observe::Phase::Warmup;
         f.measure_from = Some(schedule.measure_from);
         f.measure_for = Some(config.duration);
+        f.load_model = Some(match config.load {
+            common::protocol::LoadModel::Closed { .. } => "closed",
+            common::protocol::LoadModel::Open { .. } => "open",
+        });
         f.stages = (!config.stages.is_empty())
             .then(|| common::load::Profile::from_stages(0.0, &config.stages));
     });
@@ -333,10 +351,26 @@ async fn drive(
         capacity::Driver::new(c, judge, schedule.measure_from)
     });
     let drain = config.request_timeout + DRAIN_MARGIN;
-    let steer = search.as_mut().map(|d| d as &mut dyn steer::Steer);
+    // By hand (`--http-control`), unless a capacity search steers.
+    let mut manual = match (&search, session.control.take()) {
+        (None, Some(requests)) => Some(control::Manual::new(
+            requests,
+            config.load,
+            pool.users.len() as u64,
+            cancel.clone(),
+            session.live.clone(),
+        )),
+        _ => None,
+    };
+    let steer = match (search.as_mut(), manual.as_mut()) {
+        (Some(d), _) => Some(d as &mut dyn steer::Steer),
+        (None, Some(m)) => Some(m as &mut dyn steer::Steer),
+        (None, None) => None,
+    };
     let collected = session
         .collect(schedule, drain, &mut tokens, cancel, steer)
         .await;
+    let changes = manual.map(|m| m.changes).unwrap_or_default();
     session.live.update(|f| f.phase = observe::Phase::Draining);
     view_stop.cancel();
     let _ = view.await;
@@ -370,7 +404,13 @@ async fn drive(
         series: results.series,
         agents: results.agents,
         agent_losses: results.losses,
-        intervals: with_targets(session.take_intervals(), config),
+        intervals: with_targets(
+            session.take_intervals(),
+            config,
+            pool.users.len(),
+            schedule.started_at,
+            &changes,
+        ),
         drain: session.take_drain(),
         auth: AuthInput {
             login_method: login_method_text(auth.method()),

@@ -75,6 +75,9 @@ pub struct Session {
     pub(super) aborted: Option<String>,
     /// Re-assignments sent so far (numbers their ids).
     pub(super) n_moves: u32,
+    /// `--http-control`: the requests of `POST /api/v1/control`, taken by
+    /// the run once it starts.
+    pub control: Option<mpsc::Receiver<observe::control::Request>>,
 }
 
 pub struct Collected {
@@ -114,6 +117,7 @@ impl Session {
             losses: Vec::new(),
             aborted: None,
             n_moves: 0,
+            control: None,
         }
     }
 
