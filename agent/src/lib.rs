@@ -248,6 +248,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         heartbeat_interval,
         sender,
         mut receiver,
+        gone,
     } = link;
     tracing::info!(%agent_id, name = %config.name, controller = %config.controller, "registered with the controller");
     live.update(|f| {
@@ -300,6 +301,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let prepared = machine.prepared.take();
     let running = machine.running.take();
     drop(machine);
+    // The silence stops the load on the link runtime, so the run may end
+    // before the control loop hears why: the link's error wins.
+    let ended = match ended {
+        Ok(_) if gone.is_cancelled() => Err(receiver.why_gone().await),
+        other => other,
+    };
 
     let result = match ended {
         Ok(Ending::Finished { interrupted }) => {
@@ -315,7 +322,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 failures: recorder.take_failures(),
             };
             let sent = sender.send(final_report).await;
-            tracing::info!(interrupted, "final report sent");
+            if sent.is_ok() {
+                tracing::info!(interrupted, "final report sent");
+            }
             live.update(|f| f.phase = observe::Phase::Done);
             sent.context("could not send the final report")
         }

@@ -85,8 +85,10 @@ impl LinkSender {
         })?;
         for msg in messages {
             tokio::select! {
-                sent = self.tx.send(msg) => sent.map_err(|_| SendError::Closed)?,
+                // Once gone, nothing is sent, even where the queue has room.
+                biased;
                 () = self.gone.cancelled() => return Err(SendError::Closed),
+                sent = self.tx.send(msg) => sent.map_err(|_| SendError::Closed)?,
             }
         }
         Ok(())
@@ -122,6 +124,18 @@ impl LinkReceiver {
             }
         }
     }
+
+    /// Why the link is gone (once `Link::gone` is cancelled): the error the
+    /// reader handed on; messages queued before it are dropped.
+    pub async fn why_gone(&mut self) -> anyhow::Error {
+        loop {
+            match self.next().await {
+                Ok(Some(_)) => {}
+                Ok(None) => return anyhow::anyhow!("the controller stream ended"),
+                Err(e) => return e,
+            }
+        }
+    }
 }
 
 pub struct Link {
@@ -129,6 +143,8 @@ pub struct Link {
     pub heartbeat_interval: Duration,
     pub sender: LinkSender,
     pub receiver: LinkReceiver,
+    /// Cancelled once the controller went silent or broke the stream.
+    pub gone: CancellationToken,
 }
 
 /// Reads the controller's stream: stamps every arrival, drops keepalives
@@ -159,8 +175,9 @@ async fn read_controller(
                             "the controller has been silent for {:.1} s (not even a keepalive): stopping the load",
                             silent_for.as_secs_f64()
                         );
-                        stop_load.cancel();
+                        // `gone` first: whoever sees the load stopped sees why.
                         gone.cancel();
+                        stop_load.cancel();
                         let _ = tx.send(Err(LinkError::Silent(silent_for))).await;
                         return;
                     }
@@ -179,8 +196,8 @@ async fn read_controller(
             }
             Ok(None) => return,
             Err(status) => {
-                stop_load.cancel();
                 gone.cancel();
+                stop_load.cancel();
                 let _ = tx.send(Err(LinkError::Broken(status))).await;
                 return;
             }
@@ -248,8 +265,12 @@ pub async fn connect(config: &LinkConfig, stop_load: CancellationToken) -> anyho
     Ok(Link {
         agent_id,
         heartbeat_interval,
-        sender: LinkSender { tx, gone },
+        sender: LinkSender {
+            tx,
+            gone: gone.clone(),
+        },
         receiver: LinkReceiver { rx: inbound_rx },
+        gone,
     })
 }
 
