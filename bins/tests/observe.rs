@@ -454,9 +454,10 @@ fn the_live_dashboard_follows_a_run_and_shows_a_lost_agent() {
         let mut active = 0;
         for _ in 0..20 {
             tokio::time::sleep(Duration::from_millis(250)).await;
-            active =
-                count("Number(document.querySelector('#cards .card:nth-child(3) .v').textContent)")
-                    .await;
+            active = count(
+                "parseInt(document.querySelector('#cards .card:nth-child(3) .v').textContent, 10)",
+            )
+            .await;
             if active == 2 {
                 break;
             }

@@ -361,3 +361,115 @@ fn the_console_of_a_2000_user_run_fits_on_two_screens() {
     let report = read_report(&out);
     assert_eq!(report["users"].as_object().unwrap().len(), 2000);
 }
+
+/// Three runs of one kind recorded in the run history (one breaking its
+/// threshold): `controller history` lists them newest first with their
+/// verdicts, and `compare --baseline last-passing` picks the newest run that
+/// passed — not the failing one, not the run itself.
+#[test]
+fn the_history_lists_runs_and_compare_finds_the_last_passing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockTarget::start();
+    let mut outs = Vec::new();
+    for (name, threshold) in [
+        ("first", "error_rate<100%"),
+        ("failing", "p95<1ms"),
+        ("newest", "error_rate<100%"),
+    ] {
+        let out = dir.path().join(format!("{name}.json"));
+        let (status, _, stderr) = run(
+            &mock,
+            name,
+            dir.path(),
+            &[
+                "--agents",
+                "1",
+                "--users",
+                "2",
+                "--duration",
+                "2s",
+                "--warmup",
+                "0s",
+                "--think-time",
+                "50ms",
+                "--threshold",
+                threshold,
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        );
+        let expected = if name == "failing" { Some(3) } else { Some(0) };
+        assert_eq!(status.code(), expected, "{name}: {stderr}");
+        assert!(
+            stderr.contains("run recorded in the history"),
+            "{name}: {stderr}"
+        );
+        outs.push(out);
+    }
+    let state = dir.path().join("state");
+    let mut h = Proc::spawn(
+        "history",
+        controller(&["history", "--state-dir", state.to_str().unwrap()]),
+    );
+    assert!(h.wait(RUN_TIMEOUT).success(), "{}", h.stderr());
+    let listing = h.stdout();
+    let rows: Vec<&str> = listing.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{listing}");
+    assert!(
+        rows[0].trim_start().starts_with('3'),
+        "newest first: {listing}"
+    );
+    assert!(
+        rows[1].contains("FAIL") && rows[0].contains("PASS"),
+        "{listing}"
+    );
+    assert!(rows.iter().all(|r| r.contains("kept up")), "{listing}");
+
+    let mut c = Proc::spawn(
+        "compare",
+        controller(&[
+            "compare",
+            "--baseline",
+            "last-passing",
+            outs[2].to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--tolerance",
+            "1000%",
+        ]),
+    );
+    let status = c.wait(RUN_TIMEOUT);
+    // Two short runs may differ past any tolerance (exit 3): what matters
+    // here is which run the comparison took as its base.
+    assert!(
+        matches!(status.code(), Some(0 | 3)),
+        "{status}\n{}\n{}",
+        c.stdout(),
+        c.stderr()
+    );
+    assert!(
+        c.stdout().contains("run #1 of"),
+        "the first run is the baseline:\n{}",
+        c.stdout()
+    );
+
+    // A history with no passing run of the kind says so.
+    let other = dir.path().join("empty.sqlite3");
+    let mut c = Proc::spawn(
+        "compare",
+        controller(&[
+            "compare",
+            "--baseline",
+            "last-passing",
+            outs[2].to_str().unwrap(),
+            "--history",
+            other.to_str().unwrap(),
+        ]),
+    );
+    assert!(!c.wait(RUN_TIMEOUT).success());
+    assert!(
+        c.stderr().contains("no run of the same kind"),
+        "{}",
+        c.stderr()
+    );
+}

@@ -144,6 +144,16 @@ pub fn active_users(value: f64) -> u64 {
 
 /// The value at which the vuser of activation rank `rank` becomes active
 /// (ranks count from 0: rank 0 is the first user a ramp starts).
+/// The value at `t` on the line from `(t0, v0)` to `(t1, v1)`; a level
+/// line (infinite ones included: "everyone") keeps its value.
+fn lerp(t0: f64, v0: f64, t1: f64, v1: f64, t: f64) -> f64 {
+    if v0 == v1 {
+        v0
+    } else {
+        v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+    }
+}
+
 fn rank_threshold(rank: u32) -> f64 {
     f64::from(rank) + 1.0 - EPSILON
 }
@@ -182,13 +192,19 @@ impl Profile {
     /// what came before `at` is kept.
     pub fn amend(&mut self, at: Duration, stages: &[Stage]) {
         let at = at.as_secs_f64();
-        let value = match self.value_at_secs(at) {
+        let here = self.value_at_secs(at);
+        let value = match here {
             // "Everyone" (a closed run without stages) has no level to ramp
             // from: start at the first target.
             v if !v.is_finite() => stages.first().map_or(0.0, |s| s.target),
             v => v,
         };
         self.points.retain(|&(t, _)| t < at);
+        if !here.is_finite() {
+            // Everyone until `at`, then a jump: no ramp down from infinity
+            // (whose every value before `at` would be NaN).
+            self.points.push((at, here));
+        }
         self.points.push((at, value));
         self.push_stages(at, stages);
     }
@@ -217,7 +233,7 @@ impl Profile {
         match (i.checked_sub(1).map(|j| self.points[j]), self.points.get(i)) {
             (None, Some(&(_, v))) => v,
             (Some((_, v)), None) => v,
-            (Some((t0, v0)), Some(&(t1, v1))) => v0 + (v1 - v0) * (t - t0) / (t1 - t0),
+            (Some((t0, v0)), Some(&(t1, v1))) => lerp(t0, v0, t1, v1, t),
             (None, None) => 0.0,
         }
     }
@@ -245,7 +261,7 @@ impl Profile {
     /// The value at `s` on the segment `w` (not the one after a jump at `s`).
     fn value_at_secs_right(&self, s: f64, w: &[(f64, f64)]) -> f64 {
         let ((t0, v0), (t1, v1)) = (w[0], w[1]);
-        v0 + (v1 - v0) * (s - t0) / (t1 - t0)
+        lerp(t0, v0, t1, v1, s)
     }
 
     /// The earliest instant from `from` on at which the value is at least
@@ -364,6 +380,45 @@ fn secs(s: f64) -> Duration {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_closed_run_without_stages_set_to_a_level_keeps_the_lowest_ranks_running() {
+        // Everyone, then 2 active users from 8 s on (a control request).
+        let mut p = Profile::constant(f64::INFINITY);
+        let at = Duration::from_secs(8);
+        p.amend(
+            at,
+            &[Stage {
+                duration: Duration::ZERO,
+                target: 2.0,
+            }],
+        );
+        let before = Duration::from_millis(7_800);
+        let after = Duration::from_secs(9);
+        assert_eq!(
+            p.value_at(before),
+            f64::INFINITY,
+            "no NaN before the change"
+        );
+        assert_eq!(p.value_at(after), 2.0);
+        for rank in 0..6 {
+            assert!(
+                p.is_active(rank, before),
+                "rank {rank} runs until the change"
+            );
+            assert_eq!(p.is_active(rank, after), rank < 2, "rank {rank} after it");
+        }
+        // Ranks 0 and 1 never stop; the others stop at the change.
+        assert_eq!(p.next_inactive(0, before), None);
+        assert_eq!(p.next_inactive(1, before), None);
+        let stop = p.next_inactive(4, before).expect("rank 4 stops");
+        assert!(
+            stop >= at && stop <= at + Duration::from_millis(1),
+            "{stop:?}"
+        );
+        assert_eq!(p.next_active(0, after), Some(after));
+        assert_eq!(p.next_active(4, after), None);
+    }
     use super::*;
     use proptest::prelude::*;
 

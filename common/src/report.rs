@@ -436,6 +436,10 @@ pub struct RunReport {
     pub warmup_seconds: f64,
     pub duration_seconds: f64,
     pub interrupted: bool,
+    /// The target was the controller's embedded mock (its address changes
+    /// with every run; the run history keys such runs by this, not by it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub embedded_target: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

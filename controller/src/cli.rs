@@ -36,8 +36,11 @@ pub enum Command {
     /// Find the highest open-model rate that meets every --threshold: one setup, then
     /// steps of rising rate (then bisected), each measured after a settle time.
     Capacity(Box<CapacityArgs>),
-    /// Compare two JSON reports from their histograms; exit 3 on a regression.
+    /// Compare two JSON reports from their histograms (or a report with the last passing run
+    /// of its kind in the run history); exit 3 on a regression.
     Compare(CompareArgs),
+    /// List the runs recorded in the run history, newest first.
+    History(HistoryArgs),
 }
 
 fn duration_arg(s: &str) -> Result<Duration, String> {
@@ -157,9 +160,15 @@ pub struct StartArgs {
     /// CSV of username,password for --provider static.
     #[arg(long, env = "MCP_SWARM_USERS_FILE")]
     pub users_file: Option<PathBuf>,
-    /// Directory of the user journal [default: .mcp-swarm].
+    /// Directory of the user journal and the run history [default: .mcp-swarm].
     #[arg(long, env = "MCP_SWARM_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Record the finished run in this SQLite run history [default: STATE_DIR/history.sqlite3].
+    #[arg(long, env = "MCP_SWARM_HISTORY")]
+    pub history: Option<PathBuf>,
+    /// Do not record the run in the run history.
+    #[arg(long, conflicts_with = "history")]
+    pub no_history: bool,
     /// OAuth client id instead of dynamic client registration (secret from MCP_SWARM_CLIENT_SECRET).
     #[arg(long, env = "MCP_SWARM_CLIENT_ID")]
     pub client_id: Option<String>,
@@ -290,12 +299,46 @@ pub struct ReportArgs {
     pub log: LogArgs,
 }
 
+/// Where a run history is: `--history FILE`, else STATE_DIR/history.sqlite3.
+#[derive(Debug, Clone, Args, Default)]
+pub struct HistoryFile {
+    /// The state directory whose history.sqlite3 to read [default: .mcp-swarm].
+    #[arg(long, env = "MCP_SWARM_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The run history file itself.
+    #[arg(long, env = "MCP_SWARM_HISTORY", conflicts_with = "state_dir")]
+    pub history: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Most runs to list.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub file: HistoryFile,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Which run to compare with, besides a report file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Baseline {
+    /// The newest run of the same kind (target, workload, load model) that met its thresholds.
+    LastPassing,
+}
+
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// The reference run's JSON report.
-    pub base: PathBuf,
-    /// The run to judge against it.
-    pub new: PathBuf,
+    /// BASE NEW: the reference run's JSON report and the run to judge against it; with
+    /// --baseline, only NEW.
+    #[arg(num_args = 1..=2, required = true, value_name = "REPORT")]
+    pub reports: Vec<PathBuf>,
+    /// Take the base from the run history instead of a file.
+    #[arg(long, value_enum)]
+    pub baseline: Option<Baseline>,
+    #[command(flatten)]
+    pub file: HistoryFile,
     /// How much worse a figure may get before it is a regression: p50/p95/p99
     /// and throughput relative to the base (and a latency by at least 1 ms),
     /// the error rate by this share of the base and at least 1 point.
@@ -325,6 +368,7 @@ impl Command {
             Command::Report(a) => &a.log,
             Command::Capacity(a) => &a.start.log,
             Command::Compare(a) => &a.log,
+            Command::History(a) => &a.log,
         }
     }
 }

@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod config;
 pub mod convert;
+pub mod history;
 pub mod login;
 pub mod messages;
 pub mod plan;
@@ -74,6 +75,10 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
             init_tracing(config::log_config(&args.log));
             compare(&args)
         }
+        Command::History(args) => {
+            init_tracing(config::log_config(&args.log));
+            history_list(&args)
+        }
     }
 }
 
@@ -83,23 +88,45 @@ fn compare(args: &cli::CompareArgs) -> anyhow::Result<ExitCode> {
     let read = |path: &std::path::Path| {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
     };
-    let (base_text, new_text) = (read(&args.base)?, read(&args.new)?);
-    compare::check_versions(&base_text, &new_text)?;
     let parse = |text: &str, path: &std::path::Path| {
         report::Report::from_json(text)
             .with_context(|| format!("reading report {}", path.display()))
     };
-    let base = parse(&base_text, &args.base)?;
-    let new = parse(&new_text, &args.new)?;
+    let (base, new, base_name, new_path) = match (args.baseline, args.reports.as_slice()) {
+        (None, [base_path, new_path]) => {
+            let (base_text, new_text) = (read(base_path)?, read(new_path)?);
+            compare::check_versions(&base_text, &new_text)?;
+            (
+                parse(&base_text, base_path)?,
+                parse(&new_text, new_path)?,
+                base_path.display().to_string(),
+                new_path,
+            )
+        }
+        (Some(cli::Baseline::LastPassing), [new_path]) => {
+            let new = parse(&read(new_path)?, new_path)?;
+            let path = history_path(&args.file);
+            let kind = history::Kind::of(&new);
+            let found = history::History::open(&path)?.last_passing(&kind, &new.run.started_at)?;
+            let Some((row, base)) = found else {
+                anyhow::bail!(
+                    "no run of the same kind ({kind}) that met its thresholds is recorded in {}: record one first (controller start records every run unless --no-history)",
+                    path.display()
+                );
+            };
+            let name = format!("run #{} of {} (last passing)", row.id, row.started_at);
+            (base, new, name, new_path)
+        }
+        (None, _) => {
+            anyhow::bail!("give two reports, BASE and NEW, or one with --baseline last-passing")
+        }
+        (Some(_), _) => {
+            anyhow::bail!("--baseline takes the base from the run history: give only NEW")
+        }
+    };
+    let new_name = new_path.display().to_string();
     let comparison = compare::compare(&base, &new, args.tolerance)?;
-    print!(
-        "{}",
-        compare::render(
-            &comparison,
-            &args.base.display().to_string(),
-            &args.new.display().to_string()
-        )
-    );
+    print!("{}", compare::render(&comparison, &base_name, &new_name));
     if let Some(path) = &args.junit {
         let xml = report::junit::render(
             "mcp-swarm compare",
@@ -205,4 +232,28 @@ pub fn init_tracing(log: LogConfig) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// The run history a `--history`/`--state-dir` pair names.
+fn history_path(file: &cli::HistoryFile) -> std::path::PathBuf {
+    file.history.clone().unwrap_or_else(|| {
+        file.state_dir
+            .clone()
+            .unwrap_or_else(|| config::DEFAULT_STATE_DIR.into())
+            .join(history::FILE_NAME)
+    })
+}
+
+/// `controller history`: the recorded runs, newest first.
+fn history_list(args: &cli::HistoryArgs) -> anyhow::Result<ExitCode> {
+    let path = history_path(&args.file);
+    if !path.exists() {
+        anyhow::bail!(
+            "no run history at {}: runs are recorded by `controller start` (give --state-dir or --history where they were)",
+            path.display()
+        );
+    }
+    let rows = history::History::open(&path)?.list(args.limit)?;
+    print!("{}", history::render(&rows));
+    Ok(ExitCode::SUCCESS)
 }

@@ -30,10 +30,10 @@ pub const DEFAULT_LISTEN_NO_SPAWN: &str = "0.0.0.0:7000";
 pub const DEFAULT_BROWSER: &str = "/usr/bin/chromium";
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Reads the environment; a seam so tests do not touch the process env.
 /// Where `--http-control` reads the bearer secret of control requests.
 pub const HTTP_CONTROL_TOKEN_ENV: &str = "MCP_SWARM_HTTP_CONTROL_TOKEN";
 
+/// Reads the environment; a seam so tests do not touch the process env.
 pub trait Env {
     fn var(&self, key: &str) -> Option<String>;
 }
@@ -246,7 +246,7 @@ pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, Lo
             "--max-in-flight 0 would start nothing: give at least 1, or leave it out for 4096 per agent"
         );
     }
-    let config = RunConfig {
+    let mut config = RunConfig {
         max_in_flight,
         n_users,
         n_agents,
@@ -256,6 +256,7 @@ pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, Lo
         output: args.output.clone().or(file.output),
         html: args.html.clone().or(file.html),
         junit: args.junit.clone().or(file.junit),
+        history: None,
         workload: args.workload.clone().or(file.workload),
         user_prefix: args
             .user_prefix
@@ -308,6 +309,11 @@ pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, Lo
         tls,
     };
     validate_prefix(&config.user_prefix)?;
+    config.history = (!args.no_history).then(|| {
+        args.history
+            .clone()
+            .unwrap_or_else(|| config.state_dir.join(crate::history::FILE_NAME))
+    });
     Ok((config, log))
 }
 

@@ -385,6 +385,7 @@ fn run_report(input: &ReportInput) -> RunReport {
         warmup_seconds: round6(run.warmup.as_secs_f64()),
         duration_seconds: round6(run.duration.as_secs_f64()),
         interrupted: run.interrupted,
+        embedded_target: run.embedded_target,
     }
 }
 

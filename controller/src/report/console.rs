@@ -58,12 +58,8 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
     if r.run.interrupted {
         writeln!(out, "RUN INTERRUPTED: partial results")?;
     }
-    let word = if r.verdict.fell_behind {
-        "FELL BEHIND"
-    } else {
-        "KEPT UP"
-    };
-    for line in wrap(&format!("VERDICT: {word}. {}", r.verdict.text), WIDTH) {
+    // The text says it: "The target kept up: …" or "The target fell behind …".
+    for line in wrap(&format!("VERDICT: {}", r.verdict.text), WIDTH) {
         writeln!(out, "{line}")?;
     }
     writeln!(out)?;
@@ -445,12 +441,19 @@ fn write_failures(out: &mut String, r: &Report) -> std::fmt::Result {
     section(out, "FAILURES")?;
     writeln!(out, "{:<50}{:<20}{:>10}", "Workflow/Step", "Kind", "Count")?;
     rule(out)?;
+    // A message already shown right above (a target refusing connections
+    // says the same for every step) is not repeated.
+    let mut shown: &[String] = &[];
     for e in r.errors.iter().take(FAILURE_ROWS) {
         let at = format!("{}/{}", e.workflow, e.step);
         writeln!(out, "{at:<50}{:<20}{:>10}", e.kind, e.count)?;
+        if e.messages.as_slice() == shown && !shown.is_empty() {
+            continue;
+        }
         for m in &e.messages {
             writeln!(out, "    {m}")?;
         }
+        shown = &e.messages;
     }
     let hidden = r.errors.len().saturating_sub(FAILURE_ROWS);
     if hidden > 0 {

@@ -87,6 +87,8 @@ pub struct RunInfo {
     /// when interrupted); throughput is computed over it.
     pub duration: Duration,
     pub interrupted: bool,
+    /// The target is the controller's embedded mock.
+    pub embedded_target: bool,
     /// `browser`, `direct`, `password`, `client-credentials`, `tokens-file`.
     pub login_method: String,
 }
@@ -104,6 +106,7 @@ impl Default for RunInfo {
             warmup: Duration::ZERO,
             duration: Duration::ZERO,
             interrupted: false,
+            embedded_target: false,
             login_method: String::new(),
         }
     }

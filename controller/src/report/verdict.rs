@@ -172,7 +172,7 @@ pub fn verdict(input: &ReportInput, f: &Figures) -> Verdict {
         ));
     } else {
         text.push_str(&format!(
-            "The target kept up: served {served:.1} calls/s with no sign of overload (timeouts, refused or reset connections, 5xx under 5% of calls)."
+            "The target kept up: served {served:.1} calls/s with no sign of overload."
         ));
     }
     if !growing.is_empty() {

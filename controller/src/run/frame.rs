@@ -28,6 +28,7 @@ pub(super) fn report_frame(p: &Prepared, target: &Target, n_users: usize) -> Rep
             },
             n_users,
             n_agents: p.config.n_agents as usize,
+            embedded_target: target.embedded.is_some(),
             ..RunInfo::default()
         },
         baseline_workflows: p

@@ -453,6 +453,19 @@ async fn drive(
         report::write_junit(&report, path)?;
         tracing::info!(path = %path.display(), "JUnit XML written");
     }
+    // After the reports: a history that cannot be written loses no report.
+    if let Some(path) = &config.history {
+        match crate::history::History::open(path)
+            .and_then(|h| h.record(&report, config.output.as_deref()))
+        {
+            Ok(id) => {
+                tracing::info!(path = %path.display(), run = id, "run recorded in the history")
+            }
+            Err(e) => {
+                tracing::warn!("{e}; the run is not in the history (its reports are written)")
+            }
+        }
+    }
     let lost: Vec<&str> = session
         .agents
         .values()

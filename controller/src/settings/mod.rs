@@ -53,6 +53,8 @@ pub struct RunConfig {
     pub login: LoginConfig,
     pub provider: ProviderConfig,
     pub state_dir: PathBuf,
+    /// The run history the finished run is recorded in (`None`: `--no-history`).
+    pub history: Option<PathBuf>,
     pub request_timeout: Duration,
     /// `--mcp-version`: what the agents speak.
     pub mcp_version: McpVersionChoice,

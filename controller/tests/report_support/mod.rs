@@ -248,6 +248,7 @@ pub fn realistic_input() -> ReportInput {
             warmup: Duration::from_secs(5),
             duration: Duration::from_secs(seconds),
             interrupted: false,
+            embedded_target: false,
             login_method: "direct".to_owned(),
         },
         series,
