@@ -377,10 +377,9 @@ fn the_history_lists_runs_and_compare_finds_the_last_passing_one() {
         ("newest", "error_rate<100%"),
     ] {
         let out = dir.path().join(format!("{name}.json"));
-        let (status, _, stderr) = run(
-            &mock,
+        let mut cmd = mock.controller_start(
             name,
-            dir.path(),
+            &dir.path().join("state"),
             &[
                 "--agents",
                 "1",
@@ -398,6 +397,10 @@ fn the_history_lists_runs_and_compare_finds_the_last_passing_one() {
                 out.to_str().unwrap(),
             ],
         );
+        cmd.env_remove("MCP_SWARM_NO_HISTORY");
+        let mut c = Proc::spawn("controller", cmd);
+        let status = c.wait(RUN_TIMEOUT);
+        let stderr = c.stderr();
         let expected = if name == "failing" { Some(3) } else { Some(0) };
         assert_eq!(status.code(), expected, "{name}: {stderr}");
         assert!(

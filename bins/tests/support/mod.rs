@@ -294,6 +294,9 @@ pub fn controller_at(path: &std::path::Path, args: &[&str]) -> Command {
             cmd.env_remove(k);
         }
     }
+    // Tests that run without --state-dir would record into the source tree;
+    // the history's own test removes this.
+    cmd.env("MCP_SWARM_NO_HISTORY", "1");
     cmd
 }
 
