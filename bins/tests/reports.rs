@@ -395,6 +395,8 @@ fn the_history_lists_runs_and_compare_finds_the_last_passing_one() {
                 threshold,
                 "-o",
                 out.to_str().unwrap(),
+                "--html",
+                out.with_extension("html").to_str().unwrap(),
             ],
         );
         cmd.env_remove("MCP_SWARM_NO_HISTORY");
@@ -409,6 +411,12 @@ fn the_history_lists_runs_and_compare_finds_the_last_passing_one() {
         );
         outs.push(out);
     }
+    // The HTML report shows the runs of its kind so far as a trend.
+    let html = |i: usize| std::fs::read_to_string(outs[i].with_extension("html")).unwrap();
+    assert!(!html(0).contains("<h2>Trend</h2>"), "one run is no trend");
+    let newest = html(2);
+    assert!(newest.contains("The last 3 runs of this kind"), "{newest}");
+    assert_eq!(newest.matches("class=\"trend-chart\"").count(), 2);
     let state = dir.path().join("state");
     let mut h = Proc::spawn(
         "history",

@@ -135,6 +135,9 @@ pub struct Figures {
     /// Agent losses, moved users and load changes, oldest first (at most
     /// `MAX_EVENTS`).
     pub events: VecDeque<Event>,
+    /// The last runs of this run's kind from the run history, oldest
+    /// first: (started at, p95 in seconds, calls per second).
+    pub trend: Vec<(String, f64, f64)>,
     /// When `recent` latencies were last rotated.
     pub rotated_at: Option<SystemTime>,
 }

@@ -225,6 +225,9 @@ pub fn status_json(f: &Figures, now: SystemTime) -> serde_json::Value {
         "workflows": workflows,
         "failures": failure_rows(f),
         "events": f.events,
+        "trend": f.trend.iter().map(|(at, p95, rate)| json!({
+            "started_at": at, "p95_ms": p95 * 1e3, "throughput": rate,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -73,15 +73,24 @@ pub struct Kind {
 
 impl Kind {
     pub fn of(report: &Report) -> Kind {
+        Kind::new(
+            &report.run.target,
+            report.run.embedded_target,
+            &report.run.workload,
+            &report.run.load_model,
+        )
+    }
+
+    pub fn new(target: &str, embedded: bool, workload: &str, load_model: &str) -> Kind {
         Kind {
             // The embedded mock listens on a new port every run.
-            target: if report.run.embedded_target {
+            target: if embedded {
                 EMBEDDED.to_owned()
             } else {
-                without_userinfo(&report.run.target)
+                without_userinfo(target)
             },
-            workload: report.run.workload.clone(),
-            load_model: report.run.load_model.clone(),
+            workload: workload.to_owned(),
+            load_model: load_model.to_owned(),
         }
     }
 }
@@ -281,6 +290,46 @@ impl History {
                     })
             })
             .transpose()
+    }
+}
+
+impl History {
+    /// p95 and throughput of the last `limit` runs of `kind`, oldest first.
+    pub fn trend(
+        &self,
+        kind: &Kind,
+        limit: usize,
+    ) -> Result<Vec<crate::report::html::TrendPoint>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT started_at, p95, throughput FROM runs
+                 WHERE target = ?1 AND workload = ?2 AND load_model = ?3
+                 ORDER BY id DESC LIMIT ?4",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    kind.target,
+                    kind.workload,
+                    kind.load_model,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    Ok(crate::report::html::TrendPoint {
+                        started_at: r.get(0)?,
+                        p95: r.get(1)?,
+                        throughput: r.get(2)?,
+                    })
+                },
+            )
+            .map_err(|e| self.error(e))?;
+        let mut points = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))?;
+        points.reverse();
+        Ok(points)
     }
 }
 

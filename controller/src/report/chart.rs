@@ -22,13 +22,16 @@ pub struct Line<'a> {
     pub points: Vec<(f64, f64)>,
 }
 
-/// A chart: title, y-axis unit, lines over a shared x axis (seconds).
+/// A chart: title, y-axis unit, lines over a shared x axis (seconds, or
+/// runs with `x_unit` empty).
 pub struct Chart<'a> {
     /// Shown as the title; also the `data-name` of the `<svg>`.
     pub title: &'a str,
     /// `ms`, `ops/s`.
     pub unit: &'a str,
     pub lines: Vec<Line<'a>>,
+    /// After each x tick: `s` for seconds, `` for a count.
+    pub x_unit: &'a str,
 }
 
 impl Chart<'_> {
@@ -79,10 +82,11 @@ impl Chart<'_> {
             let t = x_max * i as f64 / TICKS as f64;
             writeln!(
                 out,
-                r#"<text class="tick" x="{:.1}" y="{:.1}" text-anchor="middle">{}s</text>"#,
+                r#"<text class="tick" x="{:.1}" y="{:.1}" text-anchor="middle">{}{}</text>"#,
                 sx(t),
                 HEIGHT - BOTTOM + 16.0,
-                tick_label(t)
+                tick_label(t),
+                escape(self.x_unit)
             )?;
         }
         writeln!(
@@ -109,13 +113,14 @@ impl Chart<'_> {
             for &(x, y) in &line.points {
                 writeln!(
                     out,
-                    r#"<circle class="pt" cx="{:.1}" cy="{:.1}" r="2.5" fill="{colour}"><title>{}: {} {} at {}s</title></circle>"#,
+                    r#"<circle class="pt" cx="{:.1}" cy="{:.1}" r="2.5" fill="{colour}"><title>{}: {} {} at {}{}</title></circle>"#,
                     sx(x),
                     sy(y),
                     escape(line.name),
                     tick_label(y),
                     escape(self.unit),
-                    tick_label(x)
+                    tick_label(x),
+                    escape(self.x_unit)
                 )?;
             }
             writeln!(
@@ -182,6 +187,7 @@ mod tests {
                 name: "p95",
                 points: vec![(1.0, 3.0), (2.0, 9.0), (3.0, 0.0)],
             }],
+            x_unit: "s",
         };
         let svg = chart.to_svg();
         assert_eq!(svg.matches(r#"class="pt""#).count(), 3);

@@ -55,13 +55,89 @@ pub fn escape(text: &str) -> String {
 
 /// The report as one HTML document.
 pub fn render_html(report: &Report) -> String {
+    render_html_with_trend(report, &[])
+}
+
+/// One earlier run of the same kind (or this one, last), for the trend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrendPoint {
+    /// RFC 3339.
+    pub started_at: String,
+    /// Seconds.
+    pub p95: f64,
+    /// Calls per second.
+    pub throughput: f64,
+}
+
+/// As `render_html`, with a Trend section over `trend` (oldest first) when
+/// it holds more than this run.
+pub fn render_html_with_trend(report: &Report, trend: &[TrendPoint]) -> String {
     let mut out = String::new();
     // Writing into a String cannot fail.
-    let _ = write_html(&mut out, report);
+    let _ = write_html(&mut out, report, trend);
     out
 }
 
-fn write_html(out: &mut String, r: &Report) -> std::fmt::Result {
+fn write_trend(out: &mut String, trend: &[TrendPoint]) -> std::fmt::Result {
+    if trend.len() < 2 {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "<h2>Trend</h2><p>The last {} runs of this kind (same target, workload and load model) in the run history, this one last.</p>",
+        trend.len()
+    )?;
+    let x = |i: usize| i as f64 + 1.0;
+    let p95 = Chart {
+        title: "p95 of every call",
+        unit: "ms",
+        x_unit: "",
+        lines: vec![Line {
+            name: "p95",
+            points: trend
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (x(i), t.p95 * 1e3))
+                .collect(),
+        }],
+    };
+    let rate = Chart {
+        title: "Throughput",
+        unit: "calls per second",
+        x_unit: "",
+        lines: vec![Line {
+            name: "calls/s",
+            points: trend
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (x(i), t.throughput))
+                .collect(),
+        }],
+    };
+    writeln!(
+        out,
+        r#"<div class="charts"><figure class="trend-chart"><figcaption>p95 by run</figcaption>{}</figure><figure class="trend-chart"><figcaption>Throughput by run</figcaption>{}</figure></div>"#,
+        p95.to_svg(),
+        rate.to_svg()
+    )?;
+    writeln!(
+        out,
+        r#"<table><tr><th>Run</th><th class="name">Started</th><th>p95</th><th>calls/s</th></tr>"#
+    )?;
+    for (i, t) in trend.iter().enumerate() {
+        writeln!(
+            out,
+            r#"<tr><td>{}</td><td class="name">{}</td><td>{:.1} ms</td><td>{:.1}</td></tr>"#,
+            i + 1,
+            escape(&t.started_at),
+            t.p95 * 1e3,
+            t.throughput
+        )?;
+    }
+    writeln!(out, "</table>")
+}
+
+fn write_html(out: &mut String, r: &Report, trend: &[TrendPoint]) -> std::fmt::Result {
     writeln!(out, "<!DOCTYPE html>")?;
     writeln!(out, r#"<html lang="en"><head><meta charset="utf-8">"#)?;
     writeln!(
@@ -91,6 +167,7 @@ fn write_html(out: &mut String, r: &Report) -> std::fmt::Result {
     write_parameters(out, r)?;
     write_thresholds(out, r)?;
     write_charts(out, r)?;
+    write_trend(out, trend)?;
     write_workflows(out, r)?;
     write_failures(out, r)?;
     write_agents(out, r)?;
@@ -224,6 +301,7 @@ fn write_charts(out: &mut String, r: &Report) -> std::fmt::Result {
     let cluster = Chart {
         title: "All operations",
         unit: "per second",
+        x_unit: "s",
         lines,
     };
     let drain = if r.timeseries.iter().any(|p| p.drain) {
@@ -265,6 +343,7 @@ fn write_charts(out: &mut String, r: &Report) -> std::fmt::Result {
         let latency = Chart {
             title: "latency",
             unit: "ms",
+            x_unit: "s",
             lines: vec![
                 Line {
                     name: "p50",
@@ -283,6 +362,7 @@ fn write_charts(out: &mut String, r: &Report) -> std::fmt::Result {
         let executions = Chart {
             title: "executions",
             unit: "per second",
+            x_unit: "s",
             lines: vec![Line {
                 name: "finished",
                 points: rate,

@@ -85,7 +85,16 @@ pub fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
 
 /// Writes the HTML report.
 pub fn write_html(report: &Report, path: &Path) -> anyhow::Result<()> {
-    std::fs::write(path, render_html(report))
+    write_html_with_trend(report, path, &[])
+}
+
+/// As `write_html`, with the trend of earlier runs of the same kind.
+pub fn write_html_with_trend(
+    report: &Report,
+    path: &Path,
+    trend: &[html::TrendPoint],
+) -> anyhow::Result<()> {
+    std::fs::write(path, html::render_html_with_trend(report, trend))
         .with_context(|| format!("writing the HTML report to {}", path.display()))
 }
 

@@ -58,6 +58,8 @@ pub const EXIT_THRESHOLD: u8 = 3;
 /// stopped, and agents still heard from are waited for (`run::session`).
 const DRAIN_MARGIN: Duration = Duration::from_secs(10);
 /// How long spawned agents get to exit after the run.
+/// Runs the HTML report's trend shows (this one included).
+const TREND_RUNS: usize = 10;
 const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the gRPC server and tasks get to stop.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -340,6 +342,24 @@ async fn drive(
     let view = progress::spawn(session.live.clone(), view_stop.clone());
 
     let frame = report_frame(p, target, pool.users.len());
+    // The dashboard shows the last runs of this kind beside this one.
+    if let Some(path) = config.history.as_deref().filter(|p| p.exists()) {
+        let kind = crate::history::Kind::new(
+            &frame.run.target,
+            frame.run.embedded_target,
+            &frame.run.workload,
+            &frame.run.load_model,
+        );
+        match crate::history::History::open(path).and_then(|h| h.trend(&kind, TREND_RUNS - 1)) {
+            Ok(trend) => session.live.update(|f| {
+                f.trend = trend
+                    .into_iter()
+                    .map(|t| (t.started_at, t.p95, t.throughput))
+                    .collect();
+            }),
+            Err(e) => tracing::debug!("{e}: no trend of earlier runs"),
+        }
+    }
     let mut search = p.capacity.clone().map(|c| {
         let step_frame = frame.clone();
         let judge: capacity::Judge = Box::new(move |series, measured| {
@@ -446,7 +466,23 @@ async fn drive(
         tracing::info!(path = %path.display(), "JSON report written");
     }
     if let Some(path) = &config.html {
-        report::write_html(&report, path)?;
+        // The last runs of this kind from the history, and this one.
+        let mut trend = config
+            .history
+            .as_deref()
+            .filter(|p| p.exists())
+            .and_then(|p| crate::history::History::open(p).ok())
+            .and_then(|h| {
+                h.trend(&crate::history::Kind::of(&report), TREND_RUNS - 1)
+                    .ok()
+            })
+            .unwrap_or_default();
+        trend.push(report::html::TrendPoint {
+            started_at: report.run.started_at.clone(),
+            p95: report.summary.latency.p95,
+            throughput: report.summary.throughput_per_sec,
+        });
+        report::write_html_with_trend(&report, path, &trend)?;
         tracing::info!(path = %path.display(), "HTML report written");
     }
     if let Some(path) = &config.junit {
