@@ -167,7 +167,12 @@ pub struct StartArgs {
     #[arg(long, env = "MCP_SWARM_HISTORY")]
     pub history: Option<PathBuf>,
     /// Do not record the run in the run history.
-    #[arg(long, env = "MCP_SWARM_NO_HISTORY", conflicts_with = "history")]
+    #[arg(
+        long,
+        env = "MCP_SWARM_NO_HISTORY",
+        conflicts_with = "history",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub no_history: bool,
     /// OAuth client id instead of dynamic client registration (secret from MCP_SWARM_CLIENT_SECRET).
     #[arg(long, env = "MCP_SWARM_CLIENT_ID")]
