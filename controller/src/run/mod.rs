@@ -342,24 +342,15 @@ async fn drive(
     let view = progress::spawn(session.live.clone(), view_stop.clone());
 
     let frame = report_frame(p, target, pool.users.len());
-    // The dashboard shows the last runs of this kind beside this one.
-    if let Some(path) = config.history.as_deref().filter(|p| p.exists()) {
-        let kind = crate::history::Kind::new(
-            &frame.run.target,
-            frame.run.embedded_target,
-            &frame.run.workload,
-            &frame.run.load_model,
-        );
-        match crate::history::History::open(path).and_then(|h| h.trend(&kind, TREND_RUNS - 1)) {
-            Ok(trend) => session.live.update(|f| {
-                f.trend = trend
-                    .into_iter()
-                    .map(|t| (t.started_at, t.p95, t.throughput))
-                    .collect();
-            }),
-            Err(e) => tracing::debug!("{e}: no trend of earlier runs"),
-        }
-    }
+    // The last runs of this kind, read once: the dashboard shows them
+    // beside this run, the HTML report's trend ends with it.
+    let earlier = earlier_runs(config.history.as_deref(), &frame.run);
+    session.live.update(|f| {
+        f.trend = earlier
+            .iter()
+            .map(|t| (t.started_at.clone(), t.p95, t.throughput))
+            .collect();
+    });
     let mut search = p.capacity.clone().map(|c| {
         let step_frame = frame.clone();
         let judge: capacity::Judge = Box::new(move |series, measured| {
@@ -466,17 +457,7 @@ async fn drive(
         tracing::info!(path = %path.display(), "JSON report written");
     }
     if let Some(path) = &config.html {
-        // The last runs of this kind from the history, and this one.
-        let mut trend = config
-            .history
-            .as_deref()
-            .filter(|p| p.exists())
-            .and_then(|p| crate::history::History::open(p).ok())
-            .and_then(|h| {
-                h.trend(&crate::history::Kind::of(&report), TREND_RUNS - 1)
-                    .ok()
-            })
-            .unwrap_or_default();
+        let mut trend = earlier;
         trend.push(report::html::TrendPoint {
             started_at: report.run.started_at.clone(),
             p95: report.summary.latency.p95,
@@ -536,6 +517,29 @@ async fn drive(
 }
 
 /// Users deleted at the end of the run, whose tokens are not worth keeping.
+/// The last runs of `run`'s kind in the history at `path`, oldest first
+/// (none without a history, or when it cannot be read).
+fn earlier_runs(
+    path: Option<&std::path::Path>,
+    run: &report::RunInfo,
+) -> Vec<report::html::TrendPoint> {
+    let Some(path) = path.filter(|p| p.exists()) else {
+        return Vec::new();
+    };
+    let kind = crate::history::Kind::new(
+        &run.target,
+        run.embedded_target,
+        &run.workload,
+        &run.load_model,
+    );
+    crate::history::History::open(path)
+        .and_then(|h| h.trend(&kind, TREND_RUNS - 1))
+        .unwrap_or_else(|e| {
+            tracing::debug!("{e}: no trend of earlier runs");
+            Vec::new()
+        })
+}
+
 fn doomed_users(config: &RunConfig, pool: &UserPool) -> BTreeSet<UserName> {
     if config.cleanup {
         pool.created.iter().cloned().collect()
