@@ -32,7 +32,14 @@ pub struct Report {
     pub summary: Summary,
     /// Non-baseline workflows by name.
     pub workflows: BTreeMap<String, WorkflowReport>,
+    /// User name → statistics: every user, unless `users_detail` says the
+    /// run had too many to list here and where they all are.
     pub users: BTreeMap<String, UserReport>,
+    /// Runs with more users than `--report-users-inline`: every user is in
+    /// a CSV file beside the report; `users` then keeps the users worth a
+    /// look (the slowest and those with the most errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users_detail: Option<UsersDetail>,
     pub baseline: BaselineReport,
     pub run: RunReport,
     pub agents: Vec<AgentReport>,
@@ -57,6 +64,24 @@ pub struct Report {
     /// Agents lost during the run and where their users went (SPEC §5).
     #[serde(default)]
     pub agent_losses: Vec<AgentLossReport>,
+}
+
+/// Where every user's figures are when the report lists only some.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UsersDetail {
+    /// Users of the run (rows of `file`).
+    pub users: u64,
+    /// The CSV file, relative to the report's directory.
+    pub file: String,
+    /// Its header: the user, the figures of `users` (latency in seconds),
+    /// then `calls:<tool>` and `errors:<kind>` columns.
+    pub columns: Vec<String>,
+    /// Why these users are in `users`.
+    pub listed: String,
+    /// Over every user: lowest, median, 95th percentile and highest of
+    /// their tool calls per second and of their p95 latency (seconds).
+    pub throughput_spread: [f64; 4],
+    pub p95_spread: [f64; 4],
 }
 
 /// One agent lost during the run.
@@ -572,6 +597,10 @@ pub struct GeneratorReport {
 pub struct TimeseriesPoint {
     /// End of the interval, seconds from the start of measurement.
     pub t: f64,
+    /// Seconds the interval covers, when not one: the older part of a long
+    /// run is kept in coarser intervals (10 s, 1 min, 10 min).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<f64>,
     /// Tool calls completed per second in the interval.
     pub throughput: f64,
     /// Tool calls completed in the interval.

@@ -81,6 +81,10 @@ pub struct StartArgs {
     /// Write the HTML report (one self-contained file) here.
     #[arg(long, env = "MCP_SWARM_HTML")]
     pub html: Option<PathBuf>,
+    /// Most users the JSON report lists one by one; a run with more writes every user to
+    /// REPORT.users.csv beside it and lists the slowest and most failing [default: 10000].
+    #[arg(long, env = "MCP_SWARM_REPORT_USERS_INLINE")]
+    pub report_users_inline: Option<usize>,
     /// Write the thresholds as JUnit XML test cases here.
     #[arg(long, env = "MCP_SWARM_JUNIT")]
     pub junit: Option<PathBuf>,

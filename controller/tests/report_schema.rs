@@ -116,9 +116,19 @@ fn write_json_is_atomic_and_readable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run.json");
     let report = build_report(&report_support::realistic_input());
-    write_json(&report, &path).unwrap();
-    write_json(&report, &path).unwrap();
+    write_json(&report, &path, 10_000).unwrap();
+    write_json(&report, &path, 10_000).unwrap();
     assert_eq!(read_json(&path).unwrap(), report);
+    // Each user on one line of its own.
+    let text = std::fs::read_to_string(&path).unwrap();
+    for name in report.users.keys() {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("\"{name}\": {{")))
+            .unwrap_or_else(|| panic!("no line for {name}"));
+        assert!(line.trim_end().ends_with("},") || line.trim_end().ends_with('}'));
+        assert!(line.contains("\"latency\":{"), "{line}");
+    }
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -126,4 +136,56 @@ fn write_json_is_atomic_and_readable() {
     assert_eq!(names, ["run.json"], "no temporary file left behind");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(errors(&json), Vec::<String>::new());
+}
+
+#[test]
+fn a_run_with_more_users_than_listed_writes_every_user_beside_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.json");
+    let report = build_report(&report_support::realistic_input());
+    let n = report.users.len();
+    assert!(n > 2, "the input has {n} users");
+    write_json(&report, &path, 2).unwrap();
+
+    let written = read_json(&path).unwrap();
+    let detail = written.users_detail.clone().expect("users_detail");
+    assert_eq!(detail.users, n as u64);
+    assert_eq!(detail.file, "big.users.csv");
+    assert!(written.users.len() <= n);
+    for (name, user) in &written.users {
+        assert_eq!(&report.users[name], user, "listed users keep their figures");
+    }
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(errors(&json), Vec::<String>::new());
+
+    // The file has every user, with the figures of the full report.
+    let text = std::fs::read_to_string(dir.path().join("big.users.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header, detail.columns);
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), n);
+    for row in &rows {
+        let user = &report.users[row[0]];
+        assert_eq!(
+            row[col("total_operations")],
+            user.total_operations.to_string()
+        );
+        assert_eq!(
+            row[col("failed_operations")],
+            user.failed_operations.to_string()
+        );
+        let p95: f64 = row[col("latency_p95")].parse().unwrap();
+        assert_eq!(p95, user.latency.p95);
+        for (tool, calls) in &user.operations_breakdown {
+            assert_eq!(row[col(&format!("calls:{tool}"))], calls.to_string());
+        }
+    }
+    // The console says where every user is.
+    let console = controller::report::render_console(&written);
+    assert!(
+        console.contains(&format!("{n} users (each one is in big.users.csv")),
+        "{console}"
+    );
 }

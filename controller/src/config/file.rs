@@ -24,6 +24,7 @@ pub(super) struct FileConfig {
     pub(super) url: Option<url::Url>,
     pub(super) output: Option<PathBuf>,
     pub(super) html: Option<PathBuf>,
+    pub(super) report_users_inline: Option<usize>,
     pub(super) junit: Option<PathBuf>,
     pub(super) workload: Option<String>,
     pub(super) user_prefix: Option<String>,

@@ -22,6 +22,9 @@ use crate::settings::provider::{
 };
 use file::{DurationValue, FileConfig, load_file};
 
+/// Users a JSON report lists one by one before every user goes to a CSV file
+/// beside it (`--report-users-inline`).
+pub const DEFAULT_REPORT_USERS_INLINE: usize = 10_000;
 pub const DEFAULT_USER_PREFIX: &str = "loadtest";
 pub const DEFAULT_STATE_DIR: &str = ".mcp-swarm";
 pub const USERS_PER_AGENT: u32 = 2;
@@ -255,6 +258,10 @@ pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, Lo
         target,
         output: args.output.clone().or(file.output),
         html: args.html.clone().or(file.html),
+        report_users_inline: args
+            .report_users_inline
+            .or(file.report_users_inline)
+            .unwrap_or(DEFAULT_REPORT_USERS_INLINE),
         junit: args.junit.clone().or(file.junit),
         history: None,
         workload: args.workload.clone().or(file.workload),

@@ -20,10 +20,6 @@ use common::series::{SeriesKey, SeriesKind, SeriesSet, SeriesStats, UserStats};
 use super::input::{AgentLoss, AgentResult, IntervalPoint, ReportInput};
 use crate::thresholds;
 
-/// Interval width assumed when two points share a time (agents report every
-/// second).
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
-
 pub fn build_report(input: &ReportInput) -> Report {
     let merged = &input.series;
     let baseline: BTreeSet<&str> = input
@@ -88,6 +84,7 @@ pub fn build_report(input: &ReportInput) -> Report {
         summary,
         workflows,
         users,
+        users_detail: None,
         baseline: baseline_report,
         run: run_report(input),
         agents: input
@@ -519,19 +516,13 @@ fn timeseries(
     intervals: &[IntervalPoint],
     is_baseline: &dyn Fn(&str) -> bool,
 ) -> Vec<TimeseriesPoint> {
-    let mut previous = Duration::ZERO;
     intervals
         .iter()
         .map(|point| {
-            let width = point.at.saturating_sub(previous);
-            let width = if width.is_zero() {
-                DEFAULT_INTERVAL
-            } else {
-                width
-            };
-            previous = point.at;
+            let width = point.width();
             TimeseriesPoint {
                 t: round6(point.at.as_secs_f64()),
+                span: (width != Duration::from_secs(1)).then(|| round6(width.as_secs_f64())),
                 throughput: per_second(point.operations, width),
                 operations: point.operations,
                 errors: point.errors,

@@ -5,9 +5,9 @@
 //! (FAILURES, AGENTS, AUTH, MCP, TENANTS with `--tenants`, THRESHOLDS, and
 //! CAPACITY for `controller capacity`).
 
-use std::cmp::Ordering;
 use std::fmt::Write as _;
 
+use super::users;
 use common::report::{
     CapacityReport, LatencyStats, Report, TenantsReport, ThresholdResult, UserReport,
 };
@@ -296,92 +296,69 @@ fn write_capacity(out: &mut String, c: &CapacityReport) -> std::fmt::Result {
 }
 
 fn write_users(out: &mut String, r: &Report) -> std::fmt::Result {
-    if r.users.is_empty() {
+    if r.users.is_empty() && r.users_detail.is_none() {
         return Ok(());
     }
     section(out, "PER-USER STATISTICS")?;
     let users: Vec<(&str, &UserReport)> = r.users.iter().map(|(n, u)| (n.as_str(), u)).collect();
-    if users.len() <= CONSOLE_USERS {
+    if users.len() <= CONSOLE_USERS && r.users_detail.is_none() {
         let mut users = users;
-        users.sort_by(|a, b| natural_cmp(a.0, b.0));
+        users.sort_by(|a, b| users::natural_cmp(a.0, b.0));
         return framework_user_table(out, &users);
     }
-    writeln!(
-        out,
-        "{} users (each one is in the JSON report)",
-        users.len()
-    )?;
+    let (t, l) = match &r.users_detail {
+        Some(d) => {
+            writeln!(
+                out,
+                "{} users (each one is in {}; the JSON report lists {})",
+                d.users,
+                d.file,
+                users.len()
+            )?;
+            (d.throughput_spread, d.p95_spread)
+        }
+        None => {
+            writeln!(
+                out,
+                "{} users (each one is in the JSON report)",
+                users.len()
+            )?;
+            (
+                users::spread(users::throughputs(
+                    users.iter().map(|(_, u)| *u),
+                    r.summary.duration,
+                )),
+                users::spread(users.iter().map(|(_, u)| u.latency.p95).collect()),
+            )
+        }
+    };
     writeln!(
         out,
         "{:<20}{:>12}{:>12}{:>12}{:>12}",
         "", "min", "p50", "p95", "max"
     )?;
-    let duration = r.summary.duration;
-    let mut throughput: Vec<f64> = users
-        .iter()
-        .map(|(_, u)| {
-            if duration > 0.0 {
-                u.total_operations as f64 / duration
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let mut p95: Vec<f64> = users.iter().map(|(_, u)| u.latency.p95).collect();
-    let spread = |values: &mut Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        [0.0, 0.5, 0.95, 1.0].map(|q| nearest_rank(values, q))
-    };
-    let t = spread(&mut throughput);
     writeln!(
         out,
         "{:<20}{:>10.2}/s{:>10.2}/s{:>10.2}/s{:>10.2}/s",
         "Throughput (ops)", t[0], t[1], t[2], t[3]
     )?;
-    let l = spread(&mut p95);
     writeln!(
         out,
         "{:<20}{:>11.4}s{:>11.4}s{:>11.4}s{:>11.4}s",
         "P95 latency", l[0], l[1], l[2], l[3]
     )?;
 
-    let mut slowest = users.clone();
-    slowest.sort_by(|a, b| {
-        b.1.latency
-            .p95
-            .total_cmp(&a.1.latency.p95)
-            .then_with(|| natural_cmp(a.0, b.0))
-    });
-    slowest.truncate(USERS_SHOWN);
     writeln!(out)?;
     writeln!(out, "Slowest {USERS_SHOWN} users (by p95):")?;
-    user_table(out, &slowest)?;
+    user_table(out, &users::slowest(&users, USERS_SHOWN))?;
 
-    let mut failing: Vec<_> = users
-        .into_iter()
-        .filter(|(_, u)| u.failed_operations > 0)
-        .collect();
+    let failing = users::most_failing(&users, USERS_SHOWN);
     writeln!(out)?;
     if failing.is_empty() {
         return writeln!(out, "No user had a failed operation.");
     }
-    failing.sort_by(|a, b| {
-        b.1.failed_operations
-            .cmp(&a.1.failed_operations)
-            .then_with(|| natural_cmp(a.0, b.0))
-    });
-    failing.truncate(USERS_SHOWN);
     writeln!(out, "Users with the most errors:")?;
     user_table(out, &failing)
-}
-
-/// The value at quantile `q` of sorted `values` (nearest rank), 0 when empty.
-fn nearest_rank(values: &[f64], q: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let rank = (q * values.len() as f64).ceil() as usize;
-    values[rank.clamp(1, values.len()) - 1]
 }
 
 /// The framework's per-user table (its columns and widths), for the users
@@ -656,39 +633,6 @@ fn threshold_line(t: &ThresholdResult) -> String {
     format!("{verdict}  {:<36}{observed}", t.expression)
 }
 
-/// Orders `user_2` before `user_10`: runs of digits compare as numbers.
-fn natural_cmp(a: &str, b: &str) -> Ordering {
-    let (mut a, mut b) = (a, b);
-    loop {
-        match (a.chars().next(), b.chars().next()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
-                let end_a = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
-                let end_b = b.find(|c: char| !c.is_ascii_digit()).unwrap_or(b.len());
-                let (na, nb) = (
-                    a[..end_a].trim_start_matches('0'),
-                    b[..end_b].trim_start_matches('0'),
-                );
-                let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
-                if ord != Ordering::Equal {
-                    return ord;
-                }
-                a = &a[end_a..];
-                b = &b[end_b..];
-            }
-            (Some(x), Some(y)) => {
-                if x != y {
-                    return x.cmp(&y);
-                }
-                a = &a[x.len_utf8()..];
-                b = &b[y.len_utf8()..];
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -696,7 +640,7 @@ mod tests {
     #[test]
     fn natural_order_of_user_names() {
         let mut names = vec!["u_10", "u_2", "u_1", "a", "u_02x", "u_2a"];
-        names.sort_by(|a, b| natural_cmp(a, b));
+        names.sort_by(|a, b| users::natural_cmp(a, b));
         assert_eq!(names, vec!["a", "u_1", "u_2", "u_2a", "u_02x", "u_10"]);
     }
 

@@ -159,9 +159,11 @@ impl AgentTotals {
 /// controller holds one per second of the run.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct IntervalPoint {
-    /// End of the interval, as an offset from the start of measurement. The
-    /// interval spans from the previous point's `at` (or 0) to this one.
+    /// End of the interval, as an offset from the start of measurement.
     pub at: Duration,
+    /// How long the interval is: one second, or more for the older part of
+    /// a long run (`run::timeline`). Zero is read as one second.
+    pub span: Duration,
     pub operations: u64,
     pub errors: u64,
     /// Failed tool calls in the interval by kind.
@@ -189,6 +191,43 @@ pub struct IntervalWorkflow {
 }
 
 impl IntervalPoint {
+    /// The interval's length (one second unless set).
+    pub fn width(&self) -> Duration {
+        if self.span.is_zero() {
+            Duration::from_secs(1)
+        } else {
+            self.span
+        }
+    }
+
+    /// Where the interval begins, as an offset from the start of measurement.
+    pub fn start(&self) -> Duration {
+        self.at.saturating_sub(self.width())
+    }
+
+    /// Takes in the interval that follows this one (or any later one: the
+    /// point then spans the gap too). Counts add up; levels (active users,
+    /// the stages' target) are the later interval's, as at its end.
+    pub fn absorb(&mut self, later: IntervalPoint) {
+        let start = self.start().min(later.start());
+        self.at = self.at.max(later.at);
+        self.span = self.at - start;
+        self.operations += later.operations;
+        self.errors += later.errors;
+        for (kind, n) in later.error_kinds {
+            *self.error_kinds.entry(kind).or_default() += n;
+        }
+        self.offered_starts += later.offered_starts;
+        self.dropped_starts += later.dropped_starts;
+        for (name, w) in later.workflows {
+            let into = self.workflows.entry(name).or_default();
+            into.count += w.count;
+            into.latency.merge(&w.latency);
+        }
+        self.active_users = later.active_users;
+        self.target = later.target.or(self.target);
+    }
+
     /// Adds one agent's delta.
     pub fn add(&mut self, delta: &SeriesSet) {
         let (operations, errors) = delta.operation_counts();

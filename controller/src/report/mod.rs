@@ -1,7 +1,8 @@
 //! The run's report: built from what agents measured (`build`), printed in
 //! the framework's console layout (`console`), written as JSON, as HTML
 //! (`html`, charts by `chart`) and as JUnit (`junit`), and compared with
-//! another run's (`compare`).
+//! another run's (`compare`); `users` picks the users worth a look and
+//! writes every user of a big run to a CSV file beside the JSON.
 
 pub mod build;
 pub mod chart;
@@ -11,6 +12,7 @@ pub mod html;
 pub mod input;
 pub mod junit;
 pub mod tenants;
+pub mod users;
 pub mod verdict;
 
 use std::path::Path;
@@ -51,10 +53,57 @@ pub fn nothing_succeeded(report: &Report) -> Option<String> {
     ))
 }
 
-/// Writes the report as pretty JSON, atomically: a temporary file beside the
-/// target, synced, then renamed over it, so a reader never sees half a report.
-pub fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
-    let text = report.to_json_pretty().context("serializing the report")?;
+/// Writes the report as JSON, atomically: pretty, except that each user
+/// takes one line. A run with more than `users_inline` users writes every
+/// user to a CSV file beside it (`users::csv_path`, written first, so the
+/// report never points to a missing file) and lists only the users worth a
+/// look, with `users_detail` saying where the rest are.
+pub fn write_json(report: &Report, path: &Path, users_inline: usize) -> anyhow::Result<()> {
+    let mut shell = report.clone();
+    let mut users = std::mem::take(&mut shell.users);
+    if let Some((listed, detail)) =
+        users::split(&users, report.summary.duration, path, users_inline)?
+    {
+        users = listed;
+        shell.users_detail = Some(detail);
+    }
+    let text = to_json_text(&shell, &users).context("serializing the report")?;
+    write_atomic(path, format!("{text}\n").as_bytes())
+}
+
+/// `shell` (whose `users` is empty) as pretty JSON with `users` spliced
+/// in, one compact line per user: a 10,000-user report stays readable
+/// line by line and a third smaller than fully pretty.
+fn to_json_text(
+    shell: &Report,
+    users: &std::collections::BTreeMap<String, common::report::UserReport>,
+) -> serde_json::Result<String> {
+    let text = serde_json::to_string_pretty(shell)?;
+    // Top-level keys sit at an indent of two; nothing else can match.
+    const EMPTY: &str = "\n  \"users\": {},\n";
+    let Some(at) = text.find(EMPTY) else {
+        return Ok(text);
+    };
+    if users.is_empty() {
+        return Ok(text);
+    }
+    let mut out = String::with_capacity(text.len() + users.len() * 300);
+    out.push_str(&text[..at]);
+    out.push_str("\n  \"users\": {");
+    for (i, (name, user)) in users.iter().enumerate() {
+        out.push_str(if i == 0 { "\n    " } else { ",\n    " });
+        out.push_str(&serde_json::to_string(name)?);
+        out.push_str(": ");
+        out.push_str(&serde_json::to_string(user)?);
+    }
+    out.push_str("\n  },\n");
+    out.push_str(&text[at + EMPTY.len()..]);
+    Ok(out)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, synced,
+/// then renamed over it, so a reader never sees half a file.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -70,8 +119,7 @@ pub fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
         use std::io::Write as _;
         let mut file =
             std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.write_all(b"\n"))
+        file.write_all(bytes)
             .and_then(|()| file.sync_all())
             .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, path)

@@ -207,7 +207,7 @@ pub fn verdict(input: &ReportInput, f: &Figures) -> Verdict {
 
 /// Seconds into the window at which `p` began.
 fn start_of(p: &IntervalPoint) -> f64 {
-    p.at.as_secs_f64() - 1.0
+    p.start().as_secs_f64()
 }
 
 /// Open model: the second from which the work in flight stayed above twice

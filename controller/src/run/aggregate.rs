@@ -5,13 +5,14 @@
 //! per-second counts and one compact histogram per workflow, never users.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use common::failures::FailureBook;
 use common::ids::{AgentId, UserName};
 use common::series::{SeriesKey, SeriesSet, slot};
 
 use super::steer::Probe;
+use super::timeline::Timeline;
 use crate::messages::{FinalData, IntervalData};
 use crate::report::{AgentTotals, GeneratorStats, IntervalPoint, McpStats};
 
@@ -87,8 +88,8 @@ pub struct Aggregate {
     merged: SeriesSet,
     agents: BTreeMap<AgentId, AgentFold>,
     /// Cluster-wide figures per second of the measurement window and of
-    /// the drain after it.
-    timeline: BTreeMap<u64, IntervalPoint>,
+    /// the drain after it (coarser for the older part of a long run).
+    timeline: Timeline,
     /// Per series, executions that completed in the drain (after the
     /// window): counted in the totals, not in the window's throughput.
     drain: BTreeMap<SeriesKey, u64>,
@@ -155,14 +156,7 @@ impl Aggregate {
             }
         }
         if drain_seconds < MAX_DRAIN_SECONDS {
-            let point = self
-                .timeline
-                .entry(second)
-                .or_insert_with(|| IntervalPoint {
-                    at: Duration::from_secs(second + 1),
-                    drain,
-                    ..Default::default()
-                });
+            let point = self.timeline.at(second, drain);
             point.add(&data.series);
             point.active_users += data.generator.active_vusers;
             point.offered_starts += offered;
@@ -262,7 +256,7 @@ impl Aggregate {
     /// The cluster timeline, one point per second of the measurement
     /// window and of the drain after it (moved out: call once).
     pub fn take_intervals(&mut self) -> Vec<IntervalPoint> {
-        std::mem::take(&mut self.timeline).into_values().collect()
+        self.timeline.take()
     }
 
     /// Per series, executions completed in the drain (moved out: call once).
@@ -288,6 +282,8 @@ fn add_failures(into: &mut FailureBook, agent: &AgentId, book: &FailureBook) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use common::ids::UserName;
     use common::series::SeriesKey;

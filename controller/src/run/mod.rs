@@ -15,6 +15,7 @@ pub mod reassign;
 pub mod session;
 pub mod status;
 pub mod steer;
+mod timeline;
 pub mod users;
 
 use std::collections::BTreeSet;
@@ -453,7 +454,7 @@ async fn drive(
     report.capacity = search.map(capacity::Driver::finish);
     println!("{}", report::render_console(&report));
     if let Some(path) = &config.output {
-        report::write_json(&report, path)?;
+        report::write_json(&report, path, config.report_users_inline)?;
         tracing::info!(path = %path.display(), "JSON report written");
     }
     if let Some(path) = &config.html {

@@ -30,6 +30,8 @@ pub struct RunConfig {
     pub target: TargetConfig,
     pub output: Option<PathBuf>,
     pub html: Option<PathBuf>,
+    /// Most users the JSON report lists; past it they go to a CSV file.
+    pub report_users_inline: usize,
     pub junit: Option<PathBuf>,
     pub workload: Option<String>,
     pub user_prefix: String,
