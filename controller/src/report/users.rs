@@ -132,7 +132,8 @@ pub fn split(
     Ok(Some((listed, detail)))
 }
 
-/// Every user, one row each, written atomically; returns the header.
+/// Every user, one row each in natural order (`user_2` before `user_10`),
+/// written atomically; returns the header.
 fn write_csv(users: &BTreeMap<String, UserReport>, path: &Path) -> anyhow::Result<Vec<String>> {
     let tools: BTreeSet<&str> = users
         .values()
@@ -164,8 +165,10 @@ fn write_csv(users: &BTreeMap<String, UserReport>, path: &Path) -> anyhow::Resul
 
     let mut out = csv::Writer::from_writer(Vec::with_capacity(users.len() * 64));
     out.write_record(&columns)?;
+    let mut rows: Vec<(&String, &UserReport)> = users.iter().collect();
+    rows.sort_by(|a, b| natural_cmp(a.0, b.0));
     let mut row: Vec<String> = Vec::with_capacity(columns.len());
-    for (name, u) in users {
+    for (name, u) in rows {
         row.clear();
         row.push(name.clone());
         row.extend(
