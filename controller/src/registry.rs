@@ -127,12 +127,14 @@ impl Registry {
 
     /// Attached agents silent for longer than `after`, each reported once
     /// (it is retired as it is reported).
-    pub fn newly_silent(&self, after: Duration) -> Vec<Silent> {
+    pub fn newly_silent(&self, after: Duration, hearing_since: Instant) -> Vec<Silent> {
         let mut agents = self.lock();
         let mut out = Vec::new();
         for (id, e) in agents.iter_mut() {
             let silent_for = e.last_heard.elapsed();
-            if e.watched && e.slot == Slot::Attached && silent_for > after {
+            // Only the silence the controller could have heard counts.
+            let counted = silent_for.min(hearing_since.elapsed());
+            if e.watched && e.slot == Slot::Attached && counted > after {
                 e.watched = false;
                 out.push(Silent {
                     agent: id.clone(),
@@ -185,6 +187,7 @@ mod tests {
 
     #[test]
     fn a_silent_attached_agent_is_reported_once() {
+        let hearing_since = Instant::now();
         let r = Registry::new(3);
         let a = r.register("a").unwrap();
         let b = r.register("b").unwrap();
@@ -195,10 +198,19 @@ mod tests {
         r.retire(&c);
         std::thread::sleep(Duration::from_millis(30));
         r.touch(&b);
-        let silent = r.newly_silent(Duration::from_millis(20));
+        // A controller that only just began to hear blames no one.
+        assert!(
+            r.newly_silent(Duration::from_millis(20), Instant::now())
+                .is_empty()
+        );
+        let silent = r.newly_silent(Duration::from_millis(20), hearing_since);
         let ids: Vec<&AgentId> = silent.iter().map(|s| &s.agent).collect();
         assert_eq!(ids, vec![&a], "b was heard, c is retired");
         assert!(silent[0].silent_for >= Duration::from_millis(30));
-        assert!(r.newly_silent(Duration::from_millis(20)).is_empty(), "once");
+        assert!(
+            r.newly_silent(Duration::from_millis(20), hearing_since)
+                .is_empty(),
+            "once"
+        );
     }
 }

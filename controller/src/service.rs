@@ -332,8 +332,11 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
+    // Agents' reports are compressed (histograms and names compress well);
+    // what the controller sends is not: assignments are mostly OAuth tokens,
+    // which gzip barely shrinks, and gzipping 100,000 of them kept the
+    // service runtime busy for seconds — the runtime that hears heartbeats.
     let server = SwarmServer::new(service)
-        .send_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(common::limits::MAX_AGENT_MESSAGE_BYTES)
         .max_encoding_message_size(common::limits::MAX_CONTROLLER_MESSAGE_BYTES);

@@ -141,11 +141,14 @@ async fn with_target(
         AgentsMode::NoSpawn { cluster_secret } => cluster_secret.clone(),
     };
     let registry = Arc::new(Registry::new(config.n_agents as usize));
-    let (watchdog, silent) = liveness::watch(registry.clone(), liveness::AGENT_LOST_AFTER)
-        .context("could not start the liveness watchdog")?;
-    // The service stamps arrivals on a runtime of its own (liveness).
+    // The service stamps arrivals on a runtime of its own (liveness), which
+    // the ear watches, so a controller that could not hear blames no agent.
     let service_runtime =
         liveness::ServiceRuntime::start().context("could not start the gRPC runtime")?;
+    let ear = liveness::Ear::new();
+    ear.listen(&service_runtime.handle());
+    let (watchdog, silent) = liveness::watch(registry.clone(), ear, liveness::AGENT_LOST_AFTER)
+        .context("could not start the liveness watchdog")?;
     let listener = listener
         .into_std()
         .context("the gRPC listener for its own runtime")?;
