@@ -10,6 +10,7 @@ pub mod console;
 pub mod html;
 pub mod input;
 pub mod junit;
+pub mod regions;
 pub mod tenants;
 pub mod verdict;
 
@@ -23,7 +24,7 @@ pub use console::render_console;
 pub use html::render_html;
 pub use input::{
     AgentLoss, AgentResult, AgentTotals, AuthInput, GeneratorStats, IntervalPoint,
-    IntervalWorkflow, McpStats, ReportInput, RunInfo, UserMove,
+    IntervalWorkflow, McpStats, RegionSeries, ReportInput, RunInfo, UserMove,
 };
 
 /// Why the run counts as failed when no workflow (baseline ones included)
