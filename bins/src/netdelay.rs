@@ -104,9 +104,12 @@ pub fn run(cli: &Cli, stop: &AtomicBool) -> anyhow::Result<Counts> {
     let mut queue = Queue::open().context(
         "opening a netfilter queue socket (needs CAP_NET_ADMIN and a kernel with NETFILTER_NETLINK_QUEUE)",
     )?;
-    queue
-        .bind(cli.queue)
-        .with_context(|| format!("binding NFQUEUE {} (is another netdelay bound to it?)", cli.queue))?;
+    queue.bind(cli.queue).with_context(|| {
+        format!(
+            "binding NFQUEUE {} (is another netdelay bound to it?)",
+            cli.queue
+        )
+    })?;
     queue
         .set_copy_range(cli.queue, 0)
         .context("asking for packet metadata only")?;
@@ -142,15 +145,17 @@ pub fn run(cli: &Cli, stop: &AtomicBool) -> anyhow::Result<Counts> {
                 counts.delayed += 1;
             }
         }
-        let wait = held
-            .front()
-            .map_or(POLL, |(due, _)| due.saturating_duration_since(now).min(POLL));
+        let wait = held.front().map_or(POLL, |(due, _)| {
+            due.saturating_duration_since(now).min(POLL)
+        });
         std::thread::sleep(wait);
     }
     // Let the held packets go rather than lose them.
     for (_, mut msg) in held.drain(..) {
         msg.set_verdict(Verdict::Accept);
-        queue.verdict(msg).context("letting a held packet through")?;
+        queue
+            .verdict(msg)
+            .context("letting a held packet through")?;
     }
     Ok(counts)
 }
@@ -159,7 +164,10 @@ pub fn run(cli: &Cli, stop: &AtomicBool) -> anyhow::Result<Counts> {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let stop = Arc::new(AtomicBool::new(false));
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("netdelay: error: starting the signal runtime: {e}");

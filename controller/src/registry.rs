@@ -180,7 +180,10 @@ mod tests {
         let a = r.register("agent-0", Region::default()).unwrap();
         let b = r.register("agent 1!", Region::default()).unwrap();
         assert_eq!(b.as_str(), "2-agent1");
-        assert_eq!(r.register("x", Region::default()), Err(RegistryError::Full(2)));
+        assert_eq!(
+            r.register("x", Region::default()),
+            Err(RegistryError::Full(2))
+        );
         assert_eq!(r.attach(&a).unwrap(), "agent-0");
         assert!(matches!(r.attach(&a), Err(RegistryError::NotAttachable(_))));
         assert!(matches!(

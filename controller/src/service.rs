@@ -161,9 +161,12 @@ impl Swarm for SwarmService {
             tracing::warn!(agent = %req.agent_name, error = %e, "agent refused: region");
             Status::invalid_argument(format!("agent --region: {e}"))
         })?;
-        let id = self.registry.register(&req.agent_name, region.clone()).inspect_err(|e| {
-            tracing::warn!(agent = %req.agent_name, error = %e, "agent refused");
-        })?;
+        let id = self
+            .registry
+            .register(&req.agent_name, region.clone())
+            .inspect_err(|e| {
+                tracing::warn!(agent = %req.agent_name, error = %e, "agent refused");
+            })?;
         tracing::info!(agent = %req.agent_name, id = %id, %region, version = %req.agent_version, "agent registered");
         Ok(Response::new(proto::RegisterResponse {
             agent_id: id.to_string(),

@@ -127,7 +127,11 @@ pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, Lo
             Some(program) => AgentCommand::separate(program),
             None => this_executable()?,
         };
-        let regions = match args.agent_regions.as_deref().or(file.agent_regions.as_deref()) {
+        let regions = match args
+            .agent_regions
+            .as_deref()
+            .or(file.agent_regions.as_deref())
+        {
             Some(list) => common::region::parse_region_list(list)
                 .with_context(|| format!("--agent-regions {list:?}"))?,
             None => Vec::new(),

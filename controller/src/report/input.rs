@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use common::failures::FailureBook;
 use common::ids::AgentId;
-use common::region::Region;
 pub use common::protocol::{GeneratorStats, McpStats};
+use common::region::Region;
 use common::series::{SeriesKey, SeriesKind, SeriesSet, slot};
 use common::{CompactHistogram, ErrorKind, LatencyHistogram};
 

@@ -40,7 +40,10 @@ fn region_report(r: &RegionSeries, secs: f64) -> RegionReport {
                 workflows.insert(key.workflow.clone(), series_report(stats));
             }
             SeriesKind::Step => {
-                steps.insert(format!("{}/{}", key.workflow, key.step), series_report(stats));
+                steps.insert(
+                    format!("{}/{}", key.workflow, key.step),
+                    series_report(stats),
+                );
             }
             SeriesKind::Operation => {
                 slot(&mut tools, key.operation.as_str()).merge(stats);
@@ -69,6 +72,46 @@ fn region_report(r: &RegionSeries, secs: f64) -> RegionReport {
             .map(|(tool, s)| (tool.clone(), series_report(s)))
             .collect(),
     }
+}
+
+/// The console's REGIONS table: a line per region, then each tool's p50
+/// per region (the figure distance moves).
+pub fn write_console(
+    out: &mut String,
+    regions: &BTreeMap<String, RegionReport>,
+) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    writeln!(
+        out,
+        "{:<20} {:>6} {:>6} {:>10} {:>8} {:>9} {:>9} {:>9}",
+        "REGION", "AGENTS", "USERS", "OPS", "FAILED", "OPS/s", "p50", "p95"
+    )?;
+    for (name, r) in regions {
+        writeln!(
+            out,
+            "{:<20} {:>6} {:>6} {:>10} {:>8} {:>9.2} {:>8.4}s {:>8.4}s",
+            name,
+            r.agents.len(),
+            r.users,
+            r.total_operations,
+            r.failed_operations,
+            r.throughput_per_sec,
+            r.latency.median,
+            r.latency.p95
+        )?;
+    }
+    let tools: std::collections::BTreeSet<&String> =
+        regions.values().flat_map(|r| r.tools.keys()).collect();
+    for tool in tools {
+        write!(out, "  {tool:<28} p50")?;
+        for (name, r) in regions {
+            if let Some(t) = r.tools.get(tool) {
+                write!(out, "  {name} {:.4}s", t.latency.median)?;
+            }
+        }
+        writeln!(out)?;
+    }
+    Ok(())
 }
 
 fn series_report(s: &SeriesStats) -> RegionSeriesReport {
