@@ -232,8 +232,14 @@ fn final_chunks(
 }
 
 /// The register request for this agent.
-pub fn register_request(name: &str, capacity: u32, digest: &str) -> proto::RegisterRequest {
+pub fn register_request(
+    name: &str,
+    capacity: u32,
+    region: Option<&common::region::Region>,
+    digest: &str,
+) -> proto::RegisterRequest {
     proto::RegisterRequest {
+        region: region.map(|r| r.as_str().to_owned()).unwrap_or_default(),
         protocol_version: common::PROTOCOL_VERSION,
         agent_name: name.to_owned(),
         capacity,

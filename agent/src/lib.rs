@@ -81,6 +81,10 @@ pub struct Cli {
     /// Most vusers this agent accepts; 0 = no limit.
     #[arg(long, env = "MCP_SWARM_AGENT_CAPACITY", default_value_t = 0)]
     pub capacity: u32,
+    /// Where this agent runs (`eu`, `us-east`): 1–32 of A-Z a-z 0-9 _ -. The
+    /// report breaks latency and throughput down by region [default: default].
+    #[arg(long, env = "MCP_SWARM_AGENT_REGION")]
+    pub region: Option<common::region::Region>,
     #[arg(long, env = "MCP_SWARM_AGENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// How long to keep trying to reach the controller (500ms, 30s, 5m; a bare number is seconds).
@@ -119,6 +123,8 @@ pub struct Config {
     pub controller: String,
     pub name: String,
     pub capacity: u32,
+    /// `--region`; `None` is the default region.
+    pub region: Option<common::region::Region>,
     pub connect_timeout: Duration,
     pub cluster_secret: Secret,
     pub grpc_gzip: bool,
@@ -134,6 +140,7 @@ impl Config {
             controller: cli.controller,
             name: cli.name.unwrap_or_else(default_name),
             capacity: cli.capacity,
+            region: cli.region,
             connect_timeout: cli.connect_timeout,
             cluster_secret,
             grpc_gzip: cli.grpc_gzip,
@@ -207,6 +214,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         controller: config.controller.clone(),
         agent_name: config.name.clone(),
         capacity: config.capacity,
+        region: config.region.clone(),
         connect_timeout: config.connect_timeout,
         secret: config.cluster_secret.clone(),
         scenario_digest: Scenario::builtin().digest().to_owned(),

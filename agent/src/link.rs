@@ -48,6 +48,8 @@ pub struct LinkConfig {
     pub controller: String,
     pub agent_name: String,
     pub capacity: u32,
+    /// `--region`; `None` is the default region.
+    pub region: Option<common::region::Region>,
     pub connect_timeout: Duration,
     pub secret: Secret,
     pub scenario_digest: String,
@@ -229,6 +231,7 @@ pub async fn connect(config: &LinkConfig, stop_load: CancellationToken) -> anyho
         .register(convert::register_request(
             &config.agent_name,
             config.capacity,
+            config.region.as_ref(),
             &config.scenario_digest,
         ))
         .await

@@ -198,6 +198,7 @@ fn link_config(controller: &str, files: TlsFiles) -> Result<LinkConfig, String> 
         controller: controller.to_owned(),
         agent_name: "tls-test-agent".into(),
         capacity: 0,
+        region: None,
         connect_timeout: Duration::from_secs(5),
         secret: Secret::new("s"),
         scenario_digest: Scenario::builtin().digest().to_owned(),

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
+pub mod netdelay;
 pub mod signals;
 
 /// Runs an agent from its parsed flags until done or a signal; the exit code.

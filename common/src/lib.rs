@@ -13,6 +13,7 @@ pub mod load;
 pub mod nextcloud;
 pub mod proto;
 pub mod protocol;
+pub mod region;
 pub mod report;
 pub mod scenario;
 pub mod secret;
@@ -26,7 +27,8 @@ pub use secret::Secret;
 /// 4: `AddGroups`/`GroupsAdded` (groups re-assigned from a lost agent) and
 /// failure samples in interval and final reports. 6: the controller's
 /// `Keepalive`, without which an agent takes the controller for silent.
-pub const PROTOCOL_VERSION: u32 = 6;
+/// 7: the agent's region in `Register`.
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Metadata key that carries the cluster secret on every gRPC call.
 pub const SECRET_METADATA: &str = "x-mcp-swarm-secret";

@@ -55,6 +55,10 @@ pub struct Report {
     /// `--tenants`: per-tenant statistics and how fairly they were served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenants: Option<TenantsReport>,
+    /// Agents' regions (`agent --region`): latency and throughput per
+    /// region, when any agent named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regions: Option<BTreeMap<String, RegionReport>>,
     /// Why steps failed, most frequent first.
     #[serde(default)]
     pub errors: Vec<ErrorReport>,
@@ -119,6 +123,35 @@ pub struct UserMoveReport {
     pub idle_seconds: Option<f64>,
     pub sessions_open: u64,
     pub sessions_failed: u64,
+}
+
+/// One region's share of the run: its agents' merged series.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegionReport {
+    /// Names of the agents in the region.
+    pub agents: Vec<String>,
+    pub users: u64,
+    /// Tool calls (the drain's included).
+    pub total_operations: u64,
+    pub failed_operations: u64,
+    pub success_rate: f64,
+    /// Tool calls per second of the measured window.
+    pub throughput_per_sec: f64,
+    /// Over every tool call.
+    pub latency: LatencyStats,
+    pub workflows: BTreeMap<String, RegionSeriesReport>,
+    /// `workflow/step`.
+    pub steps: BTreeMap<String, RegionSeriesReport>,
+    /// A tool over every workflow.
+    pub tools: BTreeMap<String, RegionSeriesReport>,
+}
+
+/// Counts and latency of one workflow, step or tool within a region.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegionSeriesReport {
+    pub count: u64,
+    pub success_rate: f64,
+    pub latency: LatencyStats,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

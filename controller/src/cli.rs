@@ -125,6 +125,12 @@ pub struct StartArgs {
     /// A separate agent executable to spawn [default: this executable, run as `controller agent`].
     #[arg(long, env = "MCP_SWARM_AGENT_BIN")]
     pub agent_bin: Option<PathBuf>,
+    /// Regions of the spawned agents, `eu,us`: agent i is in entry i mod the
+    /// list's length (each 1–32 of A-Z a-z 0-9 _ -); the report breaks
+    /// latency and throughput down per region. Agents started elsewhere take
+    /// `agent --region` (MCP_SWARM_AGENT_REGION).
+    #[arg(long, env = "MCP_SWARM_AGENT_REGIONS")]
+    pub agent_regions: Option<String>,
     /// How long to wait for agents to register and become ready [default: 120s].
     #[arg(long, env = "MCP_SWARM_AGENT_TIMEOUT", value_parser = duration_arg)]
     pub agent_timeout: Option<Duration>,

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::ids::AgentId;
+use common::region::Region;
 
 /// An agent the watchdog found silent (reported once per agent).
 #[derive(Debug, Clone)]
@@ -36,6 +37,7 @@ pub enum RegistryError {
 #[derive(Debug)]
 struct Entry {
     name: String,
+    region: Region,
     slot: Slot,
     /// When the last message from the agent arrived (stamped by the
     /// service on arrival, so a busy run loop cannot make an agent look lost).
@@ -62,7 +64,7 @@ impl Registry {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn register(&self, name: &str) -> Result<AgentId, RegistryError> {
+    pub fn register(&self, name: &str, region: Region) -> Result<AgentId, RegistryError> {
         let mut agents = self.lock();
         if agents.len() >= self.capacity {
             return Err(RegistryError::Full(self.capacity));
@@ -72,6 +74,7 @@ impl Registry {
             id.clone(),
             Entry {
                 name: name.to_owned(),
+                region,
                 slot: Slot::Registered,
                 last_heard: Instant::now(),
                 watched: true,
@@ -94,6 +97,11 @@ impl Registry {
             }
             Slot::Attached | Slot::Detached => Err(RegistryError::NotAttachable(id.clone())),
         }
+    }
+
+    /// The region the agent gave at `Register`.
+    pub fn region(&self, id: &AgentId) -> Option<Region> {
+        self.lock().get(id).map(|e| e.region.clone())
     }
 
     pub fn detach(&self, id: &AgentId) {
@@ -171,10 +179,13 @@ mod tests {
     #[test]
     fn refuses_past_capacity_and_double_attach() {
         let r = Registry::new(2);
-        let a = r.register("agent-0").unwrap();
-        let b = r.register("agent 1!").unwrap();
+        let a = r.register("agent-0", Region::default()).unwrap();
+        let b = r.register("agent 1!", Region::default()).unwrap();
         assert_eq!(b.as_str(), "2-agent1");
-        assert_eq!(r.register("x"), Err(RegistryError::Full(2)));
+        assert_eq!(
+            r.register("x", Region::default()),
+            Err(RegistryError::Full(2))
+        );
         assert_eq!(r.attach(&a).unwrap(), "agent-0");
         assert!(matches!(r.attach(&a), Err(RegistryError::NotAttachable(_))));
         assert!(matches!(
@@ -189,9 +200,9 @@ mod tests {
     fn a_silent_attached_agent_is_reported_once() {
         let hearing_since = Instant::now();
         let r = Registry::new(3);
-        let a = r.register("a").unwrap();
-        let b = r.register("b").unwrap();
-        let c = r.register("c").unwrap();
+        let a = r.register("a", Region::default()).unwrap();
+        let b = r.register("b", Region::default()).unwrap();
+        let c = r.register("c", Region::default()).unwrap();
         r.attach(&a).unwrap();
         r.attach(&b).unwrap();
         r.attach(&c).unwrap();

@@ -157,10 +157,17 @@ impl Swarm for SwarmService {
                 short(&self.scenario_digest)
             )));
         }
-        let id = self.registry.register(&req.agent_name).inspect_err(|e| {
-            tracing::warn!(agent = %req.agent_name, error = %e, "agent refused");
+        let region = common::region::Region::from_wire(&req.region).map_err(|e| {
+            tracing::warn!(agent = %req.agent_name, error = %e, "agent refused: region");
+            Status::invalid_argument(format!("agent --region: {e}"))
         })?;
-        tracing::info!(agent = %req.agent_name, id = %id, version = %req.agent_version, "agent registered");
+        let id = self
+            .registry
+            .register(&req.agent_name, region.clone())
+            .inspect_err(|e| {
+                tracing::warn!(agent = %req.agent_name, error = %e, "agent refused");
+            })?;
+        tracing::info!(agent = %req.agent_name, id = %id, %region, version = %req.agent_version, "agent registered");
         Ok(Response::new(proto::RegisterResponse {
             agent_id: id.to_string(),
             heartbeat_interval_ms: HEARTBEAT_INTERVAL.as_millis() as u32,

@@ -24,6 +24,7 @@ impl AgentProcesses {
     pub fn spawn(
         agent: &AgentCommand,
         n: u32,
+        regions: &[common::region::Region],
         controller_url: &str,
         extra_args: &[OsString],
         secret: &Secret,
@@ -38,12 +39,18 @@ impl AgentProcesses {
         let mut children = Vec::new();
         for i in 0..n {
             let name = format!("agent-{i}");
-            let child = Command::new(bin)
+            let mut command = Command::new(bin);
+            command
                 .args(&agent.leading_args)
                 .arg("--controller")
                 .arg(controller_url)
                 .arg("--name")
-                .arg(&name)
+                .arg(&name);
+            if !regions.is_empty() {
+                let region = &regions[i as usize % regions.len()];
+                command.arg("--region").arg(region.as_str());
+            }
+            let child = command
                 .args(extra_args)
                 .env(common::CLUSTER_SECRET_ENV, secret.expose())
                 .stdin(Stdio::null())

@@ -33,6 +33,7 @@ fn register_request(version: u32, digest: &str) -> proto::RegisterRequest {
         capacity: 0,
         scenario_digest: digest.into(),
         agent_version: "test".into(),
+        region: String::new(),
     }
 }
 

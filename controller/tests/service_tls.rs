@@ -152,6 +152,7 @@ async fn register(client: &mut SwarmClient<Channel>) -> Result<(), tonic::Status
         capacity: 0,
         scenario_digest: Scenario::builtin().digest().to_owned(),
         agent_version: "test".into(),
+        region: String::new(),
     });
     req.metadata_mut()
         .insert(common::SECRET_METADATA, SECRET.parse().unwrap());

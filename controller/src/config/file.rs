@@ -35,6 +35,7 @@ pub(super) struct FileConfig {
     pub(super) http: Option<SocketAddr>,
     pub(super) http_linger: Option<DurationValue>,
     pub(super) agent_bin: Option<PathBuf>,
+    pub(super) agent_regions: Option<String>,
     pub(super) agent_timeout: Option<DurationValue>,
     pub(super) scenario: Option<PathBuf>,
     pub(super) think_time: Option<DurationValue>,

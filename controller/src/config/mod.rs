@@ -130,7 +130,16 @@ pub fn resolve(args: &StartArgs, env: &dyn Env) -> anyhow::Result<(RunConfig, Lo
             Some(program) => AgentCommand::separate(program),
             None => this_executable()?,
         };
-        AgentsMode::Spawn { agent }
+        let regions = match args
+            .agent_regions
+            .as_deref()
+            .or(file.agent_regions.as_deref())
+        {
+            Some(list) => common::region::parse_region_list(list)
+                .with_context(|| format!("--agent-regions {list:?}"))?,
+            None => Vec::new(),
+        };
+        AgentsMode::Spawn { agent, regions }
     };
     let listen = match args.listen.or(file.listen) {
         Some(a) => a,

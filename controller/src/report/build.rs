@@ -100,6 +100,7 @@ pub fn build_report(input: &ReportInput) -> Report {
         histograms: histograms(merged),
         capacity: None,
         tenants: super::tenants::tenants_report(merged, &input.tenants, input.run.duration),
+        regions: super::regions::regions_report(&input.regions, input.run.duration),
         errors: error_reports(merged, &input.failures),
         error_samples_refused: input.failures.refused,
         agent_losses: input

@@ -151,6 +151,10 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
     if let Some(t) = &r.tenants {
         write_tenants(out, t)?;
     }
+    if let Some(regions) = r.regions.as_ref().filter(|g| g.len() > 1) {
+        section(out, "REGIONS")?;
+        super::regions::write_console(out, regions)?;
+    }
     if !r.thresholds.is_empty() {
         section(out, "THRESHOLDS")?;
         for t in &r.thresholds {

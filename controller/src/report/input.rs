@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use common::failures::FailureBook;
 use common::ids::AgentId;
 pub use common::protocol::{GeneratorStats, McpStats};
+use common::region::Region;
 use common::series::{SeriesKey, SeriesKind, SeriesSet, slot};
 use common::{CompactHistogram, ErrorKind, LatencyHistogram};
 
@@ -40,8 +41,19 @@ pub struct ReportInput {
     pub tenants: BTreeMap<String, String>,
     /// Why steps failed: messages per workflow, step and kind.
     pub failures: FailureBook,
+    /// Each region's agents' series (`agent --region`).
+    pub regions: BTreeMap<Region, RegionSeries>,
     /// Agents lost during the run and where their users went.
     pub agent_losses: Vec<AgentLoss>,
+}
+
+/// One region's agents and their series merged (no users: a count).
+#[derive(Clone, Debug, Default)]
+pub struct RegionSeries {
+    /// The agents' names.
+    pub agents: Vec<String>,
+    pub n_users: usize,
+    pub series: SeriesSet,
 }
 
 /// One agent lost during the run.

@@ -11,6 +11,7 @@ pub mod console;
 pub mod html;
 pub mod input;
 pub mod junit;
+pub mod regions;
 pub mod tenants;
 pub mod users;
 pub mod verdict;
@@ -25,7 +26,7 @@ pub use console::render_console;
 pub use html::render_html;
 pub use input::{
     AgentLoss, AgentResult, AgentTotals, AuthInput, GeneratorStats, IntervalPoint,
-    IntervalWorkflow, McpStats, ReportInput, RunInfo, UserMove,
+    IntervalWorkflow, McpStats, RegionSeries, ReportInput, RunInfo, UserMove,
 };
 
 /// Why the run counts as failed when no workflow (baseline ones included)

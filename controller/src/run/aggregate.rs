@@ -11,6 +11,7 @@ use common::failures::FailureBook;
 use common::ids::{AgentId, UserName};
 use common::series::{SeriesKey, SeriesSet, slot};
 
+use super::regions::RegionFold;
 use super::steer::Probe;
 use super::timeline::Timeline;
 use crate::messages::{FinalData, IntervalData};
@@ -99,6 +100,8 @@ pub struct Aggregate {
     failures: FailureBook,
     /// Users moved to each agent, whose operations there the report shows.
     watched: BTreeMap<AgentId, BTreeSet<UserName>>,
+    /// The same results merged per region (`agent --region`).
+    pub regions: RegionFold,
 }
 
 /// Operations (ok and failed) of `users` in `set`.
@@ -211,6 +214,7 @@ impl Aggregate {
         fold.done = Some((AgentTotals::of(&assembly.series), head));
         fold.moved_operations = operations_of(&assembly.series, self.watched.get(agent));
         fold.measured = SeriesSet::default();
+        self.regions.absorb(agent, &assembly.series);
         self.merged.absorb(assembly.series);
         Folded::FinalComplete
     }
@@ -240,6 +244,7 @@ impl Aggregate {
                 None => {
                     let totals = AgentTotals::of(&fold.measured);
                     let moved_operations = operations_of(&fold.measured, self.watched.get(&agent));
+                    self.regions.absorb(&agent, &fold.measured);
                     merged.absorb(fold.measured);
                     AgentOutcome {
                         totals,

@@ -12,6 +12,7 @@ pub mod liveness;
 mod prepare;
 pub mod progress;
 pub mod reassign;
+pub mod regions;
 pub mod session;
 pub mod status;
 pub mod steer;
@@ -176,12 +177,13 @@ async fn with_target(
     );
 
     let mut processes = match &config.agents {
-        AgentsMode::Spawn { agent } => {
+        AgentsMode::Spawn { agent, regions } => {
             let url = format!("{scheme}://{}", service::dial_address(local));
             let trust = tls.as_ref().map_or(&[][..], |t| &t.spawned_agent_args[..]);
             Some(AgentProcesses::spawn(
                 agent,
                 config.n_agents,
+                regions,
                 &url,
                 trust,
                 &secret,
@@ -417,6 +419,7 @@ async fn drive(
             ..frame.run
         },
         series: results.series,
+        regions: results.regions,
         agents: results.agents,
         agent_losses: results.losses,
         intervals: with_targets(

@@ -118,7 +118,7 @@ pub fn prepare(mut config: RunConfig) -> anyhow::Result<Prepared> {
     if let crate::settings::provider::ProviderConfig::Static { users_file } = &config.provider {
         crate::provision::StaticUsers::load(users_file, config.n_users)?;
     }
-    if let AgentsMode::Spawn { agent } = &config.agents
+    if let AgentsMode::Spawn { agent, .. } = &config.agents
         && !agent.program.is_file()
     {
         bail!(

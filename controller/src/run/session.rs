@@ -90,6 +90,8 @@ pub struct Collected {
 /// What the report takes from the session.
 pub struct Results {
     pub series: SeriesSet,
+    /// The same, per region.
+    pub regions: std::collections::BTreeMap<common::region::Region, crate::report::RegionSeries>,
     pub agents: Vec<AgentResult>,
     pub losses: Vec<AgentLoss>,
 }
@@ -180,6 +182,8 @@ impl Session {
                 outbound,
             } => {
                 tracing::info!(agent = %agent, "agent attached");
+                let region = self.registry.region(&agent).unwrap_or_default();
+                self.aggregate.regions.place(&agent, &name, region);
                 self.order.push(agent.clone());
                 self.agents.insert(agent, AgentState::new(name, outbound));
             }
@@ -623,6 +627,7 @@ impl Session {
             });
         }
         Results {
+            regions: self.aggregate.regions.take(),
             series: merged,
             agents: results,
             losses,

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use common::Secret;
+use common::region::Region;
 
 /// The subcommand under which the `controller` executable runs as an agent.
 pub const AGENT_SUBCOMMAND: &str = "agent";
@@ -11,7 +12,12 @@ pub const AGENT_SUBCOMMAND: &str = "agent";
 #[derive(Debug, Clone)]
 pub enum AgentsMode {
     /// Spawn local agent processes with this command.
-    Spawn { agent: AgentCommand },
+    /// `regions`: `--agent-regions`, agent `i` in entry `i mod len` (empty:
+    /// every agent in the default region).
+    Spawn {
+        agent: AgentCommand,
+        regions: Vec<Region>,
+    },
     /// Wait for agents started elsewhere; they must know this secret.
     NoSpawn { cluster_secret: Secret },
 }
