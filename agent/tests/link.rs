@@ -152,6 +152,7 @@ fn config(controller: String, secret: &str) -> agent::Config {
         http: None,
         tls: Default::default(),
         fault_final_report_delay: None,
+        region: None,
     }
 }
 

@@ -255,6 +255,7 @@ pub fn realistic_input() -> ReportInput {
         agents,
         intervals,
         drain: BTreeMap::new(),
+        regions: BTreeMap::new(),
         auth: AuthInput {
             login_method: "direct".to_owned(),
             login_latency,
