@@ -29,6 +29,8 @@ Environment (defaults in brackets):
              SCHED_FIFO (chrt -f 1); other: under nice NICE
   NICE       their niceness when SCHED=other                 [-15 as root, else 0]
   KEEP_DIR   copy the report and logs here                   [not kept]
+  JSON       1: the mock answers with JSON bodies instead of   [0]
+             SSE streams (mock-target --json-replies)
 Example: BIN=target/release DURATION=20 bench/calls.sh
 EOF
 }
@@ -47,6 +49,7 @@ WARMUP=${WARMUP:-5}
 MOCK_CPU=${MOCK_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 KEEP_DIR=${KEEP_DIR:-}
+JSON=${JSON:-0}
 # Must match bench/calls.yaml.
 TOOL=nc_notes_search_notes
 TOOL_ARGS='{"query":"bench"}'
@@ -96,6 +99,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+case "$JSON" in
+    0) ;;
+    1) MOCK_EXTRA_ARGS=(--json-replies) ;;
+    *) die "JSON must be 0 or 1, got $JSON" ;;
+esac
 start_mock "$BIN" "$work" "$MOCK_CPU"
 printf 'user = "admin:%s"\n' "$(<"$work/admin_password")" >"$work/admin.curlrc"
 
@@ -240,10 +248,10 @@ ctrl_cpu_s=$(window_cpu 4)
 awk -v tool="$TOOL" -v conns="$CONNS" -v dur="$DURATION" \
     -v wn="$wrk_requests" -v wd="$wrk_duration_us" -v we="$wrk_errors" -v wc="$wrk_cpu_s" -v wm="$wrk_mock_cpu_s" \
     -v an="$agent_calls" -v ad="$window_s" -v ae="$agent_failed" -v ac="$agent_cpu_s" -v am="$agent_mock_cpu_s" \
-    -v cc="$ctrl_cpu_s" -v mc="$MOCK_CPU" -v lc="$LOAD_CPU" 'BEGIN {
+    -v cc="$ctrl_cpu_s" -v mc="$MOCK_CPU" -v lc="$LOAD_CPU" -v json="$JSON" 'BEGIN {
     wr = wn / (wd / 1e6); ar = an / ad
     wcpu = wc * 1e6 / wn; acpu = ac * 1e6 / an
-    printf "== bench/calls.sh: %s, %d connections/users, %d s each; mock on core %d, load on core %d\n", tool, conns, dur, mc, lc
+    printf "== bench/calls.sh: %s, %d connections/users, %d s each; mock on core %d, load on core %d; answers %s\n", tool, conns, dur, mc, lc, json ? "JSON" : "SSE"
     printf "%-6s %-22s %10s %10s %14s %19s\n", "client", "tool", "calls", "calls/s", "CPU us/call", "mock CPU us/call"
     printf "%-6s %-22s %10d %10.0f %14.1f %19.1f   (errors %d)\n", "wrk", tool, wn, wr, wcpu, wm * 1e6 / wn, we
     printf "%-6s %-22s %10d %10.0f %14.1f %19.1f   (failed %d)\n", "agent", tool, an, ar, acpu, am * 1e6 / an, ae

@@ -213,6 +213,39 @@ async fn open_call_close_on_the_wire() {
     assert_eq!(ctx.counters.snapshot(), expected);
 }
 
+/// A server that answers each POST with a JSON body (the Streamable HTTP spec's other form;
+/// the mock's `--json-replies`) serves the same session.
+#[tokio::test]
+async fn json_answers_serve_a_session() {
+    let config = mock::MockConfig {
+        json_replies: true,
+        ..mock::MockConfig::default()
+    };
+    let target = support::start_target(&["dave"], config).await;
+    let proxy = Proxy::start(&target.mock.mcp_url).await;
+    let (ctx, _refresh) = context(&proxy.url);
+    let user_token = UserToken::new("dave".into(), Secret::new(target.token("dave").await));
+    let (session, _) = McpSession::open(&ctx, user_token, TIMEOUT).await.unwrap();
+    let created = session
+        .call(
+            "nc_notes_create_note",
+            json!({"title": "j1", "content": "json", "category": "c"}),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert!(!created.is_error, "{}", created.text);
+    assert_eq!(created.json["title"], "j1", "{}", created.text);
+    session.close().await;
+    let answers = proxy.text(false).concat();
+    assert!(
+        answers.contains("content-type: application/json"),
+        "{answers}"
+    );
+    assert!(!answers.contains("text/event-stream"), "{answers}");
+    assert_eq!(proxy.session_ids().len(), 1);
+}
+
 #[tokio::test]
 async fn a_forgotten_session_is_initialized_again_once() {
     let target = support::start_target(&["bob"], mock::MockConfig::default()).await;

@@ -92,6 +92,10 @@ pub struct Args {
     /// HTML forms, with --consent and --consent-label).
     #[arg(long, default_value = "nextcloud", value_name = "PAGES")]
     pub login_pages: crate::LoginPages,
+    /// Answer MCP POSTs with application/json instead of an SSE stream when the answer is one
+    /// message (for clients that read only JSON bodies, e.g. cargo-pmcp's loadtest).
+    #[arg(long)]
+    pub json_replies: bool,
     /// Admin user name for the OCS provisioning API.
     #[arg(long, env = "MOCK_TARGET_ADMIN_USER", default_value = "admin")]
     pub admin_user: String,
@@ -185,6 +189,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         allowed_hosts: args.allowed_hosts,
         public_url: args.public_url,
         login_pages: args.login_pages,
+        json_replies: args.json_replies,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -106,6 +106,10 @@ pub struct MockConfig {
     /// The login and consent pages `/authorize` shows: Nextcloud's (script-rendered, no
     /// `<form>` in the HTML) or the mock's plain forms.
     pub login_pages: LoginPages,
+    /// Answer each MCP POST with `application/json` rather than an SSE stream whenever the
+    /// answer is one message (the Streamable HTTP spec allows either; some clients read only
+    /// JSON).
+    pub json_replies: bool,
 }
 
 impl Default for MockConfig {
@@ -132,6 +136,7 @@ impl Default for MockConfig {
             allowed_hosts: Vec::new(),
             public_url: None,
             login_pages: LoginPages::default(),
+            json_replies: false,
         }
     }
 }
@@ -168,6 +173,7 @@ impl std::fmt::Debug for MockConfig {
             .field("allowed_hosts", &self.allowed_hosts)
             .field("public_url", &self.public_url)
             .field("login_pages", &self.login_pages)
+            .field("json_replies", &self.json_replies)
             .finish()
     }
 }

@@ -24,6 +24,7 @@ use crate::{App, MockConfig, SCOPES, lock};
 mod args;
 mod catalog;
 pub mod faults;
+mod json_reply;
 mod notes_search;
 mod results;
 mod scopes;
@@ -58,6 +59,8 @@ struct Guard {
     owners: Mutex<HashMap<String, String>>,
     /// Size of `owners` at which it is pruned next.
     prune_at: AtomicUsize,
+    /// `--json-replies`: a POST's one-message SSE answer is sent as JSON (`json_reply`).
+    json_replies: bool,
 }
 
 impl Guard {
@@ -103,8 +106,11 @@ fn next_prune(n_live: usize) -> usize {
 
 pub fn router(app: Arc<App>, config: &MockConfig, shutdown: CancellationToken) -> Router {
     let sessions = Arc::new(LocalSessionManager::default());
-    let mut server_config =
-        StreamableHttpServerConfig::default().with_cancellation_token(shutdown.child_token());
+    // rmcp prefers JSON itself only where it serves without sessions (2026-07-28); the guard
+    // turns the answers of sessions into JSON (`json_reply`).
+    let mut server_config = StreamableHttpServerConfig::default()
+        .with_cancellation_token(shutdown.child_token())
+        .with_json_response(config.json_replies);
     server_config = if config.allowed_hosts.is_empty() {
         server_config.disable_allowed_hosts()
     } else {
@@ -128,6 +134,7 @@ pub fn router(app: Arc<App>, config: &MockConfig, shutdown: CancellationToken) -
         sessions,
         owners: Mutex::new(HashMap::new()),
         prune_at: AtomicUsize::new(PRUNE_OWNERS_MIN),
+        json_replies: config.json_replies,
     });
     let mcp = Router::new()
         .nest_service("/mcp", service)
@@ -298,6 +305,9 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
         scopes,
     });
     let mut response = next.run(req).await;
+    if guard.json_replies && method == Method::POST {
+        response = json_reply::into_json(response, MAX_BODY_BYTES).await;
+    }
     if tool_call {
         app.wire_stats.served();
     }
