@@ -104,7 +104,10 @@ pub async fn run(
         "--rate-scale must be a finite number ≥ 0, got {}",
         cli.rate_scale
     );
+    let link_runtime = agent::beat::LinkRuntime::start()
+        .map_err(|e| anyhow::anyhow!("could not start the link runtime: {e}"))?;
     let shared = Arc::new(Shared {
+        link_runtime: link_runtime.handle(),
         link: LinkConfig {
             controller: cli.controller.clone(),
             agent_name: cli.name.clone(),
@@ -144,5 +147,6 @@ pub async fn run(
         final_reports: c.final_reports.load(Ordering::Relaxed),
     };
     tracing::info!(?summary, "simulated agents done");
+    drop(link_runtime);
     Ok(summary)
 }

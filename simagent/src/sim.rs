@@ -42,6 +42,8 @@ const SESSION_VERSION: McpVersion = McpVersion::V2025_11_25;
 #[derive(Debug)]
 pub struct Shared {
     pub link: LinkConfig,
+    /// The links' own runtime (`agent::beat::LinkRuntime`'s handle).
+    pub link_runtime: tokio::runtime::Handle,
     pub behaviour: Behaviour,
     /// Multiplies the rate the load model gives (1 = as assigned).
     pub rate_scale: f64,
@@ -81,14 +83,22 @@ pub async fn run(
         mut receiver,
         gone,
         ..
-    } = tokio::select! {
-        () = shutdown.cancelled() => return Ok(()),
-        link = link::connect(&config, stop_run.clone()) => link?,
+    } = {
+        // On the link runtime, as in a real agent: the stream's reader and
+        // the heartbeats keep time there while the load saturates the rest.
+        let (config, stop) = (config.clone(), stop_run.clone());
+        let connecting = shared
+            .link_runtime
+            .spawn(async move { link::connect(&config, stop).await });
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            link = connecting => link.context("the link task failed")??,
+        }
     };
     tracing::debug!(agent = %config.agent_name, "attached");
     let generator = Arc::new(GeneratorCounters::default());
     let beats = CancellationToken::new();
-    tokio::spawn(beat::heartbeats(
+    shared.link_runtime.spawn(beat::heartbeats(
         sender.clone(),
         heartbeat_interval,
         generator.clone(),
