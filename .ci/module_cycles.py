@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CRATES = ["common", "observe", "controller", "agent", "mock", "bins"]
+DEFAULT_CRATES = ["common", "observe", "controller", "agent", "mock", "bins", "simagent"]
 
 TOKEN = re.compile(
     r"""
