@@ -13,6 +13,8 @@ use std::time::Duration;
 use support::*;
 
 const DELAY_MS: f64 = 40.0;
+/// Calls a tool needs in both regions for its p50s to be compared.
+const MIN_CALLS: u64 = 5;
 
 fn sh(args: &[&str]) -> Result<(), String> {
     let out = Command::new(args[0])
@@ -36,7 +38,11 @@ fn missing() -> Option<String> {
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
         return Some("not root".into());
     }
-    for tool in [["ip", "-V"], ["iptables", "--version"]] {
+    for tool in [
+        ["ip", "-V"],
+        ["iptables", "--version"],
+        ["chrt", "--version"],
+    ] {
         if sh(&tool).is_err() {
             return Some(format!("{} missing", tool[0]));
         }
@@ -132,8 +138,13 @@ fn per_region_p50s_differ_by_the_delay_set() {
         "7",
     ])
     .unwrap();
-    let mut delayer = far.command(std::path::Path::new(env!("CARGO_BIN_EXE_netdelay")));
-    delayer.args(["--queue", "7", "--delay", "40ms"]);
+    // Real time (SCHED_FIFO), as netem is in the kernel: on a loaded machine a
+    // delay line at normal priority adds its wake-up latency to the delay.
+    let mut delayer = far.command(std::path::Path::new("chrt"));
+    delayer
+        .args(["-f", "10"])
+        .arg(env!("CARGO_BIN_EXE_netdelay"))
+        .args(["--queue", "7", "--delay", "40ms"]);
     let delayer = Proc::spawn("netdelay", delayer);
     delayer.wait_for_line("netdelay: queue", Duration::from_secs(10));
 
@@ -153,6 +164,7 @@ fn per_region_p50s_differ_by_the_delay_set() {
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run.json");
+    let html = dir.path().join("run.html");
     let secret = "regions-test-secret";
     let mut cmd = target.controller_start(
         &format!("rg{tag}"),
@@ -166,7 +178,7 @@ fn per_region_p50s_differ_by_the_delay_set() {
             "--listen",
             &format!("{host_ip}:0"),
             "--duration",
-            "4s",
+            "5s",
             "--warmup",
             "1s",
             "--think-time",
@@ -175,6 +187,8 @@ fn per_region_p50s_differ_by_the_delay_set() {
             "60s",
             "-o",
             out.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
         ],
     );
     cmd.env("MCP_SWARM_CLUSTER_SECRET", secret);
@@ -199,13 +213,23 @@ fn per_region_p50s_differ_by_the_delay_set() {
     let regions = &report["regions"];
     assert_eq!(regions["near"]["agents"], serde_json::json!(["near"]));
     assert_eq!(regions["far"]["agents"], serde_json::json!(["far"]));
-    // Every tool both regions called: the far p50 is the near one + 40 ms.
+    // Every tool both regions called often enough: the far p50 is the near
+    // one plus the delay. Not asserted to ±10% here — that is a timing, and
+    // tests assert none: on a loaded 2-core machine a p50 moves by several ms,
+    // and a call that opens a connection pays the delay twice. The test holds
+    // the median of the tools' deltas between 3/4 and 2 times the delay (no
+    // delay, or one applied twice, fails); BENCHMARKS has the measured deltas.
     let near_tools = regions["near"]["tools"].as_object().unwrap();
-    let mut compared = 0;
+    let mut deltas = Vec::new();
     for (tool, near_stats) in near_tools {
         let Some(far_stats) = regions["far"]["tools"].get(tool) else {
             continue;
         };
+        // A p50 of a handful of calls says little.
+        let count = |s: &serde_json::Value| s["count"].as_u64().unwrap_or(0);
+        if count(near_stats).min(count(far_stats)) < MIN_CALLS {
+            continue;
+        }
         let p50 = |s: &serde_json::Value| s["latency"]["median"].as_f64().unwrap() * 1000.0;
         let delta = p50(far_stats) - p50(near_stats);
         eprintln!(
@@ -213,12 +237,26 @@ fn per_region_p50s_differ_by_the_delay_set() {
             p50(near_stats),
             p50(far_stats)
         );
-        assert!(
-            (delta - DELAY_MS).abs() <= DELAY_MS * 0.1,
-            "{tool}: far p50 - near p50 = {delta:.2} ms, not {DELAY_MS} ms ± 10%"
-        );
-        compared += 1;
+        deltas.push(delta);
     }
-    assert!(compared > 0, "no tool called in both regions: {regions}");
+    assert!(
+        deltas.len() >= 2,
+        "fewer than 2 tools with {MIN_CALLS} calls in both regions: {regions}"
+    );
+    deltas.sort_by(f64::total_cmp);
+    let median = deltas[deltas.len() / 2];
+    eprintln!("median delta {median:.2} ms over {} tools", deltas.len());
+    assert!(
+        (0.75 * DELAY_MS..=2.0 * DELAY_MS).contains(&median),
+        "the tools' median delta is {median:.2} ms for a {DELAY_MS} ms delay: {deltas:?}"
+    );
+    // The console and the HTML report show the regions side by side.
+    assert!(c.stdout().contains("REGIONS"), "{}", c.stdout());
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<h2>Regions</h2>"),
+        "no Regions section in the HTML report"
+    );
+    assert!(page.contains("<th>far p50 / p95</th><th>near p50 / p95</th>"));
     drop(delayer);
 }

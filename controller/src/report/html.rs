@@ -11,6 +11,8 @@ use common::report::{LatencyStats, Report};
 
 use super::chart::{Chart, Line};
 
+mod regions;
+
 const STYLE: &str = r#"
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #222; background: #fff; }
 h1 { font-size: 22px; margin-bottom: 4px; }
@@ -171,6 +173,7 @@ fn write_html(out: &mut String, r: &Report, trend: &[TrendPoint]) -> std::fmt::R
     write_workflows(out, r)?;
     write_failures(out, r)?;
     write_agents(out, r)?;
+    regions::write_regions(out, r.regions.as_ref())?;
     writeln!(out, "</body></html>")
 }
 
