@@ -157,8 +157,10 @@ mod tests {
         .into_iter()
         .collect();
         let r = regions_report(&regions, Duration::from_secs(10)).unwrap();
-        assert_eq!(r["near"].tools["tool"].latency.median, 0.002);
-        assert_eq!(r["far"].tools["tool"].latency.median, 0.042);
+        // Exact histograms: within their 3 significant digits.
+        let close = |x: f64, want: f64| (x - want).abs() <= want * 1e-3;
+        assert!(close(r["near"].tools["tool"].latency.median, 0.002));
+        assert!(close(r["far"].tools["tool"].latency.median, 0.042));
         assert_eq!(r["far"].workflows["wf"].count, 20);
         assert_eq!(r["far"].throughput_per_sec, 2.0);
         assert_eq!(r["far"].success_rate, 100.0);
