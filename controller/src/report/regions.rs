@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::LatencyHistogram;
 use common::region::Region;
 use common::report::{LatencyStats, RegionReport, RegionSeriesReport, round6, success_rate};
 use common::series::{SeriesKind, SeriesStats, slot};
@@ -64,7 +63,7 @@ fn region_report(r: &RegionSeries, secs: f64) -> RegionReport {
         failed_operations: all_calls.failed,
         success_rate: success_rate(all_calls.ok, all_calls.ok + all_calls.failed),
         throughput_per_sec: round6(throughput),
-        latency: latency(&all_calls.histogram),
+        latency: LatencyStats::from_histogram(&all_calls.histogram),
         workflows,
         steps,
         tools: tools
@@ -118,12 +117,8 @@ fn series_report(s: &SeriesStats) -> RegionSeriesReport {
     RegionSeriesReport {
         count: s.total(),
         success_rate: success_rate(s.ok, s.ok + s.failed),
-        latency: latency(&s.histogram),
+        latency: LatencyStats::from_histogram(&s.histogram),
     }
-}
-
-fn latency(h: &LatencyHistogram) -> LatencyStats {
-    LatencyStats::from_histogram(h)
 }
 
 #[cfg(test)]

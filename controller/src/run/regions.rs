@@ -13,8 +13,8 @@ use crate::report::RegionSeries;
 
 #[derive(Debug, Default)]
 pub struct RegionFold {
-    /// Each attached agent's region and name.
-    of: BTreeMap<AgentId, (Region, String)>,
+    /// Each attached agent's region.
+    of: BTreeMap<AgentId, Region>,
     regions: BTreeMap<Region, RegionSeries>,
 }
 
@@ -26,13 +26,13 @@ impl RegionFold {
             .or_default()
             .agents
             .push(name.to_owned());
-        self.of.insert(agent.clone(), (region, name.to_owned()));
+        self.of.insert(agent.clone(), region);
     }
 
     /// Adds what `agent` measured to its region (its series and its number
     /// of users; not the users themselves).
     pub fn absorb(&mut self, agent: &AgentId, set: &SeriesSet) {
-        let Some((region, _)) = self.of.get(agent) else {
+        let Some(region) = self.of.get(agent) else {
             return;
         };
         let into = self.regions.entry(region.clone()).or_default();
