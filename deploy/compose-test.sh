@@ -6,13 +6,17 @@
 # mixed workload, 0 failures) and tears everything down, also on failure. Exit 0 only then.
 # Once the controller has `--on-agent-loss`, a second run SIGKILLs one agent container mid-run
 # and checks that the report names it lost and that its users moved to the other agents.
+# The `regions` run layers deploy/regions.compose.yml: one agent in region `near`, one in `far`
+# behind netdelay's 40 ms, and checks that the report's far tool p50s are the delay above the
+# near ones (the median of the tools' deltas between 3/4 and 2 times it, as bins/tests/regions.rs).
 #
 #   MCP_SWARM_BIN_DIR          take controller, agent and mock-target from here instead of
 #                              building them (`cargo build --release --locked --workspace --bins`)
 #   MCP_SWARM_COMPOSE_TIMEOUT  longest wait for the report, in seconds [300]
 #   MCP_SWARM_COMPOSE_REPORT   also copy the JSON reports to this path (suffixed -CASE.json)
-#   MCP_SWARM_COMPOSE_CASES    the runs: `steady`, `agent-loss` [both, or steady alone when the
-#                              controller has no --on-agent-loss]
+#   MCP_SWARM_COMPOSE_CASES    the runs: `steady`, `agent-loss`, `regions` [all three; steady
+#                              alone when the controller has no --on-agent-loss; regions only
+#                              when there is a netdelay executable and this machine has iptables]
 #
 # The user-facing image is deploy/Dockerfile (Debian slim with chromium); this one only differs
 # in its base, which no registry has to provide.
@@ -52,7 +56,8 @@ done
 work="$(mktemp -d)"
 project="mcp-swarm-test-$$"
 image="mcp-swarm-compose-test:$$"
-dc() { "${compose[@]}" --project-name "$project" --file "$root/docker-compose.yml" "$@"; }
+compose_files=(--file "$root/docker-compose.yml")
+dc() { "${compose[@]}" --project-name "$project" "${compose_files[@]}" "$@"; }
 teardown() {
   local rc=$?
   trap - EXIT
@@ -81,11 +86,28 @@ for b in controller agent mock-target; do
   if command -v strip >/dev/null 2>&1; then strip --strip-debug "$ctx/rootfs/usr/local/bin/$b"; fi
 done
 cp "$(command -v bash)" "$ctx/rootfs/bin/bash"
+# The regions case: netdelay, and iptables (the nft one, its extensions are loaded at run time)
+# to queue the far agent's packets to it.
+regions_ok=""
+if [ -x "$bin_dir/netdelay" ] && command -v iptables >/dev/null 2>&1; then
+  cp "$bin_dir/netdelay" "$ctx/rootfs/usr/local/bin/netdelay"
+  if command -v strip >/dev/null 2>&1; then strip --strip-debug "$ctx/rootfs/usr/local/bin/netdelay"; fi
+  xtables="$(readlink -f "$(command -v iptables)")"
+  mkdir -p "$ctx/rootfs/usr/sbin"
+  cp "$xtables" "$ctx/rootfs/usr/sbin/"
+  ln -s "$(basename "$xtables")" "$ctx/rootfs/usr/sbin/iptables"
+  for ext in /usr/lib/*/xtables /usr/lib/xtables; do
+    [ -d "$ext" ] && cp -L -r --parents "$ext" "$ctx/rootfs/"
+  done
+  regions_ok=1
+fi
 # The controller's HTTP client loads the system's trust store even for http:// targets.
 ca=/etc/ssl/certs/ca-certificates.crt
 [ -s "$ca" ] || die "no $ca to put in the image (apt-get install ca-certificates)"
 cp -L --parents "$ca" "$ctx/rootfs/"
-for exe in "$ctx"/rootfs/usr/local/bin/* "$ctx/rootfs/bin/bash"; do
+for exe in "$ctx"/rootfs/usr/local/bin/* "$ctx/rootfs/bin/bash" "$ctx"/rootfs/usr/sbin/* \
+  "$ctx"/rootfs/usr/lib/*/xtables/*.so; do
+  [ -e "$exe" ] || continue
   # `ldd` prints "name => /path (addr)" and, for the loader, "/path (addr)"; a static
   # executable needs nothing.
   deps="$(ldd "$exe" 2>&1)" || continue
@@ -98,7 +120,7 @@ cat >"$ctx/Dockerfile" <<'EOF'
 FROM scratch
 COPY rootfs/ /
 COPY --chown=65534:65534 out/ /out/
-ENV PATH=/usr/local/bin:/bin
+ENV PATH=/usr/local/bin:/usr/sbin:/bin
 WORKDIR /out
 USER 65534:65534
 ENTRYPOINT ["controller"]
@@ -122,21 +144,32 @@ export MCP_SWARM_IMAGE="$image" MCP_SWARM_AGENTS="$N_AGENTS" MCP_SWARM_USERS="$N
 # id in $victim.
 run_case() {
   local case="$1" start=$SECONDS code state a
+  local scale=(--scale "agent=$N_AGENTS") services=(agent)
   project="mcp-swarm-test-$$-$case"
   victim=""
+  compose_files=(--file "$root/docker-compose.yml")
+  n_agents=$N_AGENTS
   case "$case" in
     steady) export MCP_SWARM_DURATION=15s ;;
     agent-loss) export MCP_SWARM_DURATION=30s ;;
+    regions)
+      export MCP_SWARM_DURATION=20s REGION_FAR_DELAY="${REGION_DELAY_MS}ms"
+      compose_files+=(--file "$root/deploy/regions.compose.yml")
+      n_agents=2
+      scale=(--scale agent=1 --scale agent-far=1)
+      services=(agent agent-far)
+      ;;
   esac
-  log "$case: ${compose[*]} up -d --scale agent=$N_AGENTS (project $project, $MCP_SWARM_DURATION)"
-  dc up --detach --no-build --scale "agent=$N_AGENTS" >"$work/up.log" 2>&1 || {
+  export MCP_SWARM_AGENTS="$n_agents"
+  log "$case: ${compose[*]} up -d ${scale[*]} (project $project, $MCP_SWARM_DURATION)"
+  dc up --detach --no-build "${scale[@]}" >"$work/up.log" 2>&1 || {
     cat "$work/up.log" >&2
     die "$case: compose up failed"
   }
   controller="$(dc ps -q controller)"
   [ -n "$controller" ] || die "$case: compose started no controller container"
-  mapfile -t agents < <(dc ps -q agent)
-  [ "${#agents[@]}" -eq "$N_AGENTS" ] || die "$case: compose started ${#agents[@]} agent containers, expected $N_AGENTS"
+  mapfile -t agents < <(dc ps -q "${services[@]}")
+  [ "${#agents[@]}" -eq "$n_agents" ] || die "$case: compose started ${#agents[@]} agent containers, expected $n_agents"
 
   if [ "$case" = agent-loss ]; then
     log "$case: waiting for every agent to be ready, then the warmup and 5 s of measuring"
@@ -178,7 +211,7 @@ run_case() {
 check_report() {
   local case="$1" lost="$2"
   log "$case: checking the report"
-  jq -e --argjson agents "$N_AGENTS" --argjson users "$N_USERS" --argjson workflows "$WORKFLOWS" \
+  jq -e --argjson agents "$n_agents" --argjson users "$N_USERS" --argjson workflows "$WORKFLOWS" \
     --arg lost "$lost" '
     def check(cond; what): if cond then . else error(what) end;
     def is_lost: $lost != "" and (.name | startswith($lost + "-"));
@@ -222,14 +255,49 @@ check_report() {
         + ([.moves[] | "\(.n_users) users to \(.to) after \(.idle_seconds)s idle"] | join(", "))] | join(""))' "$work/$case.json"
 }
 
+# The regions case: each region's one agent, and the far tools' p50s the delay above the near
+# ones (tools with at least 20 calls in both regions; the median of their deltas).
+readonly REGION_DELAY_MS=40
+check_regions() {
+  local case="$1"
+  jq -e --argjson delay "$REGION_DELAY_MS" '
+    def check(cond; what): if cond then . else error(what) end;
+    .regions as $r
+    | check(($r.near.agents | length) == 1 and ($r.far.agents | length) == 1;
+        "regions: expected one agent in near and one in far: \($r | map_values(.agents))")
+    | [ $r.near.tools | to_entries[] | .key as $t | select(.value.count >= 20 and (($r.far.tools[$t].count // 0) >= 20))
+        | ($r.far.tools[$t].latency.median - .value.latency.median) * 1000 ] | sort as $d
+    | check(($d | length) >= 2; "regions: fewer than 2 tools with 20 calls in both regions")
+    | $d[($d | length) / 2 | floor] as $median
+    | check($median >= 0.75 * $delay and $median <= 2 * $delay;
+        "regions: the far tools are \($median) ms (median) above the near ones for a \($delay) ms delay: \($d)")
+  ' "$work/$case.json" >/dev/null || die "$case: the per-region latencies fail their check (above)"
+  jq -r '
+    .regions as $r
+    | "compose-test: regions: far p50 - near p50 per tool (ms): "
+    + ([$r.near.tools | to_entries[] | .key as $t
+        | select(.value.count >= 20 and (($r.far.tools[$t].count // 0) >= 20))
+        | "\($t) \((($r.far.tools[$t].latency.median - .value.latency.median) * 100000 | round) / 100)"]
+       | join(", "))' "$work/$case.json"
+}
+
 # The agent-loss case needs the controller to re-assign a lost agent's users.
 cases="${MCP_SWARM_COMPOSE_CASES:-steady}"
 if [ -z "${MCP_SWARM_COMPOSE_CASES:-}" ] && "$bin_dir/controller" start --help 2>/dev/null | grep -q -- '--on-agent-loss'; then
   cases="steady agent-loss"
 fi
+if [ -z "${MCP_SWARM_COMPOSE_CASES:-}" ]; then
+  if [ -n "$regions_ok" ]; then
+    cases="$cases regions"
+  else
+    log "regions case skipped: no $bin_dir/netdelay or no iptables on this machine"
+  fi
+fi
 for case in $cases; do
-  case "$case" in steady | agent-loss) ;; *) die "unknown case '$case' in MCP_SWARM_COMPOSE_CASES (steady, agent-loss)" ;; esac
+  case "$case" in steady | agent-loss | regions) ;; *) die "unknown case '$case' in MCP_SWARM_COMPOSE_CASES (steady, agent-loss, regions)" ;; esac
+  [ "$case" != regions ] || [ -n "$regions_ok" ] || die "the regions case needs $bin_dir/netdelay and iptables on this machine"
   run_case "$case"
   if [ -n "$victim" ]; then check_report "$case" "${victim:0:12}"; else check_report "$case" ""; fi
+  [ "$case" != regions ] || check_regions "$case"
   dc down -v --remove-orphans >/dev/null 2>&1 || true
 done

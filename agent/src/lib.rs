@@ -226,7 +226,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         )?,
     };
     let live = observe::Live::new();
-    live.update(|f| f.started_at = Some(std::time::SystemTime::now()));
+    live.update(|f| {
+        f.started_at = Some(std::time::SystemTime::now());
+        f.home_region = config
+            .region
+            .as_ref()
+            .map_or(
+                common::region::Region::DEFAULT,
+                common::region::Region::as_str,
+            )
+            .to_owned();
+    });
     if let Some(addr) = config.http {
         observe::serve(
             addr,

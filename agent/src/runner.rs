@@ -608,10 +608,13 @@ async fn report_intervals(
         ctx.live.update(|f| {
             f.phase = observe::Phase::Measuring;
             // The delta sent at the window's end is its last; later ones are the drain's.
+            let region = std::mem::take(&mut f.home_region);
             f.add(
+                &region,
                 &series,
                 Instant::now() <= ctx.phase.end + REPORT_INTERVAL / 2,
             );
+            f.home_region = region;
             f.active_users = active;
             f.starts = observe::StartCounts {
                 offered: generator.offered_starts,

@@ -79,7 +79,7 @@ fn health_metrics_and_status_answer_during_a_run() {
     let grpc = listening_url(&c);
 
     let mut agent_cmd = agent(&grpc, "observed", secret);
-    agent_cmd.args(["--http", "127.0.0.1:0"]);
+    agent_cmd.args(["--http", "127.0.0.1:0", "--region", "west"]);
     let mut a = Proc::spawn("agent", agent_cmd);
     let agent_api = http_url(&a);
 
@@ -110,6 +110,23 @@ fn health_metrics_and_status_answer_during_a_run() {
     assert!(executions > 0.0, "no workflow executions yet:\n{metrics}");
     assert!(
         metrics.contains("mcp_swarm_workflow_duration_seconds_bucket{"),
+        "{metrics}"
+    );
+    // The same by the agent's region: its tool calls, and latency buckets.
+    let region_calls = |text: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with("mcp_swarm_region_tool_calls_total{region=\"west\","))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(
+        region_calls(&metrics) > 0.0,
+        "no calls in region west:\n{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "mcp_swarm_region_workflow_duration_seconds_bucket{le=\"+Inf\",region=\"west\","
+        ),
         "{metrics}"
     );
 
@@ -149,6 +166,10 @@ fn health_metrics_and_status_answer_during_a_run() {
     assert!(
         !agent_metrics.contains("mcp_swarm_agents"),
         "agents by state are the controller's"
+    );
+    assert!(
+        region_calls(&agent_metrics) > 0.0,
+        "the agent counts its calls in its region:\n{agent_metrics}"
     );
     assert_dashboard_queries_scraped(&metrics, &agent_metrics);
 

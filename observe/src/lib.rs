@@ -5,8 +5,10 @@
 //! that cross the wire, so the figures are the report's, only earlier.
 
 pub mod control;
+pub mod counts;
 pub mod live;
 pub mod metrics;
+pub mod region;
 pub mod server;
 
 pub use live::{AgentView, Figures, Live, Phase, StartCounts};

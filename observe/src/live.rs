@@ -11,6 +11,9 @@ use common::histogram::LatencyHistogram;
 use common::series::{SeriesKind, SeriesSet};
 use serde::Serialize;
 
+pub use crate::counts::Counts;
+use crate::region::RegionFigures;
+
 /// Where a run is, as `/health`, `/api/v1/status` and the progress view
 /// name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -73,19 +76,6 @@ pub struct Event {
     pub text: String,
 }
 
-/// Counts of one step (or of a workflow's executions).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    pub operations: u64,
-    pub errors: BTreeMap<String, u64>,
-}
-
-impl Counts {
-    pub fn n_errors(&self) -> u64 {
-        self.errors.values().sum()
-    }
-}
-
 /// A workflow's executions: counts and their latency since the start, and
 /// the latency of the last complete second (`recent`, rotated by
 /// `Figures::rotate`) beside the one filling now.
@@ -140,6 +130,10 @@ pub struct Figures {
     pub trend: Vec<(String, f64, f64)>,
     /// When `recent` latencies were last rotated.
     pub rotated_at: Option<SystemTime>,
+    /// The same deltas by the region of the agent that sent them.
+    pub regions: BTreeMap<String, RegionFigures>,
+    /// On an agent: its own region (`--region`), where its deltas count.
+    pub home_region: String,
 }
 
 /// The open model's generator counters (cumulative, measured window).
@@ -151,9 +145,17 @@ pub struct StartCounts {
 }
 
 impl Figures {
-    /// Adds one interval delta; `measured` says whether it falls in the
-    /// measurement window.
-    pub fn add(&mut self, delta: &SeriesSet, measured: bool) {
+    /// Adds one interval delta from an agent in `region`; `measured` says
+    /// whether it falls in the measurement window.
+    pub fn add(&mut self, region: &str, delta: &SeriesSet, measured: bool) {
+        match self.regions.get_mut(region) {
+            Some(figures) => figures.add(delta),
+            None => self
+                .regions
+                .entry(region.to_owned())
+                .or_default()
+                .add(delta),
+        }
         for (key, stats) in &delta.series {
             let counts = match key.kind {
                 SeriesKind::Step => self
@@ -168,22 +170,12 @@ impl Figures {
                 }
                 SeriesKind::Operation | SeriesKind::McpInitialize => {
                     if key.kind == SeriesKind::Operation && measured {
-                        self.measured.operations += stats.total();
-                        for (kind, n) in &stats.errors {
-                            *self
-                                .measured
-                                .errors
-                                .entry(kind.as_str().to_owned())
-                                .or_default() += n;
-                        }
+                        self.measured.add(stats);
                     }
                     continue;
                 }
             };
-            counts.operations += stats.total();
-            for (kind, n) in &stats.errors {
-                *counts.errors.entry(kind.as_str().to_owned()).or_default() += n;
-            }
+            counts.add(stats);
         }
     }
 
@@ -294,13 +286,15 @@ mod tests {
             .entry(SeriesKey::operation("wf", "get_note"))
             .record_ok(Duration::from_millis(2));
         let mut f = Figures::default();
-        f.add(&delta, false);
-        f.add(&delta, true);
+        f.add("default", &delta, false);
+        f.add("eu", &delta, true);
         let read = &f.steps[&("wf".to_owned(), "read".to_owned())];
         assert_eq!(read.operations, 4);
         assert_eq!(read.n_errors(), 2);
         assert_eq!(f.workflows["wf"].counts.operations, 2);
         assert_eq!(f.workflows["wf"].latency.len(), 2);
         assert_eq!(f.measured.operations, 1, "only the measured delta's calls");
+        assert_eq!(f.regions["eu"].workflows["wf"].counts.operations, 1);
+        assert_eq!(f.regions["default"].tools["get_note"].counts.operations, 1);
     }
 }

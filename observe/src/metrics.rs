@@ -3,7 +3,8 @@
 //! read off the run's HdrHistograms at fixed bucket bounds, so they agree with
 //! the report's percentiles instead of being a second measurement.
 
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use common::histogram::LatencyHistogram;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -85,19 +86,10 @@ impl prometheus_client::collector::Collector for Snapshot {
             MetricType::Histogram,
         )?;
         for (workflow, wf) in &f.workflows {
-            let h = &wf.latency;
-            let mut below = 0;
-            let mut buckets = Vec::with_capacity(LATENCY_BUCKETS_SECONDS.len() + 1);
-            for bound in LATENCY_BUCKETS_SECONDS {
-                let upto = h.count_at_most_us((bound * 1e6) as u64);
-                buckets.push((bound, upto.saturating_sub(below)));
-                below = upto.max(below);
-            }
-            buckets.push((f64::MAX, h.len().saturating_sub(below)));
-            let sum = h.mean_us() * h.len() as f64 / 1e6;
-            m.encode_family(&[("workflow", workflow.as_str())])?
-                .encode_histogram::<NoLabelSet>(sum, h.len(), &buckets, None)?;
+            histogram(&mut m, &[("workflow", workflow.as_str())], &wf.latency)?;
         }
+
+        self.encode_regions(&mut encoder)?;
 
         gauge(
             &mut encoder,
@@ -161,6 +153,103 @@ impl prometheus_client::collector::Collector for Snapshot {
     }
 }
 
+impl Snapshot {
+    /// The per-region families: each region's workflows and tools.
+    fn encode_regions(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let regions = &self.figures.regions;
+        let mut m = encoder.encode_descriptor(
+            "mcp_swarm_region_workflow_executions",
+            "Workflow executions, by the region of the agent that ran them and workflow",
+            None,
+            MetricType::Counter,
+        )?;
+        for (region, r) in regions {
+            for (workflow, t) in &r.workflows {
+                let labels = [("region", region.as_str()), ("workflow", workflow.as_str())];
+                m.encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(&t.counts.operations, None)?;
+            }
+        }
+        let mut m = encoder.encode_descriptor(
+            "mcp_swarm_region_workflow_duration",
+            "Latency of whole workflow executions, by region and workflow",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for (region, r) in regions {
+            for (workflow, t) in &r.workflows {
+                let labels = [("region", region.as_str()), ("workflow", workflow.as_str())];
+                histogram(&mut m, &labels, &t.latency)?;
+            }
+        }
+        let mut m = encoder.encode_descriptor(
+            "mcp_swarm_region_tool_calls",
+            "MCP tools/call requests, by region and tool",
+            None,
+            MetricType::Counter,
+        )?;
+        for (region, r) in regions {
+            for (tool, t) in &r.tools {
+                let labels = [("region", region.as_str()), ("tool", tool.as_str())];
+                m.encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(&t.counts.operations, None)?;
+            }
+        }
+        let mut m = encoder.encode_descriptor(
+            "mcp_swarm_region_tool_errors",
+            "Failed MCP tools/call requests, by region, tool and error kind",
+            None,
+            MetricType::Counter,
+        )?;
+        for (region, r) in regions {
+            for (tool, t) in &r.tools {
+                for (kind, n) in &t.counts.errors {
+                    let labels = [
+                        ("region", region.as_str()),
+                        ("tool", tool.as_str()),
+                        ("kind", kind.as_str()),
+                    ];
+                    m.encode_family(&labels)?
+                        .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+                }
+            }
+        }
+        let mut m = encoder.encode_descriptor(
+            "mcp_swarm_region_tool_duration",
+            "Latency of MCP tools/call requests, by region and tool",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for (region, r) in regions {
+            for (tool, t) in &r.tools {
+                let labels = [("region", region.as_str()), ("tool", tool.as_str())];
+                histogram(&mut m, &labels, &t.latency)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One histogram sample set of family `m`, counted off the HdrHistogram `h`
+/// at `LATENCY_BUCKETS_SECONDS`.
+fn histogram(
+    m: &mut MetricEncoder,
+    labels: &[(&str, &str)],
+    h: &LatencyHistogram,
+) -> Result<(), std::fmt::Error> {
+    let mut below = 0;
+    let mut buckets = Vec::with_capacity(LATENCY_BUCKETS_SECONDS.len() + 1);
+    for bound in LATENCY_BUCKETS_SECONDS {
+        let upto = h.count_at_most_us((bound * 1e6) as u64);
+        buckets.push((bound, upto.saturating_sub(below)));
+        below = upto.max(below);
+    }
+    buckets.push((f64::MAX, h.len().saturating_sub(below)));
+    let sum = h.mean_us() * h.len() as f64 / 1e6;
+    m.encode_family(&labels)?
+        .encode_histogram::<NoLabelSet>(sum, h.len(), &buckets, None)
+}
+
 fn gauge(
     encoder: &mut DescriptorEncoder,
     name: &str,
@@ -204,7 +293,10 @@ mod tests {
             .entry(SeriesKey::step("share", "create"))
             .record_failure(Duration::from_millis(1), ErrorKind::Http5xx);
         let mut f = Figures::default();
-        f.add(&delta, true);
+        delta
+            .entry(SeriesKey::operation("share", "nc_share_create"))
+            .record_failure(Duration::from_millis(1), ErrorKind::Http5xx);
+        f.add("eu", &delta, true);
         f.active_users = 7;
         f.agents.push(crate::AgentView {
             name: "agent-0".into(),
@@ -221,6 +313,11 @@ mod tests {
             "mcp_swarm_workflow_duration_seconds_bucket{le=\"0.0025\",workflow=\"share\"} 1",
             "mcp_swarm_workflow_duration_seconds_bucket{le=\"0.025\",workflow=\"share\"} 2",
             "mcp_swarm_workflow_duration_seconds_bucket{le=\"+Inf\",workflow=\"share\"} 3",
+            "mcp_swarm_region_workflow_executions_total{region=\"eu\",workflow=\"share\"} 3",
+            "mcp_swarm_region_workflow_duration_seconds_bucket{le=\"0.025\",region=\"eu\",workflow=\"share\"} 2",
+            "mcp_swarm_region_tool_calls_total{region=\"eu\",tool=\"nc_share_create\"} 1",
+            "mcp_swarm_region_tool_errors_total{region=\"eu\",tool=\"nc_share_create\",kind=\"http_5xx\"} 1",
+            "mcp_swarm_region_tool_duration_seconds_count{region=\"eu\",tool=\"nc_share_create\"} 1",
             "mcp_swarm_active_users 7",
             "mcp_swarm_agents{state=\"running\"} 1",
             "mcp_swarm_agents{state=\"lost\"} 0",

@@ -435,9 +435,11 @@ impl Session {
                         let lag = SystemTime::now()
                             .duration_since(i.start + i.length)
                             .unwrap_or_default();
+                        let region = self.registry.region(&agent).unwrap_or_default();
                         self.live.update(|f| {
                             // The drain's calls are not the window's.
                             f.add(
+                                region.as_str(),
                                 &i.series,
                                 i.start >= schedule.measure_from && i.start < schedule.end_at,
                             );
