@@ -3,12 +3,17 @@
 //! for older seconds (10 s up to two hours back, 1 min up to a day, 10 min
 //! beyond). A soak of hours holds hundreds of points, not one per second —
 //! each point carries a compact histogram per workflow, so one per second
-//! grew the controller by tens of MB an hour.
+//! grew the controller by tens of MB an hour. Points no agent has written to
+//! for `SEAL_AFTER` seconds are sealed: their histograms held as V2 bytes
+//! (hundreds of bytes instead of kilobytes each) until a late delta, a merge
+//! or the report opens them again.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::report::IntervalPoint;
+use common::histogram::CompactHistogram;
+
+use crate::report::{IntervalPoint, IntervalWorkflow};
 
 /// How wide a point may be once its end is this many seconds older than the
 /// newest second seen: (age, width), oldest tier last.
@@ -17,12 +22,80 @@ const TIERS: [(u64, u64); 3] = [(600, 10), (2 * 3_600, 60), (24 * 3_600, 600)];
 /// Coarsening runs once every this many new seconds.
 const COMPACT_EVERY: u64 = 30;
 
+/// A point whose end is this many seconds older than the newest second is
+/// sealed at the next compaction (agents' deltas arrive within seconds).
+const SEAL_AFTER: u64 = 30;
+
 /// Points by their first second (offset from the start of measurement).
 #[derive(Debug, Default)]
 pub struct Timeline {
-    points: BTreeMap<u64, IntervalPoint>,
+    points: BTreeMap<u64, Held>,
     newest: u64,
     compacted_at: u64,
+}
+
+/// A point as held: its workflows' latency histograms in memory (open), or,
+/// once sealed, encoded as HdrHistogram V2 in `sealed` and left empty in
+/// `point` (whose counts stay).
+#[derive(Debug)]
+struct Held {
+    point: IntervalPoint,
+    sealed: Vec<(String, Box<[u8]>)>,
+}
+
+impl Held {
+    fn new(point: IntervalPoint) -> Held {
+        Held {
+            point,
+            sealed: Vec::new(),
+        }
+    }
+
+    fn is_sealed(&self) -> bool {
+        !self.sealed.is_empty()
+    }
+
+    /// The point, its histograms decoded back if it was sealed.
+    fn open(&mut self) -> &mut IntervalPoint {
+        for (name, bytes) in self.sealed.drain(..) {
+            // Our own encoding of a histogram that was in memory: it decodes.
+            // Were it ever not to, the counts stay and the latencies go.
+            let latency = CompactHistogram::decode(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(workflow = %name, error = %e, "a sealed timeline histogram did not decode");
+                CompactHistogram::new()
+            });
+            self.point
+                .workflows
+                .entry(name)
+                .or_insert_with(IntervalWorkflow::default)
+                .latency = latency;
+        }
+        &mut self.point
+    }
+
+    fn into_point(mut self) -> IntervalPoint {
+        self.open();
+        self.point
+    }
+
+    /// Encodes the histograms (all or none: one that fails to encode leaves
+    /// the point open, so nothing is lost).
+    fn seal(&mut self) {
+        if self.is_sealed() {
+            return;
+        }
+        let mut sealed = Vec::with_capacity(self.point.workflows.len());
+        for (name, w) in &self.point.workflows {
+            match w.latency.encode() {
+                Ok(bytes) => sealed.push((name.clone(), bytes.into_boxed_slice())),
+                Err(_) => return,
+            }
+        }
+        for w in self.point.workflows.values_mut() {
+            w.latency = CompactHistogram::new();
+        }
+        self.sealed = sealed;
+    }
 }
 
 impl Timeline {
@@ -40,15 +113,20 @@ impl Timeline {
             .points
             .range(..=second)
             .next_back()
-            .filter(|(_, p)| p.at > Duration::from_secs(second))
+            .filter(|(_, h)| h.point.at > Duration::from_secs(second))
             .map(|(first, _)| *first);
         let first = covering.unwrap_or(second);
-        self.points.entry(first).or_insert_with(|| IntervalPoint {
-            at: Duration::from_secs(second + 1),
-            span: Duration::from_secs(1),
-            drain,
-            ..Default::default()
-        })
+        self.points
+            .entry(first)
+            .or_insert_with(|| {
+                Held::new(IntervalPoint {
+                    at: Duration::from_secs(second + 1),
+                    span: Duration::from_secs(1),
+                    drain,
+                    ..Default::default()
+                })
+            })
+            .open()
     }
 
     /// Number of points held.
@@ -57,9 +135,18 @@ impl Timeline {
         self.points.len()
     }
 
+    /// Number of points held sealed.
+    #[cfg(test)]
+    fn sealed(&self) -> usize {
+        self.points.values().filter(|h| h.is_sealed()).count()
+    }
+
     /// The points, oldest first (moved out).
     pub fn take(&mut self) -> Vec<IntervalPoint> {
-        std::mem::take(&mut self.points).into_values().collect()
+        std::mem::take(&mut self.points)
+            .into_values()
+            .map(Held::into_point)
+            .collect()
     }
 
     /// Folds points older than each tier's age into buckets of its width,
@@ -77,28 +164,37 @@ impl Timeline {
         let old: Vec<u64> = self
             .points
             .iter()
-            .filter(|(first, p)| {
-                let end = p.at.as_secs();
+            .filter(|(first, h)| {
+                let end = h.point.at.as_secs();
                 tier_of(end).is_some_and(|w| end - **first < w)
             })
             .map(|(first, _)| *first)
             .collect();
         for first in old {
-            let Some(point) = self.points.remove(&first) else {
+            let Some(held) = self.points.remove(&first) else {
                 continue;
             };
+            let point = held.into_point();
             let width = tier_of(point.at.as_secs()).unwrap_or(1);
             let bucket = first - first % width;
             let key = self
                 .points
                 .range(bucket..first)
-                .find(|(_, p)| p.drain == point.drain && p.at.as_secs() <= bucket + width)
+                .find(|(_, h)| {
+                    h.point.drain == point.drain && h.point.at.as_secs() <= bucket + width
+                })
                 .map(|(k, _)| *k);
             match key.and_then(|k| self.points.get_mut(&k)) {
-                Some(into) => into.absorb(point),
+                Some(into) => into.open().absorb(point),
                 None => {
-                    self.points.insert(first, point);
+                    self.points.insert(first, Held::new(point));
                 }
+            }
+        }
+        let quiet = self.newest.saturating_sub(SEAL_AFTER);
+        for held in self.points.values_mut() {
+            if held.point.at.as_secs() <= quiet {
+                held.seal();
             }
         }
     }
@@ -150,6 +246,35 @@ mod tests {
         // Coarse points carry the last second's level.
         let first = &points[0];
         assert_eq!(first.active_users, first.at.as_secs() - 1);
+    }
+
+    #[test]
+    fn quiet_points_are_sealed_and_read_back_whole() {
+        let mut t = Timeline::default();
+        let mut want = CompactHistogram::new();
+        for s in 0..200u64 {
+            let p = t.at(s, false);
+            let w = p.workflows.entry("share".to_owned()).or_default();
+            w.count += 1;
+            let us = 1_000 + s * 997;
+            w.latency.record_us(us);
+            want.record_us(us);
+        }
+        assert!(t.sealed() > 100, "{} of {} sealed", t.sealed(), t.len());
+        // A late delta opens its point again.
+        t.at(3, false).operations += 1;
+        let points = t.take();
+        let mut got = CompactHistogram::new();
+        let mut count = 0;
+        for p in &points {
+            let w = &p.workflows["share"];
+            count += w.count;
+            assert_eq!(w.latency.len(), w.count, "{p:?}");
+            got.merge(&w.latency);
+        }
+        assert_eq!(count, 200);
+        assert_eq!(got, want, "every latency is back, exactly");
+        assert_eq!(points.iter().map(|p| p.operations).sum::<u64>(), 1);
     }
 
     #[test]
