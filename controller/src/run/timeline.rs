@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::histogram::CompactHistogram;
 
-use crate::report::{IntervalPoint, IntervalWorkflow};
+use crate::report::IntervalPoint;
 
 /// How wide a point may be once its end is this many seconds older than the
 /// newest second seen: (age, width), oldest tier last.
@@ -64,11 +64,7 @@ impl Held {
                 tracing::warn!(workflow = %name, error = %e, "a sealed timeline histogram did not decode");
                 CompactHistogram::new()
             });
-            self.point
-                .workflows
-                .entry(name)
-                .or_insert_with(IntervalWorkflow::default)
-                .latency = latency;
+            self.point.workflows.entry(name).or_default().latency = latency;
         }
         &mut self.point
     }
