@@ -1,5 +1,5 @@
 //! One MCP session per user: a thin Streamable HTTP client (no task, no
-//! GET stream, one pooled `reqwest::Client` for the agent) whose bearer
+//! GET stream, one pooled `client::HttpClient` for the agent) whose bearer
 //! token can change during the run (`TokenUpdate`), which asks the
 //! controller for a fresh token and retries once on HTTP 401, re-initializes
 //! once when the server forgets the session, and classifies failures into
@@ -10,6 +10,7 @@
 //! discovers first and falls back to `initialize` when the server does not
 //! speak 2026-07-28.
 
+mod client;
 mod exchange;
 mod sse;
 mod wire;
@@ -27,11 +28,12 @@ use common::ids::UserName;
 use common::protocol::{ElicitationAnswer, McpVersion, McpVersionChoice, ServerRequest};
 use common::scenario::ToolOutput;
 use http::{HeaderName, HeaderValue};
-use reqwest::Url;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc};
 
+use client::Endpoint;
+pub use client::{BuildError, HttpClient};
 use exchange::{Failure, Target};
 use wire::{CallResult, DiscoverResult, InitializeResult, Reply};
 
@@ -194,7 +196,7 @@ impl UserToken {
 pub struct SessionContext {
     /// One pooled client for the whole agent: every session's requests go
     /// over its keep-alive connections.
-    pub http: reqwest::Client,
+    pub http: HttpClient,
     pub mcp_url: String,
     pub headers: HashMap<HeaderName, HeaderValue>,
     pub counters: Arc<McpCounters>,
@@ -207,13 +209,8 @@ pub struct SessionContext {
 }
 
 /// Builds the agent's one HTTP client.
-pub fn http_client() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(usize::MAX)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(10))
-        .build()
+pub fn http_client() -> Result<HttpClient, BuildError> {
+    HttpClient::new()
 }
 
 /// A call or session open that did not produce a tool result.
@@ -237,7 +234,7 @@ struct Negotiated {
 pub struct McpSession {
     token: Arc<UserToken>,
     ctx: Arc<SessionContext>,
-    url: Url,
+    endpoint: Endpoint,
     next_id: AtomicU64,
     negotiated: Mutex<Negotiated>,
     /// Held while re-initializing, so concurrent calls that all met the
@@ -260,14 +257,14 @@ impl McpSession {
         token: Arc<UserToken>,
         timeout: Duration,
     ) -> Result<(McpSession, Duration), CallError> {
-        let url = Url::parse(&ctx.mcp_url).map_err(|e| CallError {
+        let endpoint = ctx.http.endpoint(&ctx.mcp_url).map_err(|e| CallError {
             kind: ErrorKind::Transport,
             message: format!("invalid MCP URL {:?}: {e}", ctx.mcp_url),
         })?;
         let session = McpSession {
             token,
             ctx: ctx.clone(),
-            url,
+            endpoint,
             next_id: AtomicU64::new(0),
             negotiated: Mutex::new(Negotiated {
                 session_id: None,
@@ -520,7 +517,7 @@ impl McpSession {
     fn target<'a>(&'a self, negotiated: &'a Negotiated) -> Target<'a> {
         Target {
             ctx: &self.ctx,
-            url: &self.url,
+            endpoint: &self.endpoint,
             token: &self.token,
             session_id: negotiated.session_id.as_ref(),
             version: Some(negotiated.version.as_str()),
@@ -574,7 +571,7 @@ fn no_response(id: u64) -> CallError {
 }
 
 /// The error and its causes on one line (our errors never carry the token;
-/// reqwest's name the URL, which carries none either).
+/// the HTTP client's name the URL, which carries none either).
 pub fn error_chain(err: &(dyn StdError + 'static)) -> String {
     let mut out = err.to_string();
     let mut current = err.source();
@@ -596,7 +593,7 @@ mod tests {
     fn context() -> (SessionContext, mpsc::Receiver<UserName>) {
         let (refresh, rx) = mpsc::channel(4);
         let ctx = SessionContext {
-            http: reqwest::Client::new(),
+            http: http_client().unwrap(),
             mcp_url: "http://127.0.0.1:1/mcp".into(),
             headers: HashMap::new(),
             counters: Arc::default(),

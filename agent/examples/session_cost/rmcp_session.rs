@@ -283,7 +283,7 @@ impl McpSession {
     ) -> Result<(McpSession, Duration), CallError> {
         let user = token.user.clone();
         let client = TokenClient {
-            http: ctx.http.clone(),
+            http: ctx.http.reqwest().clone(),
             token,
             ctx: ctx.clone(),
             initialized: Arc::new(AtomicBool::new(false)),

@@ -6,12 +6,12 @@
 use bytes::Bytes;
 use futures::FutureExt as _;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderName, HeaderValue, Method, StatusCode};
-use reqwest::Url;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde::de::DeserializeOwned;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::client::{Endpoint, HttpError, Response};
 use super::sse::SseReader;
 use super::wire::{self, Reply};
 use super::{CallError, SessionContext, UserToken, error_chain};
@@ -35,7 +35,7 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 #[derive(Clone, Copy)]
 pub struct Target<'a> {
     pub ctx: &'a SessionContext,
-    pub url: &'a Url,
+    pub endpoint: &'a Endpoint,
     pub token: &'a UserToken,
     /// Absent before initialize, and for servers without sessions.
     pub session_id: Option<&'a HeaderValue>,
@@ -126,7 +126,7 @@ async fn send(
     t: &Target<'_>,
     method: Method,
     body: Option<&impl Fn() -> Bytes>,
-) -> Result<reqwest::Response, Failure> {
+) -> Result<Response, Failure> {
     let seen = t.token.generation();
     let first = execute(t, method.clone(), body).await?;
     match first.status() {
@@ -161,17 +161,43 @@ async fn execute(
     t: &Target<'_>,
     method: Method,
     body: Option<&impl Fn() -> Bytes>,
-) -> Result<reqwest::Response, CallError> {
+) -> Result<Response, CallError> {
+    let http = &t.ctx.http;
+    let response = http
+        .send(
+            t.endpoint,
+            method.clone(),
+            headers(t, body.is_some())?,
+            body.map(|b| b()),
+        )
+        .await
+        .map_err(|e| http_error(&e))?;
+    if !response.is_redirect() {
+        return Ok(response);
+    }
+    // The same request again through the client that follows redirects.
+    drop(response);
+    http.send_following(
+        t.endpoint,
+        method,
+        headers(t, body.is_some())?,
+        body.map(|b| b()),
+    )
+    .await
+    .map_err(|e| http_error(&e))
+}
+
+/// A request's headers: the custom ones, then ours (bearer, session id,
+/// protocol version, `Mcp-Method`/`Mcp-Name`, content type with a body).
+fn headers(t: &Target<'_>, with_body: bool) -> Result<HeaderMap, CallError> {
     let Some(bearer) = t.token.bearer() else {
         return Err(CallError {
             kind: ErrorKind::Auth,
             message: "the access token cannot be sent as an HTTP header".into(),
         });
     };
-    let mut request = reqwest::Request::new(method, t.url.clone());
-    let headers = request.headers_mut();
     // Sized once for ours and the custom ones, so inserting never regrows it.
-    headers.reserve(6 + t.ctx.headers.len());
+    let mut headers = HeaderMap::with_capacity(6 + t.ctx.headers.len());
     for (name, value) in &t.ctx.headers {
         headers.insert(name.clone(), value.clone());
     }
@@ -189,15 +215,10 @@ async fn execute(
             headers.insert(MCP_NAME, name_header(name)?);
         }
     }
-    if let Some(body) = body {
+    if with_body {
         headers.insert(CONTENT_TYPE, JSON);
-        *request.body_mut() = Some(body().into());
     }
-    t.ctx
-        .http
-        .execute(request)
-        .await
-        .map_err(|e| reqwest_error(&e))
+    Ok(headers)
 }
 
 /// An `Mcp-Name` value: the name itself when it is plain visible ASCII
@@ -221,7 +242,7 @@ fn name_header(name: &str) -> Result<HeaderValue, CallError> {
 }
 
 /// The error for a non-success answer, with a short excerpt of its body.
-async fn failed(t: &Target<'_>, mut response: reqwest::Response) -> Failure {
+async fn failed(t: &Target<'_>, mut response: Response) -> Failure {
     let status = response.status();
     if status == StatusCode::NOT_FOUND && t.session_id.is_some() {
         return Failure::SessionGone;
@@ -265,7 +286,7 @@ async fn failed(t: &Target<'_>, mut response: reqwest::Response) -> Failure {
 
 /// Reads the response to request `id` from a JSON or SSE body.
 async fn read_reply<R: DeserializeOwned>(
-    mut response: reqwest::Response,
+    mut response: Response,
     id: u64,
     t: &Target<'_>,
 ) -> Result<Reply<R>, CallError> {
@@ -309,7 +330,7 @@ async fn read_reply<R: DeserializeOwned>(
 /// are skipped, and requests from the server (`ping`, `elicitation/create`,
 /// …) answered at once, since the server may hold our call until they are.
 async fn read_sse<R: DeserializeOwned>(
-    mut response: reqwest::Response,
+    mut response: Response,
     id: u64,
     t: &Target<'_>,
 ) -> Result<Reply<R>, CallError> {
@@ -381,7 +402,7 @@ async fn answer_server(t: &Target<'_>, id: &serde_json::Value, method: &str) {
 /// usually in hyper's buffer already, waiting for its connection task to
 /// pass it on, so that task gets a turn before a timer is armed; a stream
 /// kept open past `END_GRACE` is dropped, and its connection with it.
-async fn finish(mut response: reqwest::Response, mut total: usize) {
+async fn finish(mut response: Response, mut total: usize) {
     for _ in 0..3 {
         match response.chunk().now_or_never() {
             Some(Ok(None) | Err(_)) => return,
@@ -400,8 +421,8 @@ async fn finish(mut response: reqwest::Response, mut total: usize) {
     let _ = tokio::time::timeout(END_GRACE, drain).await;
 }
 
-async fn next_chunk(response: &mut reqwest::Response) -> Result<Option<Bytes>, CallError> {
-    response.chunk().await.map_err(|e| reqwest_error(&e))
+async fn next_chunk(response: &mut Response) -> Result<Option<Bytes>, CallError> {
+    response.chunk().await.map_err(|e| http_error(&e))
 }
 
 /// A body read chunk by chunk: the first chunk is kept as it came, later
@@ -461,7 +482,7 @@ fn transport(message: String) -> CallError {
     }
 }
 
-fn reqwest_error(e: &reqwest::Error) -> CallError {
+fn http_error(e: &HttpError) -> CallError {
     CallError {
         kind: if e.is_timeout() {
             ErrorKind::Timeout
