@@ -260,25 +260,22 @@ check_report() {
 readonly REGION_DELAY_MS=40
 check_regions() {
   local case="$1"
-  jq -e --argjson delay "$REGION_DELAY_MS" '
+  jq -r --argjson delay "$REGION_DELAY_MS" --argjson min 20 '
     def check(cond; what): if cond then . else error(what) end;
     .regions as $r
     | check(($r.near.agents | length) == 1 and ($r.far.agents | length) == 1;
         "regions: expected one agent in near and one in far: \($r | map_values(.agents))")
-    | [ $r.near.tools | to_entries[] | .key as $t | select(.value.count >= 20 and (($r.far.tools[$t].count // 0) >= 20))
-        | ($r.far.tools[$t].latency.median - .value.latency.median) * 1000 ] | sort as $d
-    | check(($d | length) >= 2; "regions: fewer than 2 tools with 20 calls in both regions")
+    | [ $r.near.tools | to_entries[] | .key as $t
+        | select(.value.count >= $min and (($r.far.tools[$t].count // 0) >= $min))
+        | {tool: $t, ms: (($r.far.tools[$t].latency.median - .value.latency.median) * 1000)} ] as $deltas
+    | ($deltas | map(.ms) | sort) as $d
+    | check(($d | length) >= 2; "regions: fewer than 2 tools with \($min) calls in both regions")
     | $d[($d | length) / 2 | floor] as $median
     | check($median >= 0.75 * $delay and $median <= 2 * $delay;
         "regions: the far tools are \($median) ms (median) above the near ones for a \($delay) ms delay: \($d)")
-  ' "$work/$case.json" >/dev/null || die "$case: the per-region latencies fail their check (above)"
-  jq -r '
-    .regions as $r
     | "compose-test: regions: far p50 - near p50 per tool (ms): "
-    + ([$r.near.tools | to_entries[] | .key as $t
-        | select(.value.count >= 20 and (($r.far.tools[$t].count // 0) >= 20))
-        | "\($t) \((($r.far.tools[$t].latency.median - .value.latency.median) * 100000 | round) / 100)"]
-       | join(", "))' "$work/$case.json"
+      + ($deltas | map("\(.tool) \((.ms * 100 | round) / 100)") | join(", "))
+  ' "$work/$case.json" || die "$case: the per-region latencies fail their check (above)"
 }
 
 # The agent-loss case needs the controller to re-assign a lost agent's users.
