@@ -3,9 +3,13 @@
 //! per interval into a delta and added to the cumulative set.
 //!
 //! A shard's series keep their histograms' memory between intervals (they
-//! are reset, not rebuilt); its users move out with each delta, so a user's
-//! compact histogram lives in the cumulative set and, for the one interval in
-//! which it changed, in a delta, never once per shard.
+//! are reset, not rebuilt); its users move out with every
+//! `USER_FIGURES_EVERY`th delta (and the last), so a user's compact histogram
+//! lives in the cumulative set and, for the ten seconds in which it changed,
+//! in its shard and then in one delta, never once per shard per second. The
+//! controller needs per-user figures only when an agent's final report never
+//! comes; merging one per active user per agent every second was most of its
+//! work at 64 agents (BENCHMARKS.md, "The controller at 64 agents").
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -19,6 +23,29 @@ use common::series::{SeriesKey, SeriesSet};
 
 /// Enough shards that two cores' worth of tasks seldom meet on one.
 const SHARDS: usize = 16;
+
+/// Every this many interval deltas carries the users who called in them
+/// (and the last delta, whenever it comes).
+pub const USER_FIGURES_EVERY: u64 = 10;
+
+/// Whether a delta moves the users out of the shards or leaves them there
+/// for a later one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Users {
+    Include,
+    Hold,
+}
+
+impl Users {
+    /// The users of delta number `seq` (from 0), or of the last one.
+    pub fn for_delta(seq: u64, last: bool) -> Users {
+        if last || (seq + 1) % USER_FIGURES_EVERY == 0 {
+            Users::Include
+        } else {
+            Users::Hold
+        }
+    }
+}
 
 /// One measurement.
 #[derive(Clone, Debug)]
@@ -125,9 +152,10 @@ impl Recorder {
         set.entry(SeriesKey::workflow(workflow)).interrupted += 1;
     }
 
-    /// Everything recorded since the last call (only what changed); also
-    /// added to the cumulative set.
-    pub fn take_delta(&self) -> SeriesSet {
+    /// Everything recorded since the last call (only what changed), with
+    /// the users recorded since the last delta that included them, or none
+    /// (`Users::Hold`); also added to the cumulative set.
+    pub fn take_delta(&self, users: Users) -> SeriesSet {
         let mut delta = SeriesSet::default();
         for shard in &self.shards {
             let mut shard = lock(shard);
@@ -135,7 +163,9 @@ impl Recorder {
                 delta.stats(key).merge(stats);
                 stats.reset();
             }
-            delta.absorb_users(&mut shard);
+            if users == Users::Include {
+                delta.absorb_users(&mut shard);
+            }
         }
         lock(&self.cumulative).merge(&delta);
         delta
@@ -144,7 +174,7 @@ impl Recorder {
     /// Drains the shards and hands over everything recorded in this run,
     /// leaving the recorder empty (the final report is built once).
     pub fn take_cumulative(&self) -> SeriesSet {
-        self.take_delta();
+        self.take_delta(Users::Include);
         std::mem::take(&mut *lock(&self.cumulative))
     }
 }
@@ -183,11 +213,11 @@ mod tests {
             [sample("a", 1, None), sample("a", 2, Some(ErrorKind::Tool))],
         );
         r.record(5, [sample("a", 3, None)]);
-        let d1 = r.take_delta();
+        let d1 = r.take_delta(Users::Include);
         assert_eq!(d1.series[&SeriesKey::workflow("a")].ok, 2);
         r.record(17, [sample("b", 1, None)]);
         r.record_interrupted(3, "b");
-        let d2 = r.take_delta();
+        let d2 = r.take_delta(Users::Include);
         assert!(
             !d2.series.contains_key(&SeriesKey::workflow("a")),
             "an unchanged series is not in the delta"
@@ -229,14 +259,14 @@ mod tests {
         let r = Recorder::new();
         r.record(0, [call("ann", "t1", None), call("bob", "t1", None)]);
         r.record(1, [call("ann", "t2", Some(ErrorKind::Http5xx))]);
-        let d1 = r.take_delta();
+        let d1 = r.take_delta(Users::Include);
         assert_eq!(d1.series[&SeriesKey::operation("wf", "t1")].ok, 2);
         let ann = &d1.users[&UserName::new("ann")];
         assert_eq!((ann.ok, ann.failed), (1, 1));
         assert_eq!(ann.tools["t2"], 1);
         assert_eq!(ann.latency.len(), 2);
         r.record(2, [call("bob", "t1", None)]);
-        let d2 = r.take_delta();
+        let d2 = r.take_delta(Users::Include);
         assert_eq!(
             d2.users.keys().map(UserName::as_str).collect::<Vec<_>>(),
             ["bob"],
@@ -244,5 +274,37 @@ mod tests {
         );
         let all = r.take_cumulative();
         assert_eq!(all.users[&UserName::new("bob")].tools["t1"], 2);
+    }
+
+    #[test]
+    fn held_users_come_with_a_later_delta_and_the_cumulative_set() {
+        let r = Recorder::new();
+        r.record(0, [call("ann", "t1", None)]);
+        let held = r.take_delta(Users::Hold);
+        assert_eq!(held.series[&SeriesKey::operation("wf", "t1")].ok, 1);
+        assert!(held.users.is_empty(), "users wait for their delta");
+        r.record(1, [call("ann", "t1", None), call("bob", "t2", None)]);
+        let with_users = r.take_delta(Users::Include);
+        assert_eq!(with_users.series[&SeriesKey::operation("wf", "t1")].ok, 1);
+        assert_eq!(
+            with_users.users[&UserName::new("ann")].ok,
+            2,
+            "both seconds"
+        );
+        assert_eq!(with_users.users[&UserName::new("bob")].ok, 1);
+        r.record(2, [call("bob", "t2", None)]);
+        r.take_delta(Users::Hold);
+        let all = r.take_cumulative();
+        assert_eq!(all.users[&UserName::new("bob")].ok, 2, "held ones are in");
+        assert_eq!(all.users[&UserName::new("ann")].ok, 2);
+    }
+
+    #[test]
+    fn every_tenth_delta_and_the_last_carry_users() {
+        let due: Vec<u64> = (0..30)
+            .filter(|&seq| Users::for_delta(seq, false) == Users::Include)
+            .collect();
+        assert_eq!(due, [9, 19, 29]);
+        assert_eq!(Users::for_delta(3, true), Users::Include);
     }
 }

@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::link::{LinkSender, SendError};
 use crate::messages::{AgentEvent, GeneratorStats, LoadModel, StartPlan, unix_ms};
 use crate::pacing::{self, LoadState, Picker};
-use crate::recorder::{Recorder, Sample};
+use crate::recorder::{Recorder, Sample, Users};
 use crate::session::McpSession;
 use crate::steps::run_workflow;
 
@@ -587,7 +587,7 @@ async fn report_intervals(
             _ = done.cancelled() => true,
             _ = ticks.tick() => false,
         };
-        let series = ctx.recorder.take_delta();
+        let series = ctx.recorder.take_delta(Users::for_delta(seq, last));
         let interval_start_ms = measure_start_ms + i64::try_from(seq).unwrap_or(0) * interval_ms;
         // The last delta covers from its interval's start to now (less than
         // an interval, or nothing before measurement began).

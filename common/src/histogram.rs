@@ -16,6 +16,9 @@ use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
 use hdrhistogram::{Counter, Histogram};
 use num_traits::{Bounded, FromPrimitive};
 
+mod v2;
+use v2::Layout;
+
 /// Highest trackable latency; slower samples are clamped to it.
 pub const MAX_LATENCY_US: u64 = 3_600_000_000;
 
@@ -27,72 +30,6 @@ pub enum HistogramError {
     Base64(#[from] base64::DecodeError),
     #[error("histogram could not be encoded: {0}")]
     Encode(String),
-}
-
-/// HdrHistogram's V2 cookie (plain) and V2+deflate cookie.
-const V2_COOKIE: u32 = 0x1c84_9313;
-const V2_DEFLATE_COOKIE: u32 = 0x1c84_9314;
-const V2_HEADER_BYTES: usize = 40;
-/// The most significant digits a decoded histogram may declare.
-const MAX_DECODED_DIGITS: u32 = 3;
-/// The highest trackable value a decoded histogram may declare: far above
-/// `MAX_LATENCY_US` (auto-resize rounds up to a bucket boundary), and low
-/// enough that its counters stay within a few hundred KiB.
-const MAX_DECODED_HIGHEST_US: u64 = 1 << 40;
-
-fn be_u32(bytes: &[u8], at: usize) -> u32 {
-    let mut b = [0; 4];
-    b.copy_from_slice(&bytes[at..at + 4]);
-    u32::from_be_bytes(b)
-}
-
-fn be_u64(bytes: &[u8], at: usize) -> u64 {
-    let mut b = [0; 8];
-    b.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_be_bytes(b)
-}
-
-/// Refuses a V2 header whose payload length, precision or range would make
-/// the decoder allocate more than a histogram of ours ever needs (a 40-byte
-/// header can otherwise ask for gigabytes), and deflated payloads (a small
-/// one can inflate to any size; we never send them).
-fn check_header(bytes: &[u8]) -> Result<(), HistogramError> {
-    let bad = |why: String| Err(HistogramError::Decode(why));
-    if bytes.len() < V2_HEADER_BYTES {
-        return bad(format!(
-            "{} bytes is shorter than a V2 header ({V2_HEADER_BYTES})",
-            bytes.len()
-        ));
-    }
-    match be_u32(bytes, 0) {
-        V2_COOKIE => {}
-        V2_DEFLATE_COOKIE => {
-            return bad(
-                "compressed (V2+deflate) histograms are not accepted; send plain V2".into(),
-            );
-        }
-        other => return bad(format!("cookie {other:#x} is not HdrHistogram V2")),
-    }
-    let payload = usize::try_from(be_u32(bytes, 4)).unwrap_or(usize::MAX);
-    if payload > bytes.len() - V2_HEADER_BYTES {
-        return bad(format!(
-            "payload of {payload} bytes announced, {} present",
-            bytes.len() - V2_HEADER_BYTES
-        ));
-    }
-    let digits = be_u32(bytes, 12);
-    if digits == 0 || digits > MAX_DECODED_DIGITS {
-        return bad(format!(
-            "{digits} significant digits (1 to {MAX_DECODED_DIGITS} accepted)"
-        ));
-    }
-    let (lowest, highest) = (be_u64(bytes, 16), be_u64(bytes, 24));
-    if lowest == 0 || highest > MAX_DECODED_HIGHEST_US || highest < lowest.saturating_mul(2) {
-        return bad(format!(
-            "range {lowest}..{highest} µs is out of bounds (1..{MAX_DECODED_HIGHEST_US} accepted)"
-        ));
-    }
-    Ok(())
 }
 
 /// How precise a histogram is and what its counters are.
@@ -121,11 +58,23 @@ impl Precision for Compact {
 
 /// A latency histogram that costs nothing until its first sample, and then
 /// only as much as its largest sample needs: it starts at one bucket and
-/// grows (auto-resize) up to `MAX_LATENCY_US`.
+/// grows (auto-resize) up to `MAX_LATENCY_US`. One decoded from the wire
+/// stays a list of its recorded buckets until something records or merges
+/// into it, so adding it to another histogram costs its buckets, not its
+/// range (a one-second delta has tens of values in thousands of counters).
 #[derive(Clone, Debug)]
 pub struct Hdr<P: Precision> {
-    inner: Option<Histogram<P::Count>>,
+    repr: Repr<P::Count>,
     precision: PhantomData<P>,
+}
+
+#[derive(Clone, Debug)]
+enum Repr<C: Counter> {
+    Empty,
+    /// `(highest value of the bucket, count)` of every recorded bucket of
+    /// this precision, ascending, no count zero.
+    Sparse(Vec<(u64, u64)>),
+    Dense(Histogram<C>),
 }
 
 /// Full precision, for workflows, steps and tools.
@@ -136,7 +85,7 @@ pub type CompactHistogram = Hdr<Compact>;
 impl<P: Precision> Default for Hdr<P> {
     fn default() -> Self {
         Self {
-            inner: None,
+            repr: Repr::Empty,
             precision: PhantomData,
         }
     }
@@ -145,12 +94,34 @@ impl<P: Precision> Default for Hdr<P> {
 /// The smallest highest-trackable value hdrhistogram accepts (2 × lowest).
 const INITIAL_HIGHEST_US: u64 = 2;
 
-fn fresh<P: Precision>() -> Histogram<P::Count> {
-    // The bounds are constants that hdrhistogram accepts; a failure here
+/// An auto-resizing histogram of precision `P` sized for values up to
+/// `highest` µs.
+fn sized<P: Precision>(highest: u64) -> Histogram<P::Count> {
+    // The bounds are clamped into what hdrhistogram accepts; a failure here
     // would be a programming error caught by every test.
-    let mut h = Histogram::new_with_bounds(1, INITIAL_HIGHEST_US, P::SIGNIFICANT_DIGITS)
-        .expect("constant histogram bounds are valid");
+    let highest = highest.clamp(INITIAL_HIGHEST_US, MAX_LATENCY_US);
+    let mut h = Histogram::new_with_bounds(1, highest, P::SIGNIFICANT_DIGITS)
+        .expect("clamped histogram bounds are valid");
     h.auto(true);
+    h
+}
+
+fn fresh<P: Precision>() -> Histogram<P::Count> {
+    sized::<P>(INITIAL_HIGHEST_US)
+}
+
+fn record_into<P: Precision>(h: &mut Histogram<P::Count>, us: u64, count: u64) {
+    // Clamped into range, so growing is the only thing that could fail,
+    // and only on a platform whose usize cannot index ~50k counters.
+    let count = P::Count::from_u64(count).unwrap_or_else(P::Count::max_value);
+    let _ = h.record_n(us.clamp(1, MAX_LATENCY_US), count);
+}
+
+fn densify<P: Precision>(entries: &[(u64, u64)]) -> Histogram<P::Count> {
+    let mut h = sized::<P>(entries.last().map_or(INITIAL_HIGHEST_US, |e| e.0));
+    for &(us, count) in entries {
+        record_into::<P>(&mut h, us, count);
+    }
     h
 }
 
@@ -166,11 +137,40 @@ impl<P: Precision> Hdr<P> {
     }
 
     /// `(value, count)` of every recorded bucket, in value order.
-    fn recorded(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.inner.iter().flat_map(|h| {
-            h.iter_recorded()
-                .map(|v| (v.value_iterated_to(), v.count_at_value().as_u64()))
-        })
+    fn recorded(&self) -> Box<dyn Iterator<Item = (u64, u64)> + '_> {
+        match &self.repr {
+            Repr::Empty => Box::new(std::iter::empty()),
+            Repr::Sparse(entries) => Box::new(entries.iter().copied()),
+            Repr::Dense(h) => Box::new(
+                h.iter_recorded()
+                    .map(|v| (v.value_iterated_to(), v.count_at_value().as_u64())),
+            ),
+        }
+    }
+
+    /// The histogram to record into, made dense first.
+    fn dense_mut(&mut self) -> &mut Histogram<P::Count> {
+        let h = match std::mem::replace(&mut self.repr, Repr::Empty) {
+            Repr::Empty => fresh::<P>(),
+            Repr::Sparse(entries) => densify::<P>(&entries),
+            Repr::Dense(h) => h,
+        };
+        self.repr = Repr::Dense(h);
+        match &mut self.repr {
+            Repr::Dense(h) => h,
+            _ => unreachable!("just set to Dense"),
+        }
+    }
+
+    /// The histogram to read, dense (a sparse one is densified for the
+    /// read: reading a delta as it came off the wire is rare).
+    fn view(&self) -> Option<std::borrow::Cow<'_, Histogram<P::Count>>> {
+        match &self.repr {
+            Repr::Empty => None,
+            Repr::Sparse(entries) => Some(std::borrow::Cow::Owned(densify::<P>(entries))),
+            Repr::Dense(h) if h.is_empty() => None,
+            Repr::Dense(h) => Some(std::borrow::Cow::Borrowed(h)),
+        }
     }
 
     pub fn record(&mut self, latency: Duration) {
@@ -183,98 +183,137 @@ impl<P: Precision> Hdr<P> {
     }
 
     fn record_n_us(&mut self, us: u64, count: u64) {
-        // Clamped into range, so growing is the only thing that could fail,
-        // and only on a platform whose usize cannot index ~50k counters.
-        let count = P::Count::from_u64(count).unwrap_or_else(P::Count::max_value);
-        let _ = self
-            .inner
-            .get_or_insert_with(fresh::<P>)
-            .record_n(us.clamp(1, MAX_LATENCY_US), count);
+        record_into::<P>(self.dense_mut(), us, count);
     }
 
     /// Adds every sample of `other`. Merging is associative and order-free.
     pub fn merge(&mut self, other: &Hdr<P>) {
-        if let Some(o) = other.inner.as_ref().filter(|o| !o.is_empty()) {
+        match &other.repr {
+            Repr::Empty => {}
+            Repr::Sparse(entries) if matches!(self.repr, Repr::Empty) => {
+                self.repr = Repr::Sparse(entries.clone());
+            }
+            Repr::Sparse(entries) => {
+                let h = self.dense_mut();
+                for &(us, count) in entries {
+                    record_into::<P>(h, us, count);
+                }
+            }
+            Repr::Dense(o) if o.is_empty() => {}
             // Auto-resize grows this one to fit; it cannot fail within bounds.
-            let _ = self.inner.get_or_insert_with(fresh::<P>).add(o);
+            Repr::Dense(o) => {
+                let _ = self.dense_mut().add(o);
+            }
         }
     }
 
     /// Adds every sample of a histogram of another precision (each at its
     /// bucket's value, so at the coarser of the two precisions).
     pub fn merge_from<Q: Precision>(&mut self, other: &Hdr<Q>) {
+        if other.is_empty() {
+            return;
+        }
+        let h = self.dense_mut();
         for (us, count) in other.recorded() {
-            self.record_n_us(us, count);
+            record_into::<P>(h, us, count);
         }
     }
 
     pub fn len(&self) -> u64 {
-        self.inner.as_ref().map_or(0, |h| h.len())
+        match &self.repr {
+            Repr::Empty => 0,
+            Repr::Sparse(entries) => entries.iter().map(|e| e.1).fold(0, u64::saturating_add),
+            Repr::Dense(h) => h.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Empties it (a dense one keeps its counters for the next samples).
     pub fn reset(&mut self) {
-        if let Some(h) = &mut self.inner {
-            h.reset();
+        match &mut self.repr {
+            Repr::Dense(h) => h.reset(),
+            _ => self.repr = Repr::Empty,
         }
     }
 
-    fn non_empty(&self) -> Option<&Histogram<P::Count>> {
-        self.inner.as_ref().filter(|h| !h.is_empty())
-    }
-
     pub fn min_us(&self) -> u64 {
-        self.non_empty().map_or(0, |h| h.min())
+        self.view().map_or(0, |h| h.min())
     }
 
     pub fn max_us(&self) -> u64 {
-        self.non_empty().map_or(0, |h| h.max())
+        self.view().map_or(0, |h| h.max())
     }
 
     pub fn mean_us(&self) -> f64 {
-        self.non_empty().map_or(0.0, |h| h.mean())
+        self.view().map_or(0.0, |h| h.mean())
     }
 
     /// How many recorded values are at most `us` (as the histogram's
     /// precision can tell): the cumulative bucket of a Prometheus histogram.
     pub fn count_at_most_us(&self, us: u64) -> u64 {
-        self.non_empty().map_or(0, |h| h.count_between(0, us))
+        self.view().map_or(0, |h| h.count_between(0, us))
     }
 
     /// Value at quantile `q` in 0..=1, in µs (0 when empty).
     pub fn quantile_us(&self, q: f64) -> u64 {
-        self.non_empty().map_or(0, |h| h.value_at_quantile(q))
+        self.view().map_or(0, |h| h.value_at_quantile(q))
     }
 
     /// HdrHistogram V2 bytes (an empty histogram is encoded too, so every
     /// reader of the format can read every value we write).
     pub fn encode(&self) -> Result<Vec<u8>, HistogramError> {
         let mut buf = Vec::with_capacity(64);
-        let empty;
-        let h = match &self.inner {
-            Some(h) => h,
-            None => {
-                empty = fresh::<P>();
-                &empty
-            }
-        };
+        let h = self
+            .view()
+            .unwrap_or_else(|| std::borrow::Cow::Owned(fresh::<P>()));
         V2Serializer::new()
-            .serialize(h, &mut buf)
+            .serialize(&*h, &mut buf)
             .map_err(|e| HistogramError::Encode(format!("{e:?}")))?;
         Ok(buf)
     }
 
     /// Decodes plain V2 bytes, which may come from the network: the header
-    /// is checked (`check_header`) before anything is allocated. Empty input
-    /// is an empty histogram.
+    /// is checked (`v2::read_header`) before anything is allocated. A
+    /// histogram of our own layout and precision is kept as its list of
+    /// buckets (`Repr::Sparse`); another is recorded into one of ours.
+    /// Empty input is an empty histogram.
     pub fn decode(bytes: &[u8]) -> Result<Self, HistogramError> {
         if bytes.is_empty() {
             return Ok(Self::new());
         }
-        check_header(bytes)?;
+        let encoded = v2::read_header(bytes)?;
+        if !encoded.is_plain() {
+            return Self::decode_other(bytes);
+        }
+        let layout = Layout::new(encoded.digits);
+        // Each count at the highest value of its bucket, as `recorded()`
+        // reads them.
+        let highest_of = |index: usize| layout.value_at(index + 1) - 1;
+        let max_count = P::Count::max_value().as_u64();
+        let mut entries = Vec::new();
+        for count in encoded.counts(layout) {
+            let (index, n) = count?;
+            entries.push((highest_of(index), n.min(max_count)));
+        }
+        let same_buckets = encoded.digits == u32::from(P::SIGNIFICANT_DIGITS);
+        let within = entries.last().is_none_or(|e| e.0 <= MAX_LATENCY_US);
+        let repr = match entries.is_empty() {
+            true => Repr::Empty,
+            false if same_buckets && within => Repr::Sparse(entries),
+            false => Repr::Dense(densify::<P>(&entries)),
+        };
+        Ok(Self {
+            repr,
+            precision: PhantomData,
+        })
+    }
+
+    /// A V2 histogram with another lowest value or value ratio than ours
+    /// (written by another tool): through `hdrhistogram`'s deserializer.
+    fn decode_other(bytes: &[u8]) -> Result<Self, HistogramError> {
         let decoded: Histogram<P::Count> = Deserializer::new()
             .deserialize(&mut &bytes[..])
             .map_err(|e| HistogramError::Decode(format!("{e:?}")))?;
@@ -299,6 +338,13 @@ impl<P: Precision> Hdr<P> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn counters<P: Precision>(h: &Hdr<P>) -> usize {
+        match &h.repr {
+            Repr::Dense(h) => h.distinct_values(),
+            other => panic!("not dense: {other:?}"),
+        }
+    }
 
     fn hist(samples: &[u64]) -> LatencyHistogram {
         let mut h = LatencyHistogram::new();
@@ -327,10 +373,9 @@ mod tests {
     #[test]
     fn size_follows_the_largest_sample() {
         assert!(
-            LatencyHistogram::new().inner.is_none(),
+            matches!(LatencyHistogram::new().repr, Repr::Empty),
             "empty costs nothing"
         );
-        let counters = |h: &LatencyHistogram| h.inner.as_ref().unwrap().distinct_values();
         // Up to ~16 ms: 5 buckets of 1024 counters, 40 KiB, not ~190 KiB.
         let small = hist(&[3, 900, 15_000]);
         assert!(counters(&small) <= 5 * 1024, "{}", counters(&small));
@@ -349,8 +394,7 @@ mod tests {
             c.record_us(us);
             e.record_us(us);
         }
-        let counters = c.inner.as_ref().unwrap().distinct_values();
-        let exact = e.inner.as_ref().unwrap().distinct_values();
+        let (counters, exact) = (counters(&c), counters(&e));
         assert!(counters * 4 < exact, "{counters} vs {exact}");
         for q in [0.5, 0.9, 0.99] {
             let (a, b) = (c.quantile_us(q) as f64, e.quantile_us(q) as f64);
@@ -380,7 +424,7 @@ mod tests {
             (forged(12, &5u32.to_be_bytes()), "significant digits"),
             (forged(16, &0u64.to_be_bytes()), "out of bounds"),
             (forged(4, &u32::MAX.to_be_bytes()), "payload"),
-            (forged(0, &V2_DEFLATE_COOKIE.to_be_bytes()), "deflate"),
+            (forged(0, &v2::V2_DEFLATE_COOKIE.to_be_bytes()), "deflate"),
             (
                 vec![0x1c, 0x84, 0x93, 0x13, 0, 0],
                 "shorter than a V2 header",
@@ -404,6 +448,64 @@ mod tests {
         assert!(LatencyHistogram::from_base64("%%%").is_err());
     }
 
+    #[test]
+    fn payloads_cut_short_or_running_past_the_range_are_errors() {
+        let bytes = hist(&[100, 2_000, 90_000]).encode().unwrap();
+        // Cut inside the last number, with the payload length to match.
+        let mut cut = bytes.clone();
+        let last = cut.len() - 1;
+        cut[last - 1] |= 0x80;
+        cut[last] |= 0x80;
+        let err = LatencyHistogram::decode(&cut).unwrap_err().to_string();
+        assert!(err.contains("ends inside a number"), "{err}");
+        // A zero run that jumps past every index a histogram has, then a count.
+        let mut far = bytes[..40].to_vec();
+        let run: i64 = -(1 << 20);
+        let mut zz = ((run << 1) ^ (run >> 63)) as u64;
+        let mut payload = Vec::new();
+        while zz >= 0x80 {
+            payload.push((zz as u8) | 0x80);
+            zz >>= 7;
+        }
+        payload.push(zz as u8);
+        payload.push(2); // zig-zag 1: one count
+        far[4..8].copy_from_slice(&(payload.len() as u32).to_be_bytes());
+        far.extend_from_slice(&payload);
+        let err = LatencyHistogram::decode(&far).unwrap_err().to_string();
+        assert!(err.contains("counts run past"), "{err}");
+    }
+
+    #[test]
+    fn a_decoded_histogram_is_its_buckets_until_recorded_into() {
+        let small = hist(&[3, 900, 900, 15_000]);
+        let mut back = LatencyHistogram::decode(&small.encode().unwrap()).unwrap();
+        assert!(
+            matches!(&back.repr, Repr::Sparse(e) if e.len() == 3),
+            "{:?}",
+            back.repr
+        );
+        assert_eq!(back, small);
+        assert_eq!(
+            (back.len(), back.max_us(), back.quantile_us(0.5)),
+            (small.len(), small.max_us(), small.quantile_us(0.5))
+        );
+        let mut merged = hist(&[40]);
+        merged.merge(&back);
+        assert_eq!(merged.len(), 5);
+        assert_eq!(merged.max_us(), small.max_us());
+        back.record_us(7);
+        assert!(matches!(back.repr, Repr::Dense(_)));
+        assert!(
+            counters(&back) <= counters(&small),
+            "{} vs {}",
+            counters(&back),
+            counters(&small)
+        );
+        assert_eq!(back.len(), 5);
+        back.reset();
+        assert!(back.is_empty());
+    }
+
     proptest! {
         #[test]
         fn encode_decode_round_trips(samples in proptest::collection::vec(1u64..10_000_000, 0..200)) {
@@ -412,6 +514,22 @@ mod tests {
             prop_assert_eq!(&back, &h);
             let back = LatencyHistogram::from_base64(&h.to_base64().unwrap()).unwrap();
             prop_assert_eq!(back, h);
+        }
+
+        #[test]
+        fn direct_decoding_agrees_with_hdrhistograms_deserializer(
+            samples in proptest::collection::vec(1u64..4_000_000_000, 0..300)
+        ) {
+            let exact = hist(&samples);
+            let bytes = exact.encode().unwrap();
+            prop_assert_eq!(LatencyHistogram::decode(&bytes).unwrap(), LatencyHistogram::decode_other(&bytes).unwrap());
+            prop_assert_eq!(CompactHistogram::decode(&bytes).unwrap(), CompactHistogram::decode_other(&bytes).unwrap());
+            let mut compact = CompactHistogram::new();
+            compact.merge_from(&exact);
+            let bytes = compact.encode().unwrap();
+            let back = CompactHistogram::decode(&bytes).unwrap();
+            prop_assert_eq!(&back, &CompactHistogram::decode_other(&bytes).unwrap());
+            prop_assert_eq!(&back, &compact);
         }
 
         #[test]

@@ -15,7 +15,7 @@ use agent::beat;
 use agent::link::{self, Link, LinkConfig, LinkReceiver, LinkSender, SendError};
 use agent::messages::{AgentEvent, ControllerEvent, LoadModel, McpStats, StartPlan, unix_ms};
 use agent::prepare::{self, Assignment, ChunkAssembler};
-use agent::recorder::{Recorder, Sample};
+use agent::recorder::{Recorder, Sample, Users};
 use agent::runner::{GeneratorCounters, REPORT_INTERVAL};
 use anyhow::Context as _;
 use common::protocol::McpVersion;
@@ -379,7 +379,7 @@ async fn report_intervals(
             () = done.cancelled() => true,
             _ = ticks.tick() => false,
         };
-        let series = recorder.take_delta();
+        let series = recorder.take_delta(Users::for_delta(seq, last));
         if last && series.is_empty() {
             return;
         }
