@@ -1,7 +1,8 @@
 //! What the agents measured, folded as it arrives into one merged set:
 //! complete final reports go straight into it (the agent keeps only
 //! counters), interval deltas are summed per agent only as the stand-in for
-//! an agent that never completes its final report, and the timeline keeps
+//! an agent that never completes its final report (`standin`: latencies at
+//! 2 significant digits), and the timeline keeps
 //! per-second counts and one compact histogram per workflow, never users.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,6 +13,7 @@ use common::ids::{AgentId, UserName};
 use common::series::{SeriesKey, SeriesSet, slot};
 
 use super::regions::RegionFold;
+use super::standin::StandIn;
 use super::steer::Probe;
 use super::timeline::Timeline;
 use crate::messages::{FinalData, IntervalData};
@@ -50,7 +52,7 @@ struct Assembly {
 #[derive(Debug, Default)]
 struct AgentFold {
     /// Interval deltas of the measurement window, summed.
-    measured: SeriesSet,
+    measured: StandIn,
     assembly: Option<Assembly>,
     /// Set once the whole final report is folded in.
     done: Option<(AgentTotals, FinalHead)>,
@@ -213,7 +215,7 @@ impl Aggregate {
         let head = assembly.head.unwrap_or_default();
         fold.done = Some((AgentTotals::of(&assembly.series), head));
         fold.moved_operations = operations_of(&assembly.series, self.watched.get(agent));
-        fold.measured = SeriesSet::default();
+        fold.measured = StandIn::default();
         self.regions.absorb(agent, &assembly.series);
         self.merged.absorb(assembly.series);
         Folded::FinalComplete
@@ -242,10 +244,11 @@ impl Aggregate {
                     moved_operations: fold.moved_operations,
                 },
                 None => {
-                    let totals = AgentTotals::of(&fold.measured);
-                    let moved_operations = operations_of(&fold.measured, self.watched.get(&agent));
-                    self.regions.absorb(&agent, &fold.measured);
-                    merged.absorb(fold.measured);
+                    let measured = fold.measured.into_series_set();
+                    let totals = AgentTotals::of(&measured);
+                    let moved_operations = operations_of(&measured, self.watched.get(&agent));
+                    self.regions.absorb(&agent, &measured);
+                    merged.absorb(measured);
                     AgentOutcome {
                         totals,
                         head: None,

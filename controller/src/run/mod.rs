@@ -14,6 +14,7 @@ pub mod progress;
 pub mod reassign;
 pub mod regions;
 pub mod session;
+mod standin;
 pub mod status;
 pub mod steer;
 mod timeline;
