@@ -39,7 +39,7 @@ pub enum Users {
 impl Users {
     /// The users of delta number `seq` (from 0), or of the last one.
     pub fn for_delta(seq: u64, last: bool) -> Users {
-        if last || (seq + 1) % USER_FIGURES_EVERY == 0 {
+        if last || (seq + 1).is_multiple_of(USER_FIGURES_EVERY) {
             Users::Include
         } else {
             Users::Hold

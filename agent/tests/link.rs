@@ -266,8 +266,8 @@ async fn runs_an_assignment_and_reports() {
     let report = final_report.unwrap();
     assert!(!report.interrupted);
     assert_eq!((report.chunk_index, report.chunk_count), (0, 1));
-    let series =
-        SeriesSet::from_proto(&report.series, &report.users).expect("every series decodes");
+    let series = SeriesSet::from_proto(report.series.clone(), report.users.clone())
+        .expect("every series decodes");
     let workflows: Vec<_> = series.iter_kind(SeriesKind::Workflow).collect();
     assert!(!workflows.is_empty());
     let ok: u64 = workflows.iter().map(|(_, s)| s.ok).sum();
@@ -291,7 +291,8 @@ async fn runs_an_assignment_and_reports() {
     assert!(!intervals.is_empty(), "no interval reports");
     for (i, interval) in intervals.iter().enumerate() {
         assert_eq!(interval.seq, i as u64);
-        SeriesSet::from_proto(&interval.series, &interval.users).expect("interval decodes");
+        SeriesSet::from_proto(interval.series.clone(), interval.users.clone())
+            .expect("interval decodes");
     }
     let mcp = report.mcp.expect("mcp stats");
     assert_eq!(mcp.auth_failures, 0);
@@ -385,7 +386,8 @@ async fn stop_interrupts_the_run() {
         }
     };
     assert!(final_report.interrupted);
-    let series = SeriesSet::from_proto(&final_report.series, &final_report.users).unwrap();
+    let series =
+        SeriesSet::from_proto(final_report.series.clone(), final_report.users.clone()).unwrap();
     let (_, baseline) = series
         .iter_kind(SeriesKind::Workflow)
         .next()

@@ -299,7 +299,10 @@ impl<P: Precision> Hdr<P> {
             entries.push((highest_of(index), n.min(max_count)));
         }
         let same_buckets = encoded.digits == u32::from(P::SIGNIFICANT_DIGITS);
-        let within = entries.last().is_none_or(|e| e.0 <= MAX_LATENCY_US);
+        // Index 0 (the value 0) and values past the range are recorded
+        // clamped, so into another bucket: only dense records them so.
+        let within = entries.first().is_none_or(|e| e.0 >= 1)
+            && entries.last().is_none_or(|e| e.0 <= MAX_LATENCY_US);
         let repr = match entries.is_empty() {
             true => Repr::Empty,
             false if same_buckets && within => Repr::Sparse(entries),
@@ -514,6 +517,30 @@ mod tests {
             prop_assert_eq!(&back, &h);
             let back = LatencyHistogram::from_base64(&h.to_base64().unwrap()).unwrap();
             prop_assert_eq!(back, h);
+        }
+
+        /// A valid header over any payload: an error or a histogram that
+        /// re-encodes to itself, never a panic (as fuzz/histogram_decode).
+        #[test]
+        fn any_payload_decodes_or_fails_cleanly(
+            payload in proptest::collection::vec(any::<u8>(), 0..400),
+            digits in 1u32..=3,
+        ) {
+            let mut bytes = hist(&[100]).encode().unwrap()[..40].to_vec();
+            bytes[4..8].copy_from_slice(&(payload.len() as u32).to_be_bytes());
+            bytes[12..16].copy_from_slice(&digits.to_be_bytes());
+            bytes.extend_from_slice(&payload);
+            if let Ok(h) = LatencyHistogram::decode(&bytes) {
+                let again = LatencyHistogram::decode(&h.encode().unwrap()).unwrap();
+                prop_assert_eq!(&again, &h);
+                prop_assert_eq!(again.len(), h.len());
+            }
+            // u32 counters: buckets that fold into one (values clamped, or
+            // another precision) may saturate it, and hdrhistogram then
+            // counts more than it holds; what holds is no panic.
+            if let Ok(h) = CompactHistogram::decode(&bytes) {
+                prop_assert!(h.encode().is_ok());
+            }
         }
 
         #[test]

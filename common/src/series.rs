@@ -315,12 +315,12 @@ impl SeriesSet {
     /// decoded or anything is added: a message past a bound changes nothing.
     pub fn merge_proto(
         &mut self,
-        series: &[proto::Series],
-        users: &[proto::UserSeries],
+        series: Vec<proto::Series>,
+        users: Vec<proto::UserSeries>,
     ) -> Result<(), WireError> {
-        check_bounds(series, users)?;
+        check_bounds(&series, &users)?;
         for s in series {
-            let Some(key) = s.key.as_ref().and_then(key_from_proto) else {
+            let Some(key) = s.key.and_then(key_from_proto) else {
                 continue;
             };
             let mut stats = SeriesStats {
@@ -341,20 +341,25 @@ impl SeriesSet {
                 failed: u.failed,
                 conflicts: u.conflicts,
                 errors: BTreeMap::new(),
-                tools: u.tools.iter().map(|t| (t.tool.clone(), t.count)).collect(),
+                tools: u.tools.into_iter().map(|t| (t.tool, t.count)).collect(),
                 latency: CompactHistogram::decode(&u.histogram)?,
             };
             errors_from_proto(&mut stats.errors, &u.errors);
-            let name = UserName::new(u.user.clone());
-            add_owned(&mut self.users, name, stats, UserStats::merge);
+            add_owned(
+                &mut self.users,
+                UserName::new(u.user),
+                stats,
+                UserStats::merge,
+            );
         }
         Ok(())
     }
 
-    /// Decodes series and users from the wire into a new set.
+    /// Decodes series and users from the wire into a new set (their names
+    /// moved, not copied: a delta arrives every second from every agent).
     pub fn from_proto(
-        series: &[proto::Series],
-        users: &[proto::UserSeries],
+        series: Vec<proto::Series>,
+        users: Vec<proto::UserSeries>,
     ) -> Result<SeriesSet, WireError> {
         let mut set = SeriesSet::default();
         set.merge_proto(series, users)?;
@@ -476,7 +481,7 @@ fn key_to_proto(key: &SeriesKey) -> proto::SeriesKey {
     }
 }
 
-fn key_from_proto(key: &proto::SeriesKey) -> Option<SeriesKey> {
+fn key_from_proto(key: proto::SeriesKey) -> Option<SeriesKey> {
     let kind = match proto::SeriesKind::try_from(key.kind).ok()? {
         proto::SeriesKind::Unspecified => return None,
         proto::SeriesKind::Workflow => SeriesKind::Workflow,
@@ -486,9 +491,9 @@ fn key_from_proto(key: &proto::SeriesKey) -> Option<SeriesKey> {
     };
     Some(SeriesKey {
         kind,
-        workflow: key.workflow.clone(),
-        step: key.step.clone(),
-        operation: key.operation.clone(),
+        workflow: key.workflow,
+        step: key.step,
+        operation: key.operation,
     })
 }
 
@@ -522,7 +527,7 @@ mod tests {
     fn through_wire(set: &SeriesSet) -> SeriesSet {
         let series = set.series_to_proto().unwrap();
         let users = set.users_to_proto().unwrap();
-        SeriesSet::from_proto(&series, &users).unwrap()
+        SeriesSet::from_proto(series, users).unwrap()
     }
 
     proptest! {
@@ -548,9 +553,9 @@ mod tests {
         fn users_in_chunks_merge_back(samples in proptest::collection::vec((any::<u8>(), 1u64..5_000_000, any::<bool>()), 0..60), chunk in 1usize..4) {
             let set = sample_set(&samples);
             let users = set.users_to_proto().unwrap();
-            let mut back = SeriesSet::from_proto(&set.series_to_proto().unwrap(), &[]).unwrap();
+            let mut back = SeriesSet::from_proto(set.series_to_proto().unwrap(), Vec::new()).unwrap();
             for part in users.chunks(chunk) {
-                back.merge_proto(&[], part).unwrap();
+                back.merge_proto(Vec::new(), part.to_vec()).unwrap();
             }
             back.series.retain(|_, s| !s.is_empty());
             prop_assert_eq!(back, set);
@@ -593,7 +598,8 @@ mod tests {
         };
         let bound =
             |series: &[proto::Series], users: &[proto::UserSeries]| match SeriesSet::from_proto(
-                series, users,
+                series.to_vec(),
+                users.to_vec(),
             ) {
                 Err(WireError::Bound(b)) => b.to_string(),
                 other => panic!("not refused by a bound: {other:?}"),
@@ -605,7 +611,7 @@ mod tests {
         assert!(bound(&[], &[user(MAX_TOOLS_PER_USER + 1)]).contains("tools of a user"));
         // Within every bound, the bad histogram is what fails.
         assert!(matches!(
-            SeriesSet::from_proto(&series(1, "w"), &[]),
+            SeriesSet::from_proto(series(1, "w"), Vec::new()),
             Err(WireError::Histogram(_))
         ));
     }
@@ -620,6 +626,11 @@ mod tests {
             ok: 1,
             ..Default::default()
         }];
-        assert!(SeriesSet::from_proto(&wire, &[]).unwrap().series.is_empty());
+        assert!(
+            SeriesSet::from_proto(wire, Vec::new())
+                .unwrap()
+                .series
+                .is_empty()
+        );
     }
 }

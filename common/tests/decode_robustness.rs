@@ -46,8 +46,8 @@ proptest! {
         use proto::agent_message::Body;
         if let Ok(msg) = proto::AgentMessage::decode(bytes.as_slice()) {
             let decoded = match msg.body {
-                Some(Body::Interval(i)) => SeriesSet::from_proto(&i.series, &i.users),
-                Some(Body::FinalReport(f)) => SeriesSet::from_proto(&f.series, &f.users),
+                Some(Body::Interval(i)) => SeriesSet::from_proto(i.series, i.users),
+                Some(Body::FinalReport(f)) => SeriesSet::from_proto(f.series, f.users),
                 _ => Ok(SeriesSet::default()),
             };
             if let Ok(set) = decoded {

@@ -30,7 +30,7 @@ fn input(agents: Vec<SeriesSet>) -> ReportInput {
             let chunk = FinalData {
                 chunk_index: u32::try_from(index).unwrap(),
                 chunk_count: 2,
-                series: SeriesSet::from_proto(series, users).unwrap(),
+                series: SeriesSet::from_proto(series.to_vec(), users.to_vec()).unwrap(),
                 generator: Default::default(),
                 mcp: Default::default(),
                 interrupted: false,

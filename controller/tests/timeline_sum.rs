@@ -84,7 +84,7 @@ proptest! {
                 aggregate.final_chunk(&id, FinalData {
                     chunk_index: 0,
                     chunk_count: 1,
-                    series: SeriesSet::from_proto(&series, &users).unwrap(),
+                    series: SeriesSet::from_proto(series, users).unwrap(),
                     generator: Default::default(),
                     mcp: Default::default(),
                     interrupted: false,

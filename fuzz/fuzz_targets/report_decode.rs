@@ -13,8 +13,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         return;
     };
     let decoded = match msg.body {
-        Some(Body::Interval(i)) => SeriesSet::from_proto(&i.series, &i.users),
-        Some(Body::FinalReport(f)) => SeriesSet::from_proto(&f.series, &f.users),
+        Some(Body::Interval(i)) => SeriesSet::from_proto(i.series, i.users),
+        Some(Body::FinalReport(f)) => SeriesSet::from_proto(f.series, f.users),
         _ => return,
     };
     if let Ok(set) = decoded {
