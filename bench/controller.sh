@@ -15,7 +15,8 @@ its users there; nothing else calls it), then
                    --workload WORKLOAD --warmup WARMUP --duration D -o report.json
 pinned to CTRL_CPUS, and `sim-agents --agents N` pinned to SIM_CPUS: N gRPC links that
 register, attach, beat, say Ready and send an interval delta every second (the scenario's
-workflow, step and tool series and the users that changed, synthetic latencies) and a
+workflow, step and tool series, every 10th with the users who called since, as an agent
+does; synthetic latencies) and a
 chunked final report, as real agents do, without calling the target. D is LONG_DURATION
 when N is LONG, else DURATION. Every SAMPLE_EVERY seconds utime+stime and VmRSS of the
 controller are read from /proc. Prints per N: the controller's CPU share of one core over
