@@ -146,12 +146,17 @@ impl SeriesStats {
     }
 
     pub fn merge(&mut self, other: &SeriesStats) {
+        self.merge_counts(other);
+        self.histogram.merge(&other.histogram);
+        self.corrected.merge(&other.corrected);
+    }
+
+    /// Adds `other`'s counts and error kinds, not its latencies.
+    pub fn merge_counts(&mut self, other: &SeriesStats) {
         self.ok += other.ok;
         self.failed += other.failed;
         self.conflicts += other.conflicts;
         self.interrupted += other.interrupted;
-        self.histogram.merge(&other.histogram);
-        self.corrected.merge(&other.corrected);
         add_errors(&mut self.errors, &other.errors);
     }
 

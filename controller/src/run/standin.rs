@@ -10,33 +10,23 @@
 
 use std::collections::BTreeMap;
 
-use common::ErrorKind;
 use common::histogram::{CompactHistogram, LatencyHistogram};
 use common::series::{SeriesKey, SeriesSet, SeriesStats, slot};
 
 /// One series of an agent's interval sum.
 #[derive(Debug, Default)]
 struct Coarse {
-    ok: u64,
-    failed: u64,
-    conflicts: u64,
-    interrupted: u64,
+    /// Counts and error kinds; its own histograms stay empty.
+    counts: SeriesStats,
     histogram: CompactHistogram,
     corrected: CompactHistogram,
-    errors: BTreeMap<ErrorKind, u64>,
 }
 
 impl Coarse {
     fn add(&mut self, s: &SeriesStats) {
-        self.ok += s.ok;
-        self.failed += s.failed;
-        self.conflicts += s.conflicts;
-        self.interrupted += s.interrupted;
+        self.counts.merge_counts(s);
         self.histogram.merge_from(&s.histogram);
         self.corrected.merge_from(&s.corrected);
-        for (kind, n) in &s.errors {
-            *self.errors.entry(*kind).or_default() += n;
-        }
     }
 
     fn into_stats(self) -> SeriesStats {
@@ -46,13 +36,9 @@ impl Coarse {
             wide
         };
         SeriesStats {
-            ok: self.ok,
-            failed: self.failed,
-            conflicts: self.conflicts,
-            interrupted: self.interrupted,
             histogram: widen(&self.histogram),
             corrected: widen(&self.corrected),
-            errors: self.errors,
+            ..self.counts
         }
     }
 }
@@ -90,6 +76,7 @@ impl StandIn {
 mod tests {
     use std::time::Duration;
 
+    use common::ErrorKind;
     use common::ids::UserName;
 
     use super::*;
