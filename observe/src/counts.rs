@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use common::series::SeriesStats;
+use common::series::{SeriesStats, slot};
 use serde::Serialize;
 
 /// Counts of one step (or of a workflow's executions, or a tool's calls).
@@ -22,7 +22,7 @@ impl Counts {
     pub fn add(&mut self, stats: &SeriesStats) {
         self.operations += stats.total();
         for (kind, n) in &stats.errors {
-            *self.errors.entry(kind.as_str().to_owned()).or_default() += n;
+            *slot(&mut self.errors, kind.as_str()) += n;
         }
     }
 }

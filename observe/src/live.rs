@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use common::failures::FailureBook;
 use common::histogram::LatencyHistogram;
-use common::series::{SeriesKind, SeriesSet};
+use common::series::{SeriesKind, SeriesSet, slot};
 use serde::Serialize;
 
 pub use crate::counts::Counts;
@@ -148,14 +148,7 @@ impl Figures {
     /// Adds one interval delta from an agent in `region`; `measured` says
     /// whether it falls in the measurement window.
     pub fn add(&mut self, region: &str, delta: &SeriesSet, measured: bool) {
-        match self.regions.get_mut(region) {
-            Some(figures) => figures.add(delta),
-            None => self
-                .regions
-                .entry(region.to_owned())
-                .or_default()
-                .add(delta),
-        }
+        slot(&mut self.regions, region).add(delta);
         for (key, stats) in &delta.series {
             let counts = match key.kind {
                 SeriesKind::Step => self
@@ -163,7 +156,7 @@ impl Figures {
                     .entry((key.workflow.clone(), key.step.clone()))
                     .or_default(),
                 SeriesKind::Workflow => {
-                    let wf = self.workflows.entry(key.workflow.clone()).or_default();
+                    let wf = slot(&mut self.workflows, key.workflow.as_str());
                     wf.latency.merge(&stats.histogram);
                     wf.filling.merge(&stats.histogram);
                     &mut wf.counts

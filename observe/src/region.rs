@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use common::histogram::LatencyHistogram;
-use common::series::{SeriesKind, SeriesSet};
+use common::series::{SeriesKind, SeriesSet, slot};
 
 use crate::counts::Counts;
 
@@ -32,11 +32,10 @@ impl RegionFigures {
     pub fn add(&mut self, delta: &SeriesSet) {
         for (key, stats) in &delta.series {
             let tally = match key.kind {
-                SeriesKind::Workflow => self.workflows.entry(key.workflow.clone()),
-                SeriesKind::Operation => self.tools.entry(key.operation.clone()),
+                SeriesKind::Workflow => slot(&mut self.workflows, key.workflow.as_str()),
+                SeriesKind::Operation => slot(&mut self.tools, key.operation.as_str()),
                 SeriesKind::Step | SeriesKind::McpInitialize => continue,
-            }
-            .or_default();
+            };
             tally.latency.merge(&stats.histogram);
             tally.counts.add(stats);
         }
