@@ -3,12 +3,15 @@
 //! read off the run's HdrHistograms at fixed bucket bounds, so they agree with
 //! the report's percentiles instead of being a second measurement.
 
+use std::collections::BTreeMap;
+
 use common::histogram::LatencyHistogram;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::live::Figures;
+use crate::region::{RegionFigures, Tally};
 
 /// Upper bounds of the latency buckets, in seconds (`+Inf` is added).
 pub const LATENCY_BUCKETS_SECONDS: [f64; 16] = [
@@ -163,12 +166,9 @@ impl Snapshot {
             None,
             MetricType::Counter,
         )?;
-        for (region, r) in regions {
-            for (workflow, t) in &r.workflows {
-                let labels = [("region", region.as_str()), ("workflow", workflow.as_str())];
-                m.encode_family(&labels)?
-                    .encode_counter::<NoLabelSet, _, u64>(&t.counts.operations, None)?;
-            }
+        for (region, workflow, t) in rows(regions, |r| &r.workflows) {
+            m.encode_family(&[("region", region), ("workflow", workflow)])?
+                .encode_counter::<NoLabelSet, _, u64>(&t.counts.operations, None)?;
         }
         let mut m = encoder.encode_descriptor(
             "mcp_swarm_region_workflow_duration",
@@ -176,11 +176,12 @@ impl Snapshot {
             Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;
-        for (region, r) in regions {
-            for (workflow, t) in &r.workflows {
-                let labels = [("region", region.as_str()), ("workflow", workflow.as_str())];
-                histogram(&mut m, &labels, &t.latency)?;
-            }
+        for (region, workflow, t) in rows(regions, |r| &r.workflows) {
+            histogram(
+                &mut m,
+                &[("region", region), ("workflow", workflow)],
+                &t.latency,
+            )?;
         }
         let mut m = encoder.encode_descriptor(
             "mcp_swarm_region_tool_calls",
@@ -188,12 +189,9 @@ impl Snapshot {
             None,
             MetricType::Counter,
         )?;
-        for (region, r) in regions {
-            for (tool, t) in &r.tools {
-                let labels = [("region", region.as_str()), ("tool", tool.as_str())];
-                m.encode_family(&labels)?
-                    .encode_counter::<NoLabelSet, _, u64>(&t.counts.operations, None)?;
-            }
+        for (region, tool, t) in rows(regions, |r| &r.tools) {
+            m.encode_family(&[("region", region), ("tool", tool)])?
+                .encode_counter::<NoLabelSet, _, u64>(&t.counts.operations, None)?;
         }
         let mut m = encoder.encode_descriptor(
             "mcp_swarm_region_tool_errors",
@@ -201,17 +199,11 @@ impl Snapshot {
             None,
             MetricType::Counter,
         )?;
-        for (region, r) in regions {
-            for (tool, t) in &r.tools {
-                for (kind, n) in &t.counts.errors {
-                    let labels = [
-                        ("region", region.as_str()),
-                        ("tool", tool.as_str()),
-                        ("kind", kind.as_str()),
-                    ];
-                    m.encode_family(&labels)?
-                        .encode_counter::<NoLabelSet, _, u64>(n, None)?;
-                }
+        for (region, tool, t) in rows(regions, |r| &r.tools) {
+            for (kind, n) in &t.counts.errors {
+                let labels = [("region", region), ("tool", tool), ("kind", kind.as_str())];
+                m.encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(n, None)?;
             }
         }
         let mut m = encoder.encode_descriptor(
@@ -220,14 +212,24 @@ impl Snapshot {
             Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;
-        for (region, r) in regions {
-            for (tool, t) in &r.tools {
-                let labels = [("region", region.as_str()), ("tool", tool.as_str())];
-                histogram(&mut m, &labels, &t.latency)?;
-            }
+        for (region, tool, t) in rows(regions, |r| &r.tools) {
+            histogram(&mut m, &[("region", region), ("tool", tool)], &t.latency)?;
         }
         Ok(())
     }
+}
+
+/// `(region, name, tally)` of every workflow or tool (`of`) of every region,
+/// in order.
+fn rows<'a>(
+    regions: &'a BTreeMap<String, RegionFigures>,
+    of: fn(&RegionFigures) -> &BTreeMap<String, Tally>,
+) -> impl Iterator<Item = (&'a str, &'a str, &'a Tally)> + 'a {
+    regions.iter().flat_map(move |(region, r)| {
+        of(r)
+            .iter()
+            .map(move |(name, t)| (region.as_str(), name.as_str(), t))
+    })
 }
 
 /// One histogram sample set of family `m`, counted off the HdrHistogram `h`
