@@ -303,10 +303,12 @@ impl<P: Precision> Hdr<P> {
         // clamped, so into another bucket: only dense records them so.
         let within = entries.first().is_none_or(|e| e.0 >= 1)
             && entries.last().is_none_or(|e| e.0 <= MAX_LATENCY_US);
-        let repr = match entries.is_empty() {
-            true => Repr::Empty,
-            false if same_buckets && within => Repr::Sparse(entries),
-            false => Repr::Dense(densify::<P>(&entries)),
+        let repr = if entries.is_empty() {
+            Repr::Empty
+        } else if same_buckets && within {
+            Repr::Sparse(entries)
+        } else {
+            Repr::Dense(densify::<P>(&entries))
         };
         Ok(Self {
             repr,
