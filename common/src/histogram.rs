@@ -94,20 +94,13 @@ impl<P: Precision> Default for Hdr<P> {
 /// The smallest highest-trackable value hdrhistogram accepts (2 × lowest).
 const INITIAL_HIGHEST_US: u64 = 2;
 
-/// An auto-resizing histogram of precision `P` sized for values up to
-/// `highest` µs.
-fn sized<P: Precision>(highest: u64) -> Histogram<P::Count> {
-    // The bounds are clamped into what hdrhistogram accepts; a failure here
+fn fresh<P: Precision>() -> Histogram<P::Count> {
+    // The bounds are constants that hdrhistogram accepts; a failure here
     // would be a programming error caught by every test.
-    let highest = highest.clamp(INITIAL_HIGHEST_US, MAX_LATENCY_US);
-    let mut h = Histogram::new_with_bounds(1, highest, P::SIGNIFICANT_DIGITS)
-        .expect("clamped histogram bounds are valid");
+    let mut h = Histogram::new_with_bounds(1, INITIAL_HIGHEST_US, P::SIGNIFICANT_DIGITS)
+        .expect("constant histogram bounds are valid");
     h.auto(true);
     h
-}
-
-fn fresh<P: Precision>() -> Histogram<P::Count> {
-    sized::<P>(INITIAL_HIGHEST_US)
 }
 
 fn record_into<P: Precision>(h: &mut Histogram<P::Count>, us: u64, count: u64) {
@@ -117,8 +110,10 @@ fn record_into<P: Precision>(h: &mut Histogram<P::Count>, us: u64, count: u64) {
     let _ = h.record_n(us.clamp(1, MAX_LATENCY_US), count);
 }
 
+/// The entries recorded into a fresh histogram, in order, grown by
+/// auto-resize: the same entries always give the same histogram.
 fn densify<P: Precision>(entries: &[(u64, u64)]) -> Histogram<P::Count> {
-    let mut h = sized::<P>(entries.last().map_or(INITIAL_HIGHEST_US, |e| e.0));
+    let mut h = fresh::<P>();
     for &(us, count) in entries {
         record_into::<P>(&mut h, us, count);
     }
@@ -265,12 +260,16 @@ impl<P: Precision> Hdr<P> {
     /// HdrHistogram V2 bytes (an empty histogram is encoded too, so every
     /// reader of the format can read every value we write).
     pub fn encode(&self) -> Result<Vec<u8>, HistogramError> {
+        // Rebuilt from the recorded buckets in order: the V2 header carries
+        // the highest trackable value, which auto-resize takes from
+        // whichever sample grew the histogram last, so the same samples
+        // recorded or merged in another order would encode differently
+        // (and two equal reports would not compare equal).
+        let entries: Vec<(u64, u64)> = self.recorded().collect();
+        let h = densify::<P>(&entries);
         let mut buf = Vec::with_capacity(64);
-        let h = self
-            .view()
-            .unwrap_or_else(|| std::borrow::Cow::Owned(fresh::<P>()));
         V2Serializer::new()
-            .serialize(&*h, &mut buf)
+            .serialize(&h, &mut buf)
             .map_err(|e| HistogramError::Encode(format!("{e:?}")))?;
         Ok(buf)
     }
