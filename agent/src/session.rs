@@ -12,6 +12,7 @@
 
 mod client;
 mod exchange;
+mod h1;
 mod sse;
 mod wire;
 
@@ -234,7 +235,8 @@ struct Negotiated {
 pub struct McpSession {
     token: Arc<UserToken>,
     ctx: Arc<SessionContext>,
-    endpoint: Endpoint,
+    /// Shared by every session of the agent.
+    endpoint: Arc<Endpoint>,
     next_id: AtomicU64,
     negotiated: Mutex<Negotiated>,
     /// Held while re-initializing, so concurrent calls that all met the
