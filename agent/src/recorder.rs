@@ -21,8 +21,21 @@ use common::failures::{
 use common::ids::UserName;
 use common::series::{SeriesKey, SeriesSet};
 
-/// Enough shards that two cores' worth of tasks seldom meet on one.
-const SHARDS: usize = 16;
+/// Shards per core the runtime may run tasks on: enough that tasks on
+/// different cores seldom meet on one. Each shard keeps its series'
+/// histograms as wide as the slowest call it has seen, so a shard more
+/// than the cores need is memory held for nothing (an agent on 2 cores
+/// had 16 and grew in steps when a slow call widened them all).
+const SHARDS_PER_CORE: usize = 2;
+/// At most this many shards, however many cores.
+const MAX_SHARDS: usize = 16;
+
+/// How many shards an agent on this machine uses: two per core it may run
+/// on (its CPU affinity counts, as `taskset` sets it), 2 to 16.
+fn shard_count() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    (cores * SHARDS_PER_CORE).clamp(SHARDS_PER_CORE, MAX_SHARDS)
+}
 
 /// Every this many interval deltas carries the users who called in them
 /// (and the last delta, whenever it comes).
@@ -81,7 +94,7 @@ struct FailureLog {
 impl Default for Recorder {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS)
+            shards: (0..shard_count())
                 .map(|_| Mutex::new(SeriesSet::default()))
                 .collect(),
             cumulative: Mutex::new(SeriesSet::default()),
@@ -100,9 +113,14 @@ impl Recorder {
         Arc::new(Self::default())
     }
 
+    /// The shard of `task` (any stable number).
+    fn shard(&self, task: usize) -> MutexGuard<'_, SeriesSet> {
+        lock(&self.shards[task % self.shards.len()])
+    }
+
     /// Records samples into the shard picked by `task` (any stable number).
     pub fn record(&self, task: usize, samples: impl IntoIterator<Item = Sample>) {
-        let mut set = lock(&self.shards[task % SHARDS]);
+        let mut set = self.shard(task);
         for s in samples {
             if let Some(user) = &s.user {
                 let user = set.user(user);
@@ -148,7 +166,7 @@ impl Recorder {
 
     /// Counts a workflow that was still running when the run ended.
     pub fn record_interrupted(&self, task: usize, workflow: &str) {
-        let mut set = lock(&self.shards[task % SHARDS]);
+        let mut set = self.shard(task);
         set.entry(SeriesKey::workflow(workflow)).interrupted += 1;
     }
 
