@@ -36,6 +36,11 @@ pub enum HistogramError {
 pub trait Precision: Clone + Copy + std::fmt::Debug + Default + PartialEq + 'static {
     type Count: Counter + FromPrimitive + Bounded;
     const SIGNIFICANT_DIGITS: u8;
+    /// A sum of these is kept as its list of buckets while it is small,
+    /// even when what is added was recorded into counters: for the
+    /// histograms there is one of per user, held all run, where memory
+    /// counts more than the walk over the added one's counters.
+    const SUMS_AS_BUCKETS: bool;
 }
 
 /// 3 significant digits: workflow, step and tool percentiles.
@@ -45,6 +50,7 @@ pub struct Exact;
 impl Precision for Exact {
     type Count = u64;
     const SIGNIFICANT_DIGITS: u8 = 3;
+    const SUMS_AS_BUCKETS: bool = false;
 }
 
 /// 2 significant digits (values within 1%): one per user.
@@ -54,6 +60,7 @@ pub struct Compact;
 impl Precision for Compact {
     type Count = u32;
     const SIGNIFICANT_DIGITS: u8 = 2;
+    const SUMS_AS_BUCKETS: bool = true;
 }
 
 /// A latency histogram that costs nothing until its first sample, and then
@@ -118,6 +125,57 @@ fn densify<P: Precision>(entries: &[(u64, u64)]) -> Histogram<P::Count> {
         record_into::<P>(&mut h, us, count);
     }
     h
+}
+
+/// Two sparse histograms merge into a sparse one up to this many buckets
+/// (16 bytes each); past it the sum is dense. Per-user histograms, tens of
+/// buckets each, then stay a few hundred bytes where dense they would hold
+/// every counter up to their largest sample (kilobytes), and a sum that
+/// takes deltas all run long (a series') turns dense before walking its
+/// list would cost more than recording into counters.
+const SPARSE_MAX_BUCKETS: usize = 256;
+
+/// How many distinct buckets two ascending bucket lists hold together.
+fn union_len(a: &[(u64, u64)], b: &[(u64, u64)]) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+        }
+        n += 1;
+    }
+    n + (a.len() - i) + (b.len() - j)
+}
+
+/// Two ascending bucket lists as one, the counts of a bucket in both added.
+fn merge_sparse(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::with_capacity(union_len(a, b));
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push((a[i].0, a[i].1.saturating_add(b[j].1)));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 impl<P: Precision> PartialEq for Hdr<P> {
@@ -188,17 +246,39 @@ impl<P: Precision> Hdr<P> {
             Repr::Sparse(entries) if matches!(self.repr, Repr::Empty) => {
                 self.repr = Repr::Sparse(entries.clone());
             }
-            Repr::Sparse(entries) => {
-                let h = self.dense_mut();
-                for &(us, count) in entries {
-                    record_into::<P>(h, us, count);
+            Repr::Sparse(entries) => self.merge_buckets(entries),
+            Repr::Dense(o) if o.is_empty() => {}
+            Repr::Dense(o) if P::SUMS_AS_BUCKETS && !matches!(self.repr, Repr::Dense(_)) => {
+                let entries: Vec<(u64, u64)> = o
+                    .iter_recorded()
+                    .map(|v| (v.value_iterated_to(), v.count_at_value().as_u64()))
+                    .collect();
+                if matches!(self.repr, Repr::Empty) && entries.len() <= SPARSE_MAX_BUCKETS {
+                    self.repr = Repr::Sparse(entries);
+                } else {
+                    self.merge_buckets(&entries);
                 }
             }
-            Repr::Dense(o) if o.is_empty() => {}
             // Auto-resize grows this one to fit; it cannot fail within bounds.
             Repr::Dense(o) => {
                 let _ = self.dense_mut().add(o);
             }
+        }
+    }
+
+    /// Adds a list of buckets of this precision: into ours when we are a
+    /// list too and the two hold at most `SPARSE_MAX_BUCKETS` together,
+    /// else recorded into counters.
+    fn merge_buckets(&mut self, entries: &[(u64, u64)]) {
+        if let Repr::Sparse(mine) = &mut self.repr
+            && union_len(mine, entries) <= SPARSE_MAX_BUCKETS
+        {
+            *mine = merge_sparse(mine, entries);
+            return;
+        }
+        let h = self.dense_mut();
+        for &(us, count) in entries {
+            record_into::<P>(h, us, count);
         }
     }
 
@@ -510,6 +590,51 @@ mod tests {
         assert!(back.is_empty());
     }
 
+    #[test]
+    fn decoded_histograms_merge_as_bucket_lists_up_to_a_bound() {
+        let compact = |samples: &[u64]| {
+            let mut h = CompactHistogram::new();
+            for &us in samples {
+                h.record_us(us);
+            }
+            h
+        };
+        let through_wire = |samples: &[u64]| {
+            CompactHistogram::decode(&compact(samples).encode().unwrap()).unwrap()
+        };
+        let mut sum = through_wire(&[100, 5_000, 5_000]);
+        sum.merge(&through_wire(&[5_000, 70, 2_000_000]));
+        assert!(
+            matches!(&sum.repr, Repr::Sparse(e) if e.len() == 4),
+            "{:?}",
+            sum.repr
+        );
+        assert_eq!(sum, compact(&[100, 5_000, 5_000, 5_000, 70, 2_000_000]));
+        assert_eq!(sum.max_us(), compact(&[2_000_000]).max_us());
+        // Past the bound the sum is dense, and the same histogram.
+        // 1 to 300 µs: more distinct buckets than the bound at 2 digits.
+        let many: Vec<u64> = (1..=300).collect();
+        let mut big = through_wire(&many);
+        big.merge(&through_wire(&[3]));
+        assert!(matches!(big.repr, Repr::Dense(_)));
+        let mut all = many.clone();
+        all.push(3);
+        assert_eq!(big, compact(&all));
+        // Per-user sums keep recorded ones as lists too; full-precision ones add counters.
+        let mut user = CompactHistogram::new();
+        user.merge(&compact(&[100, 100, 9_000]));
+        user.merge(&compact(&[9_000, 40]));
+        assert!(
+            matches!(&user.repr, Repr::Sparse(e) if e.len() == 3),
+            "{:?}",
+            user.repr
+        );
+        assert_eq!(user, compact(&[100, 100, 9_000, 9_000, 40]));
+        let mut series = LatencyHistogram::new();
+        series.merge(&hist(&[100, 9_000]));
+        assert!(matches!(series.repr, Repr::Dense(_)));
+    }
+
     proptest! {
         #[test]
         fn encode_decode_round_trips(samples in proptest::collection::vec(1u64..10_000_000, 0..200)) {
@@ -558,6 +683,35 @@ mod tests {
             let back = CompactHistogram::decode(&bytes).unwrap();
             prop_assert_eq!(&back, &CompactHistogram::decode_other(&bytes).unwrap());
             prop_assert_eq!(&back, &compact);
+        }
+
+        #[test]
+        fn per_user_sums_equal_recording_all(
+            parts in proptest::collection::vec(proptest::collection::vec(1u64..100_000_000, 0..120), 1..8)
+        ) {
+            let compact = |samples: &[u64]| {
+                let mut h = CompactHistogram::new();
+                for &us in samples {
+                    h.record_us(us);
+                }
+                h
+            };
+            let all: Vec<u64> = parts.iter().flatten().copied().collect();
+            let whole = compact(&all);
+            // Recorded parts (an agent's deltas into its cumulative set) and
+            // decoded ones (the controller's), alternately.
+            let mut sum = CompactHistogram::new();
+            for (i, p) in parts.iter().enumerate() {
+                let part = compact(p);
+                if i % 2 == 0 {
+                    sum.merge(&part);
+                } else {
+                    sum.merge(&CompactHistogram::decode(&part.encode().unwrap()).unwrap());
+                }
+            }
+            prop_assert_eq!(&sum, &whole);
+            prop_assert_eq!(sum.encode().unwrap(), whole.encode().unwrap());
+            prop_assert_eq!(sum.quantile_us(0.99), whole.quantile_us(0.99));
         }
 
         #[test]
