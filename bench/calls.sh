@@ -77,9 +77,13 @@ BIN=$(cd "$BIN" && pwd)
 if [[ -z "${SCHED:-}" ]]; then
     if ((EUID == 0)); then SCHED=fifo; else SCHED=other; fi
 fi
+# The controller shares the mock's core; it needs little CPU but must answer its agent's
+# keepalives in time (the agent stops its load after 4 s without a word from it). Under FIFO a
+# saturated mock at the same priority would hold it off for seconds, so it runs one above.
+CTRL_NICE_CMD=("${NICE_CMD[@]}")
 case "$SCHED" in
     other) ;;
-    fifo) need_tool chrt util-linux && NICE_CMD=(chrt -f 1) ;;
+    fifo) need_tool chrt util-linux && NICE_CMD=(chrt -f 1) CTRL_NICE_CMD=(chrt -f 2) ;;
     *) die "SCHED must be other or fifo, got $SCHED" ;;
 esac
 
@@ -180,7 +184,7 @@ wrk_mock_cpu_s=$(awk -v a="$mock_before" -v b="$mock_after" -v t="$CLK_TCK" 'BEG
 # --- 2. one agent ---------------------------------------------------------------------------
 random_secret >"$work/cluster_secret"
 MCP_SWARM_CLUSTER_SECRET=$(<"$work/cluster_secret") NEXTCLOUD_ADMIN_USER=admin \
-    NEXTCLOUD_ADMIN_PASSWORD=$(<"$work/admin_password") "${NICE_CMD[@]}" taskset -c "$MOCK_CPU" \
+    NEXTCLOUD_ADMIN_PASSWORD=$(<"$work/admin_password") "${CTRL_NICE_CMD[@]}" taskset -c "$MOCK_CPU" \
     "$BIN/controller" start --url "$MOCK_MCP_URL" --nextcloud-url "$MOCK_ADMIN_URL" \
     --no-spawn --listen 127.0.0.1:0 --agents 1 --users "$CONNS" --think-time 0 \
     --scenario "$here/calls.yaml" --workload calls --duration "${DURATION}s" \
