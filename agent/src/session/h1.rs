@@ -30,7 +30,6 @@ use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tower::Service as _;
 
 type Driver = Connection<TokioIo<TcpStream>, Full<Bytes>>;
@@ -97,20 +96,11 @@ struct Idle {
     since: Instant,
 }
 
-/// One target host and port: its idle connections, the most recently used
-/// first, and a signal for calls waiting on a new connection that another
-/// call may free first.
-#[derive(Default)]
-struct Host {
-    idle: VecDeque<Idle>,
-    freed: Arc<Notify>,
-}
-
-/// Idle connections per target host and port.
+/// Idle connections per target host and port, the most recently used first.
 pub struct Pool {
     connector: HttpConnector,
     idle_timeout: Duration,
-    hosts: Mutex<HashMap<Authority, Host>>,
+    idle: Mutex<HashMap<Authority, VecDeque<Idle>>>,
 }
 
 /// Why a request got no answer: the connection could not be made, or broke.
@@ -129,12 +119,12 @@ impl Pool {
         Self {
             connector,
             idle_timeout,
-            hosts: Mutex::new(HashMap::new()),
+            idle: Mutex::new(HashMap::new()),
         }
     }
 
-    fn hosts(&self) -> MutexGuard<'_, HashMap<Authority, Host>> {
-        self.hosts
+    fn idle(&self) -> MutexGuard<'_, HashMap<Authority, VecDeque<Idle>>> {
+        self.idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -142,9 +132,9 @@ impl Pool {
     /// The most recently used idle connection to `authority` that has not
     /// idled past the timeout (older ones are dropped).
     fn checkout(&self, authority: &Authority) -> Option<Conn> {
-        let mut hosts = self.hosts();
-        let host = hosts.get_mut(authority)?;
-        while let Some(entry) = host.idle.pop_front() {
+        let mut idle = self.idle();
+        let queue = idle.get_mut(authority)?;
+        while let Some(entry) = queue.pop_front() {
             if entry.since.elapsed() < self.idle_timeout {
                 return Some(entry.conn);
             }
@@ -152,50 +142,22 @@ impl Pool {
         None
     }
 
-    /// Puts a connection back after a call (and tells a call waiting for a
-    /// connection), and drops the longest idle ones past the timeout.
+    /// Puts a connection back after a call, and drops the longest idle
+    /// ones past the timeout.
     fn checkin(&self, authority: &Authority, conn: Conn) {
         if conn.done() || conn.sender.is_closed() {
             return;
         }
         let now = Instant::now();
-        let mut hosts = self.hosts();
-        let host = hosts.entry(authority.clone()).or_default();
-        while host
-            .idle
+        let mut idle = self.idle();
+        let queue = idle.entry(authority.clone()).or_default();
+        while queue
             .back()
             .is_some_and(|e| now.duration_since(e.since) >= self.idle_timeout)
         {
-            host.idle.pop_back();
+            queue.pop_back();
         }
-        host.idle.push_front(Idle { conn, since: now });
-        host.freed.notify_one();
-    }
-
-    /// A connection for a call that found none idle: a new one, or one that
-    /// another call frees while this one connects, whichever comes first
-    /// (a connect stuck in SYN retries behind a busy server's full accept
-    /// queue then does not hold the call while connections come free, as
-    /// hyper's pooled client does it). `true` with a new connection.
-    async fn connect_or_freed(
-        &self,
-        uri: &Uri,
-        authority: &Authority,
-    ) -> Result<(Conn, bool), Error> {
-        let freed = Arc::clone(&self.hosts().entry(authority.clone()).or_default().freed);
-        let mut connect = std::pin::pin!(self.connect(uri));
-        loop {
-            let mut notified = std::pin::pin!(freed.notified());
-            notified.as_mut().enable();
-            if let Some(conn) = self.checkout(authority) {
-                return Ok((conn, false));
-            }
-            tokio::select! {
-                biased;
-                made = &mut connect => return made.map(|conn| (conn, true)),
-                () = &mut notified => {}
-            }
-        }
+        queue.push_front(Idle { conn, since: now });
     }
 
     async fn connect(&self, uri: &Uri) -> Result<Conn, Error> {
@@ -225,7 +187,7 @@ impl Pool {
         loop {
             let (mut conn, fresh) = match self.checkout(authority) {
                 Some(conn) => (conn, false),
-                None => self.connect_or_freed(uri, authority).await?,
+                None => (self.connect(uri).await?, true),
             };
             if !conn.ready().await {
                 if fresh {
@@ -487,11 +449,7 @@ mod tests {
         };
         let error = tokio::time::timeout(Duration::from_secs(5), read).await;
         assert!(error.expect("no hang").is_some(), "a cut body is an error");
-        assert!(
-            pool.hosts()
-                .get(&authority)
-                .is_none_or(|h| h.idle.is_empty())
-        );
+        assert!(pool.idle().get(&authority).is_none_or(VecDeque::is_empty));
     }
 
     #[tokio::test]
@@ -508,7 +466,7 @@ mod tests {
             assert_eq!(call(&pool, &uri).await, b"x");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 2, "both were pooled");
-        assert_eq!(pool.hosts()[&authority].idle.len(), 2);
+        assert_eq!(pool.idle()[&authority].len(), 2);
     }
 
     #[tokio::test]
@@ -518,11 +476,7 @@ mod tests {
         let authority = uri.authority().unwrap().clone();
         let answer = pool.send(&uri, &authority, request(&uri)).await.unwrap();
         drop(answer);
-        assert!(
-            pool.hosts()
-                .get(&authority)
-                .is_none_or(|h| h.idle.is_empty())
-        );
+        assert!(pool.idle().get(&authority).is_none_or(VecDeque::is_empty));
         assert_eq!(call(&pool, &uri).await, b"a longer body");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
