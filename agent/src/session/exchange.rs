@@ -398,12 +398,10 @@ async fn answer_server(t: &Target<'_>, id: &serde_json::Value, method: &str) {
 
 /// Reads what follows our response. Servers end the stream right after it
 /// (the spec says they should), and only a body read to its end hands the
-/// connection back to the pool before the next call wants one. The end has
-/// usually arrived already: a plain connection's read picks it up at once
-/// (the read drives the connection), and on hyper's pooled client (TLS) it
-/// waits in the connection task's buffer, so that task gets a turn before a
-/// timer is armed; a stream kept open past `END_GRACE` is dropped, and its
-/// connection with it.
+/// connection back to the pool before the next call wants one. The end is
+/// usually in hyper's buffer already, waiting for its connection task to
+/// pass it on, so that task gets a turn before a timer is armed; a stream
+/// kept open past `END_GRACE` is dropped, and its connection with it.
 async fn finish(mut response: Response, mut total: usize) {
     for _ in 0..3 {
         match response.chunk().now_or_never() {
