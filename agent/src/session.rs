@@ -12,7 +12,6 @@
 
 mod client;
 mod exchange;
-mod h1;
 mod sse;
 mod wire;
 
@@ -235,8 +234,7 @@ struct Negotiated {
 pub struct McpSession {
     token: Arc<UserToken>,
     ctx: Arc<SessionContext>,
-    /// Shared by every session of the agent.
-    endpoint: Arc<Endpoint>,
+    endpoint: Endpoint,
     next_id: AtomicU64,
     negotiated: Mutex<Negotiated>,
     /// Held while re-initializing, so concurrent calls that all met the

@@ -10,13 +10,12 @@
 //! verifier) and the same pool and TCP settings.
 
 use std::error::Error as StdError;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HOST, LOCATION};
-use http::uri::Authority;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use http::header::LOCATION;
+use http::{HeaderMap, Method, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -25,8 +24,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use reqwest::Url;
-
-use super::h1;
 
 /// How long an idle pooled connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -40,19 +37,11 @@ type Direct = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 /// The pooled client every session of an agent shares; cloning shares the pools.
 #[derive(Clone)]
 pub struct HttpClient {
-    /// Plain `http://` targets: connections driven by the calling task.
-    plain: Arc<h1::Pool>,
     direct: Direct,
     fallback: reqwest::Client,
     /// The proxies the environment names (`HTTP_PROXY`, `NO_PROXY`, …).
     proxies: Arc<Matcher>,
-    /// The endpoint parsed last and the text it came from: every session
-    /// of an agent has the same URL, so they share one.
-    last: Arc<Mutex<Option<Parsed>>>,
 }
-
-/// A URL's text and the endpoint parsed from it.
-type Parsed = (String, Arc<Endpoint>);
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,40 +65,6 @@ pub struct Endpoint {
     url: Url,
     uri: Uri,
     direct: bool,
-    /// A direct `http://` endpoint's request line and `Host`, for the
-    /// connections driven in the calling task.
-    plain: Option<Plain>,
-}
-
-#[derive(Debug, Clone)]
-struct Plain {
-    authority: Authority,
-    /// The path and query (origin form), what an HTTP/1.1 request line carries.
-    origin: Uri,
-    /// Host and port, the port left out when it is 80 (as hyper's client does).
-    host: HeaderValue,
-}
-
-impl Plain {
-    fn of(uri: &Uri) -> Option<Plain> {
-        let authority = uri.authority()?.clone();
-        let host = match uri.port_u16() {
-            None | Some(80) => HeaderValue::from_str(authority.host()),
-            Some(port) => HeaderValue::try_from(format!("{}:{port}", authority.host())),
-        }
-        .ok()?;
-        let origin = match uri.path_and_query() {
-            Some(path) if path.as_str() != "/" => {
-                Uri::from_maybe_shared(Bytes::copy_from_slice(path.as_str().as_bytes())).ok()?
-            }
-            _ => Uri::from_static("/"),
-        };
-        Some(Plain {
-            authority,
-            origin,
-            host,
-        })
-    }
 }
 
 impl HttpClient {
@@ -138,7 +93,6 @@ impl HttpClient {
         tcp.set_keepalive(Some(TCP_KEEPALIVE));
         tcp.set_keepalive_interval(Some(TCP_KEEPALIVE));
         tcp.set_keepalive_retries(Some(TCP_KEEPALIVE_RETRIES));
-        let plain = Arc::new(h1::Pool::new(tcp.clone(), POOL_IDLE_TIMEOUT));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -151,11 +105,9 @@ impl HttpClient {
             .pool_max_idle_per_host(usize::MAX)
             .build(connector);
         Ok(Self {
-            plain,
             direct,
             fallback,
             proxies: Arc::new(Matcher::from_system()),
-            last: Arc::default(),
         })
     }
 
@@ -164,21 +116,8 @@ impl HttpClient {
         &self.fallback
     }
 
-    /// A target URL parsed once, for all the requests of the sessions
-    /// that go there.
-    pub fn endpoint(&self, url: &str) -> Result<Arc<Endpoint>, url::ParseError> {
-        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((text, endpoint)) = &*last
-            && text == url
-        {
-            return Ok(Arc::clone(endpoint));
-        }
-        let endpoint = Arc::new(self.parse(url)?);
-        *last = Some((url.to_owned(), Arc::clone(&endpoint)));
-        Ok(endpoint)
-    }
-
-    fn parse(&self, url: &str) -> Result<Endpoint, url::ParseError> {
+    /// Parses a target URL once, for all the requests of a session.
+    pub fn endpoint(&self, url: &str) -> Result<Endpoint, url::ParseError> {
         let url = Url::parse(url)?;
         // A URL hyper cannot take (another scheme, say) goes to reqwest,
         // which refuses it with the words it always had.
@@ -187,15 +126,10 @@ impl HttpClient {
             && uri
                 .as_ref()
                 .is_some_and(|u| self.proxies.intercept(u).is_none());
-        let plain = match &uri {
-            Some(uri) if direct && url.scheme() == "http" => Plain::of(uri),
-            _ => None,
-        };
         Ok(Endpoint {
             uri: uri.unwrap_or_default(),
             url,
             direct,
-            plain,
         })
     }
 
@@ -213,25 +147,8 @@ impl HttpClient {
         }
         let mut request = http::Request::new(Full::new(body.unwrap_or_default()));
         *request.method_mut() = method;
-        *request.headers_mut() = headers;
-        if let Some(plain) = &endpoint.plain {
-            *request.uri_mut() = plain.origin.clone();
-            if !request.headers().contains_key(HOST) {
-                request.headers_mut().insert(HOST, plain.host.clone());
-            }
-            return match self
-                .plain
-                .send(&endpoint.uri, &plain.authority, request)
-                .await
-            {
-                Ok(answer) => Ok(Response(Inner::InTask(Box::new(answer)))),
-                Err(source) => Err(HttpError::Plain {
-                    url: endpoint.url.clone(),
-                    source,
-                }),
-            };
-        }
         *request.uri_mut() = endpoint.uri.clone();
+        *request.headers_mut() = headers;
         match self.direct.request(request).await {
             Ok(response) => Ok(Response(Inner::Direct(response))),
             Err(source) => Err(HttpError::Send {
@@ -264,7 +181,6 @@ impl HttpClient {
 pub struct Response(Inner);
 
 enum Inner {
-    InTask(Box<h1::Answer>),
     Direct(http::Response<Incoming>),
     Fallback(reqwest::Response),
 }
@@ -272,7 +188,6 @@ enum Inner {
 impl Response {
     pub fn status(&self) -> StatusCode {
         match &self.0 {
-            Inner::InTask(a) => a.response().status(),
             Inner::Direct(r) => r.status(),
             Inner::Fallback(r) => r.status(),
         }
@@ -280,7 +195,6 @@ impl Response {
 
     pub fn headers(&self) -> &HeaderMap {
         match &self.0 {
-            Inner::InTask(a) => a.response().headers(),
             Inner::Direct(r) => r.headers(),
             Inner::Fallback(r) => r.headers(),
         }
@@ -289,7 +203,6 @@ impl Response {
     /// The body's length when the answer says it up front.
     pub fn content_length(&self) -> Option<u64> {
         match &self.0 {
-            Inner::InTask(a) => hyper::body::Body::size_hint(a.response().body()).exact(),
             Inner::Direct(r) => hyper::body::Body::size_hint(r.body()).exact(),
             Inner::Fallback(r) => r.content_length(),
         }
@@ -298,7 +211,7 @@ impl Response {
     /// A redirect the direct path met (reqwest's answers are past theirs):
     /// the statuses reqwest follows, with somewhere to go.
     pub fn is_redirect(&self) -> bool {
-        matches!(&self.0, Inner::Direct(_) | Inner::InTask(_))
+        matches!(&self.0, Inner::Direct(_))
             && matches!(self.status().as_u16(), 301 | 302 | 303 | 307 | 308)
             && self.headers().contains_key(LOCATION)
     }
@@ -306,17 +219,6 @@ impl Response {
     /// The next chunk of the body; `None` at its end (trailers are skipped).
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
         match &mut self.0 {
-            Inner::InTask(a) => loop {
-                match a.frame().await {
-                    None => return Ok(None),
-                    Some(Err(e)) => return Err(HttpError::Body(e)),
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            return Ok(Some(data));
-                        }
-                    }
-                }
-            },
             Inner::Direct(r) => loop {
                 match r.body_mut().frame().await {
                     None => return Ok(None),
@@ -342,12 +244,6 @@ pub enum HttpError {
         url: Url,
         #[source]
         source: hyper_util::client::legacy::Error,
-    },
-    #[error("error sending request for url ({url})")]
-    Plain {
-        url: Url,
-        #[source]
-        source: h1::Error,
     },
     #[error("error decoding response body")]
     Body(#[source] hyper::Error),
@@ -401,57 +297,5 @@ mod tests {
         }
         check("ftp://127.0.0.1/mcp", false);
         assert!(client.endpoint("not a url").is_err());
-    }
-
-    #[tokio::test]
-    async fn sessions_to_one_url_share_its_endpoint() {
-        let client = HttpClient::new().unwrap();
-        let a = client.endpoint("http://127.0.0.1:1/mcp").unwrap();
-        let b = client.clone().endpoint("http://127.0.0.1:1/mcp").unwrap();
-        assert!(Arc::ptr_eq(&a, &b));
-        let c = client.endpoint("http://127.0.0.1:2/mcp").unwrap();
-        assert_eq!(c.url.as_str(), "http://127.0.0.1:2/mcp");
-    }
-
-    #[test]
-    fn plain_endpoints_carry_their_request_line_and_host() {
-        let plain = |url: &str| Plain::of(&url.parse::<Uri>().unwrap()).unwrap();
-        let p = plain("http://127.0.0.1:8080/mcp");
-        assert_eq!(
-            (p.origin.to_string(), p.host.to_str().unwrap()),
-            ("/mcp".to_owned(), "127.0.0.1:8080")
-        );
-        assert_eq!(p.authority.as_str(), "127.0.0.1:8080");
-        let p = plain("http://Example.test:80");
-        assert_eq!(
-            (p.origin.to_string(), p.host.to_str().unwrap()),
-            ("/".to_owned(), "Example.test")
-        );
-        let p = plain("http://[::1]:9/a/b?x=1&y=%20");
-        assert_eq!(
-            (p.origin.to_string(), p.host.to_str().unwrap()),
-            ("/a/b?x=1&y=%20".to_owned(), "[::1]:9")
-        );
-    }
-
-    #[tokio::test]
-    async fn only_direct_http_endpoints_are_plain() {
-        let client = HttpClient::new().unwrap();
-        assert!(
-            client
-                .endpoint("https://127.0.0.1:8443/mcp")
-                .unwrap()
-                .plain
-                .is_none()
-        );
-        assert!(
-            client
-                .endpoint("ftp://127.0.0.1/mcp")
-                .unwrap()
-                .plain
-                .is_none()
-        );
-        let endpoint = client.endpoint("http://127.0.0.1:8080/mcp").unwrap();
-        assert_eq!(endpoint.plain.is_some(), endpoint.direct);
     }
 }
