@@ -152,9 +152,10 @@ fn union_len(a: &[(u64, u64)], b: &[(u64, u64)]) -> usize {
     n + (a.len() - i) + (b.len() - j)
 }
 
-/// Two ascending bucket lists as one, the counts of a bucket in both added.
-fn merge_sparse(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut out = Vec::with_capacity(union_len(a, b));
+/// Two ascending bucket lists as one, the counts of a bucket in both
+/// added; `len` is their `union_len`.
+fn merge_sparse(a: &[(u64, u64)], b: &[(u64, u64)], len: usize) -> Vec<(u64, u64)> {
+    let mut out = Vec::with_capacity(len);
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
         match a[i].0.cmp(&b[j].0) {
@@ -248,11 +249,8 @@ impl<P: Precision> Hdr<P> {
             }
             Repr::Sparse(entries) => self.merge_buckets(entries),
             Repr::Dense(o) if o.is_empty() => {}
-            Repr::Dense(o) if P::SUMS_AS_BUCKETS && !matches!(self.repr, Repr::Dense(_)) => {
-                let entries: Vec<(u64, u64)> = o
-                    .iter_recorded()
-                    .map(|v| (v.value_iterated_to(), v.count_at_value().as_u64()))
-                    .collect();
+            Repr::Dense(_) if P::SUMS_AS_BUCKETS && !matches!(self.repr, Repr::Dense(_)) => {
+                let entries: Vec<(u64, u64)> = other.recorded().collect();
                 if matches!(self.repr, Repr::Empty) && entries.len() <= SPARSE_MAX_BUCKETS {
                     self.repr = Repr::Sparse(entries);
                 } else {
@@ -270,11 +268,12 @@ impl<P: Precision> Hdr<P> {
     /// list too and the two hold at most `SPARSE_MAX_BUCKETS` together,
     /// else recorded into counters.
     fn merge_buckets(&mut self, entries: &[(u64, u64)]) {
-        if let Repr::Sparse(mine) = &mut self.repr
-            && union_len(mine, entries) <= SPARSE_MAX_BUCKETS
-        {
-            *mine = merge_sparse(mine, entries);
-            return;
+        if let Repr::Sparse(mine) = &mut self.repr {
+            let len = union_len(mine, entries);
+            if len <= SPARSE_MAX_BUCKETS {
+                *mine = merge_sparse(mine, entries, len);
+                return;
+            }
         }
         let h = self.dense_mut();
         for &(us, count) in entries {
